@@ -1,0 +1,26 @@
+# Two commands do all the set-up: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test install clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" snakemake --cores all
+	@echo "Comparison table: results/report/comparison.md (and comparison.xlsx)"
+
+test: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" pytest
+
+clean:
+	rm -rf data results/runs results/report logs .snakemake

@@ -1,0 +1,16 @@
+# segbench: download -> preprocess -> split -> train x (arch, loss) -> evaluate -> report.
+# Every rule is one `segbench <stage>` call; dvc.yaml describes the same DAG.
+
+configfile: "params.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        REPORT,

@@ -1,0 +1,1 @@
+"""Datasets: download, parsing, preprocessing, splitting and the torch Dataset."""

@@ -1,0 +1,73 @@
+"""Torch access to the preprocessed arrays of one split subset."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import albumentations as A
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from segbench import SegbenchError
+
+
+@dataclass
+class Processed:
+    """The preprocess stage's outputs, memory-mapped, with the split assignment joined to meta."""
+
+    images: np.ndarray  # (N, S, S) uint8
+    masks: np.ndarray   # (N, S, S) uint8
+    meta: pd.DataFrame  # one row per array index, with a 'subset' column
+
+    @classmethod
+    def load(cls, processed_dir: Path, split_csv: Path) -> "Processed":
+        for path in (processed_dir / "images.npy", processed_dir / "masks.npy", processed_dir / "meta.csv", split_csv):
+            if not path.exists():
+                raise SegbenchError(f"{path}: missing; run the stage that makes it first")
+        meta = pd.read_csv(processed_dir / "meta.csv")
+        subsets = pd.read_csv(split_csv).set_index("sample_id")["subset"]
+        meta["subset"] = meta["sample_id"].map(subsets)
+        if meta["subset"].isna().any():
+            missing = meta.loc[meta["subset"].isna(), "sample_id"].head(3).tolist()
+            raise SegbenchError(f"{split_csv}: no subset for samples {missing}...; rerun `segbench split`")
+        return cls(np.load(processed_dir / "images.npy", mmap_mode="r"),
+                   np.load(processed_dir / "masks.npy", mmap_mode="r"), meta)
+
+    def indices(self, subset: str) -> np.ndarray:
+        return np.flatnonzero(self.meta["subset"].to_numpy() == subset)
+
+    def normalisation(self) -> tuple[float, float]:
+        """Mean and std of the train images' pixels in [0, 1] (the thesis normalises this way)."""
+        train = self.images[self.indices("train")].astype(np.float64) / 255.0
+        return float(train.mean()), float(train.std()) or 1.0
+
+
+def augmentation(seed: int) -> A.Compose:
+    """Flip, small rotation and zoom, brightness/contrast; image and mask move together."""
+    return A.Compose([
+        A.HorizontalFlip(p=0.5),
+        A.Affine(rotate=(-10, 10), scale=(0.9, 1.1), p=0.5),
+        A.RandomBrightnessContrast(0.1, 0.1, p=0.5),
+    ], seed=seed)
+
+
+class SegmentationDataset(Dataset):
+    """Items: image (1, S, S) float32 normalised, mask (1, S, S) float32 in {0, 1}."""
+
+    def __init__(self, data: Processed, indices: np.ndarray, mean: float, std: float,
+                 transform: A.Compose | None = None):
+        self.data, self.indices, self.mean, self.std, self.transform = data, indices, mean, std, transform
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image, mask = np.array(self.data.images[self.indices[i]]), np.array(self.data.masks[self.indices[i]])
+        if self.transform is not None:
+            out = self.transform(image=image, mask=mask)
+            image, mask = out["image"], out["mask"]
+        image = (image.astype(np.float32) / 255.0 - self.mean) / self.std
+        return torch.from_numpy(image)[None], torch.from_numpy(mask.astype(np.float32))[None]

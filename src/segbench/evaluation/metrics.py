@@ -1,0 +1,49 @@
+"""Per-image overlap metrics from smp's confusion statistics.
+
+Policy for empty masks (documented in the README): Dice and IoU are 1 when prediction
+and ground truth are both empty (perfect agreement). Precision is undefined (NaN) for
+an empty prediction and recall for an empty ground truth; means skip NaNs, and the
+number of undefined values is reported alongside.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import segmentation_models_pytorch as smp
+import torch
+
+METRICS = ("dice", "iou", "precision", "recall")
+
+
+def per_image_scores(pred: torch.Tensor, target: torch.Tensor) -> dict[str, np.ndarray]:
+    """Binary masks -> one score per image.
+
+    Shape: pred, target (N, H, W) or (N, 1, H, W), values in {0, 1}.
+    Returns: {"dice", "iou", "precision", "recall", "tp", "fp", "fn"} -> arrays (N,).
+    """
+    pred, target = pred.reshape(len(pred), 1, -1).long(), target.reshape(len(target), 1, -1).long()
+    tp, fp, fn, tn = smp.metrics.get_stats(pred, target, mode="binary")
+    nan = float("nan")
+    scores = {
+        "dice": smp.metrics.f1_score(tp, fp, fn, tn, reduction="none", zero_division=1.0),
+        "iou": smp.metrics.iou_score(tp, fp, fn, tn, reduction="none", zero_division=1.0),
+        "precision": smp.metrics.precision(tp, fp, fn, tn, reduction="none", zero_division=nan),
+        "recall": smp.metrics.recall(tp, fp, fn, tn, reduction="none", zero_division=nan),
+        "tp": tp, "fp": fp, "fn": fn,
+    }
+    return {k: v.reshape(-1).double().numpy() for k, v in scores.items()}
+
+
+def summarise(scores: dict[str, np.ndarray]) -> dict[str, float]:
+    """Means over images (NaN-skipping), their std, pooled Dice, and undefined counts."""
+    out: dict[str, float] = {"n_images": int(len(scores["dice"]))}
+    for name in METRICS:
+        values = scores[name]
+        defined = values[~np.isnan(values)]
+        out[name] = float(defined.mean()) if len(defined) else float("nan")
+        out[f"{name}_std"] = float(defined.std()) if len(defined) else float("nan")
+        if len(defined) < len(values):
+            out[f"{name}_undefined"] = int(len(values) - len(defined))
+    tp, fp, fn = (float(scores[k].sum()) for k in ("tp", "fp", "fn"))
+    out["dice_pooled"] = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
+    return out

@@ -1,0 +1,28 @@
+"""The data contract: where each stage leaves its outputs (relative to the project root)."""
+
+from pathlib import Path
+
+from segbench.config import run_name
+
+
+def raw_dir(dataset: str) -> Path:
+    return Path("data/raw") / dataset
+
+
+def processed_dir(dataset: str) -> Path:
+    return Path("data/processed") / dataset
+
+
+def split_csv(dataset: str) -> Path:
+    return Path("data/splits") / f"{dataset}.csv"
+
+
+def split_counts_csv(dataset: str) -> Path:
+    return Path("data/splits") / f"{dataset}_counts.csv"
+
+
+def run_dir(arch: str, loss: str) -> Path:
+    return Path("results/runs") / run_name(arch, loss)
+
+
+REPORT_DIR = Path("results/report")

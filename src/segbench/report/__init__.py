@@ -1,0 +1,1 @@
+"""The `report` stage: comparison tables of every pair."""

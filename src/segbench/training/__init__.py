@@ -1,0 +1,1 @@
+"""Training: the recipe shared by every architecture x loss pair."""
