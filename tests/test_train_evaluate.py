@@ -1,0 +1,87 @@
+import copy
+
+import pandas as pd
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+from openpyxl import load_workbook
+
+from conftest import TINY
+from segbench import SegbenchError, paths
+from segbench.config import validate_params
+from segbench.evaluation.evaluate import evaluate_pair, valid_region
+from segbench.io import read_json
+from segbench.tracking import Tracker
+from segbench.training import trainer
+
+
+@pytest.fixture
+def data(prepared):
+    return prepared / paths.processed_dir("synthetic"), prepared / paths.split_csv("synthetic")
+
+
+def params(**train):
+    p = validate_params(copy.deepcopy(TINY))
+    p["train"].update(train)
+    return p
+
+
+def test_same_seed_same_history_and_weights(data, tmp_path):
+    runs = [trainer.train_pair("attention_unet", "dice_focal", params(epochs=2), *data, tmp_path / name)
+            for name in ("a", "b")]
+    histories = [pd.read_csv(tmp_path / n / "history.csv").drop(columns="seconds") for n in ("a", "b")]
+    assert histories[0].equals(histories[1]) and len(histories[0]) == 2
+    weights = [torch.load(tmp_path / n / "model_best.pt")["model"] for n in ("a", "b")]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert runs[0]["best_val_dice"] == runs[1]["best_val_dice"]
+    assert set(read_json(tmp_path / "a" / "train.json")) >= {"best_epoch", "n_params", "mean", "std", "epochs"}
+
+
+def test_nan_loss_stops_with_pair_and_epoch(data, tmp_path, monkeypatch):
+    tracker = Tracker("synthetic", uri=f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.setattr(trainer, "create_loss", lambda spec, mode: lambda logits, target: logits.sum() * float("nan"))
+    with pytest.raises(SegbenchError, match=r"unet__dice: loss is nan at epoch 1"):
+        trainer.train_pair("unet", "dice", params(), *data, tmp_path / "unet__dice", tracker)
+    assert not (tmp_path / "unet__dice" / "train.json").exists()
+    runs = tracker.client.search_runs([tracker._experiment_id()], "tags.`segbench.role` = 'pair'")
+    assert [r.info.status for r in runs] == ["FAILED"]
+
+
+def test_train_evaluate_report_are_mirrored_in_mlflow(data, tmp_path, monkeypatch):
+    from segbench.report.tables import comparison_table, write_excel
+
+    tracker = Tracker("synthetic", uri=f"sqlite:///{tmp_path}/mlflow.db")
+    p = params(epochs=2)
+    runs = {}
+    for loss in ("dice", "dice_focal"):
+        out = tmp_path / f"attention_unet__{loss}"
+        trainer.train_pair("attention_unet", loss, p, *data, out, tracker)
+        metrics = evaluate_pair(out, *data, batch_size=8, tracker=tracker)
+        runs[("attention_unet", loss)] = out
+        per_image = pd.read_csv(out / "per_image.csv")
+        assert len(per_image) == metrics["n_images"] > 0
+        assert metrics["dice"] == pytest.approx(per_image["dice"].mean())
+    table = comparison_table(runs)
+    assert list(table["Dice"]) == sorted(table["Dice"], reverse=True) and list(table["rank"]) == [1, 2]
+    write_excel(table, tmp_path / "comparison.xlsx")
+    sheet = load_workbook(tmp_path / "comparison.xlsx")["comparison"]
+    assert [c.value for c in sheet[1]][:3] == ["rank", "architecture", "loss"] and sheet.max_row == 3
+    tracker.finish_sweep("tiny", {"best_test_dice": float(table["Dice"][0])}, {"best_pair": "x"}, [])
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.get_experiment_by_name("segbench-synthetic")
+    parents = client.search_runs([experiment.experiment_id], "tags.`segbench.role` = 'sweep'")
+    children = client.search_runs([experiment.experiment_id], "tags.`segbench.role` = 'pair'")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED" and parents[0].info.run_name == "tiny"
+    assert len(children) == 2
+    for child in children:
+        assert child.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert child.data.params["train.epochs"] == "2" and child.info.status == "FINISHED"
+        assert len(client.get_metric_history(child.info.run_id, "val_dice")) == 2
+        assert "test_dice" in child.data.metrics
+
+
+def test_valid_region_excludes_padding():
+    meta = pd.DataFrame({"orig_h": [100], "orig_w": [50], "scale": [0.32], "pad_top": [0], "pad_left": [8]})
+    region = valid_region(meta, 32)[0, 0]
+    assert region[:, 8:24].all() and not region[:, :8].any() and not region[:, 24:].any()
