@@ -13,22 +13,13 @@ from segbench.config import validate_params
 
 REPO = Path(__file__).resolve().parents[1]
 
-TINY = {
-    "dataset": {"name": "synthetic"},
-    "synthetic": {"n_images": 48, "normal_fraction": 0.1, "seed": 0},
-    "preprocess": {"size": 32},
-    "split": {"seed": 42},
-    "train": {"epochs": 1, "batch_size": 8, "lr": 1.0e-3, "seed": 0},
-    "sweep": {"name": "tiny", "architectures": ["unet", "attention_unet"], "losses": ["dice", "dice_focal"]},
-    "architectures": {
-        "unet": {"family": "smp", "arch": "Unet", "encoder": "resnet18", "encoder_weights": None},
-        "attention_unet": {"family": "attention_unet", "base_channels": 4, "dropout": 0.3},
-    },
-    "losses": {
-        "dice": [{"term": "dice"}],
-        "dice_focal": [{"term": "dice", "weight": 0.7}, {"term": "focal", "weight": 0.3, "gamma": 2.0}],
-    },
-}
+# The repository's params.yaml (dvc.yaml needs every key it names), shrunk to run in seconds.
+TINY = yaml.safe_load((REPO / "params.yaml").read_text())
+TINY["synthetic"].update(n_images=48, normal_fraction=0.1)
+TINY["preprocess"]["size"] = 32
+TINY["train"].update(epochs=1, batch_size=8)
+TINY["sweep"].update(name="tiny", architectures=["unet", "attention_unet"], losses=["dice", "dice_focal"])
+TINY["architectures"]["attention_unet"]["base_channels"] = 4
 
 
 @pytest.fixture

@@ -1,0 +1,129 @@
+"""End to end: the real `snakemake` and `dvc repro` on the tiny synthetic dataset."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import TINY, make_project
+
+BIN = Path(sys.executable).parent
+PAIRS = [(a, l) for a in TINY["sweep"]["architectures"] for l in TINY["sweep"]["losses"]]
+
+
+def run(cwd: Path, *command: str) -> str:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    if done.returncode:
+        logs = "\n".join(f"== {p}\n{p.read_text()[-3000:]}" for p in cwd.glob("logs/**/*.log"))
+        raise AssertionError(f"{' '.join(command)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}\n{logs}")
+    return done.stdout + done.stderr
+
+
+def new_project(root: Path) -> Path:
+    make_project(root, copy.deepcopy(TINY))
+    run(root, "git", "init", "-q")
+    run(root, "dvc", "init", "-q")
+    run(root, "dvc", "config", "core.analytics", "false")
+    return root
+
+
+def planned_jobs(cwd: Path) -> list[str]:
+    """Jobs a dry run would execute, as 'rule' or 'rule:arch,loss'."""
+    out = run(cwd, "snakemake", "--cores", "1", "--dry-run")
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
+        head = re.match(r"(?:local)?rule (\w+):", block.strip())
+        if head and head.group(1) != "all":
+            wild = re.search(r"wildcards: arch=(\w+), loss=(\w+)", block)
+            jobs.append(head.group(1) + (f":{wild.group(1)},{wild.group(2)}" if wild else ""))
+    return sorted(jobs)
+
+
+def metrics(root: Path) -> dict:
+    return {pair: json.loads((root / f"results/runs/{pair[0]}__{pair[1]}/metrics.json").read_text())
+            for pair in PAIRS}
+
+
+def test_snakefile_and_dvc_yaml_have_the_same_stages_and_outputs(tmp_path):
+    from dvc.repo import Repo
+
+    root = new_project(tmp_path)
+    summary = run(root, "snakemake", "--cores", "1", "--summary").splitlines()
+    header = summary.index(next(line for line in summary if line.startswith("output_file")))
+    snakemake = {tuple(line.split("\t")[:3:2]) for line in summary[header + 1:] if "\t" in line}
+    dvc = {(str(out.def_path), stage.name.split("@")[0]) for stage in Repo(root).index.stages for out in stage.outs}
+    assert snakemake == dvc
+    assert {stage for _, stage in dvc} == {"download", "preprocess", "split", "train", "evaluate", "report"}
+
+
+@pytest.fixture(scope="module")
+def snakemade(tmp_path_factory) -> Path:
+    root = new_project(tmp_path_factory.mktemp("snakemake"))
+    run(root, "snakemake", "--cores", "2")
+    return root
+
+
+@pytest.mark.e2e
+def test_snakemake_runs_everything_and_tracks_it(snakemade):
+    report = (snakemade / "results/report/comparison.md").read_text()
+    assert all(f"| {a} " in report and f" {l} " in report for a, l in PAIRS)
+    assert (snakemade / "results/report/comparison.xlsx").stat().st_size > 0
+    db = sqlite3.connect(snakemade / "mlflow.db")
+    runs = dict(db.execute("select r.run_uuid, t.value from runs r join tags t on t.run_uuid = r.run_uuid "
+                           "where t.key = 'segbench.role'").fetchall())
+    assert sorted(runs.values()) == ["pair"] * len(PAIRS) + ["sweep"]
+    parent = next(r for r, role in runs.items() if role == "sweep")
+    children = [r for r, role in runs.items() if role == "pair"]
+    parents = {v for (v,) in db.execute("select value from tags where key = 'mlflow.parentRunId'")}
+    assert parents == {parent}
+    for child in children:
+        epochs = db.execute("select count(*) from metrics where run_uuid = ? and key = 'val_dice'", (child,))
+        assert epochs.fetchone()[0] == TINY["train"]["epochs"]
+        assert db.execute("select count(*) from metrics where run_uuid = ? and key = 'test_dice'",
+                          (child,)).fetchone()[0] == 1
+
+
+@pytest.mark.e2e
+def test_reruns_are_incremental(snakemade):
+    assert "Nothing to be done" in run(snakemade, "snakemake", "--cores", "2")
+    params = yaml.safe_load((snakemade / "params.yaml").read_text())
+    original = copy.deepcopy(params)
+    params["losses"]["dice_focal"][1]["gamma"] = 3.0
+    (snakemade / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        assert planned_jobs(snakemade) == sorted(
+            [f"train:{a},dice_focal" for a in TINY["sweep"]["architectures"]]
+            + [f"evaluate:{a},dice_focal" for a in TINY["sweep"]["architectures"]] + ["report"])
+    finally:
+        (snakemade / "params.yaml").write_text(yaml.safe_dump(original, sort_keys=False))
+    assert planned_jobs(snakemade) == []
+
+
+@pytest.mark.e2e
+def test_dvc_commit_then_status_is_clean_and_push_shares(snakemade, tmp_path):
+    run(snakemade, "dvc", "commit", "--force")
+    assert "up to date" in run(snakemade, "dvc", "status")
+    run(snakemade, "dvc", "remote", "add", "--default", "local", str(tmp_path / "remote"))
+    run(snakemade, "dvc", "push")
+    assert sum(1 for p in (tmp_path / "remote").rglob("*") if p.is_file()) >= 20
+    assert "results/runs/unet__dice/metrics.json" in run(snakemade, "dvc", "metrics", "show")
+
+
+@pytest.mark.e2e
+def test_dvc_repro_gives_the_same_results_and_snakemake_agrees(snakemade, tmp_path):
+    root = new_project(tmp_path)
+    run(root, "dvc", "repro")
+    assert metrics(root) == metrics(snakemade)
+    assert planned_jobs(root) == []
+    assert "up to date" in run(root, "dvc", "status")
