@@ -52,3 +52,8 @@ def test_load_params_reports_file_problems(tmp_path):
     bad.write_text(yaml.safe_dump({"sweep": {"architectures": ["a__b"]}}))
     with pytest.raises(SegbenchError, match="sweep.architectures.0"):
         load_params(bad)
+
+
+def test_thesis_params_are_valid():
+    params = load_params(__import__("conftest").REPO / "workflow" / "params" / "thesis.yaml")
+    assert params["preprocess"]["size"] == 512 and params["train"]["epochs"] == 300
