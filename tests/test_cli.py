@@ -32,3 +32,11 @@ def test_help_lists_every_stage(capsys):
         main(["--help"])
     out = capsys.readouterr().out
     assert all(stage in out for stage in ("download", "preprocess", "split", "train", "evaluate", "report"))
+
+
+def test_evaluate_and_report_name_the_missing_run_files(project, capsys):
+    assert main(["evaluate", "--arch", "unet", "--loss", "dice"]) == 1
+    assert "results/runs/unet__dice/model_best.pt: missing" in capsys.readouterr().err
+    assert main(["report"]) == 1
+    assert "metrics.json: missing; run train and evaluate" in capsys.readouterr().err
+    assert not (project / "results/report").exists()

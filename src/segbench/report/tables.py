@@ -23,7 +23,7 @@ def comparison_table(run_dirs: dict[tuple[str, str], Path]) -> pd.DataFrame:
         metrics, train = read_json(run_dir / "metrics.json"), read_json(run_dir / "train.json")
         rows.append({"architecture": arch, "loss": loss, **{label: metrics.get(key) for key, label in COLUMNS.items()},
                      "parameters": train["n_params"], "epochs": train["epochs"], "best epoch": train["best_epoch"],
-                     "train seconds": train["train_seconds"]})
+                     "train seconds": round(train["train_seconds"])})
     table = pd.DataFrame(rows).sort_values("Dice", ascending=False, kind="stable").reset_index(drop=True)
     table.insert(0, "rank", range(1, len(table) + 1))
     return table
