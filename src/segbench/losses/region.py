@@ -1,14 +1,91 @@
-"""Region-level losses."""
+"""Region-level (overlap) losses."""
 
-from segmentation_models_pytorch.losses import DiceLoss
+from __future__ import annotations
 
-from segbench.losses.registry import register_loss
+import torch
+from monai.losses import DiceLoss as MonaiDiceLoss
+from monai.losses import GeneralizedDiceLoss
+from segmentation_models_pytorch.losses import DiceLoss, JaccardLoss, LovaszLoss, TverskyLoss
+from torch import nn
+
+from segbench.losses.adapters import MonaiTerm, SmpTerm, monai_activation
+from segbench.losses.registry import LossContext, register_loss
 
 
-@register_loss("dice")
-def dice(mode: str, smooth: float = 0.0, eps: float = 1e-7) -> DiceLoss:
-    """Soft Dice, 1 - 2|P.G| / (|P| + |G|), over the whole batch (Milletari et al., 2016, V-Net).
+@register_loss("dice", "region")
+def dice(ctx: LossContext, smooth: float = 0.0, eps: float = 1e-7) -> nn.Module:
+    """Soft Dice, 1 - 2|P.G| / (|P| + |G|), over the batch (Milletari et al., 2016); smp's DiceLoss.
 
-    smp's DiceLoss; a class absent from the batch's ground truth adds 0.
+    In multiclass mode the mean over classes present in the batch; absent classes add 0.
     """
-    return DiceLoss(mode, from_logits=True, smooth=smooth, eps=eps)
+    return SmpTerm(DiceLoss(ctx.mode, from_logits=True, smooth=smooth, eps=eps), ctx.mode)
+
+
+@register_loss("generalized_dice", "region")
+def generalized_dice(ctx: LossContext, smooth: float = 1e-5) -> nn.Module:
+    """Generalised Dice, 1 - 2 sum_c w_c |P_c.G_c| / sum_c w_c (|P_c| + |G_c|), w_c = 1/|G_c|^2
+    (Sudre et al., 2017); MONAI's GeneralizedDiceLoss, per image."""
+    return MonaiTerm(GeneralizedDiceLoss(**monai_activation(ctx.mode), smooth_nr=smooth, smooth_dr=smooth), ctx.mode)
+
+
+@register_loss("squared_dice", "region")
+def squared_dice(ctx: LossContext, smooth: float = 1e-5) -> nn.Module:
+    """V-Net Dice with squared denominators, 1 - 2|P.G| / (|P|^2 + |G|^2) (Milletari et al., 2016);
+    MONAI's DiceLoss(squared_pred=True), per image."""
+    return MonaiTerm(MonaiDiceLoss(**monai_activation(ctx.mode), squared_pred=True, smooth_nr=smooth,
+                                   smooth_dr=smooth), ctx.mode)
+
+
+@register_loss("jaccard", "region")
+def jaccard(ctx: LossContext, smooth: float = 0.0, eps: float = 1e-7) -> nn.Module:
+    """Soft IoU (Jaccard), 1 - |P.G| / (|P| + |G| - |P.G|), over the batch (Rahman & Wang, 2016); smp's JaccardLoss."""
+    return SmpTerm(JaccardLoss(ctx.mode, from_logits=True, smooth=smooth, eps=eps), ctx.mode)
+
+
+@register_loss("tversky", "region")
+def tversky(ctx: LossContext, alpha: float = 0.3, beta: float = 0.7, smooth: float = 0.0) -> nn.Module:
+    """Tversky, 1 - TP / (TP + alpha FP + beta FN) (Salehi et al., 2017); smp's TverskyLoss."""
+    return SmpTerm(TverskyLoss(ctx.mode, alpha=alpha, beta=beta, smooth=smooth), ctx.mode)
+
+
+class Power(nn.Module):
+    """L^exponent of another loss, with L clamped away from 0 so that exponents < 1 keep finite
+    gradients at a perfect (or empty) prediction, where smp's own ``gamma`` gives NaN."""
+
+    def __init__(self, loss: nn.Module, exponent: float):
+        super().__init__()
+        self.loss, self.exponent = loss, exponent
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.loss(logits, target).clamp_min(1e-7) ** self.exponent
+
+
+@register_loss("focal_tversky", "region")
+def focal_tversky(ctx: LossContext, alpha: float = 0.3, beta: float = 0.7, gamma: float = 4 / 3,
+                  smooth: float = 0.0) -> nn.Module:
+    """Focal Tversky, (1 - TI)^(1/gamma), gamma in [1, 3] (Abraham & Khan, 2019), over smp's TverskyLoss."""
+    return Power(tversky(ctx, alpha=alpha, beta=beta, smooth=smooth), 1.0 / gamma)
+
+
+class LogCosh(nn.Module):
+    """log(cosh(L)) of another loss (Jadon, 2020); no library has it."""
+
+    def __init__(self, loss: nn.Module):
+        super().__init__()
+        self.loss = loss
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return torch.log(torch.cosh(self.loss(logits, target)))
+
+
+@register_loss("log_cosh_dice", "region")
+def log_cosh_dice(ctx: LossContext, smooth: float = 0.0) -> nn.Module:
+    """Log-Cosh Dice, log(cosh(L_Dice)) (Jadon, 2020, "A survey of loss functions for semantic segmentation")."""
+    return LogCosh(dice(ctx, smooth=smooth))
+
+
+@register_loss("lovasz", "region")
+def lovasz(ctx: LossContext, per_image: bool = False) -> nn.Module:
+    """Lovasz hinge (binary) / Lovasz-softmax (multiclass), a convex surrogate of IoU
+    (Berman et al., 2018); smp's LovaszLoss."""
+    return SmpTerm(LovaszLoss(ctx.mode, per_image=per_image), ctx.mode)
