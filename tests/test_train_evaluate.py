@@ -11,6 +11,7 @@ from segbench import SegbenchError, paths
 from segbench.config import validate_params
 from segbench.evaluation.evaluate import evaluate_pair, valid_region
 from segbench.io import read_json
+from segbench.losses import WeightedSum
 from segbench.tracking import Tracker
 from segbench.training import trainer
 
@@ -39,7 +40,11 @@ def test_same_seed_same_history_and_weights(data, tmp_path):
 
 def test_nan_loss_stops_with_pair_and_epoch(data, tmp_path, monkeypatch):
     tracker = Tracker("synthetic", uri=f"sqlite:///{tmp_path}/mlflow.db")
-    monkeypatch.setattr(trainer, "create_loss", lambda spec, mode: lambda logits, target: logits.sum() * float("nan"))
+    class NanTerm(torch.nn.Module):
+        def forward(self, logits, target):
+            return logits.sum() * float("nan")
+
+    monkeypatch.setattr(trainer, "create_loss", lambda *a, **k: WeightedSum([({}, NanTerm())]))
     with pytest.raises(SegbenchError, match=r"unet__dice: loss is nan at epoch 1"):
         trainer.train_pair("unet", "dice", params(), *data, tmp_path / "unet__dice", tracker)
     assert not (tmp_path / "unet__dice" / "train.json").exists()
@@ -85,3 +90,52 @@ def test_valid_region_excludes_padding():
     meta = pd.DataFrame({"orig_h": [100], "orig_w": [50], "scale": [0.32], "pad_top": [0], "pad_left": [8]})
     region = valid_region(meta, 32)[0, 0]
     assert region[:, 8:24].all() and not region[:, :8].any() and not region[:, 24:].any()
+
+
+def test_a_sweep_with_one_loss_of_each_family_runs_end_to_end(prepared, tmp_path, monkeypatch, capsys):
+    """weighted CE (distribution), focal Tversky (region), Dice + ramped boundary (boundary),
+    unified focal (compound), through the real CLI."""
+    import shutil
+
+    import yaml
+
+    from segbench.cli import main
+
+    shutil.copytree(prepared / "data", tmp_path / "data")
+    p = copy.deepcopy(TINY)
+    p["sweep"].update(architectures=["attention_unet"],
+                      losses=["weighted_ce", "focal_tversky", "gdl_boundary", "unified_focal"])
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+    monkeypatch.chdir(tmp_path)
+    for loss in p["sweep"]["losses"]:
+        assert main(["train", "--arch", "attention_unet", "--loss", loss]) == 0
+        assert main(["evaluate", "--arch", "attention_unet", "--loss", loss]) == 0
+    assert main(["report"]) == 0
+    table = (tmp_path / "results/report/comparison.md").read_text()
+    assert all(f" {loss} " in table for loss in p["sweep"]["losses"])
+
+
+def test_deep_supervision_outputs_train_and_only_the_first_predicts(data, tmp_path, monkeypatch):
+    class TwoHeads(torch.nn.Module):  # full-size and half-size logits
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 1, 3, padding=1)
+
+        def forward(self, x):
+            full = self.conv(x)
+            return [full, torch.nn.functional.avg_pool2d(full, 2)]
+
+    monkeypatch.setattr(trainer, "build_model", lambda cfg: TwoHeads())
+    summary = trainer.train_pair("unet", "dice", params(deep_supervision=[1.0, 0.5]), *data, tmp_path / "ds")
+    assert summary["epochs"] == 1 and 0 <= summary["best_val_dice"] <= 1
+
+
+def test_distance_maps_follow_the_augmented_mask(data):
+    from segbench.data.dataset import Processed, SegmentationDataset, augmentation
+
+    processed = Processed.load(*data)
+    dataset = SegmentationDataset(processed, processed.indices("train"), 0.0, 1.0, augmentation(0), distances=True)
+    for i in range(len(dataset)):
+        item = dataset[i]
+        inside = item["mask"] > 0
+        assert (item["distance"][inside] <= 0).all() and (item["distance"][~inside] >= 0).all()

@@ -104,6 +104,23 @@ def cmd_report(params: dict, args) -> None:
     log.info("comparison table: %s and %s", md, xlsx)
 
 
+def cmd_list(params: dict | None, args) -> None:
+    if args.what == "losses":
+        from segbench.losses import FAMILIES, list_losses, loss_entry
+
+        for family in FAMILIES:
+            print(f"{family}:")
+            for name in list_losses(family):
+                entry = loss_entry(name)
+                options = ", ".join(f"{k}={v!r}" for k, v in entry.options().items()) or "-"
+                print(f"  {name:<18} {options}\n  {'':<18} {entry.summary()}")
+    else:
+        from segbench.models import list_models
+
+        for name in list_models():
+            print(name)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="segbench", description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml", type=Path, help="params file (default: params.yaml)")
@@ -122,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="CPU threads for torch (default 1; CPU results are reproducible per thread count)")
         sub.set_defaults(run=run)
     stages.add_parser("report", help="comparison tables of every pair").set_defaults(run=cmd_report)
+    listing = stages.add_parser("list", help="registered loss terms or architecture families")
+    listing.add_argument("what", choices=["losses", "architectures"])
+    listing.set_defaults(run=cmd_list, needs_params=False)
     return parser
 
 
@@ -129,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        args.run(load_params(args.params), args)
+        args.run(load_params(args.params) if getattr(args, "needs_params", True) else None, args)
     except SegbenchError as exc:
         print(f"segbench {args.stage}: error: {exc}", file=sys.stderr)
         return 1

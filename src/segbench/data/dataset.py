@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import Dataset
 
 from segbench import SegbenchError
+from segbench.losses.functional import signed_distance
 
 
 @dataclass
@@ -44,6 +45,11 @@ class Processed:
         train = self.images[self.indices("train")].astype(np.float64) / 255.0
         return float(train.mean()), float(train.std()) or 1.0
 
+    def class_frequencies(self) -> list[float]:
+        """Pixel share of background and tumour in the train subset's masks."""
+        tumour = float(self.masks[self.indices("train")].mean())
+        return [1.0 - tumour, tumour]
+
 
 def augmentation(seed: int) -> A.Compose:
     """Flip, small rotation and zoom, brightness/contrast; image and mask move together."""
@@ -55,19 +61,28 @@ def augmentation(seed: int) -> A.Compose:
 
 
 class SegmentationDataset(Dataset):
-    """Items: image (1, S, S) float32 normalised, mask (1, S, S) float32 in {0, 1}."""
+    """Items: {"image": (1, S, S) float32 normalised, "mask": (1, S, S) float32 in {0, 1}} and,
+    with ``distances``, "distance": (1, S, S) signed distance to the mask's boundary.
+
+    The distance map is computed here, per sample on the CPU (scipy), from the augmented
+    mask, so it is exact for the geometry the model sees and never costs the training step.
+    """
 
     def __init__(self, data: Processed, indices: np.ndarray, mean: float, std: float,
-                 transform: A.Compose | None = None):
-        self.data, self.indices, self.mean, self.std, self.transform = data, indices, mean, std, transform
+                 transform: A.Compose | None = None, distances: bool = False):
+        self.data, self.indices, self.mean, self.std = data, indices, mean, std
+        self.transform, self.distances = transform, distances
 
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         image, mask = np.array(self.data.images[self.indices[i]]), np.array(self.data.masks[self.indices[i]])
         if self.transform is not None:
             out = self.transform(image=image, mask=mask)
             image, mask = out["image"], out["mask"]
         image = (image.astype(np.float32) / 255.0 - self.mean) / self.std
-        return torch.from_numpy(image)[None], torch.from_numpy(mask.astype(np.float32))[None]
+        item = {"image": torch.from_numpy(image)[None], "mask": torch.from_numpy(mask.astype(np.float32))[None]}
+        if self.distances:
+            item["distance"] = torch.from_numpy(signed_distance(mask[None]))
+        return item

@@ -46,7 +46,7 @@ class LossEntry:
 
     def summary(self) -> str:
         doc = inspect.getdoc(self.builder) or ""
-        return doc.splitlines()[0] if doc else ""
+        return " ".join(doc.split("\n\n")[0].split())
 
 
 _LOSSES: dict[str, LossEntry] = {}

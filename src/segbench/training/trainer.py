@@ -51,17 +51,26 @@ def save_checkpoint(path: Path, model: torch.nn.Module, **extra) -> None:
         torch.save({"model": model.state_dict(), **extra}, tmp)
 
 
+def batch_loss(loss_fn, logits, batch: dict, dev: torch.device) -> torch.Tensor:
+    distance = batch.get("distance")
+    return loss_fn(logits, batch["mask"].to(dev), None if distance is None else distance.to(dev))
+
+
 def predict(model: torch.nn.Module, loader: DataLoader, dev: torch.device, loss_fn=None):
-    """Run ``model`` over ``loader``; return (probabilities (N, 1, S, S) on CPU, targets, mean loss)."""
+    """Run ``model`` over ``loader``; return (probabilities (N, 1, S, S) on CPU, targets, mean loss).
+
+    A model with deep supervision returns several outputs; only the first (full size) is a prediction.
+    """
     model.eval()
     probs, targets, losses = [], [], []
     with torch.no_grad():
-        for images, masks in loader:
-            logits = model(images.to(dev))
+        for batch in loader:
+            outputs = model(batch["image"].to(dev))
             if loss_fn is not None:
-                losses.append(loss_fn(logits, masks.to(dev)).item() * len(images))
+                losses.append(batch_loss(loss_fn, outputs, batch, dev).item() * len(batch["image"]))
+            logits = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
             probs.append(torch.sigmoid(logits).float().cpu())
-            targets.append(masks)
+            targets.append(batch["mask"])
     mean_loss = sum(losses) / len(loader.dataset) if losses else float("nan")
     return torch.cat(probs), torch.cat(targets), mean_loss
 
@@ -77,8 +86,11 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
     seed_everything(recipe["seed"])
     data = Processed.load(processed_dir, split_csv)
     mean, std = data.normalisation()
-    train_set = SegmentationDataset(data, data.indices("train"), mean, std, augmentation(recipe["seed"]))
-    val_set = SegmentationDataset(data, data.indices("val"), mean, std)
+    loss_fn = create_loss(params["losses"][loss], mode="binary", class_frequencies=data.class_frequencies(),
+                          deep_supervision=recipe["deep_supervision"])
+    needs = loss_fn.needs_distance
+    train_set = SegmentationDataset(data, data.indices("train"), mean, std, augmentation(recipe["seed"]), needs)
+    val_set = SegmentationDataset(data, data.indices("val"), mean, std, distances=needs)
     if not len(train_set) or not len(val_set):
         raise SegbenchError(f"{split_csv}: the train and val subsets must both be non-empty")
     loader = DataLoader(train_set, batch_size=recipe["batch_size"], shuffle=True,
@@ -87,7 +99,6 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
 
     dev = device()
     model = build_model(params["architectures"][arch]).to(dev)
-    loss_fn = create_loss(params["losses"][loss], mode="binary")
     optimiser = torch.optim.Adam(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
     n_params = sum(p.numel() for p in model.parameters())
     pair = out_dir.name
@@ -106,16 +117,17 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
         for epoch in range(1, recipe["epochs"] + 1):
             tick = time.time()
             model.train()
+            loss_fn.set_epoch(epoch)
             total = 0.0
-            for images, masks in tqdm(loader, desc=f"{pair} epoch {epoch}/{recipe['epochs']}", leave=False):
-                images, masks = images.to(dev), masks.to(dev)
-                value = loss_fn(model(images), masks)
+            for batch in tqdm(loader, desc=f"{pair} epoch {epoch}/{recipe['epochs']}", leave=False):
+                value = batch_loss(loss_fn, model(batch["image"].to(dev)), batch, dev)
+                # Only non-finite values are divergence: boundary-type losses may be negative.
                 if not torch.isfinite(value):
                     raise SegbenchError(f"{pair}: loss is {value.item()} at epoch {epoch}; training diverged")
                 optimiser.zero_grad(set_to_none=True)
                 value.backward()
                 optimiser.step()
-                total += value.item() * len(images)
+                total += value.item() * len(batch["image"])
             probs, targets, val_loss = predict(model, val_loader, dev, loss_fn)
             scores = per_image_scores(probs > 0.5, targets)
             row = {"epoch": epoch, "train_loss": total / len(train_set), "val_loss": val_loss,
