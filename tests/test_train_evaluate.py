@@ -16,6 +16,9 @@ from segbench.tracking import Tracker
 from segbench.training import trainer
 
 
+TIMING = ["seconds", "train_seconds", "val_seconds", "peak_memory_mb"]
+
+
 @pytest.fixture
 def data(prepared):
     return prepared / paths.processed_dir("synthetic"), prepared / paths.split_csv("synthetic")
@@ -30,7 +33,7 @@ def params(**train):
 def test_same_seed_same_history_and_weights(data, tmp_path):
     runs = [trainer.train_pair("attention_unet", "dice_focal", params(epochs=2), *data, tmp_path / name)
             for name in ("a", "b")]
-    histories = [pd.read_csv(tmp_path / n / "history.csv").drop(columns="seconds") for n in ("a", "b")]
+    histories = [pd.read_csv(tmp_path / n / "history.csv").drop(columns=TIMING) for n in ("a", "b")]
     assert histories[0].equals(histories[1]) and len(histories[0]) == 2
     weights = [torch.load(tmp_path / n / "model_best.pt")["model"] for n in ("a", "b")]
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
@@ -84,6 +87,9 @@ def test_train_evaluate_report_are_mirrored_in_mlflow(data, tmp_path, monkeypatc
         assert child.data.params["train.epochs"] == "2" and child.info.status == "FINISHED"
         assert len(client.get_metric_history(child.info.run_id, "val_dice")) == 2
         assert "test_dice" in child.data.metrics
+        assert {"train_seconds", "val_seconds", "peak_memory_mb", "lr"} <= set(child.data.metrics)
+    versions = client.search_model_versions("name = 'tiny'")
+    assert sorted(v.run_id for v in versions) == sorted(c.info.run_id for c in children)
 
 
 def test_valid_region_excludes_padding():
@@ -134,7 +140,8 @@ def test_distance_maps_follow_the_augmented_mask(data):
     from segbench.data.dataset import Processed, SegmentationDataset, augmentation
 
     processed = Processed.load(*data)
-    dataset = SegmentationDataset(processed, processed.indices("train"), 0.0, 1.0, augmentation(0), distances=True)
+    dataset = SegmentationDataset(processed, processed.indices("train"), 0.0, 1.0,
+                                  augmentation(params()["train"]["augment"], 0), distances=True)
     for i in range(len(dataset)):
         item = dataset[i]
         inside = item["mask"] > 0

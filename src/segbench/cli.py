@@ -64,7 +64,7 @@ def cmd_train(params: dict, args) -> None:
     _pair_setup(params, args)
     name = params["dataset"]["name"]
     summary = train_pair(args.arch, args.loss, params, paths.processed_dir(name), paths.split_csv(name),
-                         paths.run_dir(args.arch, args.loss), Tracker(name))
+                         paths.run_dir(args.arch, args.loss), Tracker(name), threads=args.threads)
     log.info("best val Dice %.4f at epoch %d", summary["best_val_dice"], summary["best_epoch"])
 
 

@@ -93,6 +93,35 @@ class Tracker:
             self.client.log_batch(run.info.run_id, params=[Param(k, v[:6000]) for k, v in flat.items()])
         return run.info.run_id
 
+    def resume_pair(self, run_id: str) -> str | None:
+        """Reopen a killed job's child run; None when this store does not have it."""
+        with self._lock:
+            try:
+                self.client.update_run(run_id, status="RUNNING")
+            except MlflowException:
+                return None
+        return run_id
+
+    def log_history(self, run_id: str, history: list[dict]) -> None:
+        """Log the epochs of ``history`` that the run does not have yet (after a resume)."""
+        with self._lock:
+            logged = {m.step for m in self.client.get_metric_history(run_id, "val_dice")}
+        for row in history:
+            if row["epoch"] not in logged:
+                self.log_metrics(run_id, {k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
+
+    def log_model(self, run_id: str, model, input_example, registered_name: str) -> None:
+        """Log ``model`` (the best checkpoint) to the run and register it as a version of ``registered_name``."""
+        import mlflow
+        import torch
+
+        with self._lock:
+            mlflow.set_tracking_uri(self.uri)
+            with mlflow.start_run(run_id=run_id):
+                mlflow.pytorch.log_model(model, name="model", input_example=input_example,
+                                         registered_model_name=registered_name,
+                                         pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
+
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
         from mlflow.entities import Metric
 

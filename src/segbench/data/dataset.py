@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,13 +52,21 @@ class Processed:
         return [1.0 - tumour, tumour]
 
 
-def augmentation(seed: int) -> A.Compose:
-    """Flip, small rotation and zoom, brightness/contrast; image and mask move together."""
-    return A.Compose([
-        A.HorizontalFlip(p=0.5),
-        A.Affine(rotate=(-10, 10), scale=(0.9, 1.1), p=0.5),
-        A.RandomBrightnessContrast(0.1, 0.1, p=0.5),
+def augmentation(options: dict, seed: int) -> A.Compose:
+    """Flips, rotation and zoom (image and mask together), brightness/contrast (image only).
+
+    One seeded generator pair drives every transform, so its state can be saved and restored.
+    """
+    compose = A.Compose([
+        A.HorizontalFlip(p=options["hflip"]),
+        A.VerticalFlip(p=options["vflip"]),
+        A.Affine(rotate=(-options["rotate"], options["rotate"]), scale=(1 - options["scale"], 1 + options["scale"]),
+                 p=options["affine_p"]),
+        A.RandomBrightnessContrast(options["brightness_contrast"], options["brightness_contrast"],
+                                   p=options["brightness_contrast_p"]),
     ], seed=seed)
+    compose.set_random_state(np.random.default_rng(seed), random.Random(seed))
+    return compose
 
 
 class SegmentationDataset(Dataset):

@@ -1,0 +1,84 @@
+"""Atomic, asynchronous checkpoints and the random state a resumed run needs.
+
+A checkpoint is copied to CPU memory in the training thread (milliseconds), then written
+by a background thread, so disk speed never slows training. Writes are atomic, one at a
+time, in order; a kill mid-write leaves the previous file intact.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from segbench.io import atomic_path
+
+
+def to_cpu(obj):
+    """A deep copy of ``obj`` with every tensor detached and moved to the CPU."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_cpu(v) for v in obj)
+    return copy.deepcopy(obj)
+
+
+class Checkpointer:
+    """Writes ``{path: state}`` snapshots in a background thread, one at a time."""
+
+    def __init__(self):
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def _write(self, items: list[tuple[Path, dict]]) -> None:
+        try:
+            for path, state in items:
+                with atomic_path(path) as tmp:
+                    torch.save(state, tmp)
+        except BaseException as exc:  # surfaced by the next wait()
+            self._error = exc
+
+    def save(self, items: list[tuple[Path, dict]]) -> None:
+        """Snapshot now, write in the background (after the previous write finishes)."""
+        snapshot = [(path, to_cpu(state)) for path, state in items]
+        self.wait()
+        self._thread = threading.Thread(target=self._write, args=(snapshot,), daemon=True)
+        self._thread.start()
+
+    def wait(self) -> None:
+        """Block until the pending write is on disk; re-raise its error."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+
+def rng_state(loader_generator: torch.Generator, augment) -> dict:
+    """Every random stream a training epoch draws from."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+             "loader": loader_generator.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    if augment is not None:
+        state["augment"] = (augment.random_generator.bit_generator.state, augment.py_random.getstate())
+    return state
+
+
+def restore_rng_state(state: dict, loader_generator: torch.Generator, augment) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    loader_generator.set_state(state["loader"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if augment is not None and "augment" in state:
+        augment.random_generator.bit_generator.state, py_state = state["augment"]
+        augment.py_random.setstate(py_state)
