@@ -119,7 +119,7 @@ class Tracker:
             mlflow.set_tracking_uri(self.uri)
             with mlflow.start_run(run_id=run_id):
                 mlflow.pytorch.log_model(model, name="model", input_example=input_example,
-                                         registered_model_name=registered_name,
+                                         registered_model_name=registered_name, serialization_format="pickle",
                                          pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:

@@ -12,6 +12,8 @@ rule train:
         architecture=lambda w: config["architectures"][w.arch],
         loss=lambda w: config["losses"][w.loss],
     threads: 1
+    resources:
+        gpu=1,  # counted only: `--resources gpu=N` caps parallel trainings; each job leases its own GPU
     shell:
         "segbench train --arch {wildcards.arch} --loss {wildcards.loss} --threads {threads} 2> {log}"
 

@@ -13,6 +13,7 @@ from segbench import SegbenchError
 from segbench.data.dataset import Processed, SegmentationDataset
 from segbench.evaluation.metrics import METRICS, per_image_scores, summarise
 from segbench.io import read_json, write_csv, write_json
+from segbench.training.device import Accelerator
 from segbench.training.trainer import build_model, device, predict
 
 
@@ -44,7 +45,7 @@ def evaluate_pair(run_dir: Path, processed_dir: Path, split_csv: Path, batch_siz
     if not len(test):
         raise SegbenchError(f"{split_csv}: the test subset is empty")
     loader = DataLoader(SegmentationDataset(data, test, checkpoint["mean"], checkpoint["std"]), batch_size=batch_size)
-    probs, targets, _ = predict(model, loader, dev)
+    probs, targets, _ = predict(model, loader, Accelerator(dev))
     meta = data.meta.iloc[test].reset_index(drop=True)
     pred = (probs > 0.5) & valid_region(meta, probs.shape[-1])
     scores = per_image_scores(pred, targets)

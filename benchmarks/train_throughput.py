@@ -1,0 +1,99 @@
+"""Trainer throughput against a minimal hand-written PyTorch loop: same model, data and batch.
+
+    python benchmarks/train_throughput.py [--epochs 3] [--size 64] [--threads 2] [--repeats 2]
+
+The trainer's figure counts every second of its epochs except the validation pass, which
+the minimal loop does not do: per-step loss checks, progress bars, history, checkpoints
+and MLflow logging are all inside it. Target: ratio >= 0.95.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+import yaml
+from segmentation_models_pytorch.losses import DiceLoss
+from torch.utils.data import DataLoader
+
+from segbench import paths
+from segbench.cli import main as segbench
+from segbench.config import validate_params
+from segbench.data.dataset import Processed, SegmentationDataset, augmentation
+from segbench.tracking import Tracker
+from segbench.training.trainer import build_model, seed_everything, train_pair
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def minimal_loop(params: dict, data: Processed, epochs: int) -> float:
+    """Images per second of the plainest training loop over the same inputs."""
+    recipe = params["train"]
+    seed_everything(recipe["seed"])
+    mean, std = data.normalisation()
+    dataset = SegmentationDataset(data, data.indices("train"), mean, std, augmentation(recipe["augment"], 0))
+    loader = DataLoader(dataset, batch_size=recipe["batch_size"], shuffle=True)
+    model = build_model(params["architectures"]["unet"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
+    loss_fn = DiceLoss("binary")
+    model.train()
+    start = time.perf_counter()
+    for _ in range(epochs):
+        for batch in loader:
+            loss = loss_fn(model(batch["image"]), batch["mask"])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return len(dataset) * epochs / (time.perf_counter() - start)
+
+
+def trainer_run(params: dict, data_dirs, epochs: int, out: Path, tracker: Tracker) -> float:
+    """Images per second of segbench's trainer, validation excluded."""
+    p = copy.deepcopy(params)
+    p["train"].update(epochs=epochs, early_stopping_patience=None)
+    train_pair("unet", "dice", p, *data_dirs, out, tracker)
+    history = pd.read_csv(out / "history.csv")
+    n_train = int((pd.read_csv(data_dirs[1])["subset"] == "train").sum())
+    return n_train * epochs / float((history["seconds"] - history["val_seconds"]).sum())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chdir(tmp)
+        params = yaml.safe_load((REPO / "params.yaml").read_text())
+        params["preprocess"]["size"] = args.size
+        Path("params.yaml").write_text(yaml.safe_dump(params))
+        for stage in ("download", "preprocess", "split"):
+            segbench([stage])
+        params = validate_params(params)
+        data_dirs = (paths.processed_dir("synthetic"), paths.split_csv("synthetic"))
+        data = Processed.load(*data_dirs)
+        tracker = Tracker("synthetic", uri=f"sqlite:///{tmp}/mlflow.db")
+        minimal, trainer = [], []
+        for i in range(args.repeats):  # interleaved, so drift in machine speed hits both alike
+            minimal.append(minimal_loop(params, data, args.epochs))
+            trainer.append(trainer_run(params, data_dirs, args.epochs, Path(tmp, f"run{i}", "unet__dice"), tracker))
+    best_minimal, best_trainer = max(minimal), max(trainer)
+    print(f"smp Unet-resnet18, {args.size}x{args.size}, batch {params['train']['batch_size']}, "
+          f"{args.epochs} epochs, {args.threads} threads, best of {args.repeats}")
+    print(f"minimal loop : {best_minimal:7.1f} images/s  (runs: {', '.join(f'{v:.1f}' for v in minimal)})")
+    print(f"trainer      : {best_trainer:7.1f} images/s  (runs: {', '.join(f'{v:.1f}' for v in trainer)})")
+    print(f"ratio        : {best_trainer / best_minimal:.3f}  (target >= 0.95)")
+
+
+if __name__ == "__main__":
+    main()
