@@ -22,10 +22,15 @@ TINY["sweep"].update(name="tiny", architectures=["unet", "attention_unet"], loss
 TINY["architectures"]["attention_unet"]["base_channels"] = 4
 
 
-@pytest.fixture
-def tiny_params() -> dict:
-    """Validated params for a pipeline that runs in seconds."""
-    return validate_params(copy.deepcopy(TINY))
+# history.csv columns that measure time and memory, not results
+TIMING = ["seconds", "train_seconds", "val_seconds", "peak_memory_mb"]
+
+
+def tiny_params(**train) -> dict:
+    """Validated tiny params, with ``train`` options overridden."""
+    params = validate_params(copy.deepcopy(TINY))
+    params["train"].update(train)
+    return params
 
 
 def make_project(root: Path, params: dict) -> Path:
@@ -58,3 +63,11 @@ def prepared(tmp_path_factory) -> Path:
         for stage in ("download", "preprocess", "split"):
             assert main([stage]) == 0
     return root
+
+
+@pytest.fixture
+def data(prepared) -> tuple[Path, Path]:
+    """(processed dir, split csv) of the prepared tiny dataset."""
+    from segbench import paths
+
+    return prepared / paths.processed_dir("synthetic"), prepared / paths.split_csv("synthetic")

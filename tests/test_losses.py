@@ -57,7 +57,8 @@ REFERENCES = {
     "dice": lambda: DICE,
     "generalized_dice": lambda: per_image(lambda p, g: 1 - (2 * (p * g).sum() / g.sum() ** 2 + 1e-5)
                                           / ((p.sum() + g.sum()) / g.sum() ** 2 + 1e-5)),
-    "squared_dice": lambda: per_image(lambda p, g: 1 - (2 * (p * g).sum() + 1e-5) / ((p ** 2).sum() + (g ** 2).sum() + 1e-5)),
+    "squared_dice": lambda: per_image(
+        lambda p, g: 1 - (2 * (p * g).sum() + 1e-5) / ((p ** 2).sum() + (g ** 2).sum() + 1e-5)),
     "jaccard": lambda: 1 - TP / (TP + FP + FN),
     "tversky": lambda: 1 - TP / (TP + 0.3 * FP + 0.7 * FN),
     "focal_tversky": lambda: (1 - TP / (TP + 0.3 * FP + 0.7 * FN)) ** 0.75,

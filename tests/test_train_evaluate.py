@@ -6,28 +6,14 @@ import torch
 from mlflow.tracking import MlflowClient
 from openpyxl import load_workbook
 
-from conftest import TINY
-from segbench import SegbenchError, paths
-from segbench.config import validate_params
+from conftest import TIMING, TINY
+from conftest import tiny_params as params
+from segbench import SegbenchError
 from segbench.evaluation.evaluate import evaluate_pair, valid_region
 from segbench.io import read_json
 from segbench.losses import WeightedSum
 from segbench.tracking import Tracker
 from segbench.training import trainer
-
-
-TIMING = ["seconds", "train_seconds", "val_seconds", "peak_memory_mb"]
-
-
-@pytest.fixture
-def data(prepared):
-    return prepared / paths.processed_dir("synthetic"), prepared / paths.split_csv("synthetic")
-
-
-def params(**train):
-    p = validate_params(copy.deepcopy(TINY))
-    p["train"].update(train)
-    return p
 
 
 def test_same_seed_same_history_and_weights(data, tmp_path):

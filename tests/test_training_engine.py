@@ -1,6 +1,5 @@
 """Resume after a kill, the GPU lease (simulated devices), augmentation alignment."""
 
-import copy
 import subprocess
 import sys
 import time
@@ -10,27 +9,12 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import TINY
-from segbench import paths
-from segbench.config import validate_params
+from conftest import TIMING
+from conftest import tiny_params as params
 from segbench.data.dataset import augmentation
 from segbench.tracking import Tracker
 from segbench.training import trainer
 from segbench.training.lease import DeviceLease, visible_devices
-
-TIMING = ["seconds", "train_seconds", "val_seconds", "peak_memory_mb"]
-
-
-@pytest.fixture
-def data(prepared):
-    return prepared / paths.processed_dir("synthetic"), prepared / paths.split_csv("synthetic")
-
-
-def params(**train):
-    p = validate_params(copy.deepcopy(TINY))
-    p["train"].update(train)
-    return p
-
 
 def weights(path):
     return torch.load(path, weights_only=False)["model"]

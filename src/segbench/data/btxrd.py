@@ -116,7 +116,8 @@ def list_samples(root: Path, include_normal: bool) -> list[Sample]:
         for stem, row in meta[meta["tumor_type"] == "normal"].iterrows():
             image = find_image(root / "images", stem)
             if image is None:
-                raise SegbenchError(f"{root / 'dataset.xlsx'}: lists {row['image_id']}, which is not in {root / 'images'}")
+                raise SegbenchError(f"{root / 'dataset.xlsx'}: lists {row['image_id']}, "
+                                    f"which is not in {root / 'images'}")
             samples.append(Sample(stem, image, None, row.to_dict()))
     if not samples:
         raise SegbenchError(f"{root}: no annotated images found under Annotations/")

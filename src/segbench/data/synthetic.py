@@ -103,7 +103,10 @@ def render_image(rng: np.random.Generator, subtype: str | None):
         normal = np.array([direction[1], -direction[0]])
         for _ in range(int(rng.integers(look.count[0], look.count[1] + 1))):
             along = rng.uniform(-0.3, 0.3) * h
-            offset = (width * rng.uniform(0.45, 0.8) * rng.choice([-1, 1])) if look.outside else rng.uniform(-0.2, 0.2) * width
+            if look.outside:  # from the cortex outwards, on either side
+                offset = width * rng.uniform(0.45, 0.8) * rng.choice([-1, 1])
+            else:
+                offset = rng.uniform(-0.2, 0.2) * width
             center = axis_point + direction * along + normal * offset
             radius = width / 2 * rng.uniform(*look.size)
             polygon = np.clip(_blob(rng, center, radius), 0, [w - 1, h - 1])
