@@ -41,9 +41,11 @@ def test_killed_run_resumes_to_the_same_result(data, tmp_path, monkeypatch):
     child = tracker.client.search_runs([tracker._experiment_id()], "tags.`segbench.role` = 'pair'")[0]
     assert child.info.status == "KILLED"
 
+    for output in ("model_best.pt", "history.csv"):  # Snakemake deletes a failed job's outputs
+        (run / output).unlink()
     monkeypatch.setattr(trainer, "write_csv", real_write)
     summary = trainer.train_pair("attention_unet", "dice_focal", p, *data, run, tracker)
-    assert summary["epochs"] == 4 and not (run / "resume.pt").exists()
+    assert summary["epochs"] == 4 and not (run / "resume.pt").exists() and not (run / "resume_best.pt").exists()
     resumed, full = (pd.read_csv(d / "history.csv").drop(columns=TIMING) for d in (run, tmp_path / "full"))
     pd.testing.assert_frame_equal(resumed, full)
     for name in ("model_best.pt", "model_last.pt"):

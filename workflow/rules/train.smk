@@ -11,7 +11,7 @@ rule train:
         train=options("train"),
         architecture=lambda w: config["architectures"][w.arch],
         loss=lambda w: config["losses"][w.loss],
-    threads: 1
+    threads: config["train"]["threads"]
     resources:
         gpu=1,  # counted only: `--resources gpu=N` caps parallel trainings; each job leases its own GPU
     shell:

@@ -32,7 +32,7 @@ from segbench.evaluation.metrics import per_image_scores
 from segbench.io import atomic_path, write_csv, write_json
 from segbench.losses import create_loss
 from segbench.models import create_model
-from segbench.training.checkpoint import Checkpointer, restore_rng_state, rng_state, to_cpu
+from segbench.training.checkpoint import Checkpointer, link_or_copy, restore_rng_state, rng_state, to_cpu
 from segbench.training.device import Accelerator, leased_device
 from segbench.training.optim import build_optimizer, build_scheduler, step_scheduler
 
@@ -105,11 +105,13 @@ class Session:
         self.run_id: str | None = None
 
     def state(self, key: str) -> dict:
+        """All but the best model's weights, which live in model_best.pt / resume_best.pt."""
         return {"fingerprint": key, "epoch": len(self.history), "model": self.net.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
                 "scaler": self.scaler.state_dict(), "rng": rng_state(self.generator, self.augment),
-                "history": self.history, "best": self.best, "stale": self.stale, "mlflow_run_id": self.run_id}
+                "history": self.history, "best": {k: v for k, v in self.best.items() if k != "model"},
+                "stale": self.stale, "mlflow_run_id": self.run_id}
 
     def load(self, state: dict) -> None:
         self.net.load_state_dict(state["model"])
@@ -172,12 +174,18 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
         n_params = sum(p.numel() for p in net.parameters())
 
         key, resume_path = fingerprint(params, arch, loss, processed_dir, split_csv), out_dir / "resume.pt"
+        # model_best.pt under a second name: Snakemake deletes a failed job's outputs, not this
+        resume_best = out_dir / "resume_best.pt"
         state = torch.load(resume_path, map_location="cpu", weights_only=False) if resume_path.exists() else None
         if state is not None and state["fingerprint"] != key:
             log.warning("%s: params or data changed since %s was written; starting afresh", pair, resume_path)
             state = None
         if state is not None:
             run.load(state)
+            if run.best["epoch"]:
+                run.best["model"] = torch.load(resume_best, map_location="cpu", weights_only=False)["model"]
+                if not (out_dir / "model_best.pt").exists():
+                    link_or_copy(resume_best, out_dir / "model_best.pt")
             log.info("%s: resuming after epoch %d", pair, state["epoch"])
             run.run_id = tracker.resume_pair(run.run_id) if tracker and run.run_id else None
             if run.run_id:
@@ -208,16 +216,20 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
                        "lr": run.optimizer.param_groups[0]["lr"], "train_seconds": val_tick - tick,
                        "val_seconds": time.time() - val_tick, "peak_memory_mb": acc.peak_memory_mb()}
                 step_scheduler(run.scheduler, row["val_dice"])
-                writes = []
+                writes, links = [], []
                 if row["val_dice"] > run.best["val_dice"]:
                     run.best = {"val_dice": row["val_dice"], "epoch": epoch, "model": to_cpu(net.state_dict())}
                     run.stale = 0
                     writes.append((out_dir / "model_best.pt", {"model": run.best["model"], "epoch": epoch, **meta}))
+                    links.append((out_dir / "model_best.pt", resume_best))
                 else:
                     run.stale += 1
                 row["seconds"] = time.time() - tick
                 run.history.append(row)
-                checkpoints.save(writes + [(resume_path, run.state(key))])
+                patience = recipe["early_stopping_patience"]
+                if epoch < recipe["epochs"] and not (patience and run.stale >= patience):
+                    writes.append((resume_path, run.state(key)))  # the last epoch needs no resuming
+                checkpoints.save(writes, links)
                 write_csv(out_dir / "history.csv", pd.DataFrame(run.history))
                 log.info("%s epoch %d: train_loss %.4f val_loss %.4f val_dice %.4f", pair, epoch,
                          row["train_loss"], row["val_loss"], row["val_dice"])
@@ -247,4 +259,5 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
                               params["sweep"]["name"])
             tracker.end(run.run_id)
         resume_path.unlink(missing_ok=True)
+        resume_best.unlink(missing_ok=True)
     return summary
