@@ -14,7 +14,7 @@ from segbench.data.dataset import Processed, SegmentationDataset
 from segbench.evaluation.metrics import METRICS, per_image_scores, summarise
 from segbench.io import read_json, write_csv, write_json
 from segbench.training.device import Accelerator
-from segbench.training.trainer import build_model, device, predict
+from segbench.training.trainer import build_model, predict
 
 
 def valid_region(meta: pd.DataFrame, size: int) -> torch.Tensor:
@@ -35,7 +35,7 @@ def evaluate_pair(run_dir: Path, processed_dir: Path, split_csv: Path, batch_siz
     if not checkpoint_path.exists():
         raise SegbenchError(f"{checkpoint_path}: missing; run `segbench train` for this pair first")
     checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
-    dev = device()
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = build_model(checkpoint["arch_cfg"])
     model.load_state_dict(checkpoint["model"])
     model.to(dev)

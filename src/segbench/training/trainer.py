@@ -45,10 +45,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def build_model(arch_cfg: dict) -> torch.nn.Module:
     """Model for one grey channel and one tumour logit, from ``architectures.<name>``."""
     cfg = dict(arch_cfg)
