@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import io
 import json
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,13 +154,16 @@ def _xlsx_bytes(rows: list[list]) -> bytes:
     sheet.append(COLUMNS)
     for row in rows:
         sheet.append(row)
-    book.properties.created = book.properties.modified = datetime.datetime(*ZIP_DATE)
+    book.properties.created = datetime.datetime(*ZIP_DATE)
     raw = io.BytesIO()
-    book.save(raw)
+    book.save(raw)  # stamps properties.modified with the current time: reset below
     fixed = io.BytesIO()
     with zipfile.ZipFile(raw) as src, zipfile.ZipFile(fixed, "w", zipfile.ZIP_DEFLATED) as dst:
         for info in src.infolist():
-            dst.writestr(zipfile.ZipInfo(info.filename, ZIP_DATE), src.read(info))
+            data = src.read(info)
+            if info.filename == "docProps/core.xml":
+                data = re.sub(rb"(<dcterms:modified[^>]*>)[^<]*", rb"\g<1>2024-12-01T00:00:00Z", data)
+            dst.writestr(zipfile.ZipInfo(info.filename, ZIP_DATE), data)
     return fixed.getvalue()
 
 
