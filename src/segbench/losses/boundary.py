@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segbench.losses.functional import (class_ids, class_probs, pixel_ce, signed_distance,
+from segbench.losses.functional import (class_ids, class_onehot, class_probs, pixel_ce, signed_distance,
                                         unsigned_distance)
 from segbench.losses.registry import LossContext, register_loss
 
@@ -61,18 +61,11 @@ class HausdorffDTLoss(DistanceTerm):
 
     def forward(self, logits, target, distance):
         probs, phi = foreground(class_probs(logits, self.mode), distance, self.mode)
-        truth = class_probs_target(target, self.mode, logits.shape[1])
+        truth = class_onehot(target, self.mode, logits.shape[1])[:, 1:]  # foreground, as probs
         pred_mask = (probs.detach() > 0.5).cpu().numpy()
         d_pred = torch.from_numpy(np.stack([signed_distance(m) for m in pred_mask])).to(logits.device)
         field = unsigned_distance(phi) ** self.alpha + unsigned_distance(d_pred) ** self.alpha
         return ((probs - truth) ** 2 * field).mean()
-
-
-def class_probs_target(target: torch.Tensor, mode: str, channels: int) -> torch.Tensor:
-    """Foreground one-hot ground truth (N, K, H, W) aligned with :func:`foreground`."""
-    if mode == "binary":
-        return target.float()
-    return F.one_hot(class_ids(target), channels).permute(0, 3, 1, 2)[:, 1:].float()
 
 
 class ShapeAwareLoss(DistanceTerm):

@@ -24,7 +24,7 @@ class CrossEntropy(nn.Module):
         self.mode, self.weights = mode, weights
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        w = None if self.weights is None else pixel_weights(target, self.mode, self.weights)
+        w = None if self.weights is None else pixel_weights(target, self.weights)
         return weighted_mean(pixel_ce(logits, target, self.mode), w)
 
 

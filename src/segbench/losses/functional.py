@@ -44,7 +44,7 @@ def pixel_ce(logits: torch.Tensor, target: torch.Tensor, mode: str) -> torch.Ten
     return F.cross_entropy(logits, class_ids(target), reduction="none")
 
 
-def pixel_weights(target: torch.Tensor, mode: str, weights: torch.Tensor) -> torch.Tensor:
+def pixel_weights(target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Each pixel's class weight (N, H, W); ``weights`` has one entry per class (background first)."""
     return weights.to(target.device)[class_ids(target)]
 
