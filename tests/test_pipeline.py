@@ -87,6 +87,8 @@ def test_snakemake_runs_everything_and_tracks_it(snakemade):
     children = [r for r, role in runs.items() if role == "pair"]
     parents = {v for (v,) in db.execute("select value from tags where key = 'mlflow.parentRunId'")}
     assert parents == {parent}
+    checksums = {v for (v,) in db.execute("select value from tags where key = 'segbench.data_checksum'")}
+    assert len(checksums) == 1 and checksums.pop().startswith("sha256:")
     for child in children:
         epochs = db.execute("select count(*) from metrics where run_uuid = ? and key = 'val_dice'", (child,))
         assert epochs.fetchone()[0] == TINY["train"]["epochs"]

@@ -26,7 +26,8 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from segbench import SegbenchError
+from segbench import SegbenchError, paths
+from segbench.data.download import EXTRACTED, STAMP
 from segbench.data.dataset import Processed, SegmentationDataset, augmentation
 from segbench.evaluation.metrics import per_image_scores
 from segbench.io import atomic_path, write_csv, write_json
@@ -139,6 +140,12 @@ class Session:
         return total / len(loader.dataset)
 
 
+def data_tags(dataset: str) -> dict:
+    """The verified archive's checksum, for the MLflow run's tags."""
+    stamp = paths.raw_dir(dataset) / EXTRACTED / STAMP
+    return {"segbench.data_checksum": stamp.read_text().strip()} if stamp.exists() else {}
+
+
 def _raise_on_sigterm(*_):
     raise KeyboardInterrupt("SIGTERM")
 
@@ -191,7 +198,7 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
                 "arch": arch, "loss": loss, "architecture": params["architectures"][arch],
                 "loss_terms": params["losses"][loss], "train": recipe, "preprocess": params["preprocess"],
                 "split": params["split"], "dataset": params["dataset"]["name"], "n_params": n_params,
-            }, tags={"segbench.arch": arch, "segbench.loss": loss})
+            }, tags={"segbench.arch": arch, "segbench.loss": loss, **data_tags(params["dataset"]["name"])})
 
         checkpoints, started = Checkpointer(), time.time()
         previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
