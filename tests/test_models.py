@@ -60,3 +60,13 @@ def test_same_seed_same_weights():
         return create_model("attention_unet", 1, 1, base_channels=4)
     a, b = build(), build()
     assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_complexity_counts_parameters_and_flops():
+    from segbench.models.complexity import complexity
+
+    conv = torch.nn.Conv2d(1, 4, 3, padding=1, bias=False)  # 36 weights; 2 * 36 FLOPs per output pixel
+    assert complexity(conv, 1, 8) == {"parameters": 36, "gflops": 2 * 36 * 8 * 8 / 1e9}
+    model = create_model("attention_unet", 1, 1, base_channels=4)
+    small, large = complexity(model, 1, 32), complexity(model, 1, 64)
+    assert small["parameters"] == large["parameters"] and large["gflops"] == pytest.approx(4 * small["gflops"])

@@ -22,7 +22,8 @@ def comparison_table(run_dirs: dict[tuple[str, str], Path]) -> pd.DataFrame:
                 raise SegbenchError(f"{run_dir / name}: missing; run train and evaluate for {arch} x {loss}")
         metrics, train = read_json(run_dir / "metrics.json"), read_json(run_dir / "train.json")
         rows.append({"architecture": arch, "loss": loss, **{label: metrics.get(key) for key, label in COLUMNS.items()},
-                     "parameters": train["n_params"], "epochs": train["epochs"], "best epoch": train["best_epoch"],
+                     "parameters": train["n_params"], "GFLOPs": train.get("gflops"), "epochs": train["epochs"],
+                     "best epoch": train["best_epoch"],
                      "train seconds": round(train["train_seconds"])})
     table = pd.DataFrame(rows).sort_values("Dice", ascending=False, kind="stable").reset_index(drop=True)
     table.insert(0, "rank", range(1, len(table) + 1))

@@ -33,6 +33,7 @@ from segbench.evaluation.metrics import per_image_scores
 from segbench.io import atomic_path, write_csv, write_json
 from segbench.losses import create_loss
 from segbench.models import create_model
+from segbench.models.complexity import complexity
 from segbench.training.checkpoint import Checkpointer, link_or_copy, restore_rng_state, rng_state, to_cpu
 from segbench.training.device import Accelerator, leased_device
 from segbench.training.optim import build_optimizer, build_scheduler, step_scheduler
@@ -174,7 +175,8 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
                             num_workers=acc.workers, pin_memory=acc.cuda, persistent_workers=acc.workers > 0)
         val_loader = DataLoader(val_set, batch_size=recipe["batch_size"], num_workers=acc.workers,
                                 pin_memory=acc.cuda)
-        n_params = sum(p.numel() for p in net.parameters())
+        efficiency = complexity(net, 1, data.images.shape[-1])
+        n_params = efficiency["parameters"]
 
         key, resume_path = fingerprint(params, arch, loss, processed_dir, split_csv), out_dir / "resume.pt"
         # model_best.pt under a second name: Snakemake deletes a failed job's outputs, not this
@@ -251,7 +253,8 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
         with atomic_path(out_dir / "model_last.pt") as tmp:
             torch.save({"model": to_cpu(net.state_dict()), "epoch": len(run.history), **meta}, tmp)
         summary = {"arch": arch, "loss": loss, "epochs": len(run.history), "best_epoch": run.best["epoch"],
-                   "best_val_dice": run.best["val_dice"], "n_params": n_params, "mean": mean, "std": std,
+                   "best_val_dice": run.best["val_dice"], "n_params": n_params, "gflops": efficiency["gflops"],
+                   "mean": mean, "std": std,
                    "train_seconds": round(time.time() - started, 1), "device": str(dev),
                    "mlflow_run_id": run.run_id}
         write_json(out_dir / "train.json", summary)
