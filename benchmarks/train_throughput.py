@@ -41,7 +41,7 @@ def minimal_loop(params: dict, data: Processed, epochs: int) -> float:
     mean, std = data.normalisation()
     dataset = SegmentationDataset(data, data.indices("train"), mean, std, augmentation(recipe["augment"], 0))
     loader = DataLoader(dataset, batch_size=recipe["batch_size"], shuffle=True)
-    model = build_model(params["architectures"]["unet"])
+    model = build_model(params["architectures"]["smp_unet"])
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
     loss_fn = DiceLoss("binary")
     model.train()
@@ -59,7 +59,7 @@ def trainer_run(params: dict, data_dirs, epochs: int, out: Path, tracker: Tracke
     """Images per second of segbench's trainer, validation excluded."""
     p = copy.deepcopy(params)
     p["train"].update(epochs=epochs, early_stopping_patience=None)
-    summary = train_pair("unet", "dice", p, *data_dirs, out, tracker)
+    summary = train_pair("smp_unet", "dice", p, *data_dirs, out, tracker)
     history = pd.read_csv(out / "history.csv")
     n_train = int((pd.read_csv(data_dirs[1])["subset"] == "train").sum())
     # the epoch loop's wall time (checkpoints, history, MLflow included) less the validation passes
@@ -89,7 +89,7 @@ def main() -> None:
         minimal, trainer = [], []
         for i in range(args.repeats):  # interleaved, so drift in machine speed hits both alike
             minimal.append(minimal_loop(params, data, args.epochs))
-            trainer.append(trainer_run(params, data_dirs, args.epochs, Path(tmp, f"run{i}", "unet__dice"), tracker))
+            trainer.append(trainer_run(params, data_dirs, args.epochs, Path(tmp, f"run{i}", "smp_unet__dice"), tracker))
     ratios = sorted(t / m for t, m in zip(trainer, minimal))
     print(f"smp Unet-resnet18, {args.size}x{args.size}, batch {params['train']['batch_size']}, "
           f"{args.epochs} epochs, {args.threads} threads, {args.repeats} interleaved pairs")

@@ -9,7 +9,7 @@ def test_stage_before_its_input_names_the_missing_file(project, capsys):
 
 
 def test_unknown_pair_is_named(project, capsys):
-    assert main(["train", "--arch", "unet", "--loss", "tversky"]) == 1
+    assert main(["train", "--arch", "smp_unet", "--loss", "tversky"]) == 1
     assert "'tversky' is not defined under 'losses:'" in capsys.readouterr().err
 
 
@@ -35,8 +35,8 @@ def test_help_lists_every_stage(capsys):
 
 
 def test_evaluate_and_report_name_the_missing_run_files(project, capsys):
-    assert main(["evaluate", "--arch", "unet", "--loss", "dice"]) == 1
-    assert "results/runs/unet__dice/model_best.pt: missing" in capsys.readouterr().err
+    assert main(["evaluate", "--arch", "smp_unet", "--loss", "dice"]) == 1
+    assert "results/runs/smp_unet__dice/model_best.pt: missing" in capsys.readouterr().err
     assert main(["report"]) == 1
     assert "metrics.json: missing; run train and evaluate" in capsys.readouterr().err
     assert not (project / "results/report").exists()

@@ -17,7 +17,8 @@ def test_defaults_are_filled():
 
 def test_repository_params_are_valid():
     params = load_params(__import__("conftest").REPO / "params.yaml")
-    assert params["sweep"]["architectures"] == ["unet", "attention_unet"]
+    assert params["sweep"]["architectures"] == ["smp_unet", "attention_unet"]
+    assert params["architectures"]["smp_unet"]["family"] == "smp_unet"
 
 
 @pytest.mark.parametrize("patch, key", [

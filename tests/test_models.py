@@ -1,34 +1,143 @@
+"""Contract tests over the whole architecture registry, then what is special to each family."""
+
 import pytest
 import torch
 
 from segbench import SegbenchError
-from segbench.models import create_model, list_models
-from segbench.models.attention_unet import AttentionGate, AttentionUNet
+from segbench.models import create_model, list_models, model_entry
+from segbench.models.attention_unet import AttentionUNet
+from segbench.models.blocks import AttentionGate
+from segbench.models.multiresunet import MultiResBlock, MultiResUNet, ResPath, multires_split
+from segbench.models.smp_models import ARCHITECTURES
+from segbench.models.unet import UNet
 
-SMALL = {"smp": {"arch": "Unet", "encoder": "resnet18", "encoder_weights": None},
-         "attention_unet": {"base_channels": 4}}
+PAPER = [n for n in list_models() if not n.startswith("smp_")]
+DEEP_SUPERVISION = {"unet_plusplus": 4, "unet3plus": 5}
 
 
-def test_registry_lists_families():
-    assert list_models() == sorted(SMALL)
+def small(name: str, **extra) -> dict:
+    """Options that keep an entry small enough for 2 CPU cores (widths, not structure)."""
+    if name.startswith("smp_"):
+        return extra
+    cfg = {"base_channels": 4, **extra}
+    if name == "transunet":
+        cfg.update(hidden=16, layers=1, heads=2, img_size=64)
+    return cfg
 
 
-@pytest.mark.parametrize("family", sorted(SMALL))
-@pytest.mark.parametrize("in_channels, size", [(1, 32), (3, 64)])
-def test_every_family_gives_logits_and_gradients(family, in_channels, size):
-    torch.manual_seed(0)
-    model = create_model(family, in_channels=in_channels, classes=2, **SMALL[family])
-    x = torch.randn(2, in_channels, size, size)
-    logits = model(x)
-    assert logits.shape == (2, 2, size, size)
-    logits.mean().backward()
-    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad)
+def build(name: str, in_channels: int = 1, classes: int = 2, seed: int = 0, **extra):
+    torch.manual_seed(seed)
+    return create_model(name, in_channels, classes, **small(name, **extra))
+
+
+def valid_sizes(name: str) -> tuple[int, int]:
+    model = build(name)
+    first = max(64, -(-model.min_size // model.size_multiple) * model.size_multiple)
+    return first, first + 32
+
+
+def test_registry_has_every_smp_architecture_and_every_paper_model():
+    assert {f"smp_{arch.lower()}" for arch, _, _ in ARCHITECTURES.values()} <= set(list_models())
+    assert len(ARCHITECTURES) == 12
+    assert set(PAPER) == {"unet", "attention_unet", "unet_plusplus", "r2unet", "r2attunet", "multiresunet",
+                          "unet_respath", "unet_multires", "unet3plus", "transunet", "stacked_unet"}
+    assert len(list_models()) >= 22 and all(model_entry(n).paper for n in list_models())
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_entry_gives_logits_and_gradients_at_two_sizes_and_both_channel_counts(name):
+    for in_channels in (1, 3):
+        model = build(name, in_channels)
+        for size in valid_sizes(name):
+            model.train()
+            outputs = model(torch.randn(2, in_channels, size, size))
+            outputs = outputs if isinstance(outputs, list) else [outputs]
+            assert all(o.shape == (2, 2, size, size) for o in outputs)
+            model.zero_grad()
+            sum(o.mean() for o in outputs).backward()
+            assert any(p.grad is not None for p in model.parameters())
+            assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_entry_rejects_a_size_it_cannot_take_clearly_and_is_deterministic(name):
+    model = build(name).eval()
+    m = model.size_multiple
+    with pytest.raises(SegbenchError, match=f"divisible by {m}, got {64 + m // 2}x"):
+        model(torch.zeros(1, 1, 64 + m // 2, 64 + m // 2))
+    size = valid_sizes(name)[0]
+    x = torch.randn(1, 1, size, size)
+    with torch.no_grad():
+        assert torch.equal(model(x), build(name).eval()(x))
+
+
+def test_an_entry_too_small_for_its_layers_says_the_minimum():
+    with pytest.raises(SegbenchError, match="at least 128x128, got 64x64"):
+        build("smp_pan").eval()(torch.zeros(1, 1, 64, 64))
+
+
+@pytest.mark.parametrize("name, heads", sorted(DEEP_SUPERVISION.items()))
+def test_deep_supervision_trains_on_every_head_and_predicts_with_the_final_one(name, heads):
+    model = build(name, deep_supervision=True)
+    x = torch.randn(2, 1, 32, 32)
+    outputs = model(x)
+    assert isinstance(outputs, list) and len(outputs) == heads
+    assert all(o.shape == (2, 2, 32, 32) for o in outputs)
+    model.eval()
+    assert torch.equal(model(x), model.segment(x)[0])
+
+
+def test_stacked_unet_supervises_both_stages_and_feeds_the_first_to_the_second():
+    model = build("stacked_unet")
+    assert model.second.encoder[0][0].in_channels == 1 + 2  # image + the first U-Net's logits
+    assert len(model(torch.randn(2, 1, 32, 32))) == 2
+    assert model.eval()(torch.randn(1, 1, 32, 32)).shape == (1, 2, 32, 32)
+
+
+def test_unknown_names_bad_options_and_offline_weights_give_clear_errors(monkeypatch):
+    with pytest.raises(SegbenchError, match=r"'atention_unet'.*did you mean 'attention_unet'"):
+        create_model("atention_unet", 1, 1)
+    with pytest.raises(SegbenchError, match="bad options"):
+        create_model("attention_unet", 1, 1, base_chanels=4)
+    with pytest.raises(SegbenchError, match="upsampling must be one of"):
+        create_model("unet", 1, 1, upsampling="cubic")
+    with pytest.raises(SegbenchError, match="smp_unet.*bad options|smp Unet"):
+        create_model("smp_unet", 1, 1, encoder="no_such_encoder")
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # no network attempt
+    with pytest.raises(SegbenchError, match="cannot fetch the 'imagenet' weights.*encoder_weights: null"):
+        create_model("smp_unet", 1, 1, encoder_weights="imagenet")
+
+
+def test_smp_unet_exposes_scse_attention():
+    model = create_model("smp_unet", 1, 1, decoder_attention_type="scse")
+    assert any(type(m).__name__ == "SCSEModule" for m in model.modules())
+
+
+def test_unet_follows_the_paper():
+    model = UNet(1, 2)  # filters 64 ... 1024, same padding, up-convolution halving the channels
+    assert [b[0].out_channels for b in model.encoder] + [model.bottleneck[0].out_channels] == [64, 128, 256, 512,
+                                                                                             1024]
+    assert all(isinstance(u.up, torch.nn.ConvTranspose2d) for u in model.up)
+
+
+def test_max_unpool_decoding_puts_values_back_where_pooling_took_them():
+    model = UNet(1, 2, base_channels=4, upsampling="max_unpool").eval()
+    seen = {}
+    model.encoder[-1].register_forward_hook(lambda m, i, o: seen.update(skip=o))
+    model.up[0].unpool.register_forward_hook(lambda m, i, o: seen.update(unpooled=o))
+    model(torch.randn(1, 1, 32, 32))
+    skip, unpooled = seen["skip"], seen["unpooled"]
+    _, indices = torch.nn.functional.max_pool2d(skip, 2, return_indices=True)
+    argmax = torch.zeros_like(skip).flatten(2).scatter_(2, indices.flatten(2), 1.0).view_as(skip).bool()
+    assert unpooled.shape == skip.shape
+    assert not unpooled[~argmax].any()  # non-zero only at the positions max-pooling took
 
 
 def test_attention_unet_follows_the_thesis():
     model = AttentionUNet(in_channels=1, classes=1)  # defaults: filters 32..512, dropout 0.3
-    widths = [block[0].out_channels for block in model.encoder]
-    assert widths == [32, 64, 128, 256, 512]
+    assert [block[0].out_channels for block in model.encoder] == [32, 64, 128, 256, 512]
     assert all(isinstance(b.up, torch.nn.ConvTranspose2d) for b in model.decoder)
     assert len(model.decoder) == 4 and all(isinstance(b.gate, AttentionGate) for b in model.decoder)
     assert any(isinstance(m, torch.nn.Dropout2d) and m.p == 0.3 for m in model.modules())
@@ -39,27 +148,21 @@ def test_attention_gate_coefficients_are_in_unit_range_and_shaped_like_the_skip(
     g, x = torch.randn(2, 8, 16, 16), torch.randn(2, 6, 16, 16)
     alpha = gate.coefficients(g, x)
     assert alpha.shape == (2, 1, 16, 16) and alpha.min() >= 0 and alpha.max() <= 1
-    assert gate(g, x).shape == x.shape
     assert torch.allclose(gate(g, x), x * alpha)
 
 
-def test_bad_sizes_and_names_give_clear_errors():
-    with pytest.raises(ValueError, match="divisible by 16"):
-        AttentionUNet(1, 1, base_channels=4)(torch.zeros(1, 1, 40, 40))
-    with pytest.raises(SegbenchError, match=r"family 'atention_unet'.*did you mean 'attention_unet'"):
-        create_model("atention_unet", 1, 1)
-    with pytest.raises(SegbenchError, match="bad options"):
-        create_model("attention_unet", 1, 1, base_chanels=4)
-    with pytest.raises(SegbenchError, match="smp"):
-        create_model("smp", 1, 1, arch="NoSuchNet")
-
-
-def test_same_seed_same_weights():
-    def build():
-        torch.manual_seed(7)
-        return create_model("attention_unet", 1, 1, base_channels=4)
-    a, b = build(), build()
-    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+def test_multires_block_splits_its_channels_as_the_paper_does():
+    # U = 32 -> W = 1.67 * 32 = 53.44 -> int(0.167 W), int(0.333 W), int(0.5 W)
+    assert multires_split(32) == (8, 17, 26)
+    block = MultiResBlock(3, 32)
+    assert [c[0].out_channels for c in block.convs] == [8, 17, 26] and block.out_channels == 51
+    assert block(torch.randn(1, 3, 8, 8)).shape == (1, 51, 8, 8)
+    model = MultiResUNet(3, 1)
+    assert [len(p.units) for p in model.paths] == [4, 3, 2, 1]  # ResPath lengths, shallow to deep
+    assert [p.units[0]["conv"][0].out_channels for p in model.paths] == [32, 64, 128, 256]
+    assert isinstance(MultiResUNet(1, 1, res_paths=False).paths[0], torch.nn.Identity)
+    assert not any(isinstance(m, MultiResBlock) for m in MultiResUNet(1, 1, multires_blocks=False).modules())
+    assert isinstance(model.paths[0], ResPath)
 
 
 def test_complexity_counts_parameters_and_flops():
@@ -67,6 +170,6 @@ def test_complexity_counts_parameters_and_flops():
 
     conv = torch.nn.Conv2d(1, 4, 3, padding=1, bias=False)  # 36 weights; 2 * 36 FLOPs per output pixel
     assert complexity(conv, 1, 8) == {"parameters": 36, "gflops": 2 * 36 * 8 * 8 / 1e9}
-    model = create_model("attention_unet", 1, 1, base_channels=4)
-    small, large = complexity(model, 1, 32), complexity(model, 1, 64)
-    assert small["parameters"] == large["parameters"] and large["gflops"] == pytest.approx(4 * small["gflops"])
+    model = build("attention_unet")
+    small_, large = complexity(model, 1, 32), complexity(model, 1, 64)
+    assert small_["parameters"] == large["parameters"] and large["gflops"] == pytest.approx(4 * small_["gflops"])

@@ -119,7 +119,7 @@ def test_dvc_commit_then_status_is_clean_and_push_shares(snakemade, tmp_path):
     run(snakemade, "dvc", "remote", "add", "--default", "local", str(tmp_path / "remote"))
     run(snakemade, "dvc", "push")
     assert sum(1 for p in (tmp_path / "remote").rglob("*") if p.is_file()) >= 20
-    assert "results/runs/unet__dice/metrics.json" in run(snakemade, "dvc", "metrics", "show")
+    assert "results/runs/smp_unet__dice/metrics.json" in run(snakemade, "dvc", "metrics", "show")
 
 
 @pytest.mark.e2e

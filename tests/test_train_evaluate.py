@@ -34,9 +34,9 @@ def test_nan_loss_stops_with_pair_and_epoch(data, tmp_path, monkeypatch):
             return logits.sum() * float("nan")
 
     monkeypatch.setattr(trainer, "create_loss", lambda *a, **k: WeightedSum([({}, NanTerm())]))
-    with pytest.raises(SegbenchError, match=r"unet__dice: loss is nan at epoch 1"):
-        trainer.train_pair("unet", "dice", params(), *data, tmp_path / "unet__dice", tracker)
-    assert not (tmp_path / "unet__dice" / "train.json").exists()
+    with pytest.raises(SegbenchError, match=r"smp_unet__dice: loss is nan at epoch 1"):
+        trainer.train_pair("smp_unet", "dice", params(), *data, tmp_path / "smp_unet__dice", tracker)
+    assert not (tmp_path / "smp_unet__dice" / "train.json").exists()
     runs = tracker.client.search_runs([tracker._experiment_id()], "tags.`segbench.role` = 'pair'")
     assert [r.info.status for r in runs] == ["FAILED"]
 
@@ -118,7 +118,7 @@ def test_deep_supervision_outputs_train_and_only_the_first_predicts(data, tmp_pa
             return [full, torch.nn.functional.avg_pool2d(full, 2)]
 
     monkeypatch.setattr(trainer, "build_model", lambda cfg: TwoHeads())
-    summary = trainer.train_pair("unet", "dice", params(deep_supervision=[1.0, 0.5]), *data, tmp_path / "ds")
+    summary = trainer.train_pair("smp_unet", "dice", params(deep_supervision=[1.0, 0.5]), *data, tmp_path / "ds")
     assert summary["epochs"] == 1 and 0 <= summary["best_val_dice"] <= 1
 
 
@@ -132,3 +132,30 @@ def test_distance_maps_follow_the_augmented_mask(data):
         item = dataset[i]
         inside = item["mask"] > 0
         assert (item["distance"][inside] <= 0).all() and (item["distance"][~inside] >= 0).all()
+
+
+def test_a_sweep_can_name_every_paper_model_and_an_smp_one(prepared, tmp_path, monkeypatch):
+    """Every from-the-paper entry (deep supervision on where it exists) and smp's U-Net, through the CLI."""
+    import shutil
+
+    import yaml
+
+    from segbench.cli import main
+    from test_models import PAPER, small
+
+    shutil.copytree(prepared / "data", tmp_path / "data")
+    p = copy.deepcopy(TINY)
+    p["architectures"] = {name: small(name, img_size=32) if name == "transunet" else small(name)
+                          for name in PAPER}
+    for name in ("unet_plusplus", "unet3plus"):
+        p["architectures"][f"{name}_ds"] = {"family": name, "deep_supervision": True, **small(name)}
+    p["architectures"]["smp_unet"] = {}
+    p["sweep"].update(architectures=sorted(p["architectures"]), losses=["dice"])
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+    monkeypatch.chdir(tmp_path)
+    for arch in p["sweep"]["architectures"]:
+        assert main(["train", "--arch", arch, "--loss", "dice"]) == 0, arch
+        assert main(["evaluate", "--arch", arch, "--loss", "dice"]) == 0, arch
+    assert main(["report"]) == 0
+    table = (tmp_path / "results/report/comparison.md").read_text()
+    assert all(f" {arch} " in table for arch in p["sweep"]["architectures"])

@@ -57,12 +57,12 @@ def test_killed_run_resumes_to_the_same_result(data, tmp_path, monkeypatch):
 
 
 def test_changed_params_start_afresh_instead_of_resuming(data, tmp_path, monkeypatch):
-    run = tmp_path / "unet__dice"
+    run = tmp_path / "smp_unet__dice"
     monkeypatch.setattr(trainer, "write_csv", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
-        trainer.train_pair("unet", "dice", params(epochs=2), *data, run)
+        trainer.train_pair("smp_unet", "dice", params(epochs=2), *data, run)
     monkeypatch.undo()
-    summary = trainer.train_pair("unet", "dice", params(epochs=2, lr=5e-4), *data, run)
+    summary = trainer.train_pair("smp_unet", "dice", params(epochs=2, lr=5e-4), *data, run)
     assert summary["epochs"] == 2 and len(pd.read_csv(run / "history.csv")) == 2
 
 

@@ -51,9 +51,15 @@ def cmd_split(params: dict, args) -> None:
 def _pair_setup(params: dict, args) -> None:
     import torch
 
+    from segbench.models import model_entry
+
     for kind, name in (("architectures", args.arch), ("losses", args.loss)):
         if name not in params[kind]:
             raise SegbenchError(f"{name!r} is not defined under '{kind}:' (defined: {sorted(params[kind])})")
+    try:
+        model_entry(params["architectures"][args.arch]["family"])
+    except SegbenchError as exc:
+        raise SegbenchError(f"{args.params}: architectures.{args.arch}: {exc}") from None
     torch.set_num_threads(args.threads)
 
 
@@ -115,10 +121,23 @@ def cmd_list(params: dict | None, args) -> None:
                 options = ", ".join(f"{k}={v!r}" for k, v in entry.options().items()) or "-"
                 print(f"  {name:<18} {options}\n  {'':<18} {entry.summary()}")
     else:
-        from segbench.models import list_models
+        from segbench.models import create_model, list_models, model_entry
+        from segbench.models.complexity import complexity
 
+        print(f"{'architecture':<18} {'parameters':>12} {f'GFLOPs@{args.size}':>12}  paper")
         for name in list_models():
-            print(name)
+            figures = complexity(create_model(name, 1, 1), 1, args.size)
+            print(f"{name:<18} {figures['parameters']:>12,} {figures['gflops']:>12.2f}  {model_entry(name).paper}")
+
+
+def cmd_export(params: dict, args) -> None:
+    from segbench.evaluation.evaluate import load_best
+    from segbench.models.export import export_onnx
+
+    run_dir = paths.run_dir(args.arch, args.loss)
+    model, _ = load_best(run_dir)
+    output = export_onnx(model, 1, params["preprocess"]["size"], args.output or run_dir / "model.onnx")
+    log.info("wrote %s (input 'image': batch x 1 x %d x %d)", output, *[params["preprocess"]["size"]] * 2)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,8 +158,15 @@ def build_parser() -> argparse.ArgumentParser:
                          help="CPU threads for torch (default 1; CPU results are reproducible per thread count)")
         sub.set_defaults(run=run)
     stages.add_parser("report", help="comparison tables of every pair").set_defaults(run=cmd_report)
-    listing = stages.add_parser("list", help="registered loss terms or architecture families")
+    export = stages.add_parser("export", help="write a trained pair's best model as ONNX")
+    export.add_argument("--arch", required=True, help="the pair's architecture")
+    export.add_argument("--loss", required=True, help="the pair's loss")
+    export.add_argument("--output", type=Path, help="ONNX file (default: results/runs/<arch>__<loss>/model.onnx)")
+    export.set_defaults(run=cmd_export)
+    listing = stages.add_parser("list", help="registered loss terms or architectures")
     listing.add_argument("what", choices=["losses", "architectures"])
+    listing.add_argument("--size", type=int, default=256,
+                         help="input size for the architectures' FLOPs (1 channel; default 256)")
     listing.set_defaults(run=cmd_list, needs_params=False)
     return parser
 

@@ -51,8 +51,11 @@ def validate_params(params: dict, source: str = "params.yaml") -> dict:
             if name not in params[kind]:
                 hint = difflib.get_close_matches(name, params[kind], n=1)
                 hint = f"; did you mean {hint[0]!r}?" if hint else ""
+                empty = f" (`{name}: {{}}` takes a registry entry's defaults)" if kind == "architectures" else ""
                 raise SegbenchError(f"{source}: sweep.{kind}: {name!r} is not defined under "
-                                    f"'{kind}:' (defined: {sorted(params[kind])}){hint}")
+                                    f"'{kind}:'{empty} (defined: {sorted(params[kind])}){hint}")
+    for name, options in params["architectures"].items():
+        options.setdefault("family", name)  # an entry's options, or a variant of the entry 'family' names
     return params
 
 

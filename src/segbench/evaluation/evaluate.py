@@ -26,18 +26,24 @@ def valid_region(meta: pd.DataFrame, size: int) -> torch.Tensor:
     return region
 
 
+def load_best(run_dir: Path) -> tuple[torch.nn.Module, dict]:
+    """The pair's best model (on CPU) and its checkpoint (epoch, arch_cfg, normalisation)."""
+    checkpoint_path = run_dir / "model_best.pt"
+    if not checkpoint_path.exists():
+        raise SegbenchError(f"{checkpoint_path}: missing; run `segbench train` for this pair first")
+    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    model = build_model(checkpoint["arch_cfg"])
+    model.load_state_dict(checkpoint["model"])
+    return model, checkpoint
+
+
 def evaluate_pair(run_dir: Path, processed_dir: Path, split_csv: Path, batch_size: int, tracker=None) -> dict:
     """Write ``per_image.csv`` and ``metrics.json`` into ``run_dir``; return the metrics.
 
     Predictions are thresholded at 0.5 and scored only inside the un-padded image.
     """
-    checkpoint_path = run_dir / "model_best.pt"
-    if not checkpoint_path.exists():
-        raise SegbenchError(f"{checkpoint_path}: missing; run `segbench train` for this pair first")
-    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    model, checkpoint = load_best(run_dir)
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = build_model(checkpoint["arch_cfg"])
-    model.load_state_dict(checkpoint["model"])
     model.to(dev)
 
     data = Processed.load(processed_dir, split_csv)

@@ -4,22 +4,30 @@ from __future__ import annotations
 
 import difflib
 import warnings
+from dataclasses import dataclass
 from typing import Callable
 
-from torch import nn
-
 from segbench import SegbenchError
+from segbench.models.base import SegmentationModel
 
-_MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    builder: Callable[..., SegmentationModel]
+    paper: str  # the source, e.g. "Ronneberger et al., 2015"
 
 
-def register_model(name: str):
-    """Decorator: register ``builder(in_channels, classes, **cfg) -> nn.Module`` under ``name``."""
+_MODELS: dict[str, ModelEntry] = {}
+
+
+def register_model(name: str, paper: str):
+    """Decorator: register ``builder(in_channels, classes, **cfg) -> SegmentationModel`` under ``name``."""
 
     def decorate(builder):
         if name in _MODELS:
-            warnings.warn(f"architecture family {name!r} registered twice; the later one wins", stacklevel=2)
-        _MODELS[name] = builder
+            warnings.warn(f"architecture {name!r} registered twice; the later one wins", stacklevel=2)
+        _MODELS[name] = ModelEntry(name, builder, paper)
         return builder
 
     return decorate
@@ -29,17 +37,23 @@ def list_models() -> list[str]:
     return sorted(_MODELS)
 
 
-def create_model(family: str, in_channels: int, classes: int, **cfg) -> nn.Module:
-    """Build a registered architecture family.
+def model_entry(name: str) -> ModelEntry:
+    """Raises: SegbenchError naming the known entries for an unknown ``name``."""
+    if name not in _MODELS:
+        hint = difflib.get_close_matches(name, _MODELS, n=1)
+        raise SegbenchError(f"unknown architecture {name!r}; available: {list_models()}"
+                            + (f"; did you mean {hint[0]!r}?" if hint else ""))
+    return _MODELS[name]
+
+
+def create_model(name: str, in_channels: int, classes: int, **cfg) -> SegmentationModel:
+    """Build the registered architecture ``name`` with the options ``cfg``.
 
     Raises:
-        SegbenchError: unknown family (listing the known ones) or bad options.
+        SegbenchError: unknown name (listing the known ones) or bad options.
     """
-    if family not in _MODELS:
-        hint = difflib.get_close_matches(family, _MODELS, n=1)
-        raise SegbenchError(f"unknown architecture family {family!r}; available: {list_models()}"
-                            + (f"; did you mean {hint[0]!r}?" if hint else ""))
+    entry = model_entry(name)
     try:
-        return _MODELS[family](in_channels=in_channels, classes=classes, **cfg)
-    except TypeError as exc:
-        raise SegbenchError(f"architecture family {family!r}: bad options {sorted(cfg)}: {exc}") from None
+        return entry.builder(in_channels=in_channels, classes=classes, **cfg)
+    except (TypeError, ValueError) as exc:
+        raise SegbenchError(f"architecture {name!r}: bad options {cfg}: {exc}") from None
