@@ -18,7 +18,7 @@ def raw(tmp_path):
     raw = tmp_path / "raw"
     raw.mkdir()
     synthetic.build_archive(raw / "a.zip", n_images=16, normal_fraction=0.25, seed=1)
-    extract(raw / "a.zip", "sha256:test")
+    extract([raw / "a.zip"], ["sha256:test"], raw / EXTRACTED)
     return raw
 
 
@@ -61,7 +61,7 @@ def test_geometry_keeps_aspect_and_centres():
 
 def test_preprocess_writes_the_data_contract(raw, tmp_path):
     out = tmp_path / "processed"
-    meta = preprocess(raw, out, size=32, include_normal=False)
+    meta = preprocess(raw, out, size=32, dataset={"name": "synthetic", "include_normal": False})
     images, masks = np.load(out / "images.npy"), np.load(out / "masks.npy")
     assert images.shape == masks.shape == (12, 32, 32) and images.dtype == masks.dtype == np.uint8
     assert set(np.unique(masks)) == {0, 1}
@@ -72,7 +72,7 @@ def test_preprocess_writes_the_data_contract(raw, tmp_path):
     assert (saved["lesion_area_px"] > 0).all() and (saved["tumor_type"] != "normal").all()
     row = saved.iloc[0]
     assert row["scale"] == pytest.approx(32 / max(row["orig_h"], row["orig_w"]))
-    with_normals = preprocess(raw, tmp_path / "all", size=32, include_normal=True)
+    with_normals = preprocess(raw, tmp_path / "all", size=32, dataset={"name": "synthetic", "include_normal": True})
     normals = with_normals[with_normals.tumor_type == "normal"]
     assert len(with_normals) == 16 and (normals["lesion_area_px"] == 0).all()
     assert len(meta) == 12
@@ -85,7 +85,7 @@ def test_corrupt_image_names_the_file_and_writes_nothing(raw, tmp_path):
     victim.write_bytes(victim.read_bytes()[:200])  # truncated JPEG
     out = tmp_path / "processed"
     with pytest.raises(SegbenchError, match=rf"{victim.name}: cannot decode image"):
-        preprocess(raw, out, size=32, include_normal=False)
+        preprocess(raw, out, size=32, dataset={"name": "synthetic", "include_normal": False})
     assert not out.exists() or list(out.iterdir()) == []
 
 
@@ -95,5 +95,5 @@ def test_annotation_naming_a_missing_image(raw, tmp_path):
     shutil.copy(note_path, root / "Annotations" / "IMG999999.json")
     out = tmp_path / "processed"
     with pytest.raises(SegbenchError, match=r"IMG999999.json: annotates .* not in"):
-        preprocess(raw, out, size=32, include_normal=False)
+        preprocess(raw, out, size=32, dataset={"name": "synthetic", "include_normal": False})
     assert not out.exists() or list(out.iterdir()) == []

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from segbench import SegbenchError
-from segbench.data.download import STAMP, extract, fetch
+from segbench.data.download import EXTRACTED, STAMP, extract, fetch
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
 SHA = "sha256:" + hashlib.sha256(PAYLOAD).hexdigest()
@@ -102,7 +102,7 @@ def make_zip(path, members):
 def test_zip_members_escaping_the_target_are_refused(tmp_path, member):
     archive = make_zip(tmp_path / "a.zip", {"BTXRD/ok.txt": b"ok", member: b"evil"})
     with pytest.raises(SegbenchError, match="refusing member"):
-        extract(archive, "sha256:x")
+        extract([archive], ["sha256:x"], archive.parent / EXTRACTED)
     assert not (tmp_path / "extracted").exists() and not (tmp_path.parent / "evil.txt").exists()
 
 
@@ -113,18 +113,18 @@ def test_tar_link_pointing_outside_is_refused(tmp_path):
         link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
         tf.addfile(link)
     with pytest.raises(SegbenchError, match="refusing member"):
-        extract(archive, "sha256:x")
+        extract([archive], ["sha256:x"], archive.parent / EXTRACTED)
 
 
 def test_extraction_is_idempotent_and_never_half_done(tmp_path):
     archive = make_zip(tmp_path / "a.zip", {"BTXRD/x.txt": b"1"})
-    tree = extract(archive, "sha256:one")
+    tree = extract([archive], ["sha256:one"], archive.parent / EXTRACTED)
     assert (tree / "BTXRD/x.txt").read_bytes() == b"1" and (tree / STAMP).read_text().strip() == "sha256:one"
     (tree / "BTXRD/x.txt").write_bytes(b"changed")
-    extract(archive, "sha256:one")  # same checksum: kept
+    extract([archive], ["sha256:one"], archive.parent / EXTRACTED)  # same checksum: kept
     assert (tree / "BTXRD/x.txt").read_bytes() == b"changed"
     (tree / STAMP).unlink()  # an unfinished tree (no stamp) is redone
-    extract(archive, "sha256:one")
+    extract([archive], ["sha256:one"], archive.parent / EXTRACTED)
     assert (tree / "BTXRD/x.txt").read_bytes() == b"1"
     tar = tmp_path / "t" / "b.tar.gz"
     tar.parent.mkdir()
@@ -132,4 +132,4 @@ def test_extraction_is_idempotent_and_never_half_done(tmp_path):
         info = tarfile.TarInfo("pets/a.txt")
         info.size = 2
         tf.addfile(info, io.BytesIO(b"hi"))
-    assert (extract(tar, "sha256:two") / "pets/a.txt").read_bytes() == b"hi"
+    assert (extract([tar], ["sha256:two"], tar.parent / EXTRACTED) / "pets/a.txt").read_bytes() == b"hi"

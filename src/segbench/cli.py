@@ -20,7 +20,8 @@ log = logging.getLogger("segbench")
 def cmd_download(params: dict, args) -> None:
     from segbench.data.sources import download_dataset
 
-    root = download_dataset(params["dataset"], params["synthetic"], paths.raw_dir(params["dataset"]["name"]))
+    name = params["dataset"]["name"]
+    root = download_dataset(params["dataset"], params["synthetic"], paths.archive_dir(name), paths.raw_dir(name))
     log.info("dataset ready in %s", root)
 
 
@@ -28,8 +29,8 @@ def cmd_preprocess(params: dict, args) -> None:
     from segbench.data.preprocess import preprocess
 
     name = params["dataset"]["name"]
-    preprocess(paths.raw_dir(name), paths.processed_dir(name), params["preprocess"]["size"],
-               params["dataset"]["include_normal"], workers=args.workers)
+    preprocess(paths.raw_dir(name), paths.processed_dir(name), params["preprocess"]["size"], params["dataset"],
+               workers=args.workers)
 
 
 def cmd_split(params: dict, args) -> None:
@@ -81,7 +82,7 @@ def cmd_evaluate(params: dict, args) -> None:
     _pair_setup(params, args)
     name = params["dataset"]["name"]
     metrics = evaluate_pair(paths.run_dir(args.arch, args.loss), paths.processed_dir(name), paths.split_csv(name),
-                            params["train"]["batch_size"], Tracker(name))
+                            params["train"]["batch_size"], Tracker(name), group_by=params["split"]["stratify"])
     log.info("test Dice %.4f IoU %.4f", metrics["dice"], metrics["iou"])
 
 
@@ -135,9 +136,10 @@ def cmd_export(params: dict, args) -> None:
     from segbench.models.export import export_onnx
 
     run_dir = paths.run_dir(args.arch, args.loss)
-    model, _ = load_best(run_dir)
-    output = export_onnx(model, 1, params["preprocess"]["size"], args.output or run_dir / "model.onnx")
-    log.info("wrote %s (input 'image': batch x 1 x %d x %d)", output, *[params["preprocess"]["size"]] * 2)
+    model, checkpoint = load_best(run_dir)
+    size, channels = params["preprocess"]["size"], checkpoint.get("in_channels", 1)
+    output = export_onnx(model, channels, size, args.output or run_dir / "model.onnx")
+    log.info("wrote %s (input 'image': batch x %d x %d x %d)", output, channels, size, size)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,6 +5,11 @@ from pathlib import Path
 from segbench.config import run_name
 
 
+def archive_dir(dataset: str) -> Path:
+    """Downloaded archives: kept apart from the extracted tree, which Snakemake clears before a rerun."""
+    return Path("data/archives") / dataset
+
+
 def raw_dir(dataset: str) -> Path:
     return Path("data/raw") / dataset
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ import pandas as pd
 from PIL import Image, ImageDraw
 
 from segbench import SegbenchError
+from segbench.data.sample import Sample
 
 log = logging.getLogger(__name__)
 
@@ -28,16 +28,7 @@ VIEWS = ["frontal", "lateral", "oblique"]
 COLUMNS = (["image_id", "center", "age", "gender"] + BONES + JOINTS + ["tumor", "benign", "malignant"]
            + SUBTYPES + LIMBS + VIEWS)
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".JPEG", ".JPG")
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One image of the dataset, with its annotation when it has a tumour."""
-
-    sample_id: str
-    image_path: Path
-    annotation_path: Path | None
-    meta: dict
+MODE = "L"  # X-rays are read as greyscale, whatever their JPEG's colour mode
 
 
 def _first_flag(row: pd.Series, names: list[str], default: str = "") -> str:
@@ -96,12 +87,13 @@ def find_image(images: Path, stem: str) -> Path | None:
     return None
 
 
-def list_samples(root: Path, include_normal: bool) -> list[Sample]:
-    """Every tumour image (one per top-level annotation), plus normals when asked.
+def list_samples(extracted: Path, options: dict) -> list[Sample]:
+    """Every tumour image (one per top-level annotation), plus normals with ``options['include_normal']``.
 
     Raises:
         SegbenchError: an annotation naming an image that is not in ``images/``.
     """
+    root = find_root(extracted)
     meta = read_metadata(root / "dataset.xlsx")
     samples = []
     for note in sorted((root / "Annotations").glob("*.json")):  # top level only: skips a nested duplicate
@@ -112,7 +104,7 @@ def list_samples(root: Path, include_normal: bool) -> list[Sample]:
         if note.stem not in meta.index:
             raise SegbenchError(f"{note}: image {note.stem} has no row in {root / 'dataset.xlsx'}")
         samples.append(Sample(note.stem, image, note, meta.loc[note.stem].to_dict()))
-    if include_normal:
+    if options["include_normal"]:
         for stem, row in meta[meta["tumor_type"] == "normal"].iterrows():
             image = find_image(root / "images", stem)
             if image is None:
@@ -155,3 +147,10 @@ def annotation_mask(path: Path, height: int, width: int) -> np.ndarray:
             if not inside:
                 draw.rectangle([x0, y0, x1, y1], fill=1)
     return np.asarray(canvas, np.uint8)
+
+
+def load_mask(sample: Sample, height: int, width: int, options: dict) -> np.ndarray:
+    """The sample's lesion mask (height, width) in {0, 1}; empty for a normal image."""
+    if sample.annotation_path is None:
+        return np.zeros((height, width), np.uint8)
+    return annotation_mask(sample.annotation_path, height, width)

@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import Dataset
 
 from segbench import SegbenchError
+from segbench.data.sample import IGNORE
 from segbench.losses.functional import signed_distance
 
 
@@ -20,8 +21,8 @@ from segbench.losses.functional import signed_distance
 class Processed:
     """The preprocess stage's outputs, memory-mapped, with the split assignment joined to meta."""
 
-    images: np.ndarray  # (N, S, S) uint8
-    masks: np.ndarray   # (N, S, S) uint8
+    images: np.ndarray  # (N, S, S) grey or (N, S, S, 3) RGB, uint8
+    masks: np.ndarray   # (N, S, S) uint8: 0, 1, or IGNORE
     meta: pd.DataFrame  # one row per array index, with a 'subset' column
 
     @classmethod
@@ -38,6 +39,14 @@ class Processed:
         return cls(np.load(processed_dir / "images.npy", mmap_mode="r"),
                    np.load(processed_dir / "masks.npy", mmap_mode="r"), meta)
 
+    @property
+    def channels(self) -> int:
+        return 1 if self.images.ndim == 3 else self.images.shape[-1]
+
+    @property
+    def size(self) -> int:
+        return self.images.shape[1]
+
     def indices(self, subset: str) -> np.ndarray:
         return np.flatnonzero(self.meta["subset"].to_numpy() == subset)
 
@@ -47,9 +56,10 @@ class Processed:
         return float(train.mean()), float(train.std()) or 1.0
 
     def class_frequencies(self) -> list[float]:
-        """Pixel share of background and tumour in the train subset's masks."""
-        tumour = float(self.masks[self.indices("train")].mean())
-        return [1.0 - tumour, tumour]
+        """Pixel share of background and foreground in the train subset's masks (ignored pixels left out)."""
+        masks = self.masks[self.indices("train")]
+        foreground = float((masks == 1).sum() / max(1, (masks != IGNORE).sum()))
+        return [1.0 - foreground, foreground]
 
 
 def augmentation(options: dict, seed: int) -> A.Compose:
@@ -70,8 +80,8 @@ def augmentation(options: dict, seed: int) -> A.Compose:
 
 
 class SegmentationDataset(Dataset):
-    """Items: {"image": (1, S, S) float32 normalised, "mask": (1, S, S) float32 in {0, 1}} and,
-    with ``distances``, "distance": (1, S, S) signed distance to the mask's boundary.
+    """Items: {"image": (C, S, S) float32 normalised, "mask": (1, S, S) float32 in {0, 1, IGNORE}} and,
+    with ``distances``, "distance": (1, S, S) signed distance to the foreground's boundary.
 
     The distance map is computed here, per sample on the CPU (scipy), from the augmented
     mask, so it is exact for the geometry the model sees and never costs the training step.
@@ -91,7 +101,9 @@ class SegmentationDataset(Dataset):
             out = self.transform(image=image, mask=mask)
             image, mask = out["image"], out["mask"]
         image = (image.astype(np.float32) / 255.0 - self.mean) / self.std
-        item = {"image": torch.from_numpy(image)[None], "mask": torch.from_numpy(mask.astype(np.float32))[None]}
+        image = torch.from_numpy(image)
+        image = image[None] if image.ndim == 2 else image.permute(2, 0, 1)
+        item = {"image": image.contiguous(), "mask": torch.from_numpy(mask.astype(np.float32))[None]}
         if self.distances:
-            item["distance"] = torch.from_numpy(signed_distance(mask[None]))
+            item["distance"] = torch.from_numpy(signed_distance((mask == 1)[None].astype(np.uint8)))
         return item

@@ -140,22 +140,23 @@ def _extract_into(archive: Path, target: Path) -> None:
         raise SegbenchError(f"{archive}: neither a zip nor a tar archive")
 
 
-def extract(archive: Path, checksum: str) -> Path:
-    """Extract ``archive`` into ``<its folder>/extracted/``, once per checksum.
+def extract(archives: list[Path], checksums: list[str], target: Path) -> Path:
+    """Extract ``archives`` (zip or tar) together into ``target``, once per set of checksums.
 
     The tree is built under a temporary name and renamed into place when complete,
     so a half-finished extraction is never taken for a complete one.
     """
-    target = archive.parent / EXTRACTED
+    stamp_text = " ".join(checksums)
     stamp = target / STAMP
-    if stamp.is_file() and stamp.read_text().strip() == checksum:
+    if stamp.is_file() and stamp.read_text().strip() == stamp_text:
         return target
-    partial = archive.parent / f".{EXTRACTED}.partial"
+    partial = target.with_name(f".{target.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     try:
-        _extract_into(archive, partial)
-        (partial / STAMP).write_text(checksum + "\n")
+        for archive in archives:
+            _extract_into(archive, partial)
+        (partial / STAMP).write_text(stamp_text + "\n")
         shutil.rmtree(target, ignore_errors=True)
         os.replace(partial, target)
     finally:

@@ -1,4 +1,4 @@
-"""The `preprocess` stage: LabelMe polygons to masks, then resize-longest-side and zero-pad.
+"""The `preprocess` stage: annotations to masks, then resize-longest-side and zero-pad.
 
 As in the thesis (section 3.3.1): the longest side goes to ``size`` with the aspect kept,
 then black pixels pad the image to ``size x size`` (centred). ``scale`` and the pads are
@@ -20,27 +20,35 @@ from PIL import Image, ImageOps
 from tqdm import tqdm
 
 from segbench import SegbenchError
-from segbench.data import btxrd
+from segbench.data import btxrd, pets
+from segbench.data.sample import Sample, SkipSample
 from segbench.data.download import EXTRACTED
 from segbench.io import atomic_path, write_csv
 
 log = logging.getLogger(__name__)
+READERS = {"btxrd": btxrd, "synthetic": btxrd, "oxford_pets": pets}  # the synthetic demo is in BTXRD's format
 
 
-def load_image(path: Path, scale_to: int) -> tuple[Image.Image, tuple[int, int]]:
-    """Decode a greyscale image, EXIF-rotated, JPEG-drafted near its final size.
+def load_image(path: Path, scale_to: int, mode: str) -> tuple[Image.Image, tuple[int, int]]:
+    """Decode an image EXIF-rotated, JPEG-drafted near its final size, in ``mode`` ("L" or "RGB").
 
     Returns:
         The image and its original (height, width) after EXIF rotation.
+
+    Raises:
+        SkipSample: an "RGB" dataset's image that is not RGB (CMYK, greyscale, palette).
+        SegbenchError: a file that cannot be decoded.
     """
     try:
         image = Image.open(path)
+        if mode == "RGB" and image.mode != "RGB":
+            raise SkipSample(f"{path}: colour mode {image.mode}, not RGB")
         w, h = image.size
         scale = scale_to / max(w, h)
-        image.draft("L", (math.ceil(w * scale), math.ceil(h * scale)))  # JPEG: decode at 1/2^k size
+        image.draft(mode, (math.ceil(w * scale), math.ceil(h * scale)))  # JPEG: decode at 1/2^k size
         rotated = ImageOps.exif_transpose(image)
         orig = (h, w) if rotated.size == image.size else (w, h)
-        return rotated.convert("L"), orig
+        return rotated.convert(mode), orig
     except (OSError, SyntaxError, ValueError) as exc:  # PIL's errors for truncated / corrupt files
         raise SegbenchError(f"{path}: cannot decode image: {exc}") from None
 
@@ -70,18 +78,23 @@ class Geometry:
         return out
 
 
-def process_sample(sample: btxrd.Sample, size: int) -> tuple[np.ndarray, np.ndarray, dict]:
-    """One sample -> image (size, size) uint8, mask (size, size) uint8 in {0, 1}, meta row."""
-    image, (orig_h, orig_w) = load_image(sample.image_path, size)
-    if sample.annotation_path is None:
-        mask = np.zeros((orig_h, orig_w), np.uint8)
-    else:
-        mask = btxrd.annotation_mask(sample.annotation_path, orig_h, orig_w)
+def process_sample(sample: Sample, size: int, dataset: str, options: dict):
+    """One sample -> (image (size, size[, 3]) uint8, mask (size, size) uint8, meta row), or the
+    reason it is skipped (a string) where the dataset skips unreadable images rather than failing."""
+    reader = READERS[dataset]
+    try:
+        image, (orig_h, orig_w) = load_image(sample.image_path, size, reader.MODE)
+    except SkipSample as skip:
+        return str(skip)
+    except SegbenchError as exc:
+        if reader.MODE == "RGB":  # Oxford-IIIT Pet ships a few broken files: skip them
+            return str(exc)
+        raise
+    mask = reader.load_mask(sample, orig_h, orig_w, options)
     geometry = Geometry.fit(orig_h, orig_w, size)
-    area = int(mask.sum())
+    area = int((mask == 1).sum())
     row = {"sample_id": sample.sample_id, "image_file": sample.image_path.name,
-           **{k: sample.meta.get(k) for k in ("tumor_type", "benign_malignant", "center", "view", "bone",
-                                               "limb", "age", "gender")},
+           **{k: v for k, v in sample.meta.items() if k != "sample_id"},
            "orig_h": orig_h, "orig_w": orig_w, "scale": geometry.scale,
            "pad_top": geometry.pad_top, "pad_left": geometry.pad_left,
            "lesion_area_px": area, "lesion_ratio": area / (orig_h * orig_w)}
@@ -89,26 +102,64 @@ def process_sample(sample: btxrd.Sample, size: int) -> tuple[np.ndarray, np.ndar
             geometry.place(Image.fromarray(mask), Image.Resampling.NEAREST), row)
 
 
-def preprocess(raw_dir: Path, out_dir: Path, size: int, include_normal: bool, workers: int = 1) -> pd.DataFrame:
-    """Write ``images.npy`` (N, S, S), ``masks.npy`` (N, S, S) and ``meta.csv`` into ``out_dir``.
+def size_buckets(ratio: pd.Series) -> tuple[pd.Series, list[float]]:
+    """small / medium / large by the tertiles of the lesion ratio over images with a lesion; none without.
+
+    Tertiles, not fixed cut-offs, because lesion sizes differ by orders of magnitude between datasets.
+    """
+    has_lesion = ratio > 0
+    edges = list(ratio[has_lesion].quantile([1 / 3, 2 / 3])) if has_lesion.any() else [0.0, 0.0]
+    names = np.array(["small", "medium", "large"])[np.digitize(ratio, edges, right=True)]
+    return pd.Series(np.where(has_lesion, names, "none"), index=ratio.index), edges
+
+
+def _compact(path: Path, keep: list[int], shape: tuple[int, ...]) -> None:
+    """Rewrite the .npy at ``path`` with only the rows ``keep`` (after skipped samples)."""
+    source = np.load(path, mmap_mode="r")
+    with atomic_path(path) as tmp:
+        out = np.lib.format.open_memmap(tmp, "w+", np.uint8, (len(keep), *shape))
+        for j, i in enumerate(keep):
+            out[j] = source[i]
+        out.flush()
+        del out
+    del source
+
+
+def preprocess(raw_dir: Path, out_dir: Path, size: int, dataset: dict, workers: int = 1) -> pd.DataFrame:
+    """Write ``images.npy`` (N, S, S) grey or (N, S, S, 3) RGB, ``masks.npy`` (N, S, S) and ``meta.csv``.
 
     Arrays are filled in memory-mapped temporary files (bounded memory) and renamed into
     place only when every sample has been processed; a bad file raises before any output.
     """
-    samples = btxrd.list_samples(btxrd.find_root(raw_dir / EXTRACTED), include_normal)
+    name = dataset["name"]
+    reader = READERS[name]
+    samples = reader.list_samples(raw_dir / EXTRACTED, dataset)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
+    image_shape = (size, size) if reader.MODE == "L" else (size, size, 3)
+    rows, keep = [], []
     with atomic_path(out_dir / "images.npy") as images_tmp, atomic_path(out_dir / "masks.npy") as masks_tmp:
-        images = np.lib.format.open_memmap(images_tmp, "w+", np.uint8, (len(samples), size, size))
+        images = np.lib.format.open_memmap(images_tmp, "w+", np.uint8, (len(samples), *image_shape))
         masks = np.lib.format.open_memmap(masks_tmp, "w+", np.uint8, (len(samples), size, size))
+        n = len(samples)
         with ProcessPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
-            results = (pool.map if pool else map)(process_sample, samples, [size] * len(samples))
-            for i, (image, mask, row) in enumerate(tqdm(results, total=len(samples), desc="preprocess")):
-                images[i], masks[i] = image, mask
+            results = (pool.map if pool else map)(process_sample, samples, [size] * n, [name] * n, [dataset] * n)
+            for i, result in enumerate(tqdm(results, total=n, desc="preprocess")):
+                if isinstance(result, str):
+                    log.warning("skipped %s", result)
+                    continue
+                images[i], masks[i], row = result
                 rows.append(row)
+                keep.append(i)
         images.flush(), masks.flush()
         del images, masks
+        if not rows:
+            raise SegbenchError(f"{raw_dir}: every image was skipped")
+        if len(keep) < n:
+            _compact(images_tmp, keep, image_shape)
+            _compact(masks_tmp, keep, (size, size))
         meta = pd.DataFrame(rows)
+        meta["size_bucket"], edges = size_buckets(meta["lesion_ratio"])
         write_csv(out_dir / "meta.csv", meta)
-    log.info("preprocessed %d images to %dx%d in %s", len(samples), size, size, out_dir)
+    log.info("preprocessed %d images to %dx%d in %s (%d skipped); size buckets at lesion ratio %.4f / %.4f",
+             len(rows), size, size, out_dir, n - len(rows), *edges)
     return meta

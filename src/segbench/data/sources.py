@@ -1,4 +1,4 @@
-"""Where each dataset's archive comes from, and the `download` stage."""
+"""Where each dataset's archives come from, and the `download` stage."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from segbench import SegbenchError
 from segbench.data import synthetic
-from segbench.data.download import extract, fetch, file_checksum
+from segbench.data.download import EXTRACTED, extract, fetch, file_checksum
 
 log = logging.getLogger(__name__)
 
@@ -23,35 +23,59 @@ class Archive:
 
 # Published locations and checksums (see the README's dataset section).
 PUBLISHED = {
-    "btxrd": Archive("https://ndownloader.figshare.com/files/50653575",
-                     "md5:59132a5036d030580ccade8add8f13df", "BTXRD.zip"),
+    "btxrd": [Archive("https://ndownloader.figshare.com/files/50653575",
+                      "md5:59132a5036d030580ccade8add8f13df", "BTXRD.zip")],
+    # as torchvision's OxfordIIITPet lists them
+    "oxford_pets": [
+        Archive("https://www.robots.ox.ac.uk/~vgg/data/pets/data/images.tar.gz",
+                "md5:5c4f3ee8e5d25df40f4fd59a7f44e54c", "images.tar.gz"),
+        Archive("https://www.robots.ox.ac.uk/~vgg/data/pets/data/annotations.tar.gz",
+                "md5:95a8c909bbe2e81eed6a22bccdf3f68f", "annotations.tar.gz"),
+    ],
 }
 SYNTHETIC_FILE = "BTXRD-synthetic.zip"
 
 
-def download_dataset(dataset: dict, synthetic_params: dict, raw_dir: Path) -> Path:
-    """The `download` stage: fetch, verify and extract ``dataset['name']`` under ``raw_dir``.
+def _per_archive(value, published: list[Archive], key: str) -> list:
+    """``dataset.<key>`` as one value (or None) per archive."""
+    if value is None:
+        return [None] * len(published)
+    values = value if isinstance(value, list) else [value]
+    if len(values) != len(published):
+        raise SegbenchError(f"dataset.{key}: this dataset has {len(published)} archives, so give one value for each "
+                            f"of {[a.file_name for a in published]}, in that order; got {len(values)}")
+    return values
 
-    The synthetic demo is first generated into a temporary folder, as if published there,
-    then goes through the same fetch -> verify -> extract path as a real archive.
+
+def download_dataset(dataset: dict, synthetic_params: dict, archive_dir: Path, raw_dir: Path) -> Path:
+    """The `download` stage: fetch and verify ``dataset['name']``'s archives into ``archive_dir``,
+    then extract them together into ``raw_dir/extracted``.
+
+    ``dataset.source`` / ``dataset.checksum`` override the published location and checksum
+    (a list of them for a dataset of several archives). The synthetic demo is first
+    generated into a temporary folder, as if published there, then goes through the same
+    fetch -> verify -> extract path as a real archive.
 
     Returns:
-        The extracted tree, ``raw_dir/extracted``.
+        The extracted tree.
     """
-    name, source, checksum = dataset["name"], dataset["source"], dataset["checksum"]
-    raw_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=raw_dir, prefix=".build-") as build:
+    name = dataset["name"]
+    archive_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=archive_dir, prefix=".build-") as build:
         if name == "synthetic":
-            file_name = SYNTHETIC_FILE
+            source, checksum = dataset["source"], dataset["checksum"]
             if source is None:
-                source = str(Path(build) / file_name)
+                source = str(Path(build) / SYNTHETIC_FILE)
                 log.info("generating the synthetic demo archive (%d images)", synthetic_params["n_images"])
                 synthetic.build_archive(source, **synthetic_params)
                 checksum = checksum or file_checksum(Path(source))
             elif checksum is None:
                 raise SegbenchError("dataset.checksum: required when dataset.source points to a synthetic archive")
+            wanted = [(source, checksum, SYNTHETIC_FILE)]
         else:
             published = PUBLISHED[name]
-            source, checksum, file_name = source or published.url, checksum or published.checksum, published.file_name
-        archive = fetch(source, raw_dir / file_name, checksum)
-    return extract(archive, checksum)
+            sources = _per_archive(dataset["source"], published, "source")
+            checksums = _per_archive(dataset["checksum"], published, "checksum")
+            wanted = [(s or a.url, c or a.checksum, a.file_name) for a, s, c in zip(published, sources, checksums)]
+        archives = [fetch(source, archive_dir / file_name, checksum) for source, checksum, file_name in wanted]
+    return extract(archives, [checksum for _, checksum, _ in wanted], raw_dir / EXTRACTED)

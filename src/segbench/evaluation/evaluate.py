@@ -32,15 +32,17 @@ def load_best(run_dir: Path) -> tuple[torch.nn.Module, dict]:
     if not checkpoint_path.exists():
         raise SegbenchError(f"{checkpoint_path}: missing; run `segbench train` for this pair first")
     checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
-    model = build_model(checkpoint["arch_cfg"])
+    model = build_model(checkpoint["arch_cfg"], checkpoint.get("in_channels", 1))
     model.load_state_dict(checkpoint["model"])
     return model, checkpoint
 
 
-def evaluate_pair(run_dir: Path, processed_dir: Path, split_csv: Path, batch_size: int, tracker=None) -> dict:
+def evaluate_pair(run_dir: Path, processed_dir: Path, split_csv: Path, batch_size: int, tracker=None,
+                  group_by: str | None = "tumor_type") -> dict:
     """Write ``per_image.csv`` and ``metrics.json`` into ``run_dir``; return the metrics.
 
-    Predictions are thresholded at 0.5 and scored only inside the un-padded image.
+    Predictions are thresholded at 0.5 and scored only inside the un-padded image. Mean Dice
+    is also given per value of the ``group_by`` column and per lesion size bucket.
     """
     model, checkpoint = load_best(run_dir)
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -55,13 +57,15 @@ def evaluate_pair(run_dir: Path, processed_dir: Path, split_csv: Path, batch_siz
     meta = data.meta.iloc[test].reset_index(drop=True)
     pred = (probs > 0.5) & valid_region(meta, probs.shape[-1])
     scores = per_image_scores(pred, targets)
-    per_image = meta[["sample_id", "tumor_type"]].assign(
+    groups = [c for c in (group_by, "size_bucket") if c and c in meta.columns]
+    per_image = meta[["sample_id", *groups]].assign(
         **{name: scores[name] for name in METRICS},
-        gt_px=targets.sum((1, 2, 3)).long().numpy(), pred_px=pred.sum((1, 2, 3)).long().numpy())
+        gt_px=(targets == 1).sum((1, 2, 3)).long().numpy(), pred_px=pred.sum((1, 2, 3)).long().numpy())
     write_csv(run_dir / "per_image.csv", per_image)
 
     metrics = summarise(scores)
-    metrics["dice_by_tumor_type"] = {k: float(np.nanmean(v)) for k, v in per_image.groupby("tumor_type")["dice"]}
+    for column in groups:
+        metrics[f"dice_by_{column}"] = {str(k): float(np.nanmean(v)) for k, v in per_image.groupby(column)["dice"]}
     metrics["best_epoch"] = int(checkpoint["epoch"])
     write_json(run_dir / "metrics.json", metrics)
     run_id = read_json(run_dir / "train.json").get("mlflow_run_id") if (run_dir / "train.json").exists() else None

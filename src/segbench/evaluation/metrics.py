@@ -12,16 +12,21 @@ import numpy as np
 import segmentation_models_pytorch as smp
 import torch
 
+from segbench.data.sample import IGNORE
+
 METRICS = ("dice", "iou", "precision", "recall")
 
 
 def per_image_scores(pred: torch.Tensor, target: torch.Tensor) -> dict[str, np.ndarray]:
     """Binary masks -> one score per image.
 
-    Shape: pred, target (N, H, W) or (N, 1, H, W), values in {0, 1}.
+    Shape: pred (N, H, W) or (N, 1, H, W) in {0, 1}; target the same in {0, 1, IGNORE}.
+    Pixels whose target is IGNORE count nowhere (smp's binary stats take no ignore index).
     Returns: {"dice", "iou", "precision", "recall", "tp", "fp", "fn"} -> arrays (N,).
     """
     pred, target = pred.reshape(len(pred), 1, -1).long(), target.reshape(len(target), 1, -1).long()
+    valid = target != IGNORE
+    pred, target = pred * valid, target * valid
     tp, fp, fn, tn = smp.metrics.get_stats(pred, target, mode="binary")
     nan = float("nan")
     scores = {

@@ -18,7 +18,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from segbench import SegbenchError
+from segbench.data.sample import IGNORE
 
+CERTAIN = 30.0  # a logit whose sigmoid is 1 - 1e-13: how ignored pixels are made certain background
 MODES = ("binary", "multiclass")
 FAMILIES = ("distribution", "region", "boundary", "compound")
 RESERVED = ("term", "weight", "ramp", "max_weight")
@@ -107,13 +109,24 @@ class WeightedSum(nn.Module):
                 total = total + weight * term(logits, target, *args)
         return total
 
+    def _masked(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pixels whose target is IGNORE become certain background in both logits and target, so they
+        add nothing to any term and pass no gradient. (Few terms take an ignore index, so it is done here.)"""
+        ignored = target == IGNORE
+        if not ignored.any():
+            return logits, target
+        background = torch.full((logits.shape[1],), -CERTAIN, device=logits.device)
+        background[0] = CERTAIN if logits.shape[1] > 1 else -CERTAIN
+        logits = torch.where(ignored, background.view(1, -1, 1, 1), logits)
+        return logits, target.masked_fill(ignored, 0)
+
     def forward(self, logits, target: torch.Tensor, distance: torch.Tensor | None = None) -> torch.Tensor:
         if self.needs_distance and distance is None:
             raise SegbenchError("this loss needs ground-truth distance maps; the data pipeline gave none")
         with torch.autocast(logits[0].device.type if isinstance(logits, (list, tuple)) else logits.device.type,
                             enabled=False):
             if not isinstance(logits, (list, tuple)):
-                return self._single(logits.float(), target, None if distance is None else distance.float())
+                return self._single(*self._masked(logits.float(), target), None if distance is None else distance.float())
             weights = self.deep_supervision or [0.5 ** i for i in range(len(logits))]
             total = 0.0
             for weight, level in zip(weights, logits):
@@ -121,7 +134,7 @@ class WeightedSum(nn.Module):
                 t = F.interpolate(target.float(), size=level.shape[-2:], mode="nearest")
                 d = None if distance is None else F.interpolate(distance.float(), size=level.shape[-2:],
                                                                 mode="nearest") * scale
-                total = total + weight * self._single(level.float(), t, d)
+                total = total + weight * self._single(*self._masked(level.float(), t), d)
             return total / sum(weights[: len(logits)])
 
 

@@ -47,10 +47,10 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_model(arch_cfg: dict) -> torch.nn.Module:
-    """Model for one grey channel and one tumour logit, from ``architectures.<name>``."""
+def build_model(arch_cfg: dict, in_channels: int = 1) -> torch.nn.Module:
+    """Model for ``in_channels`` (1 grey, 3 RGB) and one foreground logit, from ``architectures.<name>``."""
     cfg = dict(arch_cfg)
-    return create_model(cfg.pop("family"), in_channels=1, classes=1, **cfg)
+    return create_model(cfg.pop("family"), in_channels=in_channels, classes=1, **cfg)
 
 
 def batch_loss(loss_fn, outputs, batch: dict, dev: torch.device) -> torch.Tensor:
@@ -165,17 +165,18 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
     val_set = SegmentationDataset(data, data.indices("val"), mean, std, distances=loss_fn.needs_distance)
     if not len(train_set) or not len(val_set):
         raise SegbenchError(f"{split_csv}: the train and val subsets must both be non-empty")
-    meta = {"arch": arch, "loss": loss, "arch_cfg": params["architectures"][arch], "mean": mean, "std": std}
+    meta = {"arch": arch, "loss": loss, "arch_cfg": params["architectures"][arch], "mean": mean, "std": std,
+            "in_channels": data.channels}
 
     with leased_device() as dev:
         acc = Accelerator.for_device(dev, recipe, threads)
-        net = build_model(params["architectures"][arch]).to(dev, memory_format=acc.memory_format)
+        net = build_model(params["architectures"][arch], data.channels).to(dev, memory_format=acc.memory_format)
         run = Session(net, recipe, acc, augment)
         loader = DataLoader(train_set, batch_size=recipe["batch_size"], shuffle=True, generator=run.generator,
                             num_workers=acc.workers, pin_memory=acc.cuda, persistent_workers=acc.workers > 0)
         val_loader = DataLoader(val_set, batch_size=recipe["batch_size"], num_workers=acc.workers,
                                 pin_memory=acc.cuda)
-        efficiency = complexity(net, 1, data.images.shape[-1])
+        efficiency = complexity(net, data.channels, data.size)
         n_params = efficiency["parameters"]
 
         key, resume_path = fingerprint(params, arch, loss, processed_dir, split_csv), out_dir / "resume.pt"
