@@ -59,7 +59,8 @@ def list_samples(extracted: Path, options: dict) -> list[Sample]:
     root = find_root(extracted)
     samples = []
     for row in read_lists(root / "annotations").to_dict("records"):
-        image, trimap = root / "images" / f"{row['sample_id']}.jpg", root / "annotations/trimaps" / f"{row['sample_id']}.png"
+        image = root / "images" / f"{row['sample_id']}.jpg"
+        trimap = root / "annotations" / "trimaps" / f"{row['sample_id']}.png"
         if not image.is_file() or not trimap.is_file():
             log.warning("%s: skipped: %s is missing", row["sample_id"], image if not image.is_file() else trimap)
             continue

@@ -126,7 +126,8 @@ class WeightedSum(nn.Module):
         with torch.autocast(logits[0].device.type if isinstance(logits, (list, tuple)) else logits.device.type,
                             enabled=False):
             if not isinstance(logits, (list, tuple)):
-                return self._single(*self._masked(logits.float(), target), None if distance is None else distance.float())
+                distance = None if distance is None else distance.float()
+                return self._single(*self._masked(logits.float(), target), distance)
             weights = self.deep_supervision or [0.5 ** i for i in range(len(logits))]
             total = 0.0
             for weight, level in zip(weights, logits):
