@@ -20,7 +20,7 @@ def meta_with(counts):
 
 
 def test_btxrd_counts_give_the_thesis_split():
-    assignment, counts = split(meta_with(BTXRD_COUNTS), seed=42, test_fraction=0.10, val_fraction=0.20,
+    assignment, counts, _ = split(meta_with(BTXRD_COUNTS), seed=42, test_fraction=0.10, val_fraction=0.20,
                                stratify="tumor_type")
     assert assignment["subset"].value_counts().to_dict() == {"train": 1344, "val": 336, "test": 187}
     table = counts.set_index("tumor_type")
@@ -30,20 +30,75 @@ def test_btxrd_counts_give_the_thesis_split():
 
 def test_split_is_reproducible_and_disjoint():
     meta = meta_with({"a": 40, "b": 30, "c": 10})
-    first, _ = split(meta, 1, 0.1, 0.2, "tumor_type")
-    again, _ = split(meta, 1, 0.1, 0.2, "tumor_type")
-    other, _ = split(meta, 2, 0.1, 0.2, "tumor_type")
+    first = split(meta, 1, 0.1, 0.2, "tumor_type")[0]
+    again = split(meta, 1, 0.1, 0.2, "tumor_type")[0]
+    other = split(meta, 2, 0.1, 0.2, "tumor_type")[0]
     assert first.equals(again) and not first.equals(other)
     assert first["sample_id"].is_unique and first["subset"].notna().all()
 
 
 def test_tiny_class_falls_back_to_random(caplog):
     with caplog.at_level(logging.WARNING):
-        assignment, _ = split(meta_with({"a": 30, "b": 1}), 0, 0.1, 0.2, "tumor_type")
+        assignment = split(meta_with({"a": 30, "b": 1}), 0, 0.1, 0.2, "tumor_type")[0]
     assert "falling back to a random split" in caplog.text
     assert len(assignment) == 31
 
 
 def test_unknown_stratify_column_is_named():
-    with pytest.raises(SegbenchError, match="split.stratify: 'breed'"):
+    with pytest.raises(SegbenchError, match=r"split.stratify: \['breed'\] not among meta.csv's columns"):
         split(meta_with({"a": 10}), 0, 0.1, 0.2, "breed")
+
+
+def btxrd_like(n_groups: int = 60, seed: int = 0):
+    """Images in groups of 1-4 sharing centre, age, gender, subtype and bone (BTXRD's lesion proxy)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for g in range(n_groups):
+        subtype = ["osteochondroma", "osteosarcoma", "simple bone cyst"][g % 3]
+        for _ in range(rng.integers(1, 5)):
+            rows.append({"sample_id": f"IMG{len(rows):06d}", "tumor_type": subtype, "center": g % 3 + 1,
+                         "age": 10 + g, "gender": "MF"[g % 2], "bone": "femur"})
+    return pd.DataFrame(rows)
+
+
+GROUP = ["center", "age", "gender", "tumor_type", "bone"]
+
+
+def test_group_by_keeps_each_group_in_one_subset_and_reports_the_plain_splits_leakage():
+    meta = btxrd_like()
+    assignment, counts, report = split(meta, 42, 0.1, 0.2, "tumor_type", group_by=GROUP)
+    groups = meta[GROUP].astype(str).agg("|".join, axis=1)
+    assert (assignment.groupby(groups)["subset"].nunique() == 1).all()
+    assert report["this_split"]["groups_in_several_subsets"] == 0
+    assert report["plain_split"]["groups_in_several_subsets"] > 0  # the plain split leaks
+    assert report["plain_split"]["val_test_images_sharing_a_group_with_train"] > 0
+    share = assignment["subset"].value_counts(normalize=True)
+    assert 0.03 < share["test"] < 0.2 and 0.1 < share["val"] < 0.3
+    assert set(counts.columns) == {"tumor_type", "train", "val", "test", "total"}
+
+
+def test_folds_partition_the_non_test_images_and_val_is_the_chosen_fold():
+    meta = btxrd_like()
+    assignment = split(meta, 42, 0.1, 0.2, "tumor_type", folds=5, val_fold=2)[0]
+    rest = assignment[assignment["subset"] != "test"]
+    assert sorted(rest["fold"].unique()) == [0, 1, 2, 3, 4]
+    assert (rest.loc[rest["fold"] == 2, "subset"] == "val").all()
+    assert (rest.loc[rest["fold"] != 2, "subset"] == "train").all()
+    assert (assignment.loc[assignment["subset"] == "test", "fold"] == -1).all()
+    grouped = split(meta, 42, 0.1, 0.2, "tumor_type", group_by=GROUP, folds=5)[0]
+    groups = meta[GROUP].astype(str).agg("|".join, axis=1)
+    assert (grouped.groupby(groups)["fold"].nunique() == 1).all()
+    with pytest.raises(SegbenchError, match="split.val_fold: must be in 0..4"):
+        split(meta, 42, 0.1, 0.2, "tumor_type", folds=5, val_fold=5)
+
+
+def test_official_test_list_is_the_test_subset():
+    meta = pd.DataFrame({"sample_id": [f"cat_{i}" for i in range(40)], "breed": ["a", "b"] * 20,
+                         "official_split": ["trainval"] * 30 + ["test"] * 10})
+    assignment = split(meta, 0, 0.1, 0.2, "breed", official_test=True)[0].set_index("sample_id")["subset"]
+    assert (assignment[meta["sample_id"][30:]] == "test").all()
+    assert (assignment[meta["sample_id"][:30]] != "test").all() and (assignment == "val").sum() == 6
+    with pytest.raises(SegbenchError, match=r"split.official_test: \['official_split'\]"):
+        split(meta.drop(columns="official_split"), 0, 0.1, 0.2, "breed", official_test=True)

@@ -37,15 +37,16 @@ def cmd_split(params: dict, args) -> None:
     import pandas as pd
 
     from segbench.data.split import split
-    from segbench.io import write_csv
+    from segbench.io import write_csv, write_json
 
     name = params["dataset"]["name"]
     meta_csv = paths.processed_dir(name) / "meta.csv"
     if not meta_csv.exists():
         raise SegbenchError(f"{meta_csv}: missing; run `segbench preprocess` first")
-    assignment, counts = split(pd.read_csv(meta_csv), **params["split"])
+    assignment, counts, leakage = split(pd.read_csv(meta_csv), **params["split"])
     write_csv(paths.split_csv(name), assignment)
     write_csv(paths.split_counts_csv(name), counts)
+    write_json(paths.split_leakage_json(name), leakage)
     log.info("split: %s", assignment["subset"].value_counts().to_dict())
 
 
@@ -96,14 +97,14 @@ def cmd_report(params: dict, args) -> None:
     runs = {(a, l): paths.run_dir(a, l) for a in sweep["architectures"] for l in sweep["losses"]}
     table = comparison_table(runs)
     counts_csv = paths.split_counts_csv(name)
-    counts = pd.read_csv(counts_csv) if counts_csv.exists() else None
+    counts = {"split counts": pd.read_csv(counts_csv)} if counts_csv.exists() else {}
     xlsx, md = paths.REPORT_DIR / "comparison.xlsx", paths.REPORT_DIR / "comparison.md"
-    write_excel(table, xlsx, {"split counts": counts} if counts is not None else None)
+    write_excel(table, xlsx, counts)
     notes = [f"dataset: {name}; test Dice / IoU / precision / recall are means over test images "
              "(threshold 0.5, padding excluded); 'Dice (pooled)' pools all test pixels.",
              "precision is undefined for an empty prediction and recall for an empty ground truth; "
              "those images are left out of that mean."]
-    write_markdown(table, md, f"segbench comparison: sweep '{sweep['name']}'", notes)
+    write_markdown(table, md, f"segbench comparison: sweep '{sweep['name']}'", notes, counts)
     best = table.iloc[0]
     Tracker(name).finish_sweep(sweep["name"], {"best_test_dice": float(best["Dice"])},
                                {"best_pair": f"{best['architecture']}__{best['loss']}"}, [md, xlsx])

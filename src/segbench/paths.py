@@ -26,6 +26,10 @@ def split_counts_csv(dataset: str) -> Path:
     return Path("data/splits") / f"{dataset}_counts.csv"
 
 
+def split_leakage_json(dataset: str) -> Path:
+    return Path("data/splits") / f"{dataset}_leakage.json"
+
+
 def run_dir(arch: str, loss: str) -> Path:
     return Path("results/runs") / run_name(arch, loss)
 

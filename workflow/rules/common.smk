@@ -8,7 +8,7 @@ validate(config, Path(workflow.basedir) / "workflow" / "schemas" / "params.schem
 DATASET = config["dataset"]["name"]
 RAW = f"data/raw/{DATASET}"
 PROCESSED = multiext(f"data/processed/{DATASET}/", "images.npy", "masks.npy", "meta.csv")
-SPLIT = [f"data/splits/{DATASET}.csv", f"data/splits/{DATASET}_counts.csv"]
+SPLIT = [f"data/splits/{DATASET}.csv", f"data/splits/{DATASET}_counts.csv", f"data/splits/{DATASET}_leakage.json"]
 RUN = "results/runs/{arch}__{loss}"
 PAIRS = dict(arch=config["sweep"]["architectures"], loss=config["sweep"]["losses"])
 REPORT = ["results/report/comparison.xlsx", "results/report/comparison.md"]

@@ -15,13 +15,13 @@ rule download:
 rule preprocess:
     input:
         RAW,
-        code("data/preprocess.py", "data/btxrd.py"),
+        code("data/preprocess.py", "data/btxrd.py", "data/pets.py", "data/sample.py"),
     output:
         PROCESSED,
     log:
         "logs/preprocess.log",
     params:
-        dataset=options("dataset", "include_normal"),
+        dataset=options("dataset", "include_normal", "border_as"),
         preprocess=options("preprocess"),
     threads: workflow.cores
     shell:

@@ -42,7 +42,12 @@ def write_excel(table: pd.DataFrame, path: Path, extra_sheets: dict[str, pd.Data
                 writer.sheets["comparison"].column_dimensions[column[0].column_letter].width = min(40, width + 2)
 
 
-def write_markdown(table: pd.DataFrame, path: Path, title: str, notes: list[str]) -> None:
+def write_markdown(table: pd.DataFrame, path: Path, title: str, notes: list[str],
+                   sections: dict[str, pd.DataFrame] | None = None) -> None:
+    """comparison.md: the table, its notes, then one titled table per extra section."""
+    text = f"# {title}\n\n" + table.to_markdown(index=False, floatfmt=".4f") + "\n\n"
+    text += "".join(f"- {note}\n" for note in notes)
+    for name, section in (sections or {}).items():
+        text += f"\n## {name}\n\n" + section.to_markdown(index=False) + "\n"
     with atomic_path(path) as tmp:
-        tmp.write_text(f"# {title}\n\n" + table.to_markdown(index=False, floatfmt=".4f") + "\n\n"
-                       + "".join(f"- {note}\n" for note in notes))
+        tmp.write_text(text)
