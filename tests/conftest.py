@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -24,6 +27,51 @@ TINY["architectures"]["attention_unet"]["base_channels"] = 4
 
 # history.csv columns that measure time and memory, not results
 TIMING = ["seconds", "train_seconds", "val_seconds", "peak_memory_mb"]
+
+
+@contextlib.contextmanager
+def serve(files: dict[str, bytes], cut_once: set[str] = frozenset()):
+    """Serve ``files`` (name -> bytes) on 127.0.0.1 with HTTP Range support; /redirect -> /file.
+
+    Yields (base url, state); state["requests"] lists (path, Range header). The first full
+    request to a path in ``cut_once`` is cut off half-way, as a dropped connection would.
+    """
+    state = {"requests": [], "cut": set(cut_once)}
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            state["requests"].append((self.path, self.headers.get("Range")))
+            if self.path == "/redirect":
+                self.send_response(302)
+                self.send_header("Location", "/file")
+                self.end_headers()
+                return
+            data = files.get(self.path.lstrip("/"))
+            if data is None:
+                self.send_error(404)
+                return
+            start = int(self.headers["Range"].split("=")[1].split("-")[0]) if self.headers.get("Range") else 0
+            body = data[start:]
+            self.send_response(206 if start else 200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.path in state["cut"] and not start:
+                state["cut"].discard(self.path)
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+                self.connection.shutdown(2)
+                return
+            self.wfile.write(body)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_port}", state
+    finally:
+        httpd.shutdown()
 
 
 def tiny_params(**train) -> dict:

@@ -1,11 +1,11 @@
 import hashlib
 import io
 import tarfile
-import threading
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+
+from conftest import serve
 
 from segbench import SegbenchError
 from segbench.data.download import EXTRACTED, STAMP, extract, fetch
@@ -16,38 +16,10 @@ SHA = "sha256:" + hashlib.sha256(PAYLOAD).hexdigest()
 
 @pytest.fixture
 def server():
-    """Serves PAYLOAD at /file on 127.0.0.1 with Range support; /redirect points there; the first
-    full request to /flaky is cut off half-way."""
-    state = {"requests": [], "cut": True}
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_GET(self):
-            state["requests"].append((self.path, self.headers.get("Range")))
-            if self.path == "/redirect":
-                self.send_response(302)
-                self.send_header("Location", "/file")
-                self.end_headers()
-                return
-            start = int(self.headers["Range"].split("=")[1].split("-")[0]) if self.headers.get("Range") else 0
-            body = PAYLOAD[start:]
-            self.send_response(206 if start else 200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.path == "/flaky" and state["cut"] and not start:
-                state["cut"] = False
-                self.wfile.write(body[: len(body) // 2])
-                self.wfile.flush()
-                self.connection.shutdown(2)
-                return
-            self.wfile.write(body)
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_port}", state
-    httpd.shutdown()
+    """Serves PAYLOAD at /file and /flaky (whose first full request is cut off half-way);
+    /redirect points to /file."""
+    with serve({"file": PAYLOAD, "flaky": PAYLOAD}, cut_once={"/flaky"}) as served:
+        yield served
 
 
 def test_http_download_follows_redirects_and_verifies(server, tmp_path):

@@ -71,10 +71,10 @@ class Geometry:
         return cls(size, scale, h, w, (size - h) // 2, (size - w) // 2)
 
     def place(self, image: Image.Image, resample: int) -> np.ndarray:
-        """Resize ``image`` to (height, width) and zero-pad it: (size, size) uint8."""
-        out = np.zeros((self.size, self.size), np.uint8)
-        out[self.pad_top:self.pad_top + self.height, self.pad_left:self.pad_left + self.width] = \
-            np.asarray(image.resize((self.width, self.height), resample))
+        """Resize ``image`` to (height, width) and zero-pad it: (size, size[, channels]) uint8."""
+        resized = np.asarray(image.resize((self.width, self.height), resample))
+        out = np.zeros((self.size, self.size, *resized.shape[2:]), np.uint8)
+        out[self.pad_top:self.pad_top + self.height, self.pad_left:self.pad_left + self.width] = resized
         return out
 
 
