@@ -174,7 +174,8 @@ def test_btxrd_json_naming_a_missing_image_is_an_error_naming_it(tmp_path, monke
     assert not (tmp_path / "data/processed/btxrd").exists() or not any((tmp_path / "data/processed/btxrd").iterdir())
 
 
-@pytest.mark.parametrize("border_as, border_value", [("foreground", 1), ("background", 0), ("ignore", 255)])
+@pytest.mark.parametrize("border_as, border_value", [("foreground", 1), ("background", 0), ("ignore", 255),
+                                                     ("class", 2)])
 def test_pets_archives_go_through_the_cli_and_train(tmp_path, monkeypatch, caplog, border_as, border_value):
     images, notes = pets_archives()
     params = copy.deepcopy(TINY)
@@ -185,7 +186,7 @@ def test_pets_archives_go_through_the_cli_and_train(tmp_path, monkeypatch, caplo
                                  source=[f"{url}/images.tar.gz", f"{url}/annotations.tar.gz"],
                                  checksum=[sha256(images), sha256(notes)])
         stages = ["download", "preprocess", "split"]
-        if border_as == "ignore":
+        if border_as in ("ignore", "class"):  # an ignore label, and 3 classes, through training
             stages += [("train", "--arch", "attention_unet", "--loss", "dice"),
                        ("evaluate", "--arch", "attention_unet", "--loss", "dice")]
         with caplog.at_level(logging.WARNING):
@@ -203,6 +204,7 @@ def test_pets_archives_go_through_the_cli_and_train(tmp_path, monkeypatch, caplo
     assert masks[0, 5 + 10, 16] == 1 and masks[0, 5 + 5, 10] == border_value
     split = pd.read_csv(tmp_path / "data/splits/oxford_pets.csv").merge(meta, on="sample_id")
     assert (split.loc[split["subset"] == "test", "official_split"] == "test").all()
-    if border_as == "ignore":
+    if border_as in ("ignore", "class"):
         metrics = json.loads((tmp_path / "results/runs/attention_unet__dice/metrics.json").read_text())
         assert 0 <= metrics["dice"] <= 1 and set(metrics["dice_by_species"]) == {"cat", "dog"}
+        assert set(metrics.get("dice_by_class", {})) == ({"1", "2"} if border_as == "class" else set())

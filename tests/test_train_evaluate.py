@@ -117,7 +117,7 @@ def test_deep_supervision_outputs_train_and_only_the_first_predicts(data, tmp_pa
             full = self.conv(x)
             return [full, torch.nn.functional.avg_pool2d(full, 2)]
 
-    monkeypatch.setattr(trainer, "build_model", lambda cfg, in_channels: TwoHeads())
+    monkeypatch.setattr(trainer, "build_model", lambda *args: TwoHeads())
     summary = trainer.train_pair("smp_unet", "dice", params(deep_supervision=[1.0, 0.5]), *data, tmp_path / "ds")
     assert summary["epochs"] == 1 and 0 <= summary["best_val_dice"] <= 1
 

@@ -154,3 +154,8 @@ def load_mask(sample: Sample, height: int, width: int, options: dict) -> np.ndar
     if sample.annotation_path is None:
         return np.zeros((height, width), np.uint8)
     return annotation_mask(sample.annotation_path, height, width)
+
+
+def classes(options: dict) -> int:
+    """Background and tumour."""
+    return 2

@@ -55,11 +55,10 @@ class Processed:
         train = self.images[self.indices("train")].astype(np.float64) / 255.0
         return float(train.mean()), float(train.std()) or 1.0
 
-    def class_frequencies(self) -> list[float]:
-        """Pixel share of background and foreground in the train subset's masks (ignored pixels left out)."""
-        masks = self.masks[self.indices("train")]
-        foreground = float((masks == 1).sum() / max(1, (masks != IGNORE).sum()))
-        return [1.0 - foreground, foreground]
+    def class_frequencies(self, classes: int = 2) -> list[float]:
+        """Pixel share of each class in the train subset's masks (ignored pixels left out)."""
+        counts = np.bincount(np.asarray(self.masks[self.indices("train")]).ravel(), minlength=IGNORE + 1)[:classes]
+        return (counts / max(1, counts.sum())).tolist()
 
 
 def augmentation(options: dict, seed: int) -> A.Compose:
@@ -80,17 +79,18 @@ def augmentation(options: dict, seed: int) -> A.Compose:
 
 
 class SegmentationDataset(Dataset):
-    """Items: {"image": (C, S, S) float32 normalised, "mask": (1, S, S) float32 in {0, 1, IGNORE}} and,
-    with ``distances``, "distance": (1, S, S) signed distance to the foreground's boundary.
+    """Items: {"image": (C, S, S) float32 normalised, "mask": (1, S, S) float32 class ids or IGNORE} and,
+    with ``distances``, "distance": (1, S, S) signed distance to the foreground's boundary
+    ((K, S, S), one per class, with K > 2 classes).
 
     The distance map is computed here, per sample on the CPU (scipy), from the augmented
     mask, so it is exact for the geometry the model sees and never costs the training step.
     """
 
     def __init__(self, data: Processed, indices: np.ndarray, mean: float, std: float,
-                 transform: A.Compose | None = None, distances: bool = False):
+                 transform: A.Compose | None = None, distances: bool = False, classes: int = 2):
         self.data, self.indices, self.mean, self.std = data, indices, mean, std
-        self.transform, self.distances = transform, distances
+        self.transform, self.distances, self.classes = transform, distances, classes
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -105,5 +105,7 @@ class SegmentationDataset(Dataset):
         image = image[None] if image.ndim == 2 else image.permute(2, 0, 1)
         item = {"image": image.contiguous(), "mask": torch.from_numpy(mask.astype(np.float32))[None]}
         if self.distances:
-            item["distance"] = torch.from_numpy(signed_distance((mask == 1)[None].astype(np.uint8)))
+            # binary: the foreground's map; multiclass: one per class, as the boundary terms expect
+            wanted = [1] if self.classes == 2 else range(self.classes)
+            item["distance"] = torch.from_numpy(signed_distance(np.stack([mask == k for k in wanted])))
         return item

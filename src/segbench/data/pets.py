@@ -70,9 +70,14 @@ def list_samples(extracted: Path, options: dict) -> list[Sample]:
     return sorted(samples, key=lambda s: s.sample_id)
 
 
+def classes(options: dict) -> int:
+    """Background and pet, plus the border as a class of its own with ``border_as: class``."""
+    return 3 if options["border_as"] == "class" else 2
+
+
 def load_mask(sample: Sample, height: int, width: int, options: dict) -> np.ndarray:
     """Trimap -> (height, width) uint8: 1 pet, 0 background; the border per ``options['border_as']``
-    (``foreground`` 1, ``background`` 0, ``ignore`` 255, left out of losses and metrics)."""
+    (``foreground`` 1, ``background`` 0, ``ignore`` 255, left out of losses and metrics, ``class`` 2)."""
     try:
         trimap = np.asarray(Image.open(sample.annotation_path))
     except (OSError, SyntaxError, ValueError) as exc:
@@ -80,7 +85,7 @@ def load_mask(sample: Sample, height: int, width: int, options: dict) -> np.ndar
     if trimap.shape != (height, width):
         raise SegbenchError(f"{sample.annotation_path}: trimap is {trimap.shape[1]}x{trimap.shape[0]}, "
                             f"its image {width}x{height}")
-    border = {"foreground": 1, "background": 0, "ignore": IGNORE}[options["border_as"]]
+    border = {"foreground": 1, "background": 0, "ignore": IGNORE, "class": 2}[options["border_as"]]
     mask = np.where(trimap == PET, 1, 0).astype(np.uint8)
     mask[trimap == BORDER] = border
     return mask

@@ -29,6 +29,11 @@ log = logging.getLogger(__name__)
 READERS = {"btxrd": btxrd, "synthetic": btxrd, "oxford_pets": pets}  # the synthetic demo is in BTXRD's format
 
 
+def label_classes(dataset: dict) -> int:
+    """Classes in the masks, background included: 2, or 3 for Oxford-IIIT Pet with ``border_as: class``."""
+    return READERS[dataset["name"]].classes(dataset)
+
+
 def load_image(path: Path, scale_to: int, mode: str) -> tuple[Image.Image, tuple[int, int]]:
     """Decode an image EXIF-rotated, JPEG-drafted near its final size, in ``mode`` ("L" or "RGB").
 

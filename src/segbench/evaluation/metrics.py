@@ -17,26 +17,33 @@ from segbench.data.sample import IGNORE
 METRICS = ("dice", "iou", "precision", "recall")
 
 
-def per_image_scores(pred: torch.Tensor, target: torch.Tensor) -> dict[str, np.ndarray]:
-    """Binary masks -> one score per image.
+def per_image_scores(pred: torch.Tensor, target: torch.Tensor, classes: int = 2) -> dict[str, np.ndarray]:
+    """Label maps -> one score per image.
 
-    Shape: pred (N, H, W) or (N, 1, H, W) in {0, 1}; target the same in {0, 1, IGNORE}.
-    Pixels whose target is IGNORE count nowhere (smp's binary stats take no ignore index).
+    Shape: pred (N, H, W) or (N, 1, H, W) in {0..classes-1}; target the same, or IGNORE.
+    Pixels whose target is IGNORE count nowhere. With more than 2 classes each score is the
+    mean over the foreground classes (1..classes-1), and "dice_per_class" is (N, classes-1).
     Returns: {"dice", "iou", "precision", "recall", "tp", "fp", "fn"} -> arrays (N,).
     """
     pred, target = pred.reshape(len(pred), 1, -1).long(), target.reshape(len(target), 1, -1).long()
-    valid = target != IGNORE
-    pred, target = pred * valid, target * valid
-    tp, fp, fn, tn = smp.metrics.get_stats(pred, target, mode="binary")
+    if classes == 2:  # smp's binary stats take no ignore index
+        valid = target != IGNORE
+        tp, fp, fn, tn = smp.metrics.get_stats(pred * valid, target * valid, mode="binary")
+    else:
+        tp, fp, fn, tn = (s[:, 1:] for s in smp.metrics.get_stats(pred[:, 0], target[:, 0], mode="multiclass",
+                                                                   num_classes=classes, ignore_index=IGNORE))
     nan = float("nan")
     scores = {
         "dice": smp.metrics.f1_score(tp, fp, fn, tn, reduction="none", zero_division=1.0),
         "iou": smp.metrics.iou_score(tp, fp, fn, tn, reduction="none", zero_division=1.0),
         "precision": smp.metrics.precision(tp, fp, fn, tn, reduction="none", zero_division=nan),
         "recall": smp.metrics.recall(tp, fp, fn, tn, reduction="none", zero_division=nan),
-        "tp": tp, "fp": fp, "fn": fn,
     }
-    return {k: v.reshape(-1).double().numpy() for k, v in scores.items()}
+    out = {k: v.double().nanmean(1).numpy() for k, v in scores.items()}
+    out.update({k: v.sum(1).double().numpy() for k, v in (("tp", tp), ("fp", fp), ("fn", fn))})
+    if classes > 2:
+        out["dice_per_class"] = scores["dice"].double().numpy()
+    return out
 
 
 def summarise(scores: dict[str, np.ndarray]) -> dict[str, float]:

@@ -29,6 +29,7 @@ from tqdm import tqdm
 from segbench import SegbenchError, paths
 from segbench.data.download import EXTRACTED, STAMP
 from segbench.data.dataset import Processed, SegmentationDataset, augmentation
+from segbench.data.preprocess import label_classes
 from segbench.evaluation.metrics import per_image_scores
 from segbench.io import atomic_path, write_csv, write_json
 from segbench.losses import create_loss
@@ -47,10 +48,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_model(arch_cfg: dict, in_channels: int = 1) -> torch.nn.Module:
-    """Model for ``in_channels`` (1 grey, 3 RGB) and one foreground logit, from ``architectures.<name>``."""
+def build_model(arch_cfg: dict, in_channels: int = 1, classes: int = 2) -> torch.nn.Module:
+    """Model from ``architectures.<name>`` for ``in_channels`` (1 grey, 3 RGB): one foreground
+    logit for 2 classes, else one logit per class."""
     cfg = dict(arch_cfg)
-    return create_model(cfg.pop("family"), in_channels=in_channels, classes=1, **cfg)
+    return create_model(cfg.pop("family"), in_channels=in_channels, classes=1 if classes == 2 else classes, **cfg)
 
 
 def batch_loss(loss_fn, outputs, batch: dict, dev: torch.device) -> torch.Tensor:
@@ -59,23 +61,25 @@ def batch_loss(loss_fn, outputs, batch: dict, dev: torch.device) -> torch.Tensor
 
 
 def predict(model: torch.nn.Module, loader: DataLoader, acc: Accelerator, loss_fn=None):
-    """Run ``model`` over ``loader``; return (probabilities (N, 1, S, S) on CPU, targets, mean loss).
+    """Run ``model`` over ``loader``; return (labels (N, 1, S, S) uint8 on CPU, targets, mean loss).
 
-    A model with deep supervision returns several outputs; only the first (full size) is a prediction.
+    Labels: sigmoid > 0.5 for one logit, else the argmax. A model with deep supervision
+    returns several outputs; only the first (full size) is a prediction.
     """
     model.eval()
-    probs, targets, losses = [], [], []
+    labels, targets, losses = [], [], []
     with torch.no_grad():
         for batch in loader:
             with acc.autocast():
                 outputs = model(acc.images(batch))
             if loss_fn is not None:
                 losses.append(batch_loss(loss_fn, outputs, batch, acc.device).item() * len(batch["image"]))
-            logits = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
-            probs.append(torch.sigmoid(logits.float()).cpu())
+            logits = (outputs[0] if isinstance(outputs, (list, tuple)) else outputs).float()
+            label = torch.sigmoid(logits) > 0.5 if logits.shape[1] == 1 else logits.argmax(1, keepdim=True)
+            labels.append(label.to(torch.uint8).cpu())
             targets.append(batch["mask"])
     mean_loss = sum(losses) / len(loader.dataset) if losses else float("nan")
-    return torch.cat(probs), torch.cat(targets), mean_loss
+    return torch.cat(labels), torch.cat(targets), mean_loss
 
 
 def fingerprint(params: dict, arch: str, loss: str, processed_dir: Path, split_csv: Path) -> str:
@@ -158,19 +162,23 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
     seed_everything(recipe["seed"])
     data = Processed.load(processed_dir, split_csv)
     mean, std = data.normalisation()
-    loss_fn = create_loss(params["losses"][loss], mode="binary", class_frequencies=data.class_frequencies(),
+    classes = label_classes(params["dataset"])
+    loss_fn = create_loss(params["losses"][loss], mode="binary" if classes == 2 else "multiclass", classes=classes,
+                          class_frequencies=data.class_frequencies(classes),
                           deep_supervision=recipe["deep_supervision"])
     augment = augmentation(recipe["augment"], recipe["seed"])
-    train_set = SegmentationDataset(data, data.indices("train"), mean, std, augment, loss_fn.needs_distance)
-    val_set = SegmentationDataset(data, data.indices("val"), mean, std, distances=loss_fn.needs_distance)
+    train_set = SegmentationDataset(data, data.indices("train"), mean, std, augment, loss_fn.needs_distance, classes)
+    val_set = SegmentationDataset(data, data.indices("val"), mean, std, distances=loss_fn.needs_distance,
+                                  classes=classes)
     if not len(train_set) or not len(val_set):
         raise SegbenchError(f"{split_csv}: the train and val subsets must both be non-empty")
     meta = {"arch": arch, "loss": loss, "arch_cfg": params["architectures"][arch], "mean": mean, "std": std,
-            "in_channels": data.channels}
+            "in_channels": data.channels, "classes": classes}
 
     with leased_device() as dev:
         acc = Accelerator.for_device(dev, recipe, threads)
-        net = build_model(params["architectures"][arch], data.channels).to(dev, memory_format=acc.memory_format)
+        net = build_model(params["architectures"][arch], data.channels, classes).to(dev,
+                                                                                   memory_format=acc.memory_format)
         run = Session(net, recipe, acc, augment)
         loader = DataLoader(train_set, batch_size=recipe["batch_size"], shuffle=True, generator=run.generator,
                             num_workers=acc.workers, pin_memory=acc.cuda, persistent_workers=acc.workers > 0)
@@ -215,8 +223,8 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
                 loss_fn.set_epoch(epoch)
                 train_loss = run.train_epoch(loader, loss_fn, pair, epoch, recipe["epochs"])
                 val_tick = time.time()
-                probs, targets, val_loss = predict(run.model, val_loader, acc, loss_fn)
-                scores = per_image_scores(probs > 0.5, targets)
+                labels, targets, val_loss = predict(run.model, val_loader, acc, loss_fn)
+                scores = per_image_scores(labels, targets, classes)
                 row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                        "val_dice": float(scores["dice"].mean()), "val_iou": float(scores["iou"].mean()),
                        "lr": run.optimizer.param_groups[0]["lr"], "train_seconds": val_tick - tick,
