@@ -105,3 +105,12 @@ def test_extraction_is_idempotent_and_never_half_done(tmp_path):
         info.size = 2
         tf.addfile(info, io.BytesIO(b"hi"))
     assert (extract([tar], ["sha256:two"], tar.parent / EXTRACTED) / "pets/a.txt").read_bytes() == b"hi"
+
+
+def test_a_dataset_of_two_archives_needs_a_source_for_each(tmp_path):
+    from segbench.data.sources import download_dataset
+
+    dataset = {"name": "oxford_pets", "source": str(tmp_path / "images.tar.gz"), "checksum": None}
+    with pytest.raises(SegbenchError, match=r"dataset.source: this dataset has 2 archives.*'images.tar.gz', "
+                                            r"'annotations.tar.gz'"):
+        download_dataset(dataset, {}, tmp_path / "archives", tmp_path / "raw")

@@ -40,7 +40,7 @@ def _per_archive(value, published: list[Archive], key: str) -> list:
     """``dataset.<key>`` as one value (or None) per archive."""
     if value is None:
         return [None] * len(published)
-    values = value if isinstance(value, list) else [value]
+    values = list(value) if isinstance(value, list) else [value]
     if len(values) != len(published):
         raise SegbenchError(f"dataset.{key}: this dataset has {len(published)} archives, so give one value for each "
                             f"of {[a.file_name for a in published]}, in that order; got {len(values)}")
@@ -60,22 +60,18 @@ def download_dataset(dataset: dict, synthetic_params: dict, archive_dir: Path, r
         The extracted tree.
     """
     name = dataset["name"]
+    published = PUBLISHED.get(name, [Archive("", "", SYNTHETIC_FILE)])
+    sources = _per_archive(dataset["source"], published, "source")
+    checksums = _per_archive(dataset["checksum"], published, "checksum")
     archive_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=archive_dir, prefix=".build-") as build:
-        if name == "synthetic":
-            source, checksum = dataset["source"], dataset["checksum"]
-            if source is None:
-                source = str(Path(build) / SYNTHETIC_FILE)
-                log.info("generating the synthetic demo archive (%d images)", synthetic_params["n_images"])
-                synthetic.build_archive(source, **synthetic_params)
-                checksum = checksum or file_checksum(Path(source))
-            elif checksum is None:
-                raise SegbenchError("dataset.checksum: required when dataset.source points to a synthetic archive")
-            wanted = [(source, checksum, SYNTHETIC_FILE)]
-        else:
-            published = PUBLISHED[name]
-            sources = _per_archive(dataset["source"], published, "source")
-            checksums = _per_archive(dataset["checksum"], published, "checksum")
-            wanted = [(s or a.url, c or a.checksum, a.file_name) for a, s, c in zip(published, sources, checksums)]
+        if name == "synthetic" and sources[0] is None:
+            sources[0] = str(Path(build) / SYNTHETIC_FILE)
+            log.info("generating the synthetic demo archive (%d images)", synthetic_params["n_images"])
+            synthetic.build_archive(sources[0], **synthetic_params)
+            checksums[0] = checksums[0] or file_checksum(Path(sources[0]))
+        elif name == "synthetic" and checksums[0] is None:
+            raise SegbenchError("dataset.checksum: required when dataset.source points to a synthetic archive")
+        wanted = [(s or a.url, c or a.checksum, a.file_name) for a, s, c in zip(published, sources, checksums)]
         archives = [fetch(source, archive_dir / file_name, checksum) for source, checksum, file_name in wanted]
     return extract(archives, [checksum for _, checksum, _ in wanted], raw_dir / EXTRACTED)
