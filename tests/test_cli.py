@@ -40,3 +40,13 @@ def test_evaluate_and_report_name_the_missing_run_files(project, capsys):
     assert main(["report"]) == 1
     assert "metrics.json: missing; run train and evaluate" in capsys.readouterr().err
     assert not (project / "results/report").exists()
+
+
+def test_list_architectures_shows_every_entry_with_its_parameters(capsys):
+    assert main(["list", "architectures", "--size", "32"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    assert len(rows) >= 22
+    table = {row[0]: row for row in rows}
+    assert table["unet"][1] == "31,036,481"  # Ronneberger's U-Net: 31.0 M parameters
+    assert table["smp_pan"][2] == "-"  # PAN needs at least 128 px
+    assert float(table["attention_unet"][2]) > 0
