@@ -29,6 +29,7 @@ COLUMNS = (["image_id", "center", "age", "gender"] + BONES + JOINTS + ["tumor", 
            + SUBTYPES + LIMBS + VIEWS)
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".JPEG", ".JPG")
 MODE = "L"  # X-rays are read as greyscale, whatever their JPEG's colour mode
+SKIP_UNREADABLE = False  # a corrupt X-ray is an error naming the file
 
 
 def _first_flag(row: pd.Series, names: list[str], default: str = "") -> str:

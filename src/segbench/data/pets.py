@@ -20,6 +20,7 @@ from segbench.data.sample import IGNORE, Sample
 log = logging.getLogger(__name__)
 
 MODE = "RGB"  # images are kept in colour; one that is not RGB is skipped
+SKIP_UNREADABLE = True  # the archive ships a few files that are not really JPEGs: skip them, with a warning
 PET, BACKGROUND, BORDER = 1, 2, 3
 LISTS = {"trainval": "trainval.txt", "test": "test.txt"}
 

@@ -92,7 +92,7 @@ def process_sample(sample: Sample, size: int, dataset: str, options: dict):
     except SkipSample as skip:
         return str(skip)
     except SegbenchError as exc:
-        if reader.MODE == "RGB":  # Oxford-IIIT Pet ships a few broken files: skip them
+        if reader.SKIP_UNREADABLE:
             return str(exc)
         raise
     mask = reader.load_mask(sample, orig_h, orig_w, options)
