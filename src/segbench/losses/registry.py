@@ -7,7 +7,6 @@ pair the boundary loss with a region loss); the other keys go to the term's buil
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import warnings
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segbench import SegbenchError
+from segbench import SegbenchError, look_up
 from segbench.data.sample import IGNORE
 
 CERTAIN = 30.0  # a logit whose sigmoid is 1 - 1e-13: how ignored pixels are made certain background
@@ -73,11 +72,7 @@ def list_losses(family: str | None = None) -> list[str]:
 
 
 def loss_entry(name: str) -> LossEntry:
-    if name not in _LOSSES:
-        hint = difflib.get_close_matches(name, _LOSSES, n=1)
-        raise SegbenchError(f"unknown loss term {name!r}; available: {list_losses()}"
-                            + (f"; did you mean {hint[0]!r}?" if hint else ""))
-    return _LOSSES[name]
+    return look_up(name, _LOSSES, "loss term")
 
 
 class WeightedSum(nn.Module):

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from segbench.models.base import SegmentationModel
-from segbench.models.blocks import AttentionGate, DoubleConv
+from segbench.models.blocks import AttentionGate, DoubleConv, encode
 from segbench.models.registry import register_model
 
 
@@ -50,10 +50,7 @@ class AttentionUNet(SegmentationModel):
         self.size_multiple = 2 ** depth
 
     def segment(self, x: torch.Tensor) -> torch.Tensor:
-        skips = []
-        for i, block in enumerate(self.encoder):
-            x = block(x if i == 0 else self.pool(x))
-            skips.append(x)
+        skips = encode(self.encoder, self.pool, x)
         x = skips.pop()
         for block in self.decoder:
             x = block(x, skips.pop())

@@ -9,6 +9,18 @@ from torch.nn import functional as F
 UPSAMPLING = ("transposed", "bilinear", "nearest", "max_unpool")
 
 
+def encode(blocks: nn.ModuleList, pool: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    """A contracting path: each block after pooling the previous one's output (not before the first).
+
+    Returns every level's features, finest first.
+    """
+    features = []
+    for i, block in enumerate(blocks):
+        x = block(x if i == 0 else pool(x))
+        features.append(x)
+    return features
+
+
 def conv_bn_relu(in_channels: int, out_channels: int, kernel: int = 3, relu: bool = True) -> nn.Sequential:
     """Same-padded conv -> BN (-> ReLU). Shape: (N, C_in, H, W) -> (N, C_out, H, W)."""
     layers = [nn.Conv2d(in_channels, out_channels, kernel, padding=kernel // 2, bias=False),

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from segbench.models.base import SegmentationModel
-from segbench.models.blocks import DoubleConv, conv_bn_relu
+from segbench.models.blocks import DoubleConv, conv_bn_relu, encode
 from segbench.models.registry import register_model
 from segbench.models.unet import widths
 
@@ -105,10 +105,7 @@ class MultiResUNet(SegmentationModel):
         self.head = nn.Conv2d(c, classes, 1)
 
     def segment(self, x: torch.Tensor) -> torch.Tensor:
-        skips = []
-        for i, block in enumerate(self.encoder):
-            x = block(x if i == 0 else self.pool(x))
-            skips.append(x)
+        skips = encode(self.encoder, self.pool, x)
         x = skips.pop()
         for up, block, path in zip(self.up, self.decoder, reversed(self.paths)):
             x = block(torch.cat([path(skips.pop()), up(x)], dim=1))

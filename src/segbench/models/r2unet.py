@@ -13,7 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from segbench.models.base import SegmentationModel
-from segbench.models.blocks import AttentionGate, conv_bn_relu
+from segbench.models.blocks import AttentionGate, conv_bn_relu, encode
 from segbench.models.registry import register_model
 from segbench.models.unet import widths
 
@@ -68,10 +68,7 @@ class R2UNet(SegmentationModel):
         self.head = nn.Conv2d(w[0], classes, 1)
 
     def segment(self, x: torch.Tensor) -> torch.Tensor:
-        skips = []
-        for i, block in enumerate(self.encoder):
-            x = block(x if i == 0 else self.pool(x))
-            skips.append(x)
+        skips = encode(self.encoder, self.pool, x)
         x = skips.pop()
         for k, (up, block) in enumerate(zip(self.up, self.decoder)):
             x = up(F.interpolate(x, scale_factor=2, mode="nearest"))

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
 import warnings
 from dataclasses import dataclass
 from typing import Callable
 
-from segbench import SegbenchError
+from segbench import SegbenchError, look_up
 from segbench.models.base import SegmentationModel
 
 
@@ -39,11 +38,7 @@ def list_models() -> list[str]:
 
 def model_entry(name: str) -> ModelEntry:
     """Raises: SegbenchError naming the known entries for an unknown ``name``."""
-    if name not in _MODELS:
-        hint = difflib.get_close_matches(name, _MODELS, n=1)
-        raise SegbenchError(f"unknown architecture {name!r}; available: {list_models()}"
-                            + (f"; did you mean {hint[0]!r}?" if hint else ""))
-    return _MODELS[name]
+    return look_up(name, _MODELS, "architecture")
 
 
 def create_model(name: str, in_channels: int, classes: int, **cfg) -> SegmentationModel:

@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from segbench.models.base import SegmentationModel
-from segbench.models.blocks import DoubleConv, conv_bn_relu
+from segbench.models.blocks import DoubleConv, conv_bn_relu, encode
 from segbench.models.registry import register_model
 from segbench.models.unet import widths
 
@@ -70,11 +70,8 @@ class TransUNet(SegmentationModel):
         self.head = nn.Conv2d(w[0], classes, 1)
 
     def segment(self, x: torch.Tensor) -> torch.Tensor:
-        skips = []
-        for i, block in enumerate(self.encoder):
-            x = block(x if i == 0 else self.pool(x))
-            skips.append(x)
-        x = self.neck(self.vit(self.pool(x)))
+        skips = encode(self.encoder, self.pool, x)
+        x = self.neck(self.vit(self.pool(skips[-1])))
         for block in self.decoder:
             x = block(torch.cat([skips.pop(), F.interpolate(x, scale_factor=2, mode="bilinear")], dim=1))
         return self.head(x)

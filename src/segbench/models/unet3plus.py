@@ -13,7 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from segbench.models.base import SegmentationModel
-from segbench.models.blocks import DoubleConv, conv_bn_relu
+from segbench.models.blocks import DoubleConv, conv_bn_relu, encode
 from segbench.models.registry import register_model
 from segbench.models.unet import widths
 
@@ -61,10 +61,7 @@ class UNet3Plus(SegmentationModel):
                                     for i in range(n_heads)])
 
     def segment(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
-        enc = []
-        for i, block in enumerate(self.encoder):
-            x = block(x if i == 0 else self.pool(x))
-            enc.append(x)
+        enc = encode(self.encoder, self.pool, x)
         depth = self.levels - 1
         dec: dict[int, torch.Tensor] = {depth: enc[depth]}
         for d in reversed(range(depth)):
