@@ -67,7 +67,7 @@ def test_changed_params_start_afresh_instead_of_resuming(data, tmp_path, monkeyp
 
 
 def test_early_stopping_and_plateau_schedule(data, tmp_path, monkeypatch):
-    def flat_scores(pred, target):  # validation Dice never improves after epoch 1
+    def flat_scores(pred, target, classes):  # validation Dice never improves after epoch 1
         n = len(pred)
         return {"dice": np.full(n, 0.5), "iou": np.full(n, 0.3)}
 
