@@ -129,3 +129,23 @@ def test_dvc_repro_gives_the_same_results_and_snakemake_agrees(snakemade, tmp_pa
     assert metrics(root) == metrics(snakemade)
     assert planned_jobs(root) == []
     assert "up to date" in run(root, "dvc", "status")
+
+
+@pytest.mark.e2e
+def test_cross_validation_folds_run_as_dvc_experiments(tmp_path):
+    """The README's recipe: one DVC experiment per validation fold."""
+    import pandas as pd
+
+    root = new_project(tmp_path)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["sweep"].update(architectures=["attention_unet"], losses=["dice"])
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(root, "git", "add", "-A")
+    run(root, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny")
+    run(root, "dvc", "exp", "run", "-n", "fold1", "-S", "split.folds=3", "-S", "split.val_fold=1")
+    split = pd.read_csv(root / "data/splits/synthetic.csv")
+    rest = split[split["subset"] != "test"]
+    assert sorted(rest["fold"].unique()) == [0, 1, 2]
+    assert ((rest["fold"] == 1) == (rest["subset"] == "val")).all()
+    shown = run(root, "dvc", "exp", "show", "--csv", "--no-pager")
+    assert "fold1" in shown and (root / "results/runs/attention_unet__dice/metrics.json").exists()
