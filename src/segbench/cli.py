@@ -101,7 +101,8 @@ def cmd_report(params: dict, args) -> None:
     xlsx, md = paths.REPORT_DIR / "comparison.xlsx", paths.REPORT_DIR / "comparison.md"
     write_excel(table, xlsx, counts)
     notes = [f"dataset: {name}; test Dice / IoU / precision / recall are means over test images "
-             "(threshold 0.5, padding excluded); 'Dice (pooled)' pools all test pixels.",
+             "(sigmoid > 0.5, or the argmax of several classes; padding excluded); 'Dice (pooled)' pools all "
+             "test pixels.",
              "precision is undefined for an empty prediction and recall for an empty ground truth; "
              "those images are left out of that mean."]
     write_markdown(table, md, f"segbench comparison: sweep '{sweep['name']}'", notes, counts)
