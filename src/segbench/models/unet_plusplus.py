@@ -1,7 +1,8 @@
 """UNet++ (Zhou et al., 2018, "UNet++: A Nested U-Net Architecture", arXiv:1807.10165).
 
 Node X[i][j] (depth i, j-th along its skip) is a double conv over the concatenation of
-X[i][0..j-1] and the upsampled X[i+1][j-1]: dense, nested skip pathways.
+X[i][0..j-1] and the upsampled X[i+1][j-1]: dense, nested skip pathways. Upsampling is
+bilinear (as in the authors' PyTorch code), not a learned transposed conv.
 """
 
 from __future__ import annotations
