@@ -2,7 +2,7 @@
 
 Node X[i][j] (depth i, j-th along its skip) is a double conv over the concatenation of
 X[i][0..j-1] and the upsampled X[i+1][j-1]: dense, nested skip pathways. Upsampling is
-bilinear (as in the authors' PyTorch code), not a learned transposed conv.
+bilinear interpolation, not a learned transposed conv.
 """
 
 from __future__ import annotations
