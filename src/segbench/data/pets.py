@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 MODE = "RGB"  # images are kept in colour; one that is not RGB is skipped
 SKIP_UNREADABLE = True  # the archive ships a few files that are not really JPEGs: skip them, with a warning
-PET, BACKGROUND, BORDER = 1, 2, 3
+PET, BORDER = 1, 3  # trimap values; 2 is background
 LISTS = {"trainval": "trainval.txt", "test": "test.txt"}
 
 

@@ -83,10 +83,10 @@ class Geometry:
         return out
 
 
-def process_sample(sample: Sample, size: int, dataset: str, options: dict):
+def process_sample(sample: Sample, size: int, dataset: dict):
     """One sample -> (image (size, size[, 3]) uint8, mask (size, size) uint8, meta row), or the
     reason it is skipped (a string) where the dataset skips unreadable images rather than failing."""
-    reader = READERS[dataset]
+    reader = READERS[dataset["name"]]
     try:
         image, (orig_h, orig_w) = load_image(sample.image_path, size, reader.MODE)
     except SkipSample as skip:
@@ -95,7 +95,7 @@ def process_sample(sample: Sample, size: int, dataset: str, options: dict):
         if reader.SKIP_UNREADABLE:
             return str(exc)
         raise
-    mask = reader.load_mask(sample, orig_h, orig_w, options)
+    mask = reader.load_mask(sample, orig_h, orig_w, dataset)
     geometry = Geometry.fit(orig_h, orig_w, size)
     area = int((mask == 1).sum())
     row = {"sample_id": sample.sample_id, "image_file": sample.image_path.name,
@@ -136,8 +136,7 @@ def preprocess(raw_dir: Path, out_dir: Path, size: int, dataset: dict, workers: 
     Arrays are filled in memory-mapped temporary files (bounded memory) and renamed into
     place only when every sample has been processed; a bad file raises before any output.
     """
-    name = dataset["name"]
-    reader = READERS[name]
+    reader = READERS[dataset["name"]]
     samples = reader.list_samples(raw_dir / EXTRACTED, dataset)
     out_dir.mkdir(parents=True, exist_ok=True)
     image_shape = (size, size) if reader.MODE == "L" else (size, size, 3)
@@ -147,7 +146,7 @@ def preprocess(raw_dir: Path, out_dir: Path, size: int, dataset: dict, workers: 
         masks = np.lib.format.open_memmap(masks_tmp, "w+", np.uint8, (len(samples), size, size))
         n = len(samples)
         with ProcessPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
-            results = (pool.map if pool else map)(process_sample, samples, [size] * n, [name] * n, [dataset] * n)
+            results = (pool.map if pool else map)(process_sample, samples, [size] * n, [dataset] * n)
             for i, result in enumerate(tqdm(results, total=n, desc="preprocess")):
                 if isinstance(result, str):
                     log.warning("skipped %s", result)

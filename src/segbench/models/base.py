@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import abc
+
 import torch
 from torch import nn
 
 from segbench import SegbenchError
 
 
-class SegmentationModel(nn.Module):
+class SegmentationModel(nn.Module, metaclass=abc.ABCMeta):
     """Owns ``forward``: checks the input size, then calls ``segment``.
 
     Subclasses set ``size_multiple`` (H and W must be divisible by it) and, where a layer needs
@@ -20,8 +22,9 @@ class SegmentationModel(nn.Module):
     size_multiple: int = 16
     min_size: int = 0
 
+    @abc.abstractmethod
     def segment(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
-        raise NotImplementedError
+        """The model's own forward pass, without the size check."""
 
     def check_input(self, x: torch.Tensor) -> None:
         h, w = x.shape[-2:]
