@@ -13,6 +13,8 @@ def test_defaults_are_filled():
     assert params["dataset"]["name"] == "synthetic"
     assert params["train"]["lr"] == 1.0e-4
     assert params["split"]["test_fraction"] == 0.10
+    assert params["sweep"]["seeds"] == [0] and params["sweep"]["folds"] == [0]
+    assert params["evaluate"]["resolution"] == "original"
 
 
 def test_repository_params_are_valid():
@@ -43,6 +45,56 @@ def test_sweep_name_missing_from_definitions_suggests_the_closest():
         validate_params(params)
 
 
+@pytest.mark.parametrize("patch, message", [
+    ({"train": {"learning_rate": 0.1}}, r"train: unknown key 'learning_rate'.*did you mean 'lr'"),
+    ({"train": {"epochz": 3}}, r"train: unknown key 'epochz'.*did you mean 'epochs'"),
+    ({"dataset": {"name": "btxdr"}}, r"dataset.name: 'btxdr' is not one of .*did you mean 'btxrd'"),
+    ({"architectures": {"attention_unet": {"base_chanels": 8}}},
+     r"architectures.attention_unet.base_chanels: attention_unet takes no option 'base_chanels'.*"
+     r"did you mean 'base_channels'"),
+    ({"architectures": {"unet": {"depth": 0}}}, r"architectures.unet.depth: 0 must be at least 1"),
+    ({"architectures": {"transunet": {"hidden": 100, "heads": 8}}}, r"architectures.transunet.hidden: 100 must be"),
+    ({"architectures": {"unet_typo": {"family": "unett"}}}, r"architectures.unet_typo: its family 'unett' is not a "
+                                                            r"registry entry.*did you mean 'unet'"),
+    ({"losses": {"dice_focal": [{"term": "focal", "gama": 2}]}},
+     r"losses.dice_focal\[0\].gama: focal takes no option 'gama'.*did you mean 'gamma'"),
+    ({"losses": {"dice": [{"term": "tversky", "alpha": 0, "beta": 0}]}}, r"losses.dice\[0\].beta: .*alpha \+ beta"),
+    ({"sweep": {"folds": [1]}}, r"sweep.folds: \[1\] not among the split's folds \[0\].*set split.folds"),
+    ({"sweep": {"folds": "all"}}, r"sweep.folds: list the folds, e.g. \[0, 1, 2, 3, 4\]"),
+])
+def test_mistakes_are_named_with_a_hint_before_anything_heavy_is_imported(patch, message):
+    import subprocess
+    import sys
+
+    params = copy.deepcopy(TINY)
+    for section, values in patch.items():
+        params[section] = {**params.get(section, {}), **values}
+    with pytest.raises(SegbenchError, match=rf"params.yaml: {message}"):
+        validate_params(params)
+    # validation imports no torch, MONAI or MLflow (their import takes seconds)
+    code = ("import sys, yaml; from segbench.config import validate_params\n"
+            f"try: validate_params(yaml.safe_load({yaml.safe_dump(params)!r}))\nexcept Exception: pass\n"
+            "print(sorted(m for m in ('torch', 'monai', 'mlflow', 'pandas') if m in sys.modules))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "[]"
+
+
+def test_a_registry_entry_in_the_sweep_needs_its_key_and_the_error_says_so():
+    params = copy.deepcopy(TINY)
+    params["sweep"]["architectures"] = ["unet3plus"]
+    del params["architectures"]["unet3plus"]
+    with pytest.raises(SegbenchError, match=r"'unet3plus' is a registry entry; add `unet3plus: \{\}` under "
+                                            r"'architectures:'"):
+        validate_params(params)
+
+
+def test_the_repository_params_list_every_registry_entry():
+    """So any entry of `segbench list architectures` can be named in sweep.architectures."""
+    from segbench.models import MODELS
+
+    params = load_params(__import__("conftest").REPO / "params.yaml")
+    assert set(MODELS.names()) <= set(params["architectures"])
+
+
 def test_load_params_reports_file_problems(tmp_path):
     with pytest.raises(SegbenchError, match="not found"):
         load_params(tmp_path / "nope.yaml")
@@ -55,6 +107,12 @@ def test_load_params_reports_file_problems(tmp_path):
         load_params(bad)
 
 
-def test_thesis_params_are_valid():
-    params = load_params(__import__("conftest").REPO / "workflow" / "params" / "thesis.yaml")
-    assert params["preprocess"]["size"] == 512 and params["train"]["epochs"] == 300
+@pytest.mark.parametrize("name", ["thesis.yaml", "zoo.yaml"])
+def test_shipped_params_files_are_valid_and_name_every_key_dvc_tracks(name):
+    full = yaml.safe_load((__import__("conftest").REPO / "workflow" / "params" / name).read_text())
+    params = load_params(__import__("conftest").REPO / "workflow" / "params" / name)
+    for key in ("evaluate", "sweep.folds", "sweep.seeds", "dataset.spacing_mm", "train"):
+        section, *rest = key.split(".")
+        assert section in full and (not rest or rest[0] in full[section]), key
+    if name == "thesis.yaml":
+        assert params["preprocess"]["size"] == 512 and params["train"]["epochs"] == 300

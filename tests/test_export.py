@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from conftest import TINY
-from segbench.models import list_models
+from segbench.models import MODELS
 from segbench.models.export import export_onnx
 from test_models import build, valid_sizes
 
@@ -19,7 +19,7 @@ def onnx_logits(path, images: torch.Tensor) -> np.ndarray:
     return onnxruntime.InferenceSession(str(path)).run(["logits"], {"image": images.numpy()})[0]
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", MODELS.names())
 def test_every_entry_exports_to_onnx_and_matches_pytorch(name, tmp_path):
     model = build(name).eval()
     size = valid_sizes(name)[0]
@@ -33,7 +33,7 @@ def test_every_entry_exports_to_onnx_and_matches_pytorch(name, tmp_path):
 
 def test_segbench_export_writes_the_trained_pair(prepared, tmp_path, monkeypatch):
     from segbench.cli import main
-    from segbench.evaluation.evaluate import load_best
+    from segbench.inference.predictor import load_checkpoint
 
     shutil.copytree(prepared / "data", tmp_path / "data")
     params = copy.deepcopy(TINY)
@@ -41,8 +41,8 @@ def test_segbench_export_writes_the_trained_pair(prepared, tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     assert main(["train", "--arch", "attention_unet", "--loss", "dice"]) == 0
     assert main(["export", "--arch", "attention_unet", "--loss", "dice"]) == 0
-    run = tmp_path / "results/runs/attention_unet__dice"
-    model, _ = load_best(run)
+    run = tmp_path / "results/runs/attention_unet__dice/seed0/folds/fold0"
+    model, _ = load_checkpoint(run / "model_best.pt")
     images = torch.randn(2, 1, 32, 32)
     with torch.no_grad():
         expected = model.eval()(images).numpy()

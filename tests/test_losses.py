@@ -11,8 +11,8 @@ from monai.losses import HausdorffDTLoss
 from scipy import ndimage
 
 from segbench import SegbenchError
-from segbench.losses import FAMILIES, create_loss, list_losses, loss_entry
-from segbench.losses.functional import signed_distance
+from segbench.data.distance import signed_distance
+from segbench.losses import BLIND_ON_EMPTY, FAMILIES, LOSSES, create_loss
 
 warnings.filterwarnings("ignore", category=UserWarning)
 GEN = torch.Generator().manual_seed(0)
@@ -97,9 +97,9 @@ def distance_penalty_reference():
 
 
 def test_registry_has_the_whole_taxonomy():
-    assert len(list_losses()) >= 20
-    assert {f: len(list_losses(f)) >= 4 for f in FAMILIES} == dict.fromkeys(FAMILIES, True)
-    assert set(REFERENCES) | {"hausdorff", "shape_aware", "lovasz"} == set(list_losses())
+    assert len(LOSSES.names()) >= 20
+    assert {f: len(LOSSES.names(f)) >= 4 for f in FAMILIES} == dict.fromkeys(FAMILIES, True)
+    assert set(REFERENCES) | {"hausdorff", "shape_aware", "lovasz"} == set(LOSSES.names())
 
 
 @pytest.mark.parametrize("term", sorted(REFERENCES))
@@ -166,7 +166,7 @@ def sample(mode, channels, classes, empty=False):
 
 
 @pytest.mark.parametrize("mode, channels, classes", MODES)
-@pytest.mark.parametrize("term", list_losses())
+@pytest.mark.parametrize("term", LOSSES.names())
 def test_properties_of_every_term(term, mode, channels, classes):
     logits, target = sample(mode, channels, classes)
     onehot = target if mode == "binary" else F.one_hot(target[:, 0].long(), classes).permute(0, 3, 1, 2).float()
@@ -185,7 +185,7 @@ def test_properties_of_every_term(term, mode, channels, classes):
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-@pytest.mark.parametrize("term", list_losses())
+@pytest.mark.parametrize("term", LOSSES.names())
 def test_no_nan_under_autocast(term, dtype):
     conv = torch.nn.Conv2d(1, 1, 3, padding=1)
     with torch.autocast("cpu", dtype=dtype):
@@ -228,10 +228,40 @@ def test_boundary_loss_can_be_negative():
 def test_bad_specs_are_named():
     with pytest.raises(SegbenchError, match=r"unknown loss term 'dise'.*did you mean 'dice'"):
         create_loss([{"term": "dise"}])
-    with pytest.raises(SegbenchError, match="loss term 'focal': bad options"):
+    with pytest.raises(SegbenchError, match=r"losses\[0\].gama: focal takes no option 'gama'.*did you mean 'gamma'"):
         create_loss([{"term": "focal", "gama": 2}])
     with pytest.raises(SegbenchError, match="mode"):
         create_loss([{"term": "dice"}], mode="regression")
-    with pytest.raises(SegbenchError, match="topk"):
+    with pytest.raises(SegbenchError, match=r"losses\[0\].k: 0 must be a percentage"):
         create_loss([{"term": "topk", "k": 0}])
-    assert loss_entry("tversky").options() == {"alpha": 0.3, "beta": 0.7, "smooth": 0.0}
+    with pytest.raises(SegbenchError, match=r"losses\[0\].beta: .*alpha \+ beta must be positive"):
+        create_loss([{"term": "tversky", "alpha": 0.0, "beta": 0.0}])
+    assert LOSSES.entry("tversky").options() == {"alpha": 0.3, "beta": 0.7, "smooth": 0.0}
+
+
+@pytest.mark.parametrize("term", LOSSES.names())
+def test_every_terms_options_are_read_from_its_builder_without_importing_it(term):
+    import inspect
+
+    entry = LOSSES.entry(term)
+    signature = inspect.signature(entry.load()).parameters
+    assert entry.options() == {k: v.default for k, v in list(signature.items())[1:]}
+    assert entry.summary() == " ".join(inspect.getdoc(entry.load()).split("\n\n")[0].split())
+
+
+@pytest.mark.parametrize("term", BLIND_ON_EMPTY)
+def test_region_terms_are_blind_on_empty_truth_unless_smoothed(term):
+    """smp's Dice, Jaccard and Tversky give exactly 0 on a batch with no foreground, however much the
+    model predicts; nnU-Net's smoothing makes the false positives cost, and a perfect empty prediction
+    still costs nothing."""
+    empty = torch.zeros(2, 1, 12, 12)
+    confident = torch.full((2, 1, 12, 12), 5.0, requires_grad=True)  # predicts foreground everywhere
+    blind = loss_of(term, confident, empty)
+    blind.backward()
+    assert blind.item() < 1e-5 and not confident.grad.any()  # (focal Tversky's clamp leaves 1e-7 ** 0.75)
+    confident.grad = None
+    loss = loss_of(term, confident, empty, smooth=1e-5)
+    assert loss.item() > 0.4  # near its maximum: 1, or log cosh 1 for Log-Cosh Dice
+    loss.backward()
+    assert (confident.grad > 0).all()  # gradient descent lowers the false-positive logits
+    assert loss_of(term, torch.full((2, 1, 12, 12), -30.0), empty, smooth=1e-5).item() < 1e-3

@@ -4,14 +4,13 @@ import pytest
 import torch
 
 from segbench import SegbenchError
-from segbench.models import create_model, list_models, model_entry
+from segbench.models import MODELS, SMP, create_model
 from segbench.models.attention_unet import AttentionUNet
 from segbench.models.blocks import AttentionGate
 from segbench.models.multiresunet import MultiResBlock, MultiResUNet, ResPath, multires_split
-from segbench.models.smp_models import ARCHITECTURES
 from segbench.models.unet import UNet
 
-PAPER = [n for n in list_models() if not n.startswith("smp_")]
+PAPER = [n for n in MODELS.names() if not n.startswith("smp_")]
 DEEP_SUPERVISION = {"unet_plusplus": 4, "unet3plus": 5}
 
 
@@ -37,14 +36,32 @@ def valid_sizes(name: str) -> tuple[int, int]:
 
 
 def test_registry_has_every_smp_architecture_and_every_paper_model():
-    assert {f"smp_{arch.lower()}" for arch, _, _ in ARCHITECTURES.values()} <= set(list_models())
-    assert len(ARCHITECTURES) == 12
+    assert {f"smp_{arch.lower()}" for arch, _, _, _ in SMP.values()} <= set(MODELS.names())
+    assert len(SMP) == 12
     assert set(PAPER) == {"unet", "attention_unet", "unet_plusplus", "r2unet", "r2attunet", "multiresunet",
                           "unet_respath", "unet_multires", "unet3plus", "transunet", "stacked_unet"}
-    assert len(list_models()) >= 22 and all(model_entry(n).paper for n in list_models())
+    assert len(MODELS.names()) == 23 and all(MODELS.entry(n).source for n in MODELS.names())
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", MODELS.names())
+def test_every_entrys_options_are_read_from_its_builder_without_importing_it(name):
+    """The statically read options are exactly the builder's keyword arguments (minus what the
+    registry binds), with the same defaults."""
+    import inspect
+
+    entry = MODELS.entry(name)
+    signature = inspect.signature(entry.load().__init__).parameters
+    own = {k: v.default for k, v in signature.items()
+           if k not in ("self", "in_channels", "classes", "options", *entry.bind)}
+    static = entry.options()
+    assert {k: static[k] for k in own} == {**own, **entry.defaults}
+    if entry.extends:
+        smp_class = getattr(__import__("segmentation_models_pytorch"), entry.bind["arch"])
+        passed = inspect.signature(smp_class.__init__).parameters
+        assert set(static) - set(own) == set(passed) - {"self", "kwargs", *MODELS.reserved, *own}
+
+
+@pytest.mark.parametrize("name", MODELS.names())
 def test_every_entry_gives_logits_and_gradients_at_two_sizes_and_both_channel_counts(name):
     for in_channels in (1, 3):
         model = build(name, in_channels)
@@ -59,7 +76,7 @@ def test_every_entry_gives_logits_and_gradients_at_two_sizes_and_both_channel_co
             assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", MODELS.names())
 def test_every_entry_rejects_a_size_it_cannot_take_clearly_and_is_deterministic(name):
     model = build(name).eval()
     m = model.size_multiple
@@ -97,10 +114,17 @@ def test_stacked_unet_supervises_both_stages_and_feeds_the_first_to_the_second()
 def test_unknown_names_bad_options_and_offline_weights_give_clear_errors(monkeypatch):
     with pytest.raises(SegbenchError, match=r"'atention_unet'.*did you mean 'attention_unet'"):
         create_model("atention_unet", 1, 1)
-    with pytest.raises(SegbenchError, match="bad options"):
+    with pytest.raises(SegbenchError, match=r"attention_unet takes no option 'base_chanels'.*did you mean "
+                                             r"'base_channels'"):
         create_model("attention_unet", 1, 1, base_chanels=4)
-    with pytest.raises(SegbenchError, match="upsampling must be one of"):
+    with pytest.raises(SegbenchError, match=r"architectures.unet.upsampling: 'cubic' must be one of"):
         create_model("unet", 1, 1, upsampling="cubic")
+    with pytest.raises(SegbenchError, match=r"architectures.unet.depth: 0 must be at least 1"):
+        create_model("unet", 1, 1, depth=0)
+    with pytest.raises(SegbenchError, match=r"architectures.transunet.hidden: 30 must be a positive multiple of heads"):
+        create_model("transunet", 1, 1, hidden=30, heads=8)
+    with pytest.raises(SegbenchError, match=r"architectures.unet.base_channels: 'four' is not a int"):
+        create_model("unet", 1, 1, base_channels="four")
     with pytest.raises(SegbenchError, match="smp_unet.*bad options|smp Unet"):
         create_model("smp_unet", 1, 1, encoder="no_such_encoder")
     import huggingface_hub.constants

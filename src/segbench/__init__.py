@@ -9,10 +9,14 @@ class SegbenchError(Exception):
     """A user-facing error: bad params, bad input file, missing stage output."""
 
 
+def did_you_mean(name, choices) -> str:
+    """"; did you mean 'x'?" for the closest of ``choices``, or ""."""
+    hint = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1)
+    return f"; did you mean {hint[0]!r}?" if hint else ""
+
+
 def look_up(name: str, table: dict, what: str):
     """``table[name]``, or a SegbenchError naming the ``what`` and listing the known names (MONAI-style)."""
     if name not in table:
-        hint = difflib.get_close_matches(name, table, n=1)
-        raise SegbenchError(f"unknown {what} {name!r}; available: {sorted(table)}"
-                            + (f"; did you mean {hint[0]!r}?" if hint else ""))
+        raise SegbenchError(f"unknown {what} {name!r}; available: {sorted(table)}{did_you_mean(name, table)}")
     return table[name]

@@ -1,4 +1,8 @@
-"""Load params.yaml, fill defaults and validate it against the workflow's schema."""
+"""Load params.yaml, fill defaults and validate it: the schema, then every name and option.
+
+Nothing here imports torch: a bad key, name or option fails in a fraction of a second, before
+anything is downloaded or trained (Snakemake's common.smk calls the same function).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from segbench import SegbenchError
+from segbench import SegbenchError, did_you_mean
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "params.schema.yaml"
 
@@ -34,26 +38,86 @@ def load_schema() -> dict:
     return yaml.safe_load(SCHEMA_PATH.read_text())
 
 
+def _key_hint(key: str, properties: dict) -> str:
+    """"did you mean" by spelling, or by a key whose description says what ``key`` says (learning_rate -> lr)."""
+    close = did_you_mean(key, properties)
+    if close:
+        return close
+    words = key.lower().replace("_", " ")
+    described = [k for k, p in properties.items() if words in str(p.get("description", "")).lower()]
+    return f"; did you mean {described[0]!r}?" if described else ""
+
+
+def _schema_error(error: jsonschema.ValidationError, source: str) -> SegbenchError:
+    key = ".".join(str(p) for p in error.absolute_path) or "<top level>"
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        properties = error.schema.get("properties", {})
+        unknown = [k for k in error.instance if k not in properties]
+        if unknown:
+            return SegbenchError(f"{source}: {key}: unknown key {unknown[0]!r}; known: {sorted(properties)}"
+                                 f"{_key_hint(unknown[0], properties)}")
+    if error.validator == "enum":
+        return SegbenchError(f"{source}: {key}: {error.instance!r} is not one of {error.validator_value}"
+                             f"{did_you_mean(error.instance, error.validator_value)}")
+    return SegbenchError(f"{source}: {key}: {error.message}")
+
+
+def _check_names(params: dict, source: str) -> None:
+    """Every architecture and loss the sweep names is defined, and every definition's options are valid."""
+    from segbench.losses import check_spec
+    from segbench.models import MODELS
+
+    for kind in ("architectures", "losses"):
+        for name in params["sweep"][kind]:
+            if name in params[kind]:
+                continue
+            if kind == "architectures" and name in MODELS:
+                raise SegbenchError(f"{source}: sweep.architectures: {name!r} is a registry entry; add "
+                                    f"`{name}: {{}}` under 'architectures:' (dvc.yaml tracks each architecture's "
+                                    f"options by that key; {{}} takes the entry's defaults)")
+            close = difflib.get_close_matches(name, [*params[kind], *(MODELS.names() if kind == "architectures"
+                                                                      else [])], n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise SegbenchError(f"{source}: sweep.{kind}: {name!r} is not defined under '{kind}:' "
+                                f"(defined: {sorted(params[kind])}){hint}")
+    for name, options in params["architectures"].items():
+        options = dict(options)
+        family = options.pop("family", name)
+        try:
+            entry = MODELS.entry(family)
+        except SegbenchError as exc:
+            what = "family" if family != name else "name"
+            raise SegbenchError(f"{source}: architectures.{name}: its {what} {family!r} is not a registry entry "
+                                f"({exc}); a variant names its entry with `family:`") from None
+        entry.check(options, f"{source}: architectures.{name}")
+    for name, spec in params["losses"].items():
+        check_spec(spec, f"{source}: losses.{name}")
+
+
+def _check_replicates(params: dict, source: str) -> None:
+    folds, k = params["sweep"]["folds"], params["split"]["folds"]
+    allowed = list(range(k)) if k else [0]
+    wrong = [f for f in folds if f not in allowed]
+    if wrong:
+        raise SegbenchError(f"{source}: sweep.folds: {wrong} not among the split's folds {allowed}"
+                            + ("" if k else " (set split.folds for cross-validation)"))
+
+
 def validate_params(params: dict, source: str = "params.yaml") -> dict:
     """Fill defaults in ``params`` (in place) and check it; return it.
 
     Raises:
-        SegbenchError: naming the offending key, e.g. ``params.yaml: train.lr: ...``.
+        SegbenchError: naming the offending key, e.g. ``params.yaml: train.lr: ...``, with a "did you mean".
     """
-    schema = load_schema()
-    validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
+    if params.get("sweep", {}).get("folds") == "all":
+        raise SegbenchError(f"{source}: sweep.folds: list the folds, e.g. [0, 1, 2, 3, 4] for split.folds: 5 "
+                            "(dvc.yaml's matrix iterates over the list itself)")
+    validator = _with_defaults(jsonschema.Draft202012Validator)(load_schema())
     error = jsonschema.exceptions.best_match(validator.iter_errors(params))
     if error is not None:
-        key = ".".join(str(p) for p in error.absolute_path) or "<top level>"
-        raise SegbenchError(f"{source}: {key}: {error.message}")
-    for kind in ("architectures", "losses"):
-        for name in params["sweep"][kind]:
-            if name not in params[kind]:
-                hint = difflib.get_close_matches(name, params[kind], n=1)
-                hint = f"; did you mean {hint[0]!r}?" if hint else ""
-                empty = f" (`{name}: {{}}` takes a registry entry's defaults)" if kind == "architectures" else ""
-                raise SegbenchError(f"{source}: sweep.{kind}: {name!r} is not defined under "
-                                    f"'{kind}:'{empty} (defined: {sorted(params[kind])}){hint}")
+        raise _schema_error(error, source)
+    _check_names(params, source)
+    _check_replicates(params, source)
     for name, options in params["architectures"].items():
         options.setdefault("family", name)  # an entry's options, or a variant of the entry 'family' names
     return params
@@ -71,8 +135,3 @@ def load_params(path: str | Path = "params.yaml") -> dict:
     if not isinstance(params, dict):
         raise SegbenchError(f"{path}: expected a mapping at the top level")
     return validate_params(params, source=str(path))
-
-
-def run_name(arch: str, loss: str) -> str:
-    """Folder name of one pair under results/runs/."""
-    return f"{arch}__{loss}"

@@ -1,5 +1,5 @@
 """Boundary-level losses. They read the ground truth's signed distance maps, which the data
-pipeline computes once per sample on the CPU (``functional.signed_distance``).
+pipeline computes once per sample on the CPU (``segbench.data.distance.signed_distance``).
 
 None of these is in smp; MONAI's HausdorffDTLoss recomputes the ground truth's distance
 field inside every training step, so the Hausdorff term below takes it from the data
@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segbench.losses.functional import (class_ids, class_onehot, class_probs, pixel_ce, signed_distance,
-                                        unsigned_distance)
-from segbench.losses.registry import LossContext, register_loss
+from segbench.data.distance import signed_distance
+from segbench.losses.functional import class_ids, class_onehot, class_probs, pixel_ce, unsigned_distance
+from segbench.losses.weighted_sum import LossContext
 
 
 def foreground(probs: torch.Tensor, distance: torch.Tensor, mode: str):
@@ -104,25 +104,21 @@ class DistancePenalisedCE(DistanceTerm):
         return ((1 + phi) * pixel_ce(logits, target, self.mode)).mean()
 
 
-@register_loss("boundary", "boundary")
 def boundary(ctx: LossContext) -> nn.Module:
     """Boundary loss, mean(s * phi_G) with signed distance phi_G (Kervadec et al., 2019); may be negative."""
     return BoundaryLoss(ctx.mode)
 
 
-@register_loss("hausdorff", "boundary")
 def hausdorff(ctx: LossContext, alpha: float = 2.0) -> nn.Module:
     """Hausdorff-distance loss, mean((p - g)^2 (d_G^a + d_P^a)) (Karimi & Salcudean, 2019)."""
     return HausdorffDTLoss(ctx.mode, alpha)
 
 
-@register_loss("shape_aware", "boundary")
 def shape_aware(ctx: LossContext) -> nn.Module:
     """Shape-aware loss, CE + E * CE with E the predicted-to-true contour distance (Jadon, 2020)."""
     return ShapeAwareLoss(ctx.mode)
 
 
-@register_loss("distance_penalty", "boundary")
 def distance_penalty(ctx: LossContext) -> nn.Module:
     """Distance-map penalised CE, mean((1 + Phi) * CE) (Caliva et al., 2019)."""
     return DistancePenalisedCE(ctx.mode)

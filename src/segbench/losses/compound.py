@@ -7,14 +7,13 @@ MONAI's AsymmetricUnifiedFocalLoss applies no activation to its input (open bug 
 from __future__ import annotations
 
 import torch
-from monai.losses import DiceCELoss
 from torch import nn
 
 from segbench.losses.adapters import MonaiTerm, monai_activation
 from segbench.losses.distribution import focal
 from segbench.losses.functional import balanced_weights, class_onehot, class_probs
 from segbench.losses.region import dice
-from segbench.losses.registry import LossContext, register_loss
+from segbench.losses.weighted_sum import LossContext
 
 EPS = 1e-6
 
@@ -101,32 +100,29 @@ class DiceFocal(nn.Module):
         return self.omega * self.dice(logits, target) + (1 - self.omega) * self.focal(logits, target)
 
 
-@register_loss("combo", "compound")
 def combo(ctx: LossContext, alpha: float = 0.5, beta: float = 0.5) -> nn.Module:
     """Combo loss, alpha * weighted CE + (1 - alpha) * (1 - Dice) (Taghanaki et al., 2019)."""
     return Combo(ctx, alpha, beta)
 
 
-@register_loss("exp_log", "compound")
 def exp_log(ctx: LossContext, w_dice: float = 0.8, w_ce: float = 0.2, gamma_dice: float = 0.3,
             gamma_ce: float = 0.3, class_weights=None) -> nn.Module:
     """Exponential logarithmic loss, w_d E[(-ln Dice)^g] + w_c E[w (-ln p)^g] (Wong et al., 2018)."""
     return ExpLog(ctx, w_dice, w_ce, gamma_dice, gamma_ce, class_weights)
 
 
-@register_loss("unified_focal", "compound")
 def unified_focal(ctx: LossContext, weight: float = 0.5, delta: float = 0.6, gamma: float = 0.5) -> nn.Module:
     """Asymmetric Unified Focal loss, lambda maF + (1 - lambda) maFT (Yeung et al., 2022)."""
     return UnifiedFocal(ctx, weight, delta, gamma)
 
 
-@register_loss("dice_ce", "compound")
 def dice_ce(ctx: LossContext, lambda_dice: float = 1.0, lambda_ce: float = 1.0) -> nn.Module:
     """Dice + cross-entropy, per image Dice (as nnU-Net uses); MONAI's DiceCELoss."""
+    from monai.losses import DiceCELoss
+
     return MonaiTerm(DiceCELoss(**monai_activation(ctx.mode), lambda_dice=lambda_dice, lambda_ce=lambda_ce), ctx.mode)
 
 
-@register_loss("dice_focal", "compound")
 def dice_focal(ctx: LossContext, omega: float = 0.7, gamma: float = 2.0, alpha=None) -> nn.Module:
     """The thesis's omega * Dice + (1 - omega) * Focal (smp's Dice and Focal)."""
     return DiceFocal(ctx, omega, gamma, alpha)

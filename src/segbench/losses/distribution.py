@@ -9,7 +9,7 @@ from torch import nn
 from segbench import SegbenchError
 from segbench.losses.adapters import SmpTerm
 from segbench.losses.functional import balanced_weights, pixel_ce, pixel_weights, weighted_mean
-from segbench.losses.registry import LossContext, register_loss
+from segbench.losses.weighted_sum import LossContext
 
 
 class CrossEntropy(nn.Module):
@@ -28,13 +28,11 @@ class CrossEntropy(nn.Module):
         return weighted_mean(pixel_ce(logits, target, self.mode), w)
 
 
-@register_loss("ce", "distribution")
 def ce(ctx: LossContext, class_weights=None) -> nn.Module:
     """Cross-entropy, -sum_c g_c log p_c; class_weights: list (background first) or "auto"."""
     return CrossEntropy(ctx.mode, balanced_weights(class_weights, ctx.class_frequencies, ctx.classes))
 
 
-@register_loss("weighted_ce", "distribution")
 def weighted_ce(ctx: LossContext, class_weights="auto") -> nn.Module:
     """Weighted cross-entropy, w_c = N / (C * N_c) from training-set frequencies by default (Long et al., 2015)."""
     return CrossEntropy(ctx.mode, balanced_weights(class_weights, ctx.class_frequencies, ctx.classes))
@@ -55,13 +53,11 @@ class TopKCrossEntropy(nn.Module):
         return losses.topk(max(1, int(round(losses.numel() * self.k / 100)))).values.mean()
 
 
-@register_loss("topk", "distribution")
 def topk(ctx: LossContext, k: float = 10.0) -> nn.Module:
     """TopK cross-entropy: mean CE over the k % pixels with the largest CE."""
     return TopKCrossEntropy(ctx.mode, k)
 
 
-@register_loss("focal", "distribution")
 def focal(ctx: LossContext, gamma: float = 2.0, alpha=None) -> nn.Module:
     """Focal loss, -alpha_t (1 - p_t)^gamma log p_t (Lin et al., 2017, RetinaNet); smp's FocalLoss.
 

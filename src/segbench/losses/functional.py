@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
 
 from segbench import SegbenchError
 
@@ -69,20 +68,6 @@ def weighted_mean(values: torch.Tensor, weights: torch.Tensor | None) -> torch.T
     if weights is None:
         return values.mean()
     return (weights * values).sum() / weights.sum().clamp_min(1e-12)
-
-
-def signed_distance(mask: np.ndarray) -> np.ndarray:
-    """Signed Euclidean distance to the boundary of each channel of a binary (K, H, W) mask.
-
-    Negative inside (-(d - 1), so boundary pixels are 0), positive outside; a channel with
-    no foreground, or only foreground, is all zeros (Kervadec et al., 2019, reference code).
-    """
-    out = np.zeros(mask.shape, np.float32)
-    for k, channel in enumerate(mask.astype(bool)):
-        if channel.any() and not channel.all():
-            out[k] = ndimage.distance_transform_edt(~channel) * ~channel \
-                - (ndimage.distance_transform_edt(channel) - 1) * channel
-    return out
 
 
 def unsigned_distance(signed: torch.Tensor) -> torch.Tensor:

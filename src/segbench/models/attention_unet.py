@@ -13,7 +13,6 @@ from torch import nn
 
 from segbench.models.base import SegmentationModel
 from segbench.models.blocks import AttentionGate, DoubleConv, encode
-from segbench.models.registry import register_model
 
 
 class UpBlock(nn.Module):
@@ -55,8 +54,3 @@ class AttentionUNet(SegmentationModel):
         for block in self.decoder:
             x = block(x, skips.pop())
         return self.head(x)
-
-
-@register_model("attention_unet", paper="Oktay et al., 2018; the thesis's SegUNet")
-def attention_unet(in_channels: int, classes: int, **cfg) -> nn.Module:
-    return AttentionUNet(in_channels, classes, **cfg)

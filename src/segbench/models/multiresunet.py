@@ -10,7 +10,6 @@ from torch import nn
 
 from segbench.models.base import SegmentationModel
 from segbench.models.blocks import DoubleConv, conv_bn_relu, encode
-from segbench.models.registry import register_model
 from segbench.models.unet import widths
 
 ALPHA = 1.67  # W = alpha * U: the paper's width matching its U-Net's parameter count
@@ -110,18 +109,3 @@ class MultiResUNet(SegmentationModel):
         for up, block, path in zip(self.up, self.decoder, reversed(self.paths)):
             x = block(torch.cat([path(skips.pop()), up(x)], dim=1))
         return self.head(x)
-
-
-@register_model("multiresunet", paper="Ibtehaz & Rahman, 2020")
-def multiresunet(in_channels: int, classes: int, **cfg) -> MultiResUNet:
-    return MultiResUNet(in_channels, classes, **cfg)
-
-
-@register_model("unet_respath", paper="Ibtehaz & Rahman, 2020 (ablation: U-Net + ResPath)")
-def unet_respath(in_channels: int, classes: int, **cfg) -> MultiResUNet:
-    return MultiResUNet(in_channels, classes, multires_blocks=False, **cfg)
-
-
-@register_model("unet_multires", paper="Ibtehaz & Rahman, 2020 (ablation: U-Net + MultiRes blocks)")
-def unet_multires(in_channels: int, classes: int, **cfg) -> MultiResUNet:
-    return MultiResUNet(in_channels, classes, res_paths=False, **cfg)

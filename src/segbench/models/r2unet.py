@@ -14,7 +14,6 @@ from torch.nn import functional as F
 
 from segbench.models.base import SegmentationModel
 from segbench.models.blocks import AttentionGate, conv_bn_relu, encode
-from segbench.models.registry import register_model
 from segbench.models.unet import widths
 
 
@@ -77,13 +76,3 @@ class R2UNet(SegmentationModel):
                 skip = self.gates[k](x, skip)
             x = block(torch.cat([skip, x], dim=1))
         return self.head(x)
-
-
-@register_model("r2unet", paper="Alom et al., 2018")
-def r2unet(in_channels: int, classes: int, **cfg) -> R2UNet:
-    return R2UNet(in_channels, classes, **cfg)
-
-
-@register_model("r2attunet", paper="Alom et al., 2018; Oktay et al., 2018")
-def r2attunet(in_channels: int, classes: int, **cfg) -> R2UNet:
-    return R2UNet(in_channels, classes, attention=True, **cfg)

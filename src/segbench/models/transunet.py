@@ -16,7 +16,6 @@ from torch.nn import functional as F
 
 from segbench.models.base import SegmentationModel
 from segbench.models.blocks import DoubleConv, conv_bn_relu, encode
-from segbench.models.registry import register_model
 from segbench.models.unet import widths
 
 
@@ -75,8 +74,3 @@ class TransUNet(SegmentationModel):
         for block in self.decoder:
             x = block(torch.cat([skips.pop(), F.interpolate(x, scale_factor=2, mode="bilinear")], dim=1))
         return self.head(x)
-
-
-@register_model("transunet", paper="Chen et al., 2021")
-def transunet(in_channels: int, classes: int, **cfg) -> TransUNet:
-    return TransUNet(in_channels, classes, **cfg)

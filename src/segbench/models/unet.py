@@ -12,7 +12,6 @@ from torch import nn
 
 from segbench.models.base import SegmentationModel
 from segbench.models.blocks import DoubleConv, Upsample
-from segbench.models.registry import register_model
 
 
 def widths(base_channels: int, depth: int) -> list[int]:
@@ -77,13 +76,3 @@ class StackedUNet(SegmentationModel):
     def segment(self, x: torch.Tensor) -> list[torch.Tensor]:
         first = self.first.segment(x)
         return [self.second.segment(torch.cat([x, first], dim=1)), first]
-
-
-@register_model("unet", paper="Ronneberger et al., 2015")
-def unet(in_channels: int, classes: int, **cfg) -> UNet:
-    return UNet(in_channels, classes, **cfg)
-
-
-@register_model("stacked_unet", paper="Newell et al., 2016 (stacking); Ronneberger et al., 2015")
-def stacked_unet(in_channels: int, classes: int, **cfg) -> StackedUNet:
-    return StackedUNet(in_channels, classes, **cfg)

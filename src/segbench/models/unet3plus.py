@@ -14,7 +14,6 @@ from torch.nn import functional as F
 
 from segbench.models.base import SegmentationModel
 from segbench.models.blocks import DoubleConv, conv_bn_relu, encode
-from segbench.models.registry import register_model
 from segbench.models.unet import widths
 
 
@@ -71,8 +70,3 @@ class UNet3Plus(SegmentationModel):
         if len(self.heads) == 1:
             return self.heads[0](dec[0])
         return [resize(head(dec[i]), i, 0) for i, head in enumerate(self.heads)]
-
-
-@register_model("unet3plus", paper="Huang et al., 2020")
-def unet3plus(in_channels: int, classes: int, **cfg) -> UNet3Plus:
-    return UNet3Plus(in_channels, classes, **cfg)

@@ -13,7 +13,6 @@ from torch.nn import functional as F
 
 from segbench.models.base import SegmentationModel
 from segbench.models.blocks import DoubleConv
-from segbench.models.registry import register_model
 from segbench.models.unet import widths
 
 
@@ -54,8 +53,3 @@ class UNetPlusPlus(SegmentationModel):
         if len(self.heads) == 1:
             return self.heads[0](grid[0, self.depth])
         return [head(grid[0, j]) for head, j in zip(self.heads, range(self.depth, 0, -1))]
-
-
-@register_model("unet_plusplus", paper="Zhou et al., 2018")
-def unet_plusplus(in_channels: int, classes: int, **cfg) -> UNetPlusPlus:
-    return UNetPlusPlus(in_channels, classes, **cfg)

@@ -1,4 +1,4 @@
-"""Name -> loss-term registry, and the weighted sum that composes terms from params.
+"""The weighted sum that composes loss terms from params, and the context their builders get.
 
 A spec item is ``{term: <name>, weight: w, ramp: r, max_weight: m, <options>}``: the term's
 weight at epoch e is ``min(m, w + r * (e - 1))`` (a rising schedule, as Kervadec et al.
@@ -7,22 +7,16 @@ pair the boundary loss with a region loss); the other keys go to the term's buil
 
 from __future__ import annotations
 
-import inspect
-import warnings
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segbench import SegbenchError, look_up
-from segbench.data.sample import IGNORE
+from segbench import SegbenchError
+from segbench.labels import IGNORE
 
 CERTAIN = 30.0  # a logit whose sigmoid is 1 - 1e-13: how ignored pixels are made certain background
-MODES = ("binary", "multiclass")
-FAMILIES = ("distribution", "region", "boundary", "compound")
-RESERVED = ("term", "weight", "ramp", "max_weight")
 
 
 @dataclass(frozen=True)
@@ -32,47 +26,6 @@ class LossContext:
     mode: str                                   # "binary" (1 logit) or "multiclass" (C logits)
     classes: int                                # classes with background: 2 in binary mode
     class_frequencies: list[float] | None = None  # pixel share of each class in the training set
-
-
-@dataclass(frozen=True)
-class LossEntry:
-    name: str
-    family: str
-    builder: Callable[..., nn.Module]
-
-    def options(self) -> dict:
-        """The builder's options and their defaults."""
-        params = list(inspect.signature(self.builder).parameters.values())[1:]
-        return {p.name: p.default for p in params}
-
-    def summary(self) -> str:
-        doc = inspect.getdoc(self.builder) or ""
-        return " ".join(doc.split("\n\n")[0].split())
-
-
-_LOSSES: dict[str, LossEntry] = {}
-
-
-def register_loss(name: str, family: str):
-    """Decorator: register ``builder(ctx: LossContext, **options) -> nn.Module`` as term ``name``."""
-    if family not in FAMILIES:
-        raise ValueError(f"loss family must be one of {FAMILIES}, got {family!r}")
-
-    def decorate(builder):
-        if name in _LOSSES:
-            warnings.warn(f"loss term {name!r} registered twice; the later one wins", stacklevel=2)
-        _LOSSES[name] = LossEntry(name, family, builder)
-        return builder
-
-    return decorate
-
-
-def list_losses(family: str | None = None) -> list[str]:
-    return sorted(n for n, e in _LOSSES.items() if family is None or e.family == family)
-
-
-def loss_entry(name: str) -> LossEntry:
-    return look_up(name, _LOSSES, "loss term")
 
 
 class WeightedSum(nn.Module):
@@ -132,32 +85,3 @@ class WeightedSum(nn.Module):
                                                                 mode="nearest") * scale
                 total = total + weight * self._single(*self._masked(level.float(), t), d)
             return total / sum(weights[: len(logits)])
-
-
-def create_loss(spec: list[dict], mode: str = "binary", classes: int = 2,
-                class_frequencies: list[float] | None = None,
-                deep_supervision: list[float] | None = None) -> WeightedSum:
-    """Build the weighted sum of the terms in ``spec``.
-
-    Args:
-        spec: the list under ``params.yaml: losses.<name>``.
-        mode: "binary" (logits with 1 channel) or "multiclass" (C channels).
-        classes: number of classes with background (2 in binary mode).
-        class_frequencies: training-set pixel share per class, for ``class_weights: auto``.
-        deep_supervision: weight of each output when the model returns several (default 1, 1/2, 1/4, ...).
-
-    Raises:
-        SegbenchError: unknown term (listing the known ones), unknown mode or bad options.
-    """
-    if mode not in MODES:
-        raise SegbenchError(f"loss mode must be one of {MODES}, got {mode!r}")
-    ctx = LossContext(mode, 2 if mode == "binary" else classes, class_frequencies)
-    terms = []
-    for item in spec:
-        entry = loss_entry(item["term"])
-        options = {k: v for k, v in item.items() if k not in RESERVED}
-        try:
-            terms.append((item, entry.builder(ctx, **options)))
-        except TypeError as exc:
-            raise SegbenchError(f"loss term {entry.name!r}: bad options {sorted(options)}: {exc}") from None
-    return WeightedSum(terms, deep_supervision)
