@@ -9,7 +9,8 @@ from PIL import Image
 from segbench import SegbenchError
 from segbench.data import btxrd, synthetic
 from segbench.data.download import EXTRACTED, extract
-from segbench.data.preprocess import Geometry, preprocess
+from segbench.data.images import Geometry
+from segbench.data.preprocess import preprocess
 
 
 @pytest.fixture
@@ -97,3 +98,30 @@ def test_annotation_naming_a_missing_image(raw, tmp_path):
     with pytest.raises(SegbenchError, match=r"IMG999999.json: annotates .* not in"):
         preprocess(raw, out, size=32, dataset={"name": "synthetic", "include_normal": False})
     assert not out.exists() or list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("note, message", [
+    ({"shapes": [{"label": "x", "shape_type": "polygon"}]}, r"shapes\[0\] has no 'points'"),
+    ({"shapes": [{"label": "x", "points": [[1, 2], ["a"]]}]}, r"shapes\[0\].points: expected a list of \[x, y\]"),
+    ({"shapes": [], "imageWidth": 0}, r"imageWidth: expected a positive number of pixels, got 0"),
+    ({"shapes": [], "imageHeight": "tall"}, r"imageHeight: expected a positive number of pixels, got 'tall'"),
+    ({"shapes": "none"}, r"shapes: expected a list of LabelMe shapes"),
+    ([1, 2], r"shapes: expected a list"),
+])
+def test_malformed_labelme_names_the_file_and_the_field(tmp_path, note, message):
+    path = tmp_path / "IMG000001.json"
+    path.write_text(json.dumps(note))
+    with pytest.raises(SegbenchError, match=rf"IMG000001.json: {message}"):
+        btxrd.annotation_mask(path, 40, 60)
+
+
+def test_original_masks_are_kept_in_one_compressed_file(raw, tmp_path):
+    out = tmp_path / "processed"
+    meta = preprocess(raw, out, size=32, dataset={"name": "synthetic", "include_normal": False})
+    root = raw / EXTRACTED / "BTXRD"
+    with np.load(out / "masks_original.npz") as originals:
+        assert set(originals.files) == set(meta["sample_id"])
+        for row in meta.itertuples():
+            mask = originals[row.sample_id]
+            assert mask.shape == (row.orig_h, row.orig_w) and int(mask.sum()) == row.lesion_area_px
+            assert (mask == btxrd.annotation_mask(root / "Annotations" / f"{row.sample_id}.json", *mask.shape)).all()

@@ -107,10 +107,14 @@ PETS = [f"{breed}_{i}" for breed in ("Abyssinian", "Bengal", "beagle", "pug") fo
 
 
 def pets_archives() -> tuple[bytes, bytes]:
-    """images.tar.gz and annotations.tar.gz: 24 listed pets, one CMYK and one corrupt JPEG,
-    trimaps with AppleDouble ._ companions, and trainval/test lists."""
+    """images.tar.gz and annotations.tar.gz: 24 listed pets, a CMYK JPEG, a greyscale JPEG, a PNG behind a
+    .jpg name, a corrupt JPEG, trimaps with AppleDouble ._ companions, and trainval/test lists."""
     images = {f"images/{name}.jpg": jpeg((48, 32), "RGB") for name in PETS}
     images["images/Bengal_1.jpg"] = jpeg((48, 32), "CMYK")
+    images["images/Bengal_2.jpg"] = jpeg((48, 32), "L")
+    png = io.BytesIO()
+    Image.new("RGB", (48, 32), (200, 30, 30)).save(png, "PNG")
+    images["images/beagle_1.jpg"] = png.getvalue()
     images["images/pug_1.jpg"] = b"\xff\xd8 not really a jpeg"
     notes = {f"annotations/trimaps/{name}.png": trimap() for name in PETS}
     notes["annotations/trimaps/._Abyssinian_1.png"] = b"\x00\x05\x16\x07 AppleDouble"
@@ -191,20 +195,24 @@ def test_pets_archives_go_through_the_cli_and_train(tmp_path, monkeypatch, caplo
                        ("evaluate", "--arch", "attention_unet", "--loss", "dice")]
         with caplog.at_level(logging.WARNING):
             run_stages(tmp_path, monkeypatch, params, stages)
-    assert "Bengal_1.jpg: colour mode CMYK, not RGB" in caplog.text
-    assert "pug_1.jpg: cannot decode image" in caplog.text
+    assert "pug_1.jpg: cannot decode image" in caplog.text  # the one file that does not decode, named
     processed = tmp_path / "data/processed/oxford_pets"
     meta = pd.read_csv(processed / "meta.csv")
-    assert len(meta) == len(PETS) - 2 and not meta["sample_id"].isin(["Bengal_1", "pug_1"]).any()
+    assert len(meta) == len(PETS) - 1 and not meta["sample_id"].isin(["pug_1"]).any()
+    assert meta["sample_id"].isin(["Bengal_1", "Bengal_2", "beagle_1"]).sum() == 3  # CMYK, grey, PNG: converted
     assert set(meta["species"]) == {"cat", "dog"} and meta["breed"].nunique() == 4
     images_npy, masks = np.load(processed / "images.npy"), np.load(processed / "masks.npy")
-    assert images_npy.shape == (22, 32, 32, 3) and masks.shape == (22, 32, 32)
+    assert images_npy.shape == (23, 32, 32, 3) and masks.shape == (23, 32, 32)
+    png_row = images_npy[meta.index[meta["sample_id"] == "beagle_1"][0]]
+    assert tuple(png_row[16, 16]) == (200, 30, 30)  # the PNG's red, as RGB
+    grey_row = images_npy[meta.index[meta["sample_id"] == "Bengal_2"][0]]
+    assert (grey_row[..., 0] == grey_row[..., 1]).all()  # greyscale repeated over R, G and B
     # 48x32 -> 32x21, padded; the border ring (rows 8-23, cols 12-35) minus the pet (rows 10-21, cols 14-33)
     assert set(np.unique(masks)) == {0, 1, border_value}
     assert masks[0, 5 + 10, 16] == 1 and masks[0, 5 + 5, 10] == border_value
     split = pd.read_csv(tmp_path / "data/splits/oxford_pets.csv").merge(meta, on="sample_id")
     assert (split.loc[split["subset"] == "test", "official_split"] == "test").all()
     if border_as in ("ignore", "class"):
-        metrics = json.loads((tmp_path / "results/runs/attention_unet__dice/metrics.json").read_text())
-        assert 0 <= metrics["dice"] <= 1 and set(metrics["dice_by_species"]) == {"cat", "dog"}
-        assert set(metrics.get("dice_by_class", {})) == ({"1", "2"} if border_as == "class" else set())
+        metrics = json.loads((tmp_path / "results/runs/attention_unet__dice/seed0/metrics.json").read_text())
+        assert 0 <= metrics["dice"] <= 1 and set(metrics["strata"]["species"]) <= {"cat", "dog"}
+        assert set(metrics.get("per_class", {})) == ({"pet", "border"} if border_as == "class" else set())

@@ -102,3 +102,28 @@ def test_official_test_list_is_the_test_subset():
     assert (assignment[meta["sample_id"][:30]] != "test").all() and (assignment == "val").sum() == 6
     with pytest.raises(SegbenchError, match=r"split.official_test: \['official_split'\]"):
         split(meta.drop(columns="official_split"), 0, 0.1, 0.2, "breed", official_test=True)
+
+
+def test_a_small_dataset_merges_its_rarest_classes_instead_of_crashing(caplog):
+    """54 tumour images in 9 subtypes: the test split holds 6 images, fewer than the classes, where
+    scikit-learn alone raises "The test_size = 6 should be greater or equal to the number of classes = 9"."""
+    meta = meta_with({name: 6 for name in BTXRD_COUNTS})
+    with caplog.at_level(logging.WARNING):
+        assignment, counts, _ = split(meta, 42, 0.10, 0.20, "tumor_type")
+    assert "test split: cannot stratify on every class (6 images on one side for 9 classes); merged the rarest" \
+        in caplog.text
+    assert assignment["subset"].value_counts().to_dict() == {"train": 38, "val": 10, "test": 6}
+    assert split(meta, 42, 0.10, 0.20, "tumor_type")[0].equals(assignment)
+
+
+def test_when_merging_leaves_one_stratum_the_split_is_random(caplog):
+    with caplog.at_level(logging.WARNING):
+        assignment = split(meta_with({f"c{i}": 1 for i in range(4)}), 0, 0.25, 0.3, "tumor_type")[0]
+    assert "test split: falling back to a random split (a class has fewer than 2 images" in caplog.text
+    assert assignment["subset"].value_counts().to_dict() == {"train": 2, "test": 1, "val": 1}
+
+
+def test_too_few_groups_for_the_folds_is_named():
+    meta = btxrd_like(n_groups=3)
+    with pytest.raises(SegbenchError, match="split.group_by: .* too few for"):
+        split(meta, 42, 0.1, 0.2, "tumor_type", group_by=GROUP, folds=5)

@@ -44,3 +44,31 @@ def write_csv(path: str | os.PathLike, frame) -> None:
 
 def read_json(path: str | os.PathLike) -> dict:
     return json.loads(Path(path).read_text())
+
+
+class NpzWriter:
+    """Arrays added one at a time to a compressed ``.npz`` that ``np.load`` reads, written atomically.
+
+    Memory stays one array, whatever their number. Use as a context manager; ``add(key, array)``.
+    """
+
+    def __init__(self, path: str | os.PathLike, compresslevel: int = 1):
+        self.path, self.compresslevel = Path(path), compresslevel
+
+    def __enter__(self) -> "NpzWriter":
+        import zipfile
+
+        self._atomic = atomic_path(self.path)
+        self._zip = zipfile.ZipFile(self._atomic.__enter__(), "w", zipfile.ZIP_DEFLATED,
+                                    compresslevel=self.compresslevel)
+        return self
+
+    def add(self, key: str, array) -> None:
+        import numpy as np
+
+        with self._zip.open(f"{key}.npy", "w", force_zip64=True) as handle:
+            np.lib.format.write_array(handle, np.asarray(array), allow_pickle=False)
+
+    def __exit__(self, *exc) -> None:
+        self._zip.close()
+        self._atomic.__exit__(*exc)

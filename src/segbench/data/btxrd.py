@@ -30,6 +30,7 @@ COLUMNS = (["image_id", "center", "age", "gender"] + BONES + JOINTS + ["tumor", 
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".JPEG", ".JPG")
 MODE = "L"  # X-rays are read as greyscale, whatever their JPEG's colour mode
 SKIP_UNREADABLE = False  # a corrupt X-ray is an error naming the file
+STRATA = ["tumor_type", "benign_malignant", "size_bucket", "center", "view"]
 
 
 def _first_flag(row: pd.Series, names: list[str], default: str = "") -> str:
@@ -100,7 +101,10 @@ def list_samples(extracted: Path, options: dict) -> list[Sample]:
     for note in sorted((root / "Annotations").glob("*.json")):  # top level only: skips a nested duplicate
         image = find_image(root / "images", note.stem)
         if image is None:
-            named = json.loads(note.read_text()).get("imagePath", note.stem)
+            try:
+                named = json.loads(note.read_text()).get("imagePath", note.stem)
+            except (ValueError, AttributeError):  # unreadable JSON: name the image by the file's stem
+                named = note.stem
             raise SegbenchError(f"{note}: annotates {named!r}, which is not in {root / 'images'}")
         if note.stem not in meta.index:
             raise SegbenchError(f"{note}: image {note.stem} has no row in {root / 'dataset.xlsx'}")
@@ -117,27 +121,53 @@ def list_samples(extracted: Path, options: dict) -> list[Sample]:
     return sorted(samples, key=lambda s: s.sample_id)
 
 
+def _points(path: Path, index: int, shape: dict) -> np.ndarray:
+    """A LabelMe shape's points as an (n, 2) float array, or an error naming the file and the field."""
+    if "points" not in shape:
+        raise SegbenchError(f"{path}: shapes[{index}] has no 'points'")
+    try:
+        points = np.asarray(shape["points"], float)
+    except (TypeError, ValueError):
+        points = np.empty(0)
+    if points.ndim != 2 or points.shape[1] != 2 or not np.isfinite(points).all():
+        raise SegbenchError(f"{path}: shapes[{index}].points: expected a list of [x, y] numbers, "
+                            f"got {str(shape['points'])[:80]}")
+    return points
+
+
+def _declared_size(path: Path, note: dict, key: str, actual: int) -> float:
+    value = note.get(key, actual)
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+        raise SegbenchError(f"{path}: {key}: expected a positive number of pixels, got {value!r}")
+    return float(value)
+
+
 def annotation_mask(path: Path, height: int, width: int) -> np.ndarray:
     """Fill a LabelMe annotation's lesions into a (height, width) uint8 mask of 0/1.
 
     Every polygon is filled; a rectangle counts only when no polygon lies inside it
     (a lesion annotated by its box alone). Points are clipped to the image, and
     rescaled when the JSON's imageWidth/imageHeight differ from the real image.
+
+    Raises:
+        SegbenchError: a malformed annotation, naming the file and the field at fault.
     """
     try:
         note = json.loads(path.read_text())
-        shapes = note["shapes"]
-    except (json.JSONDecodeError, KeyError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SegbenchError(f"{path}: not a LabelMe annotation: {exc}") from None
-    sx = width / note.get("imageWidth", width)
-    sy = height / note.get("imageHeight", height)
+    if not isinstance(note, dict) or not isinstance(note.get("shapes"), list):
+        raise SegbenchError(f"{path}: shapes: expected a list of LabelMe shapes")
+    sx = width / _declared_size(path, note, "imageWidth", width)
+    sy = height / _declared_size(path, note, "imageHeight", height)
     if abs(sx - sy) > 0.02 * max(sx, sy):
         raise SegbenchError(f"{path}: imageWidth x imageHeight {note.get('imageWidth')}x{note.get('imageHeight')} "
                             f"does not match the image's {width}x{height} aspect")
     canvas = Image.new("L", (width, height), 0)
     draw = ImageDraw.Draw(canvas)
-    scaled = [(s.get("shape_type", "polygon"), np.clip(np.asarray(s["points"], float) * [sx, sy],
-                                                        0, [width - 1, height - 1])) for s in shapes]
+    scaled = [(s.get("shape_type", "polygon") if isinstance(s, dict) else None,
+               np.clip(_points(path, i, s if isinstance(s, dict) else {}) * [sx, sy], 0, [width - 1, height - 1]))
+              for i, s in enumerate(note["shapes"])]
     polygons = [p for kind, p in scaled if kind == "polygon" and len(p) >= 3]
     for polygon in polygons:
         draw.polygon([tuple(p) for p in polygon], fill=1)
@@ -157,6 +187,5 @@ def load_mask(sample: Sample, height: int, width: int, options: dict) -> np.ndar
     return annotation_mask(sample.annotation_path, height, width)
 
 
-def classes(options: dict) -> int:
-    """Background and tumour."""
-    return 2
+def class_names(options: dict) -> list[str]:
+    return ["background", "tumour"]

@@ -1,7 +1,9 @@
-"""Torch access to the preprocessed arrays of one split subset."""
+"""Torch access to the preprocessed arrays: the subsets and folds of the split, their statistics,
+and the Dataset that augments them."""
 
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,17 +15,74 @@ import torch
 from torch.utils.data import Dataset
 
 from segbench import SegbenchError
-from segbench.data.sample import IGNORE
-from segbench.losses.functional import signed_distance
+from segbench.data.distance import signed_distance
+from segbench.labels import IGNORE
+
+CHUNK_BYTES = 16 << 20  # statistics read the images this many bytes at a time
+
+
+class NpyRows:
+    """The rows of a ``.npy`` file, each read with ``pread`` when asked for.
+
+    Why not a memory map: every page a map touches stays in the process's resident memory,
+    so an epoch over a 6 GB array would show 6 GB resident. Reads go through the page cache
+    instead, and the process holds only the rows in use.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        with open(self.path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) \
+                else np.lib.format.read_array_header_2_0
+            self.shape, fortran, self.dtype = read_header(handle)
+            self.offset = handle.tell()
+        if fortran:
+            raise SegbenchError(f"{self.path}: Fortran-ordered arrays are not supported; rerun preprocess")
+        self.row_shape = self.shape[1:]
+        self.row_bytes = int(np.prod(self.row_shape, dtype=np.int64)) * self.dtype.itemsize
+        self._fd: int | None = None
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def _read(self, start: int, count: int) -> np.ndarray:
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDONLY)
+        data = os.pread(self._fd, count * self.row_bytes, self.offset + start * self.row_bytes)
+        return np.frombuffer(data, self.dtype).reshape(count, *self.row_shape)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        """Row ``index``, a writable copy."""
+        return self._read(int(index), 1)[0].copy()
+
+    def chunks(self, indices: np.ndarray):
+        """The rows ``indices`` in blocks of about CHUNK_BYTES: (block_indices, (n, *row_shape) array)."""
+        step = max(1, CHUNK_BYTES // max(1, self.row_bytes))
+        for start in range(0, len(indices), step):
+            block = indices[start:start + step]
+            yield block, np.stack([self._read(int(i), 1)[0] for i in block])
+
+    def __getstate__(self) -> dict:  # DataLoader workers reopen the file
+        return {**self.__dict__, "_fd": None}
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", None) is not None:
+            os.close(self._fd)
 
 
 @dataclass
 class Processed:
-    """The preprocess stage's outputs, memory-mapped, with the split assignment joined to meta."""
+    """The preprocess stage's outputs, with the split assignment (subset, fold) joined to meta."""
 
-    images: np.ndarray  # (N, S, S) grey or (N, S, S, 3) RGB, uint8
-    masks: np.ndarray   # (N, S, S) uint8: 0, 1, or IGNORE
-    meta: pd.DataFrame  # one row per array index, with a 'subset' column
+    images: NpyRows     # (N, S, S) grey or (N, S, S, 3) RGB, uint8
+    masks: NpyRows      # (N, S, S) uint8: class ids, or IGNORE
+    meta: pd.DataFrame  # one row per array index, with 'subset' (and 'fold') columns
+    directory: Path
 
     @classmethod
     def load(cls, processed_dir: Path, split_csv: Path) -> "Processed":
@@ -31,13 +90,13 @@ class Processed:
             if not path.exists():
                 raise SegbenchError(f"{path}: missing; run the stage that makes it first")
         meta = pd.read_csv(processed_dir / "meta.csv")
-        subsets = pd.read_csv(split_csv).set_index("sample_id")["subset"]
-        meta["subset"] = meta["sample_id"].map(subsets)
+        assignment = pd.read_csv(split_csv).set_index("sample_id")
+        for column in [c for c in ("subset", "fold") if c in assignment]:
+            meta[column] = meta["sample_id"].map(assignment[column])
         if meta["subset"].isna().any():
             missing = meta.loc[meta["subset"].isna(), "sample_id"].head(3).tolist()
             raise SegbenchError(f"{split_csv}: no subset for samples {missing}...; rerun `segbench split`")
-        return cls(np.load(processed_dir / "images.npy", mmap_mode="r"),
-                   np.load(processed_dir / "masks.npy", mmap_mode="r"), meta)
+        return cls(NpyRows(processed_dir / "images.npy"), NpyRows(processed_dir / "masks.npy"), meta, processed_dir)
 
     @property
     def channels(self) -> int:
@@ -50,15 +109,49 @@ class Processed:
     def indices(self, subset: str) -> np.ndarray:
         return np.flatnonzero(self.meta["subset"].to_numpy() == subset)
 
-    def normalisation(self) -> tuple[float, float]:
-        """Mean and std of the train images' pixels in [0, 1] (the thesis normalises this way)."""
-        train = self.images[self.indices("train")].astype(np.float64) / 255.0
-        return float(train.mean()), float(train.std()) or 1.0
+    def fold_indices(self, fold: int) -> tuple[np.ndarray, np.ndarray]:
+        """(train, val) indices of the run that validates on ``fold``: with ``split.folds`` the other folds
+        train it; without, the only fold is 0, and its train and val are the split's subsets."""
+        if "fold" not in self.meta:
+            if fold != 0:
+                raise SegbenchError(f"sweep.folds: fold {fold} needs split.folds; without it the split has one "
+                                    "fold, 0, whose val images are the val subset")
+            return self.indices("train"), self.indices("val")
+        folds = self.meta["fold"].to_numpy()
+        if fold not in folds:
+            raise SegbenchError(f"sweep.folds: the split has folds {sorted(set(folds) - {-1})}, not {fold}")
+        return np.flatnonzero((folds != fold) & (folds >= 0)), np.flatnonzero(folds == fold)
 
-    def class_frequencies(self, classes: int = 2) -> list[float]:
-        """Pixel share of each class in the train subset's masks (ignored pixels left out)."""
-        counts = np.bincount(np.asarray(self.masks[self.indices("train")]).ravel(), minlength=IGNORE + 1)[:classes]
+    def normalisation(self, indices: np.ndarray) -> tuple[list[float], list[float]]:
+        """Per-channel mean and std of the pixels (in [0, 1]) of the images ``indices``.
+
+        Integer sums over blocks of CHUNK_BYTES: exact, and memory stays a few blocks whatever
+        the number of images (the thesis normalises with the train set's statistics).
+        """
+        total, squares, count = np.zeros(self.channels, np.uint64), np.zeros(self.channels, np.uint64), 0
+        for _, block in self.images.chunks(indices):
+            pixels = block.reshape(-1, self.channels)
+            total += pixels.sum(0, dtype=np.uint64)
+            squares += (pixels.astype(np.uint32) ** 2).sum(0, dtype=np.uint64)
+            count += len(pixels)
+        mean = total / (255.0 * max(1, count))
+        std = np.sqrt(np.maximum(squares / (255.0 ** 2 * max(1, count)) - mean ** 2, 0))
+        return mean.tolist(), [float(s) or 1.0 for s in std]
+
+    def class_frequencies(self, indices: np.ndarray, classes: int = 2) -> list[float]:
+        """Pixel share of each class in the masks ``indices`` (ignored pixels left out)."""
+        counts = np.zeros(IGNORE + 1, np.int64)
+        for _, block in self.masks.chunks(indices):
+            counts += np.bincount(block.ravel(), minlength=IGNORE + 1)
+        counts = counts[:classes]
         return (counts / max(1, counts.sum())).tolist()
+
+    def original_masks(self):
+        """``masks_original.npz``: each sample's mask at its image's original size, keyed by sample id."""
+        path = self.directory / "masks_original.npz"
+        if not path.exists():
+            raise SegbenchError(f"{path}: missing; rerun `segbench preprocess`")
+        return np.load(path)
 
 
 def augmentation(options: dict, seed: int) -> A.Compose:
@@ -78,16 +171,25 @@ def augmentation(options: dict, seed: int) -> A.Compose:
     return compose
 
 
+def normalise(images: np.ndarray, mean: list[float], std: list[float]) -> torch.Tensor:
+    """uint8 (..., S, S) grey or (..., S, S, C) -> float32 (..., C, S, S), (x / 255 - mean) / std per channel."""
+    x = images.astype(np.float32) / 255.0
+    if len(mean) == 1:  # grey arrays have no channel axis
+        x = x[..., None]
+    x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    return torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, -1, -3)))
+
+
 class SegmentationDataset(Dataset):
-    """Items: {"image": (C, S, S) float32 normalised, "mask": (1, S, S) float32 class ids or IGNORE} and,
-    with ``distances``, "distance": (1, S, S) signed distance to the foreground's boundary
-    ((K, S, S), one per class, with K > 2 classes).
+    """Items: {"image": (C, S, S) float32 normalised, "mask": (1, S, S) float32 class ids or IGNORE,
+    "index": the array index} and, with ``distances``, "distance": (1, S, S) signed distance to the
+    foreground's boundary ((K, S, S), one per class, with K > 2 classes).
 
     The distance map is computed here, per sample on the CPU (scipy), from the augmented
     mask, so it is exact for the geometry the model sees and never costs the training step.
     """
 
-    def __init__(self, data: Processed, indices: np.ndarray, mean: float, std: float,
+    def __init__(self, data: Processed, indices: np.ndarray, mean: list[float], std: list[float],
                  transform: A.Compose | None = None, distances: bool = False, classes: int = 2):
         self.data, self.indices, self.mean, self.std = data, indices, mean, std
         self.transform, self.distances, self.classes = transform, distances, classes
@@ -96,14 +198,13 @@ class SegmentationDataset(Dataset):
         return len(self.indices)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        image, mask = np.array(self.data.images[self.indices[i]]), np.array(self.data.masks[self.indices[i]])
+        index = self.indices[i]
+        image, mask = self.data.images[index], self.data.masks[index]
         if self.transform is not None:
             out = self.transform(image=image, mask=mask)
             image, mask = out["image"], out["mask"]
-        image = (image.astype(np.float32) / 255.0 - self.mean) / self.std
-        image = torch.from_numpy(image)
-        image = image[None] if image.ndim == 2 else image.permute(2, 0, 1)
-        item = {"image": image.contiguous(), "mask": torch.from_numpy(mask.astype(np.float32))[None]}
+        item = {"image": normalise(image, self.mean, self.std),
+                "mask": torch.from_numpy(mask.astype(np.float32))[None], "index": int(index)}
         if self.distances:
             # binary: the foreground's map; multiclass: one per class, as the boundary terms expect
             wanted = [1] if self.classes == 2 else range(self.classes)

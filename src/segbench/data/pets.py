@@ -15,12 +15,14 @@ import pandas as pd
 from PIL import Image
 
 from segbench import SegbenchError
-from segbench.data.sample import IGNORE, Sample
+from segbench.data.sample import Sample
+from segbench.labels import IGNORE
 
 log = logging.getLogger(__name__)
 
-MODE = "RGB"  # images are kept in colour; one that is not RGB is skipped
-SKIP_UNREADABLE = True  # the archive ships a few files that are not really JPEGs: skip them, with a warning
+MODE = "RGB"  # images are kept in colour; CMYK, greyscale and PNG-behind-.jpg files are converted
+SKIP_UNREADABLE = True  # a file that does not decode at all is skipped, with a warning naming it
+STRATA = ["breed", "species", "size_bucket"]
 PET, BORDER = 1, 3  # trimap values; 2 is background
 LISTS = {"trainval": "trainval.txt", "test": "test.txt"}
 
@@ -71,9 +73,9 @@ def list_samples(extracted: Path, options: dict) -> list[Sample]:
     return sorted(samples, key=lambda s: s.sample_id)
 
 
-def classes(options: dict) -> int:
+def class_names(options: dict) -> list[str]:
     """Background and pet, plus the border as a class of its own with ``border_as: class``."""
-    return 3 if options["border_as"] == "class" else 2
+    return ["background", "pet", "border"] if options["border_as"] == "class" else ["background", "pet"]
 
 
 def load_mask(sample: Sample, height: int, width: int, options: dict) -> np.ndarray:

@@ -2,109 +2,55 @@
 
 As in the thesis (section 3.3.1): the longest side goes to ``size`` with the aspect kept,
 then black pixels pad the image to ``size x size`` (centred). ``scale`` and the pads are
-stored so that any prediction maps back to the original image.
+stored so that any prediction maps back to the original image, and the masks at their
+original size go into one compressed file, ``masks_original.npz``, for evaluation at the
+original resolution.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
-from dataclasses import dataclass
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image, ImageOps
+from PIL import Image
 from tqdm import tqdm
 
 from segbench import SegbenchError
-from segbench.data import btxrd, pets
-from segbench.data.sample import Sample, SkipSample
+from segbench.data import readers
 from segbench.data.download import EXTRACTED
-from segbench.io import atomic_path, write_csv
+from segbench.data.images import Geometry, load_image
+from segbench.data.sample import Sample
+from segbench.io import NpzWriter, atomic_path, write_csv
+from segbench.labels import IGNORE
 
 log = logging.getLogger(__name__)
-READERS = {"btxrd": btxrd, "synthetic": btxrd, "oxford_pets": pets}  # the synthetic demo is in BTXRD's format
-
-
-def label_classes(dataset: dict) -> int:
-    """Classes in the masks, background included: 2, or 3 for Oxford-IIIT Pet with ``border_as: class``."""
-    return READERS[dataset["name"]].classes(dataset)
-
-
-def load_image(path: Path, scale_to: int, mode: str) -> tuple[Image.Image, tuple[int, int]]:
-    """Decode an image EXIF-rotated, JPEG-drafted near its final size, in ``mode`` ("L" or "RGB").
-
-    Returns:
-        The image and its original (height, width) after EXIF rotation.
-
-    Raises:
-        SkipSample: an "RGB" dataset's image that is not RGB (CMYK, greyscale, palette).
-        SegbenchError: a file that cannot be decoded.
-    """
-    try:
-        image = Image.open(path)
-        if mode == "RGB" and image.mode != "RGB":
-            raise SkipSample(f"{path}: colour mode {image.mode}, not RGB")
-        w, h = image.size
-        scale = scale_to / max(w, h)
-        image.draft(mode, (math.ceil(w * scale), math.ceil(h * scale)))  # JPEG: decode at 1/2^k size
-        rotated = ImageOps.exif_transpose(image)
-        orig = (h, w) if rotated.size == image.size else (w, h)
-        return rotated.convert(mode), orig
-    except (OSError, SyntaxError, ValueError) as exc:  # PIL's errors for truncated / corrupt files
-        raise SegbenchError(f"{path}: cannot decode image: {exc}") from None
-
-
-@dataclass(frozen=True)
-class Geometry:
-    """Where an (orig_h, orig_w) image lands in the (size, size) canvas."""
-
-    size: int
-    scale: float
-    height: int
-    width: int
-    pad_top: int
-    pad_left: int
-
-    @classmethod
-    def fit(cls, orig_h: int, orig_w: int, size: int) -> "Geometry":
-        scale = size / max(orig_h, orig_w)
-        h, w = max(1, round(orig_h * scale)), max(1, round(orig_w * scale))
-        return cls(size, scale, h, w, (size - h) // 2, (size - w) // 2)
-
-    def place(self, image: Image.Image, resample: int) -> np.ndarray:
-        """Resize ``image`` to (height, width) and zero-pad it: (size, size[, channels]) uint8."""
-        resized = np.asarray(image.resize((self.width, self.height), resample))
-        out = np.zeros((self.size, self.size, *resized.shape[2:]), np.uint8)
-        out[self.pad_top:self.pad_top + self.height, self.pad_left:self.pad_left + self.width] = resized
-        return out
+OUTPUTS = ("images.npy", "masks.npy", "meta.csv", "masks_original.npz")
 
 
 def process_sample(sample: Sample, size: int, dataset: dict):
-    """One sample -> (image (size, size[, 3]) uint8, mask (size, size) uint8, meta row), or the
-    reason it is skipped (a string) where the dataset skips unreadable images rather than failing."""
-    reader = READERS[dataset["name"]]
+    """One sample -> (image (size, size[, 3]) uint8, mask (size, size) uint8, original mask, meta row),
+    or the reason it is skipped (a string) where the dataset skips unreadable images rather than failing."""
+    reader = readers.reader(dataset)
     try:
-        image, (orig_h, orig_w) = load_image(sample.image_path, size, reader.MODE)
-    except SkipSample as skip:
-        return str(skip)
+        image, (orig_h, orig_w) = load_image(sample.image_path, reader.MODE, scale_to=size)
     except SegbenchError as exc:
         if reader.SKIP_UNREADABLE:
             return str(exc)
         raise
     mask = reader.load_mask(sample, orig_h, orig_w, dataset)
     geometry = Geometry.fit(orig_h, orig_w, size)
-    area = int((mask == 1).sum())
+    area = int(((mask > 0) & (mask != IGNORE)).sum())
     row = {"sample_id": sample.sample_id, "image_file": sample.image_path.name,
            **{k: v for k, v in sample.meta.items() if k != "sample_id"},
            "orig_h": orig_h, "orig_w": orig_w, "scale": geometry.scale,
            "pad_top": geometry.pad_top, "pad_left": geometry.pad_left,
            "lesion_area_px": area, "lesion_ratio": area / (orig_h * orig_w)}
     return (geometry.place(image, Image.Resampling.BILINEAR),
-            geometry.place(Image.fromarray(mask), Image.Resampling.NEAREST), row)
+            geometry.place(Image.fromarray(mask), Image.Resampling.NEAREST), mask, row)
 
 
 def size_buckets(ratio: pd.Series) -> tuple[pd.Series, list[float]]:
@@ -131,17 +77,19 @@ def _compact(path: Path, keep: list[int], shape: tuple[int, ...]) -> None:
 
 
 def preprocess(raw_dir: Path, out_dir: Path, size: int, dataset: dict, workers: int = 1) -> pd.DataFrame:
-    """Write ``images.npy`` (N, S, S) grey or (N, S, S, 3) RGB, ``masks.npy`` (N, S, S) and ``meta.csv``.
+    """Write ``images.npy`` (N, S, S) grey or (N, S, S, 3) RGB, ``masks.npy`` (N, S, S), ``meta.csv`` and
+    ``masks_original.npz`` (each mask at its image's size, keyed by sample id).
 
     Arrays are filled in memory-mapped temporary files (bounded memory) and renamed into
     place only when every sample has been processed; a bad file raises before any output.
     """
-    reader = READERS[dataset["name"]]
+    reader = readers.reader(dataset)
     samples = reader.list_samples(raw_dir / EXTRACTED, dataset)
     out_dir.mkdir(parents=True, exist_ok=True)
     image_shape = (size, size) if reader.MODE == "L" else (size, size, 3)
     rows, keep = [], []
-    with atomic_path(out_dir / "images.npy") as images_tmp, atomic_path(out_dir / "masks.npy") as masks_tmp:
+    with atomic_path(out_dir / "images.npy") as images_tmp, atomic_path(out_dir / "masks.npy") as masks_tmp, \
+            NpzWriter(out_dir / "masks_original.npz") as originals:
         images = np.lib.format.open_memmap(images_tmp, "w+", np.uint8, (len(samples), *image_shape))
         masks = np.lib.format.open_memmap(masks_tmp, "w+", np.uint8, (len(samples), size, size))
         n = len(samples)
@@ -151,7 +99,8 @@ def preprocess(raw_dir: Path, out_dir: Path, size: int, dataset: dict, workers: 
                 if isinstance(result, str):
                     log.warning("skipped %s", result)
                     continue
-                images[i], masks[i], row = result
+                images[i], masks[i], original, row = result
+                originals.add(row["sample_id"], original)
                 rows.append(row)
                 keep.append(i)
         images.flush(), masks.flush()

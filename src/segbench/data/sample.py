@@ -1,11 +1,9 @@
-"""One image of a dataset, as the dataset readers (btxrd, pets) hand it to preprocessing."""
+"""One image of a dataset, as the dataset readers hand it to preprocessing."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
-IGNORE = 255  # mask value of pixels left out of losses and metrics
 
 
 @dataclass(frozen=True)
@@ -15,6 +13,3 @@ class Sample:
     annotation_path: Path | None
     meta: dict
 
-
-class SkipSample(Exception):
-    """A sample a dataset reader leaves out, with the reason (a warning, not an error)."""

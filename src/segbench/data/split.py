@@ -14,6 +14,7 @@ nnU-Net's 5-fold cross-validation does.
 from __future__ import annotations
 
 import logging
+import math
 
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train_test_split
@@ -24,15 +25,42 @@ log = logging.getLogger(__name__)
 SUBSETS = ["train", "val", "test"]
 
 
+def _strata(labels: pd.Series, n_held: int, n_rest: int, stage: str) -> pd.Series | None:
+    """Labels scikit-learn can stratify on, merging the rarest classes when it cannot; None: random.
+
+    Stratifying needs every class twice and at least as many images on each side as classes.
+    When that fails (a small dataset), the two rarest strata merge into one, again and again; if a
+    single stratum is left, the split is random. Each fallback is a warning naming the stage.
+    """
+    strata, merged, reason = labels.copy(), [], None
+    while strata.nunique() > 1:
+        counts = strata.value_counts()
+        problem = ("a class has fewer than 2 images" if counts.min() < 2 else
+                   f"{min(n_held, n_rest)} images on one side for {len(counts)} classes"
+                   if len(counts) > min(n_held, n_rest) else None)
+        if problem is None:
+            break
+        reason = reason or problem
+        rarest = counts.sort_values(kind="stable").index[:2]
+        merged += [str(r) for r in rarest if "+" not in str(r)]
+        strata = strata.replace({r: f"{rarest[0]}+{rarest[1]}" for r in rarest})
+    if strata.nunique() < 2:
+        log.warning("%s: falling back to a random split (%s; classes: %s)", stage, reason or "one class",
+                    labels.value_counts().to_dict())
+        return None
+    if merged:
+        log.warning("%s: cannot stratify on every class (%s); merged the rarest into one stratum: %s",
+                    stage, reason, sorted(merged))
+    return strata
+
+
 def _stratified(ids: pd.Series, labels: pd.Series | None, fraction: float, seed: int, stage: str):
-    """Split ``ids`` into (rest, held_out), stratified on ``labels`` unless a class is too small."""
-    stratify = labels
-    if labels is not None:
-        counts = labels.value_counts()
-        if len(counts) < 2 or counts.min() < 2:
-            log.warning("%s: falling back to a random split (classes: %s)", stage, counts.to_dict())
-            stratify = None
-    return train_test_split(ids, test_size=fraction, random_state=seed, stratify=stratify)
+    """Split ``ids`` into (rest, held_out), stratified on ``labels`` as far as the counts allow."""
+    n_held = math.ceil(fraction * len(ids))  # scikit-learn's rounding of a float test_size
+    if n_held >= len(ids):
+        raise SegbenchError(f"{stage}: {len(ids)} images are too few to hold out {fraction:.0%}")
+    stratify = None if labels is None else _strata(labels, n_held, len(ids) - n_held, stage)
+    return train_test_split(ids, test_size=n_held, random_state=seed, stratify=stratify)
 
 
 def _folds(labels: pd.Series, groups: pd.Series | None, k: int, seed: int) -> pd.Series:
@@ -40,6 +68,9 @@ def _folds(labels: pd.Series, groups: pd.Series | None, k: int, seed: int) -> pd
     splitting a group."""
     if k > len(labels):
         raise SegbenchError(f"split: cannot make {k} folds of {len(labels)} images")
+    if groups is not None and groups.nunique() < k:
+        raise SegbenchError(f"split.group_by: {groups.nunique()} groups are too few for {k} folds; "
+                            "group by fewer columns, or hold out a larger fraction")
     if groups is None and labels.value_counts().min() < k:
         log.warning("folds: a class has fewer than %d images; folds are not stratified", k)
         labels = pd.Series(0, index=labels.index)

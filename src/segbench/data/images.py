@@ -1,0 +1,128 @@
+"""Decoding images and the resize-and-pad geometry, shared by preprocessing and inference.
+
+As in the thesis (section 3.3.1): the longest side goes to ``size`` with the aspect kept, then
+black pixels pad the image to ``size x size`` (centred). ``Geometry`` records where the image
+landed, so a prediction on the canvas maps back to the original image.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from segbench import SegbenchError
+
+DICOM_SUFFIXES = (".dcm", ".dicom")
+
+
+def _dicom(path: Path, mode: str) -> Image.Image:
+    """A DICOM file's pixels, windowed to 8 bits (MONOCHROME1 inverted), as a PIL image."""
+    try:
+        import pydicom
+    except ImportError:
+        raise SegbenchError(f"{path}: reading DICOM needs pydicom (pip install pydicom)") from None
+    try:
+        ds = pydicom.dcmread(path)
+        pixels = ds.pixel_array.astype(np.float64)
+    except Exception as exc:  # pydicom raises many types on a damaged file
+        raise SegbenchError(f"{path}: cannot decode DICOM: {exc}") from None
+    if pixels.ndim == 3 and pixels.shape[-1] != 3:
+        pixels = pixels[0]  # a multi-frame file: its first frame
+    low, high = np.percentile(pixels, [0.5, 99.5])
+    scaled = np.clip((pixels - low) / max(high - low, 1e-9), 0, 1) * 255
+    if getattr(ds, "PhotometricInterpretation", "") == "MONOCHROME1":
+        scaled = 255 - scaled
+    return Image.fromarray(scaled.astype(np.uint8)).convert(mode)
+
+
+def load_image(path: Path, mode: str, scale_to: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
+    """Decode any image EXIF-rotated, in ``mode`` ("L" or "RGB"), whatever its file type or colour mode.
+
+    A JPEG is decoded near ``scale_to`` on its longest side (draft mode: 1/2^k of the full size),
+    so a 4,000 px X-ray is never decoded in full. CMYK, greyscale, palette and 16-bit images are
+    converted, as torchvision and smp's Pets example do; the file's content decides its type,
+    not its name (a PNG behind ``.jpg`` decodes). DICOM needs pydicom.
+
+    Returns:
+        The image and its original (height, width) after EXIF rotation.
+
+    Raises:
+        SegbenchError: a file that does not decode, naming it.
+    """
+    path = Path(path)
+    if path.suffix.lower() in DICOM_SUFFIXES:
+        image = _dicom(path, mode)
+        return image, (image.height, image.width)
+    try:
+        image = Image.open(path)
+        w, h = image.size
+        if scale_to and image.format == "JPEG":
+            scale = scale_to / max(w, h)
+            image.draft(mode, (math.ceil(w * scale), math.ceil(h * scale)))
+        rotated = ImageOps.exif_transpose(image)
+        orig = (h, w) if rotated.size == image.size else (w, h)
+        if rotated.mode in ("I;16", "I;16B", "I", "F"):  # 16-bit or float greyscale: stretch to 8 bits
+            pixels = np.asarray(rotated, np.float64)
+            low, high = pixels.min(), pixels.max()
+            rotated = Image.fromarray(((pixels - low) / max(high - low, 1e-9) * 255).astype(np.uint8))
+        return rotated.convert(mode), orig
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:  # PIL's errors for bad files
+        raise SegbenchError(f"{path}: cannot decode image: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where an (orig_h, orig_w) image lands in the (size, size) canvas."""
+
+    size: int
+    scale: float
+    height: int
+    width: int
+    pad_top: int
+    pad_left: int
+    orig_h: int
+    orig_w: int
+
+    @classmethod
+    def fit(cls, orig_h: int, orig_w: int, size: int) -> "Geometry":
+        scale = size / max(orig_h, orig_w)
+        h, w = max(1, round(orig_h * scale)), max(1, round(orig_w * scale))
+        return cls(size, scale, h, w, (size - h) // 2, (size - w) // 2, orig_h, orig_w)
+
+    def place(self, image: Image.Image | np.ndarray, resample: int = Image.Resampling.BILINEAR) -> np.ndarray:
+        """Resize ``image`` to (height, width) and zero-pad it: (size, size[, channels]) uint8."""
+        if isinstance(image, np.ndarray):
+            image = Image.fromarray(image)
+        resized = np.asarray(image.resize((self.width, self.height), resample))
+        out = np.zeros((self.size, self.size, *resized.shape[2:]), np.uint8)
+        out[self.pad_top:self.pad_top + self.height, self.pad_left:self.pad_left + self.width] = resized
+        return out
+
+    def crop(self, canvas: np.ndarray) -> np.ndarray:
+        """The image's part of a (..., size, size) canvas: (..., height, width)."""
+        return canvas[..., self.pad_top:self.pad_top + self.height, self.pad_left:self.pad_left + self.width]
+
+    def restore(self, probabilities: np.ndarray, original: bool = True) -> np.ndarray:
+        """Canvas probabilities (K, size, size) -> (K, orig_h, orig_w), bilinearly (or cropped only,
+        (K, height, width), with ``original=False``). Probabilities are interpolated before any
+        threshold, as nnU-Net resamples its softmax outputs."""
+        cropped = self.crop(probabilities)
+        if not original or cropped.shape[-2:] == (self.orig_h, self.orig_w):
+            return np.ascontiguousarray(cropped)
+        import torch  # bilinear on (K, h, w) floats; torch's kernel is the fastest at hand
+
+        tensor = torch.from_numpy(np.ascontiguousarray(cropped, np.float32))[None]
+        return torch.nn.functional.interpolate(tensor, size=(self.orig_h, self.orig_w), mode="bilinear",
+                                               align_corners=False)[0].numpy()
+
+    @classmethod
+    def of(cls, row, size: int) -> "Geometry":
+        """The geometry recorded in a meta.csv row (orig_h, orig_w, scale, pad_top, pad_left)."""
+        g = cls.fit(int(row["orig_h"]), int(row["orig_w"]), size)
+        if (g.pad_top, g.pad_left) != (int(row["pad_top"]), int(row["pad_left"])):
+            raise SegbenchError(f"meta.csv: {row['sample_id']}: its pads do not match its size; rerun preprocess")
+        return g
