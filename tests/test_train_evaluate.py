@@ -1,19 +1,25 @@
-import copy
+"""Training and evaluation of pairs: reproducibility, the evaluation protocol, the MLflow mirror."""
 
+import copy
+import json
+import shutil
+
+import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 from mlflow.tracking import MlflowClient
-from openpyxl import load_workbook
 
 from conftest import TIMING, TINY
 from conftest import tiny_params as params
 from segbench import SegbenchError
-from segbench.evaluation.evaluate import evaluate_pair, valid_region
 from segbench.io import read_json
-from segbench.losses import WeightedSum
+from segbench.losses.weighted_sum import WeightedSum
 from segbench.tracking import Tracker
 from segbench.training import trainer
+
+RUN = "results/runs/{}/seed0"
 
 
 def test_same_seed_same_history_and_weights(data, tmp_path):
@@ -21,76 +27,145 @@ def test_same_seed_same_history_and_weights(data, tmp_path):
             for name in ("a", "b")]
     histories = [pd.read_csv(tmp_path / n / "history.csv").drop(columns=TIMING) for n in ("a", "b")]
     assert histories[0].equals(histories[1]) and len(histories[0]) == 2
-    weights = [torch.load(tmp_path / n / "model_best.pt")["model"] for n in ("a", "b")]
+    weights = [torch.load(tmp_path / n / "model_best.pt", weights_only=True)["model"] for n in ("a", "b")]
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
     assert runs[0]["best_val_dice"] == runs[1]["best_val_dice"]
     assert set(read_json(tmp_path / "a" / "train.json")) >= {"best_epoch", "n_params", "mean", "std", "epochs"}
+    other_seed = trainer.train_pair("attention_unet", "dice_focal", params(epochs=2), *data, tmp_path / "c", seed=1)
+    assert pd.read_csv(tmp_path / "c" / "history.csv")["train_loss"].iloc[0] != histories[0]["train_loss"].iloc[0]
+    assert other_seed["seed"] == 1
 
 
 def test_nan_loss_stops_with_pair_and_epoch(data, tmp_path, monkeypatch):
     tracker = Tracker("synthetic", uri=f"sqlite:///{tmp_path}/mlflow.db")
+
     class NanTerm(torch.nn.Module):
         def forward(self, logits, target):
             return logits.sum() * float("nan")
 
     monkeypatch.setattr(trainer, "create_loss", lambda *a, **k: WeightedSum([({}, NanTerm())]))
-    with pytest.raises(SegbenchError, match=r"smp_unet__dice: loss is nan at epoch 1"):
-        trainer.train_pair("smp_unet", "dice", params(), *data, tmp_path / "smp_unet__dice", tracker)
-    assert not (tmp_path / "smp_unet__dice" / "train.json").exists()
-    runs = tracker.client.search_runs([tracker._experiment_id()], "tags.`segbench.role` = 'pair'")
+    with pytest.raises(SegbenchError, match=r"smp_unet__dice/seed0/fold0: loss is nan at epoch 1"):
+        trainer.train_pair("smp_unet", "dice", params(), *data, tmp_path / "run", tracker=tracker)
+    assert not (tmp_path / "run" / "train.json").exists()
+    runs = tracker.client.search_runs([tracker.experiment_id()], "tags.`segbench.role` = 'pair'")
     assert [r.info.status for r in runs] == ["FAILED"]
 
 
-def test_train_evaluate_report_are_mirrored_in_mlflow(data, tmp_path, monkeypatch):
-    from segbench.report.tables import comparison_table, write_excel
+def test_normalisation_is_per_channel_and_exact_in_bounded_chunks(data, monkeypatch):
+    from segbench.data import dataset
 
-    tracker = Tracker("synthetic", uri=f"sqlite:///{tmp_path}/mlflow.db")
-    p = params(epochs=2)
-    runs = {}
-    for loss in ("dice", "dice_focal"):
-        out = tmp_path / f"attention_unet__{loss}"
-        trainer.train_pair("attention_unet", loss, p, *data, out, tracker)
-        metrics = evaluate_pair(out, *data, batch_size=8, tracker=tracker)
-        runs[("attention_unet", loss)] = out
-        per_image = pd.read_csv(out / "per_image.csv")
-        assert len(per_image) == metrics["n_images"] > 0
-        assert metrics["dice"] == pytest.approx(per_image["dice"].mean())
-    table = comparison_table(runs)
-    assert list(table["Dice"]) == sorted(table["Dice"], reverse=True) and list(table["rank"]) == [1, 2]
-    write_excel(table, tmp_path / "comparison.xlsx")
-    sheet = load_workbook(tmp_path / "comparison.xlsx")["comparison"]
-    assert [c.value for c in sheet[1]][:3] == ["rank", "architecture", "loss"] and sheet.max_row == 3
-    tracker.finish_sweep("tiny", {"best_test_dice": float(table["Dice"][0])}, {"best_pair": "x"}, [])
+    processed = dataset.Processed.load(*data)
+    train = processed.indices("train")
+    reference = np.stack([processed.images[i] for i in train]).astype(np.float64) / 255
+    monkeypatch.setattr(dataset, "CHUNK_BYTES", 3 * 32 * 32)  # three images a chunk
+    mean, std = processed.normalisation(train)
+    assert mean == pytest.approx([reference.mean()], rel=1e-12) and std == pytest.approx([reference.std()], rel=1e-9)
+    rgb = np.random.default_rng(0).integers(0, 256, (5, 8, 8, 3), np.uint8)
+    np.save(data[0].parent / "rgb.npy", rgb)
+    rows = dataset.NpyRows(data[0].parent / "rgb.npy")
+    monkeypatch.setattr(processed, "images", rows)
+    mean, std = processed.normalisation(np.arange(5))
+    assert mean == pytest.approx(list(rgb.reshape(-1, 3).mean(0) / 255)) and len(std) == 3
 
-    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+
+def test_pretrained_encoders_use_their_own_statistics(data, monkeypatch):
+    import huggingface_hub.constants
+    import segmentation_models_pytorch.encoders as encoders
+
+    processed = trainer.Processed.load(*data)
+    cfg = {"family": "smp_unet", "encoder": "resnet18", "encoder_weights": "imagenet"}
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # offline: a clear error, no retries
+    with pytest.raises(SegbenchError, match="cannot fetch the 'imagenet' settings .* encoder_weights: null"):
+        trainer.input_normalisation(cfg, processed, processed.indices("train"))
+    imagenet = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}  # what the hub's config.json holds
+    monkeypatch.setattr(encoders, "get_preprocessing_params", lambda name, pretrained: imagenet)
+    mean, std = trainer.input_normalisation(cfg, processed, processed.indices("train"))
+    assert mean == pytest.approx([np.mean(imagenet["mean"])]) and std == pytest.approx([np.mean(imagenet["std"])])
+
+
+def test_sweep_outputs_and_mlflow_mirror(swept):
+    client = MlflowClient(f"sqlite:///{swept}/mlflow.db")
     experiment = client.get_experiment_by_name("segbench-synthetic")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     parents = client.search_runs([experiment.experiment_id], "tags.`segbench.role` = 'sweep'")
     children = client.search_runs([experiment.experiment_id], "tags.`segbench.role` = 'pair'")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED" and parents[0].info.run_name == "tiny"
-    assert len(children) == 2
+    assert len(children) == 4
     for child in children:
         assert child.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
         assert child.data.params["train.epochs"] == "2" and child.info.status == "FINISHED"
         assert len(client.get_metric_history(child.info.run_id, "val_dice")) == 2
-        assert "test_dice" in child.data.metrics
-        assert {"train_seconds", "val_seconds", "peak_memory_mb", "lr"} <= set(child.data.metrics)
-    versions = client.search_model_versions("name = 'tiny'")
-    assert sorted(v.run_id for v in versions) == sorted(c.info.run_id for c in children)
+        assert {"test_dice", "test_hd95", "test_nsd", "train_seconds", "lr"} <= set(child.data.metrics)
+        assert child.data.tags["mlflow.source.name"] == "segbench"
+    for arch in TINY["sweep"]["architectures"]:
+        for loss in TINY["sweep"]["losses"]:
+            run = swept / RUN.format(f"{arch}__{loss}")
+            metrics, per_image = read_json(run / "metrics.json"), pd.read_csv(run / "per_image.csv")
+            lesion = per_image[per_image["lesion"]]
+            assert metrics["n_images"] == len(per_image) and metrics["dice"] == pytest.approx(lesion["dice"].mean())
+            assert metrics["postprocessing"]["name"] in ("none", "fill_holes", "largest_component", "remove_small")
+            assert set(metrics["postprocessing"]["val_dice"]) == {"none", "fill_holes", "largest_component",
+                                                                  "remove_small"}
+            assert {"tumor_type", "size_bucket", "benign_malignant", "center", "view"} <= set(metrics["strata"])
+            assert metrics["resolution"] == "original" and metrics["latency_ms_cpu"] > 0
 
 
-def test_valid_region_excludes_padding():
-    meta = pd.DataFrame({"orig_h": [100], "orig_w": [50], "scale": [0.32], "pad_top": [0], "pad_left": [8]})
-    region = valid_region(meta, 32)[0, 0]
-    assert region[:, 8:24].all() and not region[:, :8].any() and not region[:, 24:].any()
+def test_predictions_are_kept_at_the_original_size_and_monai_recomputes_the_metrics(swept):
+    from monai.metrics import compute_average_surface_distance, compute_hausdorff_distance, compute_surface_dice
+
+    run = swept / RUN.format("smp_unet__dice_focal")
+    per_image = pd.read_csv(run / "per_image.csv").astype({"sample_id": str}).set_index("sample_id")
+    meta = pd.read_csv(swept / "data/processed/synthetic/meta.csv").astype({"sample_id": str}).set_index("sample_id")
+    with np.load(run / "test_predictions.npz") as saved, \
+            np.load(swept / "data/processed/synthetic/masks_original.npz") as truth:
+        assert set(saved.files) == set(per_image.index)
+        for sample_id, scores in per_image.iterrows():
+            pred, true = saved[sample_id], truth[sample_id]
+            assert pred.shape == true.shape == (meta.loc[sample_id, "orig_h"], meta.loc[sample_id, "orig_w"])
+            if not pred.any() or not true.any():
+                continue  # MONAI gives NaN / inf there; our policy is tested in test_metrics
+            p, t = (torch.from_numpy(np.stack([m == 0, m == 1]).astype(np.float32))[None] for m in (pred, true))
+            assert scores["hd95"] == pytest.approx(compute_hausdorff_distance(p, t, percentile=95).item(), rel=1e-6)
+            assert scores["assd"] == pytest.approx(compute_average_surface_distance(p, t, symmetric=True).item(),
+                                                   rel=1e-6)
+            assert scores["nsd"] == pytest.approx(compute_surface_dice(p, t, [2.0]).item(), rel=1e-6)
 
 
-def test_a_sweep_with_one_loss_of_each_family_runs_end_to_end(prepared, tmp_path, monkeypatch, capsys):
+def test_validation_scores_the_same_way_as_the_test(swept, monkeypatch):
+    """The best epoch's val Dice in train.json equals evaluation's out-of-fold Dice of the raw prediction:
+    both map probabilities back to the original size and compare there."""
+    run = swept / RUN.format("attention_unet__dice")
+    metrics, summary = read_json(run / "metrics.json"), read_json(run / "folds/fold0/train.json")
+    assert metrics["postprocessing"]["val_dice"]["none"] == pytest.approx(summary["best_val_dice"], abs=1e-9)
+
+
+def test_normal_images_are_a_detection_question(prepared, tmp_path, monkeypatch):
+    """With include_normal, segmentation means use the images with a lesion; the normals give the
+    false-positive rate, and detection its sensitivity and specificity."""
+    from segbench.cli import main
+
+    p = copy.deepcopy(TINY)
+    p["dataset"]["include_normal"] = True
+    p["synthetic"]["normal_fraction"] = 0.4
+    p["split"]["stratify"] = "benign_malignant"
+    p["sweep"].update(architectures=["attention_unet"], losses=["dice"])
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+    monkeypatch.chdir(tmp_path)
+    for stage in (["download"], ["preprocess"], ["split"], ["train", "--arch", "attention_unet", "--loss", "dice"],
+                  ["evaluate", "--arch", "attention_unet", "--loss", "dice"]):
+        assert main(stage) == 0
+    run = tmp_path / RUN.format("attention_unet__dice")
+    metrics, per_image = read_json(run / "metrics.json"), pd.read_csv(run / "per_image.csv")
+    assert metrics["n_normal_images"] == (~per_image["lesion"]).sum() > 0
+    assert metrics["dice"] == pytest.approx(per_image.loc[per_image["lesion"], "dice"].mean())
+    normals = per_image[~per_image["lesion"]]
+    assert metrics["detection"]["false_positive_rate_normals"] == pytest.approx(normals["detected"].mean())
+    assert metrics["detection"]["specificity"] == pytest.approx(1 - normals["detected"].mean())
+
+
+def test_a_sweep_with_one_loss_of_each_family_runs_end_to_end(prepared, tmp_path, monkeypatch):
     """weighted CE (distribution), focal Tversky (region), Dice + ramped boundary (boundary),
     unified focal (compound), through the real CLI."""
-    import shutil
-
-    import yaml
-
     from segbench.cli import main
 
     shutil.copytree(prepared / "data", tmp_path / "data")
@@ -105,6 +180,7 @@ def test_a_sweep_with_one_loss_of_each_family_runs_end_to_end(prepared, tmp_path
     assert main(["report"]) == 0
     table = (tmp_path / "results/report/comparison.md").read_text()
     assert all(f" {loss} " in table for loss in p["sweep"]["losses"])
+    assert "`focal_tversky` = focal_tversky(alpha=0.3, beta=0.7, gamma=1.333)" in table
 
 
 def test_deep_supervision_outputs_train_and_only_the_first_predicts(data, tmp_path, monkeypatch):
@@ -115,7 +191,7 @@ def test_deep_supervision_outputs_train_and_only_the_first_predicts(data, tmp_pa
 
         def forward(self, x):
             full = self.conv(x)
-            return [full, torch.nn.functional.avg_pool2d(full, 2)]
+            return [full, torch.nn.functional.avg_pool2d(full, 2)] if self.training else full
 
     monkeypatch.setattr(trainer, "build_model", lambda *args: TwoHeads())
     summary = trainer.train_pair("smp_unet", "dice", params(deep_supervision=[1.0, 0.5]), *data, tmp_path / "ds")
@@ -126,7 +202,7 @@ def test_distance_maps_follow_the_augmented_mask(data):
     from segbench.data.dataset import Processed, SegmentationDataset, augmentation
 
     processed = Processed.load(*data)
-    dataset = SegmentationDataset(processed, processed.indices("train"), 0.0, 1.0,
+    dataset = SegmentationDataset(processed, processed.indices("train"), [0.0], [1.0],
                                   augmentation(params()["train"]["augment"], 0), distances=True)
     for i in range(len(dataset)):
         item = dataset[i]
@@ -136,10 +212,6 @@ def test_distance_maps_follow_the_augmented_mask(data):
 
 def test_a_sweep_can_name_every_paper_model_and_an_smp_one(prepared, tmp_path, monkeypatch):
     """Every from-the-paper entry (deep supervision on where it exists) and smp's U-Net, through the CLI."""
-    import shutil
-
-    import yaml
-
     from segbench.cli import main
     from test_models import PAPER, small
 
@@ -159,3 +231,4 @@ def test_a_sweep_can_name_every_paper_model_and_an_smp_one(prepared, tmp_path, m
     assert main(["report"]) == 0
     table = (tmp_path / "results/report/comparison.md").read_text()
     assert all(f" {arch} " in table for arch in p["sweep"]["architectures"])
+    assert json.loads((tmp_path / "results/report/summary.json").read_text())["pairs"] == len(PAPER) + 3

@@ -17,7 +17,7 @@ from segbench.training import trainer
 from segbench.training.lease import DeviceLease, visible_devices
 
 def weights(path):
-    return torch.load(path, weights_only=False)["model"]
+    return torch.load(path, weights_only=True)["model"]  # checkpoints hold tensors and plain values only
 
 
 def test_killed_run_resumes_to_the_same_result(data, tmp_path, monkeypatch):
@@ -36,15 +36,16 @@ def test_killed_run_resumes_to_the_same_result(data, tmp_path, monkeypatch):
     monkeypatch.setattr(trainer, "write_csv", killed_after_epoch_two)
     run = tmp_path / "attention_unet__dice_focal"
     with pytest.raises(KeyboardInterrupt):
-        trainer.train_pair("attention_unet", "dice_focal", p, *data, run, tracker)
+        trainer.train_pair("attention_unet", "dice_focal", p, *data, run, tracker=tracker)
     assert (run / "resume.pt").exists() and not (run / "train.json").exists()
-    child = tracker.client.search_runs([tracker._experiment_id()], "tags.`segbench.role` = 'pair'")[0]
+    torch.load(run / "resume.pt", weights_only=True)  # the resume state too: RNG states as plain values
+    child = tracker.client.search_runs([tracker.experiment_id()], "tags.`segbench.role` = 'pair'")[0]
     assert child.info.status == "KILLED"
 
     for output in ("model_best.pt", "history.csv"):  # Snakemake deletes a failed job's outputs
         (run / output).unlink()
     monkeypatch.setattr(trainer, "write_csv", real_write)
-    summary = trainer.train_pair("attention_unet", "dice_focal", p, *data, run, tracker)
+    summary = trainer.train_pair("attention_unet", "dice_focal", p, *data, run, tracker=tracker)
     assert summary["epochs"] == 4 and not (run / "resume.pt").exists() and not (run / "resume_best.pt").exists()
     resumed, full = (pd.read_csv(d / "history.csv").drop(columns=TIMING) for d in (run, tmp_path / "full"))
     pd.testing.assert_frame_equal(resumed, full)
@@ -67,11 +68,10 @@ def test_changed_params_start_afresh_instead_of_resuming(data, tmp_path, monkeyp
 
 
 def test_early_stopping_and_plateau_schedule(data, tmp_path, monkeypatch):
-    def flat_scores(pred, target, classes):  # validation Dice never improves after epoch 1
-        n = len(pred)
-        return {"dice": np.full(n, 0.5), "iou": np.full(n, 0.3)}
+    from segbench.training import validation
 
-    monkeypatch.setattr(trainer, "per_image_scores", flat_scores)
+    # validation Dice never improves after epoch 1
+    monkeypatch.setattr(validation, "class_overlap", lambda matrix, label: {"dice": 0.5, "iou": 0.3})
     p = params(epochs=10, early_stopping_patience=3, plateau_patience=0, plateau_factor=0.5, lr=1e-3)
     summary = trainer.train_pair("attention_unet", "dice", p, *data, tmp_path / "run")
     history = pd.read_csv(tmp_path / "run" / "history.csv")

@@ -1,8 +1,13 @@
-"""The data contract: where each stage leaves its outputs (relative to the project root)."""
+"""The data contract: where each stage leaves its outputs (relative to the project root).
+
+A pair is trained once per (seed, fold): ``results/runs/<arch>__<loss>/seed<s>/folds/fold<f>/``.
+Without cross-validation there is one fold, fold 0, whose validation images are the split's
+val subset. The pair's evaluation for a seed (the fold ensemble on the test images, the
+folds' out-of-fold predictions on their val images) sits one level up, in ``seed<s>/``:
+dvc.yaml can then make it depend on the ``folds/`` folder without knowing how many folds there are.
+"""
 
 from pathlib import Path
-
-from segbench.config import run_name
 
 
 def archive_dir(dataset: str) -> Path:
@@ -30,8 +35,24 @@ def split_leakage_json(dataset: str) -> Path:
     return Path("data/splits") / f"{dataset}_leakage.json"
 
 
-def run_dir(arch: str, loss: str) -> Path:
-    return Path("results/runs") / run_name(arch, loss)
+RUNS_DIR = Path("results/runs")
 
 
+def run_name(arch: str, loss: str) -> str:
+    """A pair's name, and its folder's under results/runs/."""
+    return f"{arch}__{loss}"
 REPORT_DIR = Path("results/report")
+
+
+def pair_dir(arch: str, loss: str) -> Path:
+    return RUNS_DIR / run_name(arch, loss)
+
+
+def seed_dir(arch: str, loss: str, seed: int) -> Path:
+    """One replicate of a pair: its evaluation outputs, and its folds under ``folds/``."""
+    return pair_dir(arch, loss) / f"seed{seed}"
+
+
+def fold_dir(arch: str, loss: str, seed: int, fold: int) -> Path:
+    """One training run: the model trained with ``seed`` on every fold but ``fold``."""
+    return seed_dir(arch, loss, seed) / "folds" / f"fold{fold}"

@@ -1,9 +1,12 @@
-"""MLflow mirror of the results: one experiment per dataset, a parent run per sweep, a child per pair.
+"""MLflow mirror of the results: one experiment per dataset, a parent run per sweep, a child run per
+training run (pair, seed, fold).
 
-Results on disk are the source of truth; MLflow mirrors them for the UI. With the default
-SQLite store, every write happens under an inter-process file lock beside the database,
-so parallel jobs never race to create the schema, the experiment or the parent run, and
-never meet "database is locked".
+Results on disk are the source of truth; MLflow mirrors them for the UI. The sweep's parent run
+is made race-free for any store: the first job of a sweep creates the registered model named
+after the sweep, which the store allows exactly once, and only the job that managed it creates
+the parent run and records its id as a tag of that model; the others wait for the tag. With
+the default SQLite store every write also happens under an inter-process file lock beside the
+database, so parallel jobs never race to create the schema or meet "database is locked".
 """
 
 from __future__ import annotations
@@ -17,16 +20,19 @@ import time
 from pathlib import Path
 
 from filelock import FileLock
-from mlflow.exceptions import MlflowException
 
 log = logging.getLogger(__name__)
 
-DEFAULT_URI = "sqlite:///mlflow.db"
-SWEEP_ROLE = "segbench.role"
+DEFAULT_DB = "mlflow.db"  # in the project folder
+ROLE = "segbench.role"
+SWEEP_RUN_TAG = "segbench.sweep_run_id"
+KIND = {"mlflow.experimentKind": "custom_model_development"}  # MLflow 3's "Machine learning" view, not GenAI
 
 
 def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_URI)
+    """MLFLOW_TRACKING_URI, else the project's mlflow.db, by absolute path: MLflow caches a store by its URI,
+    so a relative one would keep pointing at the first project a process used."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(DEFAULT_DB).resolve()}"
 
 
 def _flatten(prefix: str, value, out: dict) -> dict:
@@ -48,8 +54,21 @@ def git_commit() -> str | None:
         return None
 
 
+def source_tags() -> dict:
+    """The run source and git commit MLflow's UI shows in its run table."""
+    commit = git_commit()
+    return {"mlflow.source.type": "LOCAL", "mlflow.source.name": "segbench",
+            **({"mlflow.source.git.commit": commit} if commit else {})}
+
+
+def headline(metrics: dict, prefix: str = "test_") -> dict[str, float]:
+    """The numeric top-level entries of a metrics.json, prefixed (``test_dice``, ``test_hd95``, ...)."""
+    return {f"{prefix}{k}": float(v) for k, v in metrics.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v}
+
+
 class Tracker:
-    """Thin wrapper over ``MlflowClient``; every call is one locked transaction."""
+    """Thin wrapper over ``MlflowClient``; every call is one (locked, with SQLite) transaction."""
 
     def __init__(self, dataset: str, uri: str | None = None):
         from mlflow.tracking import MlflowClient  # importing mlflow takes seconds: only when tracking
@@ -66,35 +85,74 @@ class Tracker:
             self.client = MlflowClient(self.uri)
             self.client.search_experiments(max_results=1)
 
-    def _experiment_id(self) -> str:
-        experiment = self.client.get_experiment_by_name(self.experiment_name)
-        return experiment.experiment_id if experiment else self.client.create_experiment(self.experiment_name)
-
-    def _sweep_run_id(self, experiment_id: str, sweep: str) -> str:
-        runs = self.client.search_runs([experiment_id], f"tags.`{SWEEP_ROLE}` = 'sweep' and "
-                                                        f"tags.`mlflow.runName` = '{sweep}'", max_results=1)
-        if runs:
-            self.client.update_run(runs[0].info.run_id, status="RUNNING")
-            return runs[0].info.run_id
-        return self.client.create_run(experiment_id, run_name=sweep, tags={SWEEP_ROLE: "sweep"}).info.run_id
-
-    def start_pair(self, sweep: str, pair: str, params: dict, tags: dict) -> str:
-        """Create the pair's child run under the sweep's parent run (both made on demand)."""
-        from mlflow.entities import Param
+    def experiment_id(self) -> str:
+        """Get or create the dataset's experiment; a concurrent creation loses to the store's unique name."""
+        from mlflow.exceptions import MlflowException
 
         with self._lock:
-            experiment_id = self._experiment_id()
-            parent = self._sweep_run_id(experiment_id, sweep)
-            commit = git_commit()
-            run = self.client.create_run(experiment_id, run_name=pair, tags={
-                "mlflow.parentRunId": parent, SWEEP_ROLE: "pair",
-                **({"mlflow.source.git.commit": commit} if commit else {}), **tags})
-            flat = _flatten("", params, {})
+            experiment = self.client.get_experiment_by_name(self.experiment_name)
+            if experiment is None:
+                try:
+                    return self.client.create_experiment(self.experiment_name, tags=KIND)
+                except MlflowException as exc:
+                    if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                        raise
+                    experiment = self.client.get_experiment_by_name(self.experiment_name)
+            if experiment.tags.get("mlflow.experimentKind") != KIND["mlflow.experimentKind"]:
+                self.client.set_experiment_tag(experiment.experiment_id, *next(iter(KIND.items())))
+            return experiment.experiment_id
+
+    def sweep_run(self, sweep: str, timeout: float = 120.0) -> str:
+        """The sweep's parent run id, created exactly once however many jobs ask at the same time."""
+        from mlflow.exceptions import MlflowException
+
+        experiment_id = self.experiment_id()
+        with self._lock:
+            try:
+                self.client.create_registered_model(sweep, description=f"segbench sweep '{sweep}'")
+                won = True
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+                won = False
+            if won:
+                run = self.client.create_run(experiment_id, run_name=sweep, tags={ROLE: "sweep", **source_tags()})
+                self.client.set_registered_model_tag(sweep, SWEEP_RUN_TAG, run.info.run_id)
+                return run.info.run_id
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                run_id = self.client.get_registered_model(sweep).tags.get(SWEEP_RUN_TAG)
+                if run_id:
+                    if self.client.get_run(run_id).info.lifecycle_stage == "active":
+                        return run_id
+                    run = self.client.create_run(experiment_id, run_name=sweep, tags={ROLE: "sweep", **source_tags()})
+                    self.client.set_registered_model_tag(sweep, SWEEP_RUN_TAG, run.info.run_id)  # the old one was deleted
+                    return run.info.run_id
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"MLflow: no parent run for sweep {sweep!r} after {timeout:.0f} s")
+            time.sleep(0.5)
+
+    def start_training(self, params: dict, arch: str, loss: str, seed: int, fold: int, logged: dict,
+                       tags: dict) -> str:
+        """A child run for one training run, under the sweep's parent run."""
+        from mlflow.entities import Param
+
+        sweep = params["sweep"]["name"]
+        parent = self.sweep_run(sweep)
+        name = f"{arch}__{loss}/seed{seed}" + (f"/fold{fold}" if len(params["sweep"]["folds"]) > 1 else "")
+        with self._lock:
+            run = self.client.create_run(self.experiment_id(), run_name=name, tags={
+                "mlflow.parentRunId": parent, ROLE: "pair", "segbench.arch": arch, "segbench.loss": loss,
+                "segbench.seed": str(seed), "segbench.fold": str(fold), **source_tags(), **tags})
+            flat = _flatten("", logged, {})
             self.client.log_batch(run.info.run_id, params=[Param(k, v[:6000]) for k, v in flat.items()])
         return run.info.run_id
 
-    def resume_pair(self, run_id: str) -> str | None:
-        """Reopen a killed job's child run; None when this store does not have it."""
+    def resume(self, run_id: str) -> str | None:
+        """Reopen a killed job's run; None when this store does not have it."""
+        from mlflow.exceptions import MlflowException
+
         with self._lock:
             try:
                 self.client.update_run(run_id, status="RUNNING")
@@ -110,20 +168,9 @@ class Tracker:
             if row["epoch"] not in logged:
                 self.log_metrics(run_id, {k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
 
-    def log_model(self, run_id: str, model, input_example, registered_name: str) -> None:
-        """Log ``model`` (the best checkpoint) to the run and register it as a version of ``registered_name``."""
-        import mlflow
-        import torch
-
-        with self._lock:
-            mlflow.set_tracking_uri(self.uri)
-            with mlflow.start_run(run_id=run_id):
-                mlflow.pytorch.log_model(model, name="model", input_example=input_example,
-                                         registered_model_name=registered_name, serialization_format="pickle",
-                                         pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
-
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
         from mlflow.entities import Metric
+        from mlflow.exceptions import MlflowException
 
         stamp = int(time.time() * 1000)
         batch = [Metric(k, float(v), stamp, step) for k, v in metrics.items() if v == v]  # skip NaN
@@ -133,14 +180,20 @@ class Tracker:
             except MlflowException as exc:  # e.g. the run was made against another tracking store
                 log.warning("MLflow run %s: metrics not mirrored (%s)", run_id, exc.message)
 
+    def log_evaluation(self, params: dict, arch: str, loss: str, seed: int, run_ids: list[str | None],
+                       metrics: dict, seed_dir: Path) -> None:
+        """The seed's test metrics on each of its training runs."""
+        for run_id in filter(None, run_ids):
+            self.log_metrics(run_id, headline(metrics))
+
     def end(self, run_id: str, status: str = "FINISHED") -> None:
         with self._lock:
             self.client.set_terminated(run_id, status)
 
     def finish_sweep(self, sweep: str, metrics: dict[str, float], tags: dict[str, str], files: list[Path]) -> None:
         """Log the comparison onto the parent run and close it."""
+        parent = self.sweep_run(sweep)
         with self._lock:
-            parent = self._sweep_run_id(self._experiment_id(), sweep)
             for key, value in tags.items():
                 self.client.set_tag(parent, key, value)
             for path in files:

@@ -1,80 +1,136 @@
-"""The `evaluate` stage: the best checkpoint of one pair on the held-out test subset."""
+"""The `evaluate` stage: one pair, one seed; its fold models on their val images, their ensemble on the test.
+
+nnU-Net's protocol: each fold model predicts the images it was validated on (out-of-fold);
+the post-processing is chosen on those predictions (a candidate is kept only if it improves
+the mean val Dice over all val images); the test images are predicted by the mean of the
+fold models' probabilities, resampled to each image's original size before the threshold,
+then post-processed. Without cross-validation the one fold is the split's val subset.
+
+Outputs, in the seed folder: ``per_image.csv`` (every test image, post-processed metrics and
+``*_raw`` ones), ``metrics.json``, ``test_predictions.npz`` / ``val_predictions.npz`` (the
+label maps at the evaluation resolution, keyed by sample id) and ``test_probabilities.npz``
+(the foreground probability on the un-padded canvas, uint8 0-255, for figures).
+"""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
-from torch.utils.data import DataLoader
+from tqdm import tqdm
 
-from segbench import SegbenchError
-from segbench.data.dataset import Processed, SegmentationDataset
-from segbench.data.sample import IGNORE
-from segbench.evaluation.metrics import METRICS, per_image_scores, summarise
-from segbench.io import read_json, write_csv, write_json
-from segbench.training.device import Accelerator
-from segbench.training.trainer import build_model, predict
+from segbench import SegbenchError, paths
+from segbench.data.dataset import Processed
+from segbench.data.images import Geometry
+from segbench.data.readers import class_names, reader
+from segbench.evaluation.summary import choose_postprocessing, summarise
+from segbench.inference import latency
+from segbench.inference.postprocess import CANDIDATES, lesion_count, postprocess
+from segbench.inference.predictor import CHECKPOINT, Predictor, foreground, to_labels
+from segbench.io import NpzWriter, read_json, write_csv, write_json
+from segbench.labels import IGNORE
+from segbench.metrics import image_metrics
+from segbench.metrics.overlap import class_overlap, confusion_matrix
 
-
-def valid_region(meta: pd.DataFrame, size: int) -> torch.Tensor:
-    """(N, 1, S, S) bool: the resized image inside its zero padding, from scale and pads."""
-    region = torch.zeros(len(meta), 1, size, size, dtype=torch.bool)
-    for i, row in enumerate(meta.itertuples()):
-        h, w = max(1, round(row.orig_h * row.scale)), max(1, round(row.orig_w * row.scale))
-        region[i, :, row.pad_top:row.pad_top + h, row.pad_left:row.pad_left + w] = True
-    return region
+log = logging.getLogger(__name__)
 
 
-def load_best(run_dir: Path) -> tuple[torch.nn.Module, dict]:
-    """The pair's best model (on CPU) and its checkpoint (epoch, arch_cfg, normalisation)."""
-    checkpoint_path = run_dir / "model_best.pt"
-    if not checkpoint_path.exists():
-        raise SegbenchError(f"{checkpoint_path}: missing; run `segbench train` for this pair first")
-    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
-    model = build_model(checkpoint["arch_cfg"], checkpoint.get("in_channels", 1), checkpoint.get("classes", 2))
-    model.load_state_dict(checkpoint["model"])
-    return model, checkpoint
+class Truth:
+    """Each image's geometry and its truth at the evaluation resolution."""
+
+    def __init__(self, data: Processed, original: bool):
+        self.data, self.original = data, original
+        self.originals = data.original_masks() if original else None
+
+    def geometry(self, index: int) -> Geometry:
+        return Geometry.of(self.data.meta.iloc[index], self.data.size)
+
+    def mask(self, index: int) -> np.ndarray:
+        if self.original:
+            return self.originals[self.data.meta["sample_id"].iloc[index]]
+        return self.geometry(index).crop(self.data.masks[index])
 
 
-def evaluate_pair(run_dir: Path, processed_dir: Path, split_csv: Path, batch_size: int, tracker=None,
-                  group_by: str | None = "tumor_type") -> dict:
-    """Write ``per_image.csv`` and ``metrics.json`` into ``run_dir``; return the metrics.
+def predictions(predictor: Predictor, data: Processed, indices: np.ndarray, batch_size: int, desc: str):
+    """(array index, canvas probabilities (K', S, S)) of the images ``indices``, a batch at a time."""
+    for start in tqdm(range(0, len(indices), batch_size), desc=desc, leave=False):
+        block = indices[start:start + batch_size]
+        canvases = np.stack([data.images[i] for i in block])
+        yield from zip(block, predictor.canvas_probabilities(canvases))
 
-    Predictions (sigmoid > 0.5, or the argmax of several classes) are scored only inside the
-    un-padded image. Mean Dice
-    is also given per value of the ``group_by`` column and per lesion size bucket.
-    """
-    model, checkpoint = load_best(run_dir)
-    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model.to(dev)
 
+def _mean_dice(labels: np.ndarray, truth: np.ndarray, classes: int) -> float:
+    matrix = confusion_matrix(labels, truth, classes)
+    return float(np.mean([class_overlap(matrix, c)["dice"] for c in range(1, classes)]))
+
+
+def evaluate_replicate(arch: str, loss: str, seed: int, params: dict, processed_dir: Path, split_csv: Path,
+                       tracker=None) -> dict:
+    """Evaluate the pair's models of ``seed``; write the seed folder's outputs; return metrics.json."""
+    options, folds = params["evaluate"], params["sweep"]["folds"]
+    out_dir = paths.seed_dir(arch, loss, seed)
+    names = class_names(params["dataset"])
+    classes, original = len(names), options["resolution"] == "original"
+    pixel = params["dataset"]["spacing_mm"] or 1.0  # boundary metrics in mm with a spacing, else in pixels
+    spacing, tolerance = (pixel, pixel), options["nsd_tolerance_px"] * pixel
+    min_fraction, batch = options["min_component_fraction"], params["train"]["batch_size"]
     data = Processed.load(processed_dir, split_csv)
+    truth = Truth(data, original)
+    fold_runs = {f: paths.fold_dir(arch, loss, seed, f) for f in folds}
+    models = {f: Predictor.from_checkpoints([d / CHECKPOINT], source=str(d)) for f, d in fold_runs.items()}
+
+    # out-of-fold validation: the mean Dice of each post-processing candidate
+    candidates, rows = [c for c in CANDIDATES if c in options["postprocessing"] or c == "none"], []
+    with NpzWriter(out_dir / "val_predictions.npz") as saved:
+        for fold, model in models.items():
+            for index, p in predictions(model, data, data.fold_indices(fold)[1], batch, f"val fold {fold}"):
+                labels, mask = to_labels(truth.geometry(index).restore(p, original)), truth.mask(index)
+                rows.append({"sample_id": data.meta["sample_id"].iloc[index], "fold": fold,
+                             **{c: _mean_dice(postprocess(labels, c, classes, min_fraction), mask, classes)
+                                for c in candidates}})
+                saved.add(rows[-1]["sample_id"], labels)
+    chosen = choose_postprocessing(pd.DataFrame(rows), candidates, min_fraction)
+    log.info("%s__%s seed %d: post-processing %r (val Dice %s)", arch, loss, seed, chosen["name"], chosen["val_dice"])
+
+    # the test images: the fold ensemble, post-processed
     test = data.indices("test")
     if not len(test):
         raise SegbenchError(f"{split_csv}: the test subset is empty")
-    loader = DataLoader(SegmentationDataset(data, test, checkpoint["mean"], checkpoint["std"]), batch_size=batch_size)
-    labels, targets, _ = predict(model, loader, Accelerator(dev))
-    meta = data.meta.iloc[test].reset_index(drop=True)
-    pred = labels * valid_region(meta, labels.shape[-1])
-    classes = checkpoint.get("classes", 2)
-    scores = per_image_scores(pred, targets, classes)
-    groups = [c for c in (group_by, "size_bucket") if c and c in meta.columns]
-    per_image = meta[["sample_id", *groups]].assign(
-        **{name: scores[name] for name in METRICS},
-        gt_px=((targets > 0) & (targets != IGNORE)).sum((1, 2, 3)).long().numpy(),
-        pred_px=(pred > 0).sum((1, 2, 3)).long().numpy())
-    write_csv(run_dir / "per_image.csv", per_image)
+    ensemble = Predictor([m.members[0] for m in models.values()], data.size, data.channels, classes, chosen)
+    strata = [c for c in dict.fromkeys([*reader(params["dataset"]).STRATA, params["split"]["stratify"]])
+              if c and c in data.meta.columns]
+    per_image = []
+    with NpzWriter(out_dir / "test_predictions.npz") as saved, NpzWriter(out_dir / "test_probabilities.npz") as probs:
+        for index, p in predictions(ensemble, data, test, batch, "test"):
+            geometry, row = truth.geometry(index), data.meta.iloc[index]
+            restored, mask = geometry.restore(p, original), truth.mask(index)
+            raw = to_labels(restored)
+            final = ensemble.labels(restored)
+            scores = image_metrics(final, mask, classes, tolerance, spacing, names)
+            raw_scores = image_metrics(raw, mask, classes, tolerance, spacing, names)
+            per_image.append({"sample_id": row["sample_id"], **{c: row[c] for c in strata},
+                              "lesion": bool(((mask > 0) & (mask != IGNORE)).any()),
+                              "detected": lesion_count(final, min_fraction) > 0,
+                              **{k: v for k, v in scores.items() if k != "empty"},
+                              **{f"empty_{k}": v for k, v in scores["empty"].items()},
+                              **{f"{k}_raw": v for k, v in raw_scores.items() if k not in ("empty", "tp", "fp", "fn")}})
+            saved.add(row["sample_id"], final)
+            probs.add(row["sample_id"], np.round(geometry.crop(foreground(p)) * 255).astype(np.uint8))
+    table = pd.DataFrame(per_image)
+    write_csv(out_dir / "per_image.csv", table)
 
-    metrics = summarise(scores)
-    for column in groups:
-        metrics[f"dice_by_{column}"] = {str(k): float(np.nanmean(v)) for k, v in per_image.groupby(column)["dice"]}
-    if classes > 2:
-        metrics["dice_by_class"] = {str(k + 1): float(np.nanmean(v)) for k, v in enumerate(scores["dice_per_class"].T)}
-    metrics["best_epoch"] = int(checkpoint["epoch"])
-    write_json(run_dir / "metrics.json", metrics)
-    run_id = read_json(run_dir / "train.json").get("mlflow_run_id") if (run_dir / "train.json").exists() else None
-    if tracker and run_id:
-        tracker.log_metrics(run_id, {f"test_{k}": v for k, v in metrics.items() if isinstance(v, (int, float))})
+    metrics = summarise(table, strata, names)
+    metrics.update(seed=seed, folds=list(folds), resolution=options["resolution"],
+                   units="mm" if params["dataset"]["spacing_mm"] else "px",
+                   nsd_tolerance=options["nsd_tolerance_px"], postprocessing=chosen,
+                   out_of_fold_dice=float(pd.DataFrame(rows)[chosen["name"]].mean()),
+                   **latency.measure(lambda dev: Predictor.from_checkpoints(
+                       [d / CHECKPOINT for d in fold_runs.values()], chosen, map_location=dev)))
+    metrics["best_epochs"] = [read_json(d / "train.json")["best_epoch"] for d in fold_runs.values()]
+    write_json(out_dir / "metrics.json", metrics)
+    if tracker:
+        tracker.log_evaluation(params, arch, loss, seed, [read_json(d / "train.json").get("mlflow_run_id")
+                                                          for d in fold_runs.values()], metrics, out_dir)
     return metrics

@@ -80,8 +80,11 @@ class Checkpointer:
 
 
 def rng_state(loader_generator: torch.Generator, augment) -> dict:
-    """Every random stream a training epoch draws from."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+    """Every random stream a training epoch draws from, as tensors and plain values only (so the
+    checkpoint loads with ``weights_only=True``)."""
+    numpy = np.random.get_state(legacy=False)
+    numpy["state"] = {**numpy["state"], "key": numpy["state"]["key"].tolist()}
+    state = {"python": random.getstate(), "numpy": numpy, "torch": torch.get_rng_state(),
              "loader": loader_generator.get_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -92,7 +95,8 @@ def rng_state(loader_generator: torch.Generator, augment) -> dict:
 
 def restore_rng_state(state: dict, loader_generator: torch.Generator, augment) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    numpy = state["numpy"]
+    np.random.set_state({**numpy, "state": {**numpy["state"], "key": np.asarray(numpy["state"]["key"], np.uint32)}})
     torch.set_rng_state(state["torch"])
     loader_generator.set_state(state["loader"])
     if "cuda" in state and torch.cuda.is_available():

@@ -1,12 +1,14 @@
-"""The `train` stage: one architecture x loss pair, the same recipe for every pair.
+"""The `train` stage: one architecture x loss pair, one seed, one fold; the same recipe for every pair.
 
 The thesis's recipe (section 3.4.4): Adam, L2 weight decay, ReduceLROnPlateau and early
 stopping on validation Dice, train-set mean/std normalisation, flip / rotate / zoom /
-brightness augmentation; the checkpoint kept is the best on validation Dice.
+brightness augmentation; the checkpoint kept is the best on validation Dice, scored as the
+test will be (``validation.py``).
 
-Outputs: ``model_best.pt``, ``model_last.pt``, ``history.csv`` (one row per epoch) and
-``train.json``. ``resume.pt`` (every epoch, removed at the end) lets a killed job continue
-where it stopped and finish with the same result as an uninterrupted run on CPU.
+Outputs, in the fold folder: ``model_best.pt``, ``model_last.pt``, ``history.csv`` (one row
+per epoch) and ``train.json``. ``resume.pt`` (every epoch, removed at the end) lets a killed
+job continue where it stopped and finish with the same result as an uninterrupted run on CPU.
+Checkpoints hold tensors and plain values only: they load with ``weights_only=True``.
 """
 
 from __future__ import annotations
@@ -27,17 +29,17 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from segbench import SegbenchError, paths
-from segbench.data.download import EXTRACTED, STAMP
 from segbench.data.dataset import Processed, SegmentationDataset, augmentation
-from segbench.data.preprocess import label_classes
-from segbench.evaluation.metrics import per_image_scores
+from segbench.data.download import EXTRACTED, STAMP
+from segbench.data.readers import class_names
 from segbench.io import atomic_path, write_csv, write_json
-from segbench.losses import create_loss
-from segbench.models import create_model
+from segbench.losses import BLIND_ON_EMPTY, create_loss
+from segbench.models import build_model
 from segbench.models.complexity import complexity
 from segbench.training.checkpoint import Checkpointer, link_or_copy, restore_rng_state, rng_state, to_cpu
 from segbench.training.device import Accelerator, leased_device
 from segbench.training.optim import build_optimizer, build_scheduler, step_scheduler
+from segbench.training.validation import Validation
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +50,24 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_model(arch_cfg: dict, in_channels: int = 1, classes: int = 2) -> torch.nn.Module:
-    """Model from ``architectures.<name>`` for ``in_channels`` (1 grey, 3 RGB): one foreground
-    logit for 2 classes, else one logit per class."""
-    cfg = dict(arch_cfg)
-    return create_model(cfg.pop("family"), in_channels=in_channels, classes=1 if classes == 2 else classes, **cfg)
+def input_normalisation(arch_cfg: dict, data: Processed, train: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of the inputs: the train images' own, or, for an smp encoder with
+    pretrained weights, the statistics those weights were trained with (ImageNet's); one grey
+    channel takes their mean, as smp sums the RGB kernels of the first convolution."""
+    weights = arch_cfg.get("encoder_weights")
+    if not weights:
+        return data.normalisation(train)
+    from segmentation_models_pytorch.encoders import get_preprocessing_params
+
+    encoder = arch_cfg.get("encoder", "resnet18")
+    try:
+        stats = get_preprocessing_params(encoder, pretrained=weights)
+    except Exception as exc:  # smp reads them from the Hugging Face hub, beside the weights
+        raise SegbenchError(f"cannot fetch the {weights!r} settings (mean, std) of encoder {encoder!r} ({exc}). "
+                            "Set encoder_weights: null, or run once where the internet is reachable so the "
+                            "hub cache (HF_HOME) has them") from None
+    mean, std = list(stats["mean"]), list(stats["std"])
+    return ([float(np.mean(mean))], [float(np.mean(std))]) if data.channels == 1 else (mean, std)
 
 
 def batch_loss(loss_fn, outputs, batch: dict, dev: torch.device) -> torch.Tensor:
@@ -60,31 +75,11 @@ def batch_loss(loss_fn, outputs, batch: dict, dev: torch.device) -> torch.Tensor
     return loss_fn(outputs, batch["mask"].to(dev), None if distance is None else distance.to(dev))
 
 
-def predict(model: torch.nn.Module, loader: DataLoader, acc: Accelerator, loss_fn=None):
-    """Run ``model`` over ``loader``; return (labels (N, 1, S, S) uint8 on CPU, targets, mean loss).
-
-    Labels: sigmoid > 0.5 for one logit, else the argmax. A model with deep supervision
-    returns several outputs; only the first (full size) is a prediction.
-    """
-    model.eval()
-    labels, targets, losses = [], [], []
-    with torch.no_grad():
-        for batch in loader:
-            with acc.autocast():
-                outputs = model(acc.images(batch))
-            if loss_fn is not None:
-                losses.append(batch_loss(loss_fn, outputs, batch, acc.device).item() * len(batch["image"]))
-            logits = (outputs[0] if isinstance(outputs, (list, tuple)) else outputs).float()
-            label = torch.sigmoid(logits) > 0.5 if logits.shape[1] == 1 else logits.argmax(1, keepdim=True)
-            labels.append(label.to(torch.uint8).cpu())
-            targets.append(batch["mask"])
-    mean_loss = sum(losses) / len(loader.dataset) if losses else float("nan")
-    return torch.cat(labels), torch.cat(targets), mean_loss
-
-
-def fingerprint(params: dict, arch: str, loss: str, processed_dir: Path, split_csv: Path) -> str:
-    """What a resumed run must share with the killed one: recipe, model, loss and data."""
-    digest = hashlib.sha256(json.dumps([params["train"], params["architectures"][arch], params["losses"][loss]],
+def fingerprint(params: dict, arch: str, loss: str, seed: int, fold: int, processed_dir: Path,
+                split_csv: Path) -> str:
+    """What a resumed run must share with the killed one: recipe, model, loss, seed, fold and data."""
+    digest = hashlib.sha256(json.dumps([params["train"], params["architectures"][arch], params["losses"][loss],
+                                        params["evaluate"]["resolution"], seed, fold],
                                        sort_keys=True, default=str).encode())
     for path in (processed_dir / "meta.csv", split_csv):
         digest.update(path.read_bytes())
@@ -94,13 +89,13 @@ def fingerprint(params: dict, arch: str, loss: str, processed_dir: Path, split_c
 class Session:
     """Everything a training run changes, and its (de)serialisation for ``resume.pt``."""
 
-    def __init__(self, net, recipe: dict, acc: Accelerator, augment):
+    def __init__(self, net, recipe: dict, acc: Accelerator, augment, seed: int):
         self.net, self.acc, self.augment = net, acc, augment
         self.model = torch.compile(net) if recipe["compile"] else net
         self.optimizer = build_optimizer(net.parameters(), recipe)
         self.scheduler = build_scheduler(self.optimizer, recipe)
         self.scaler = torch.amp.GradScaler("cuda", enabled=acc.amp_dtype == torch.float16)
-        self.generator = torch.Generator().manual_seed(recipe["seed"])  # the loader's shuffling
+        self.generator = torch.Generator().manual_seed(seed)  # the loader's shuffling
         self.history: list[dict] = []
         self.best = {"val_dice": -1.0, "epoch": 0, "model": None}
         self.stale = 0  # epochs since the best
@@ -156,30 +151,36 @@ def _raise_on_sigterm(*_):
 
 
 def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_csv: Path, out_dir: Path,
-               tracker=None, threads: int = 1) -> dict:
-    """Train ``arch`` with ``loss``; write the run folder; return the train.json summary."""
-    recipe, pair = params["train"], out_dir.name
-    seed_everything(recipe["seed"])
+               seed: int = 0, fold: int = 0, tracker=None, threads: int = 1) -> dict:
+    """Train ``arch`` with ``loss`` from ``seed``, validating on ``fold``; write the fold folder
+    ``out_dir``; return the train.json summary."""
+    recipe, pair = params["train"], f"{arch}__{loss}/seed{seed}/fold{fold}"
+    seed_everything(seed)
     data = Processed.load(processed_dir, split_csv)
-    mean, std = data.normalisation()
-    classes = label_classes(params["dataset"])
+    train_idx, val_idx = data.fold_indices(fold)
+    if not len(train_idx) or not len(val_idx):
+        raise SegbenchError(f"{split_csv}: fold {fold} leaves no train or no val images")
+    arch_cfg = params["architectures"][arch]
+    mean, std = input_normalisation(arch_cfg, data, train_idx)
+    classes = len(class_names(params["dataset"]))
+    blind = [t["term"] for t in params["losses"][loss] if t["term"] in BLIND_ON_EMPTY and not t.get("smooth")]
+    if params["dataset"]["include_normal"] and blind:
+        log.warning("%s: with include_normal, %s give no loss on a batch without a lesion, so they never penalise "
+                    "false positives on normal images; give them `smooth: 1.0e-5` (nnU-Net's batch Dice)", pair, blind)
     loss_fn = create_loss(params["losses"][loss], mode="binary" if classes == 2 else "multiclass", classes=classes,
-                          class_frequencies=data.class_frequencies(classes),
+                          class_frequencies=data.class_frequencies(train_idx, classes),
                           deep_supervision=recipe["deep_supervision"])
-    augment = augmentation(recipe["augment"], recipe["seed"])
-    train_set = SegmentationDataset(data, data.indices("train"), mean, std, augment, loss_fn.needs_distance, classes)
-    val_set = SegmentationDataset(data, data.indices("val"), mean, std, distances=loss_fn.needs_distance,
-                                  classes=classes)
-    if not len(train_set) or not len(val_set):
-        raise SegbenchError(f"{split_csv}: the train and val subsets must both be non-empty")
-    meta = {"arch": arch, "loss": loss, "arch_cfg": params["architectures"][arch], "mean": mean, "std": std,
-            "in_channels": data.channels, "classes": classes}
+    augment = augmentation(recipe["augment"], seed)
+    train_set = SegmentationDataset(data, train_idx, mean, std, augment, loss_fn.needs_distance, classes)
+    val_set = SegmentationDataset(data, val_idx, mean, std, distances=loss_fn.needs_distance, classes=classes)
+    validate = Validation(data, val_idx, classes, params["evaluate"]["resolution"] == "original")
+    meta = {"arch": arch, "loss": loss, "seed": seed, "fold": fold, "arch_cfg": arch_cfg, "mean": mean, "std": std,
+            "in_channels": data.channels, "classes": classes, "size": data.size}
 
     with leased_device() as dev:
         acc = Accelerator.for_device(dev, recipe, threads)
-        net = build_model(params["architectures"][arch], data.channels, classes).to(dev,
-                                                                                   memory_format=acc.memory_format)
-        run = Session(net, recipe, acc, augment)
+        net = build_model(arch_cfg, data.channels, classes).to(dev, memory_format=acc.memory_format)
+        run = Session(net, recipe, acc, augment, seed)
         loader = DataLoader(train_set, batch_size=recipe["batch_size"], shuffle=True, generator=run.generator,
                             num_workers=acc.workers, pin_memory=acc.cuda, persistent_workers=acc.workers > 0)
         val_loader = DataLoader(val_set, batch_size=recipe["batch_size"], num_workers=acc.workers,
@@ -187,29 +188,30 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
         efficiency = complexity(net, data.channels, data.size)
         n_params = efficiency["parameters"]
 
-        key, resume_path = fingerprint(params, arch, loss, processed_dir, split_csv), out_dir / "resume.pt"
+        key = fingerprint(params, arch, loss, seed, fold, processed_dir, split_csv)
+        resume_path = out_dir / "resume.pt"
         # model_best.pt under a second name: Snakemake deletes a failed job's outputs, not this
         resume_best = out_dir / "resume_best.pt"
-        state = torch.load(resume_path, map_location="cpu", weights_only=False) if resume_path.exists() else None
+        state = torch.load(resume_path, map_location="cpu", weights_only=True) if resume_path.exists() else None
         if state is not None and state["fingerprint"] != key:
             log.warning("%s: params or data changed since %s was written; starting afresh", pair, resume_path)
             state = None
         if state is not None:
             run.load(state)
             if run.best["epoch"]:
-                run.best["model"] = torch.load(resume_best, map_location="cpu", weights_only=False)["model"]
+                run.best["model"] = torch.load(resume_best, map_location="cpu", weights_only=True)["model"]
                 if not (out_dir / "model_best.pt").exists():
                     link_or_copy(resume_best, out_dir / "model_best.pt")
             log.info("%s: resuming after epoch %d", pair, state["epoch"])
-            run.run_id = tracker.resume_pair(run.run_id) if tracker and run.run_id else None
+            run.run_id = tracker.resume(run.run_id) if tracker and run.run_id else None
             if run.run_id:
                 tracker.log_history(run.run_id, run.history)
         if tracker and run.run_id is None:
-            run.run_id = tracker.start_pair(params["sweep"]["name"], pair, {
-                "arch": arch, "loss": loss, "architecture": params["architectures"][arch],
+            run.run_id = tracker.start_training(params, arch, loss, seed, fold, {
+                "arch": arch, "loss": loss, "seed": seed, "fold": fold, "architecture": arch_cfg,
                 "loss_terms": params["losses"][loss], "train": recipe, "preprocess": params["preprocess"],
                 "split": params["split"], "dataset": params["dataset"]["name"], "n_params": n_params,
-            }, tags={"segbench.arch": arch, "segbench.loss": loss, **data_tags(params["dataset"]["name"])})
+            }, data_tags(params["dataset"]["name"]))
 
         checkpoints, started = Checkpointer(), time.time()
         previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
@@ -223,10 +225,8 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
                 loss_fn.set_epoch(epoch)
                 train_loss = run.train_epoch(loader, loss_fn, pair, epoch, recipe["epochs"])
                 val_tick = time.time()
-                labels, targets, val_loss = predict(run.model, val_loader, acc, loss_fn)
-                scores = per_image_scores(labels, targets, classes)
-                row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
-                       "val_dice": float(scores["dice"].mean()), "val_iou": float(scores["iou"].mean()),
+                row = {"epoch": epoch, "train_loss": train_loss,
+                       **validate(run.model, val_loader, acc, loss_fn, batch_loss),
                        "lr": run.optimizer.param_groups[0]["lr"], "train_seconds": val_tick - tick,
                        "val_seconds": time.time() - val_tick, "peak_memory_mb": acc.peak_memory_mb()}
                 step_scheduler(run.scheduler, row["val_dice"])
@@ -261,17 +261,13 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
 
         with atomic_path(out_dir / "model_last.pt") as tmp:
             torch.save({"model": to_cpu(net.state_dict()), "epoch": len(run.history), **meta}, tmp)
-        summary = {"arch": arch, "loss": loss, "epochs": len(run.history), "best_epoch": run.best["epoch"],
-                   "best_val_dice": run.best["val_dice"], "n_params": n_params, "gflops": efficiency["gflops"],
-                   "mean": mean, "std": std,
+        summary = {"arch": arch, "loss": loss, "seed": seed, "fold": fold, "epochs": len(run.history),
+                   "best_epoch": run.best["epoch"], "best_val_dice": run.best["val_dice"], "n_params": n_params,
+                   "gflops": efficiency["gflops"], "gflops_size": data.size, "mean": mean, "std": std,
                    "train_seconds": round(time.time() - started, 1), "device": str(dev),
                    "mlflow_run_id": run.run_id}
         write_json(out_dir / "train.json", summary)
         if tracker:
-            net.load_state_dict(run.best["model"])
-            example = np.zeros((1, 1, *data.images.shape[1:]), np.float32)
-            tracker.log_model(run.run_id, net.to("cpu", memory_format=torch.contiguous_format).eval(), example,
-                              params["sweep"]["name"])
             tracker.end(run.run_id)
         resume_path.unlink(missing_ok=True)
         resume_best.unlink(missing_ok=True)
