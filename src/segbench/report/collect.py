@@ -1,0 +1,98 @@
+"""Every run folder of a sweep, read into tidy tables the report's tables, statistics and figures share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from segbench import SegbenchError, paths
+from segbench.paths import run_name
+from segbench.io import read_json
+
+
+@dataclass
+class Results:
+    """A sweep's results.
+
+    replicates: one row per (pair, seed): its metrics.json's numbers, flattened.
+    per_image:  one row per (pair, seed, test image): per_image.csv.
+    training:   one row per (pair, seed, fold): train.json.
+    history:    one row per (pair, seed, fold, epoch): history.csv.
+    """
+
+    pairs: list[str]
+    replicates: pd.DataFrame
+    per_image: pd.DataFrame
+    training: pd.DataFrame
+    history: pd.DataFrame
+    metrics: dict[tuple[str, int], dict]  # (pair, seed) -> its metrics.json
+
+    def image_scores(self, metric: str = "dice") -> pd.DataFrame:
+        """(test images with a lesion x pairs): each image's ``metric`` averaged over the pair's seeds."""
+        lesion = self.per_image[self.per_image["lesion"]] if self.per_image["lesion"].any() else self.per_image
+        return lesion.pivot_table(index="sample_id", columns="pair", values=metric, aggfunc="mean")[self.pairs]
+
+
+def _read(path, what: str, kind=read_json):
+    if not path.exists():
+        raise SegbenchError(f"{path}: missing; run `segbench {what}` for it first")
+    return kind(path)
+
+
+def _flat(metrics: dict) -> dict:
+    out = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool)) or v is None}
+    out.update({f"raw_{k}": v for k, v in metrics.get("raw", {}).items()})
+    out.update({f"detection_{k}": v for k, v in metrics.get("detection", {}).items()})
+    out.update({f"empty_{k}": v for k, v in metrics.get("empty", {}).items()})
+    out["postprocessing"] = metrics.get("postprocessing", {}).get("name")
+    return out
+
+
+def load_results(params: dict) -> Results:
+    """Read every (pair, seed, fold) of the sweep ``params`` describes.
+
+    Raises:
+        SegbenchError: a missing file, naming it and the stage that makes it.
+    """
+    sweep = params["sweep"]
+    replicates, per_image, training, history, metrics = [], [], [], [], {}
+    pairs = [run_name(a, l) for a in sweep["architectures"] for l in sweep["losses"]]
+    for arch in sweep["architectures"]:
+        for loss in sweep["losses"]:
+            pair = run_name(arch, loss)
+            for seed in sweep["seeds"]:
+                seed_dir = paths.seed_dir(arch, loss, seed)
+                keys = {"pair": pair, "architecture": arch, "loss": loss, "seed": seed}
+                m = _read(seed_dir / "metrics.json", f"evaluate --arch {arch} --loss {loss} --seed {seed}")
+                metrics[(pair, seed)] = m
+                replicates.append({**keys, **_flat(m)})
+                per_image.append(_read(seed_dir / "per_image.csv", "evaluate", pd.read_csv).assign(**keys))
+                for fold in sweep["folds"]:
+                    fold_dir = paths.fold_dir(arch, loss, seed, fold)
+                    what = f"train --arch {arch} --loss {loss} --seed {seed} --fold {fold}"
+                    training.append({**keys, "fold": fold, **_read(fold_dir / "train.json", what)})
+                    history.append(_read(fold_dir / "history.csv", what, pd.read_csv).assign(**keys, fold=fold))
+    images = pd.concat(per_image, ignore_index=True).astype({"sample_id": str})
+    return Results(pairs, pd.DataFrame(replicates), images, pd.DataFrame(training),
+                   pd.concat(history, ignore_index=True), metrics)
+
+
+def pair_summary(results: Results, metric_names: list[str]) -> pd.DataFrame:
+    """One row per pair: each metric's mean over seeds of the test means, and its SD across seeds."""
+    grouped = results.replicates.groupby("pair", sort=False)
+    out = grouped[["architecture", "loss"]].first()
+    for name in metric_names:
+        out[name] = grouped[name].mean()
+        out[f"{name}_sd_seeds"] = grouped[name].std(ddof=1) if len(results.replicates["seed"].unique()) > 1 \
+            else np.nan
+    training = results.training.groupby("pair", sort=False)
+    out["parameters"] = training["n_params"].first()
+    out["gflops"] = training["gflops"].first()
+    out["epochs"] = training["epochs"].mean()
+    out["train_seconds"] = training["train_seconds"].sum()
+    for column in ("latency_ms_cpu", "memory_mb_cpu", "latency_ms_gpu", "memory_mb_gpu"):
+        if column in results.replicates:
+            out[column] = grouped[column].mean()
+    return out.loc[results.pairs]

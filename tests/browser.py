@@ -1,0 +1,32 @@
+"""A real headless Chromium (Debian's package), driven by Playwright, for tests that check what a person sees.
+
+Playwright's own browser download cannot reach the network here, so it drives the system browser.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+
+BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+
+
+@contextlib.contextmanager
+def open_page(url: str, width: int = 1280, height: int = 900):
+    """Yield a Playwright page at ``url``; fail if the page logs a console error or throws."""
+    from playwright.sync_api import sync_playwright
+
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=BROWSER, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(url)
+            yield page
+        finally:
+            browser.close()
+    assert errors == [], f"the page logged errors: {errors}"
