@@ -17,7 +17,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" snakemake --cores all
-	@echo "Comparison table: results/report/comparison.md (and comparison.xlsx)"
+	@echo "Report: $(CURDIR)/results/report/report.html (tables: comparison.md, comparison.xlsx)"
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" pytest

@@ -1,7 +1,11 @@
-# segbench: download -> preprocess -> split -> train x (arch, loss) -> evaluate -> report.
-# Every rule is one `segbench <stage>` call; dvc.yaml describes the same DAG.
+# segbench: download -> preprocess -> split -> train x (arch, loss, seed, fold) -> evaluate x (arch, loss, seed)
+# -> report. Every rule is one `segbench <stage>` call; dvc.yaml describes the same DAG.
+
 
 configfile: "params.yaml"
+
+
+report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
@@ -13,4 +17,4 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
-        REPORT,
+        "results/report/report.html",

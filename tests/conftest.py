@@ -113,6 +113,28 @@ def prepared(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def swept(prepared, tmp_path_factory) -> Path:
+    """A project where the tiny sweep (2 architectures x 2 losses, 2 epochs) was trained, evaluated and
+    reported through the CLI, tracking to its own mlflow.db (read-only use)."""
+    from segbench.cli import main
+
+    root = tmp_path_factory.mktemp("swept")
+    shutil.copytree(prepared / "data", root / "data")
+    params = copy.deepcopy(TINY)
+    params["train"]["epochs"] = 2
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        for arch in params["sweep"]["architectures"]:
+            for loss in params["sweep"]["losses"]:
+                assert main(["train", "--arch", arch, "--loss", loss]) == 0
+                assert main(["evaluate", "--arch", arch, "--loss", loss]) == 0
+        assert main(["report"]) == 0
+    return root
+
+
 @pytest.fixture
 def data(prepared) -> tuple[Path, Path]:
     """(processed dir, split csv) of the prepared tiny dataset."""

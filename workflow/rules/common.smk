@@ -1,29 +1,41 @@
-# Validated config, the data contract's paths, and helpers shared by the rules.
-from pathlib import Path
+# Validated config (the same checks as `segbench`), the data contract's paths, and rule helpers.
+from segbench.config import validate_params
+from segbench.dag import code_dependencies
 
-from snakemake.utils import validate
-
-validate(config, Path(workflow.basedir) / "workflow" / "schemas" / "params.schema.yaml")
+validate_params(config, source="params.yaml")  # fills defaults; a bad key, name or option fails here
 
 DATASET = config["dataset"]["name"]
+SWEEP = config["sweep"]
 RAW = f"data/raw/{DATASET}"
-PROCESSED = multiext(f"data/processed/{DATASET}/", "images.npy", "masks.npy", "meta.csv")
-SPLIT = [f"data/splits/{DATASET}.csv", f"data/splits/{DATASET}_counts.csv", f"data/splits/{DATASET}_leakage.json"]
-RUN = "results/runs/{arch}__{loss}"
-PAIRS = dict(arch=config["sweep"]["architectures"], loss=config["sweep"]["losses"])
-REPORT = ["results/report/comparison.xlsx", "results/report/comparison.md"]
+PROCESSED = multiext(
+    f"data/processed/{DATASET}/", "images.npy", "masks.npy", "meta.csv", "masks_original.npz"
+)
+SPLIT = multiext(f"data/splits/{DATASET}", ".csv", "_counts.csv", "_leakage.json")
+SEED_DIR = "results/runs/{arch}__{loss}/seed{seed}"
+FOLD_DIR = SEED_DIR + "/folds/fold{fold}"
+REPLICATES = dict(arch=SWEEP["architectures"], loss=SWEEP["losses"], seed=SWEEP["seeds"])
+FIGURES = [
+    "dice_matrix",
+    "distributions",
+    "pareto",
+    "learning_curves",
+    "critical_difference",
+    "rank_stability",
+    "strata",
+    "cases",
+]
 
 
 wildcard_constraints:
-    arch="|".join(config["sweep"]["architectures"]),
-    loss="|".join(config["sweep"]["losses"]),
+    arch="|".join(SWEEP["architectures"]),
+    loss="|".join(SWEEP["losses"]),
+    seed=r"\d+",
+    fold=r"\d+",
 
 
-def code(*parts):
-    """A stage's own source (modules or packages under src/segbench), as in dvc.yaml's deps:
-    editing it reruns the stage."""
-    paths = [Path("src/segbench", part) for part in parts]
-    return sorted(str(f) for p in paths for f in (p.glob("*.py") if p.is_dir() else [p]))
+def code(stage):
+    """The stage's source files, from its real imports (segbench.dag): editing one reruns the stage."""
+    return code_dependencies(stage)
 
 
 def options(section, *keys):

@@ -1,6 +1,6 @@
 rule download:
     input:
-        code("data/download.py", "data/sources.py", "data/synthetic.py"),
+        code("download"),
     output:
         directory(RAW),
     log:
@@ -15,7 +15,7 @@ rule download:
 rule preprocess:
     input:
         RAW,
-        code("data/preprocess.py", "data/btxrd.py", "data/pets.py", "data/sample.py"),
+        code("preprocess"),
     output:
         PROCESSED,
     log:
@@ -31,7 +31,7 @@ rule preprocess:
 rule split:
     input:
         PROCESSED[2],
-        code("data/split.py"),
+        code("split"),
     output:
         SPLIT,
     log:

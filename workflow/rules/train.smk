@@ -2,33 +2,47 @@ rule train:
     input:
         PROCESSED,
         SPLIT[0],
-        code("training", "models", "losses", "data/dataset.py"),
+        code("train"),
     output:
-        multiext(f"{RUN}/", "model_best.pt", "model_last.pt", "history.csv", "train.json"),
+        multiext(f"{FOLD_DIR}/", "model_best.pt", "model_last.pt", "history.csv", "train.json"),
     log:
-        "logs/train/{arch}__{loss}.log",
+        "logs/train/{arch}__{loss}/seed{seed}/fold{fold}.log",
     params:
         train=options("train"),
         architecture=lambda w: config["architectures"][w.arch],
         loss=lambda w: config["losses"][w.loss],
+        resolution=config["evaluate"]["resolution"],
     threads: config["train"]["threads"]
     resources:
         gpu=1,  # counted only: `--resources gpu=N` caps parallel trainings; each job leases its own GPU
     shell:
-        "segbench train --arch {wildcards.arch} --loss {wildcards.loss} --threads {threads} 2> {log}"
+        "segbench train --arch {wildcards.arch} --loss {wildcards.loss} --seed {wildcards.seed} "
+        "--fold {wildcards.fold} --threads {threads} 2> {log}"
 
 
 rule evaluate:
     input:
         PROCESSED,
         SPLIT[0],
-        f"{RUN}/model_best.pt",
-        f"{RUN}/train.json",
-        code("evaluation"),
+        expand(f"{FOLD_DIR}/model_best.pt", fold=SWEEP["folds"], allow_missing=True),
+        expand(f"{FOLD_DIR}/train.json", fold=SWEEP["folds"], allow_missing=True),
+        code("evaluate"),
     output:
-        multiext(f"{RUN}/", "per_image.csv", "metrics.json"),
+        multiext(
+            f"{SEED_DIR}/",
+            "per_image.csv",
+            "metrics.json",
+            "test_predictions.npz",
+            "val_predictions.npz",
+            "test_probabilities.npz",
+        ),
     log:
-        "logs/evaluate/{arch}__{loss}.log",
+        "logs/evaluate/{arch}__{loss}/seed{seed}.log",
+    params:
+        evaluate=options("evaluate"),
+        dataset=options("dataset", "spacing_mm"),
+        folds=SWEEP["folds"],
     threads: 1
     shell:
-        "segbench evaluate --arch {wildcards.arch} --loss {wildcards.loss} --threads {threads} 2> {log}"
+        "segbench evaluate --arch {wildcards.arch} --loss {wildcards.loss} --seed {wildcards.seed} "
+        "--threads {threads} 2> {log}"
