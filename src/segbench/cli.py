@@ -102,6 +102,30 @@ def cmd_report(params: dict, args) -> None:
     print(f"Report: {path.resolve()}")
 
 
+def cmd_predict(params: dict, args) -> None:
+    from segbench.inference.files import image_files, predict_files
+    from segbench.inference.predictor import Predictor
+    from segbench.inference.runs import resolve
+
+    files = image_files(args.inputs)
+    run = resolve(args.run, params)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    records = predict_files(Predictor.from_run(run.path), files, args.out)
+    lesions = sum(r["lesion_count"] for r in records)
+    print(f"{run.name}: {len(records)} image(s), {lesions} lesion(s); masks, overlays and JSON in {args.out}")
+
+
+def cmd_serve(params: dict, args) -> None:
+    from segbench.inference.runs import resolve, trained_runs
+    from segbench.serve import serve
+
+    runs = trained_runs(params)
+    default = resolve(args.run, params).name if runs else None
+    serve(runs, default, args.host, args.port, args.max_upload_mb)
+
+
 def cmd_list(params: dict | None, args) -> None:
     if args.what == "losses":
         from segbench.losses import FAMILIES, LOSSES
@@ -168,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def stage(name: str, run, text: str) -> argparse.ArgumentParser:
         sub = stages.add_parser(name, help=text, description=text, parents=[common])
-        sub.set_defaults(run=run)
+        sub.set_defaults(func=run)
         return sub
 
     stage("download", cmd_download, "fetch, verify and extract the dataset")
@@ -186,6 +210,18 @@ def build_parser() -> argparse.ArgumentParser:
     _pair_options(export)
     export.add_argument("--output", type=Path, help="ONNX file (default: model.onnx in the fold folder)")
     export.set_defaults(threads=1)
+    predict = stage("predict", cmd_predict, "segment new images with a trained run")
+    predict.add_argument("inputs", nargs="+", type=Path, metavar="IMAGE_OR_FOLDER",
+                         help="image files (PNG, JPEG, TIFF, BMP, DICOM) or folders of them")
+    predict.add_argument("--run", default="best", help="best (the report's top pair), <arch>__<loss>, "
+                                                       "<arch>__<loss>/seed<k> or <arch>__<loss>/seed<k>/fold<f>")
+    predict.add_argument("--out", type=Path, default=Path("predictions"), help="output folder (default predictions)")
+    predict.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default 2)")
+    web = stage("serve", cmd_serve, "Bone Detect: the web page that segments uploaded images")
+    web.add_argument("--run", default="best", help="the model picked first (default: best)")
+    web.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)")
+    web.add_argument("--port", type=int, default=8000)
+    web.add_argument("--max-upload-mb", type=float, default=25.0, help="largest upload accepted (default 25 MB)")
     listing = stage("list", cmd_list, "registered loss terms or architectures, with their options")
     listing.add_argument("what", choices=["losses", "architectures"])
     listing.add_argument("--complexity", action="store_true",
@@ -201,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     args.params = getattr(args, "params", Path("params.yaml"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        args.run(load_params(args.params) if getattr(args, "needs_params", True) else None, args)
+        args.func(load_params(args.params) if getattr(args, "needs_params", True) else None, args)
     except SegbenchError as exc:
         print(f"segbench {args.stage}: error: {exc}", file=sys.stderr)
         return 1

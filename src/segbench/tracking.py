@@ -180,23 +180,57 @@ class Tracker:
             except MlflowException as exc:  # e.g. the run was made against another tracking store
                 log.warning("MLflow run %s: metrics not mirrored (%s)", run_id, exc.message)
 
-    def log_evaluation(self, params: dict, arch: str, loss: str, seed: int, run_ids: list[str | None],
-                       metrics: dict, seed_dir: Path) -> None:
-        """The seed's test metrics on each of its training runs."""
-        for run_id in filter(None, run_ids):
+    def log_evaluation(self, params: dict, metrics: dict, run_ids: list[str | None], artifacts: dict[str, Path],
+                       example: bytes) -> None:
+        """The seed's test metrics on each of its training runs, and its model (the folds' ensemble with
+        its post-processing) as an MLflow pyfunc on the first, registered as a version of the model
+        named after the sweep and tagged with its run."""
+        import mlflow
+        import pandas as pd
+        import torch
+        from mlflow.models import ModelSignature
+        from mlflow.types import ColSpec, Schema
+
+        run_ids = [r for r in run_ids if r]
+        for run_id in run_ids:
             self.log_metrics(run_id, headline(metrics))
+        if not run_ids:
+            return
+        signature = ModelSignature(inputs=Schema([ColSpec("binary", "image")]),
+                                   outputs=Schema([ColSpec("binary", "mask_png"), ColSpec("long", "lesion_count"),
+                                                   ColSpec("string", "lesions")]))
+        requirements = [f"torch=={torch.__version__.split('+')[0]}", "torchvision", "segmentation-models-pytorch",
+                        "scipy", "pillow", "numpy", "pandas", "pydicom"]
+        with self._lock:
+            mlflow.set_tracking_uri(self.uri)
+            with mlflow.start_run(run_id=run_ids[0]):
+                info = mlflow.pyfunc.log_model(
+                    name="model", python_model=str(Path(__file__).parent / "inference" / "mlflow_model.py"),
+                    artifacts={k: str(v) for k, v in artifacts.items()}, signature=signature,
+                    input_example=pd.DataFrame({"image": [example]}), code_paths=[str(Path(__file__).parent)],
+                    pip_requirements=requirements, registered_model_name=params["sweep"]["name"])
+            self.client.set_model_version_tag(params["sweep"]["name"], info.registered_model_version,
+                                              "segbench.run", metrics["run"])
 
     def end(self, run_id: str, status: str = "FINISHED") -> None:
         with self._lock:
             self.client.set_terminated(run_id, status)
 
-    def finish_sweep(self, sweep: str, metrics: dict[str, float], tags: dict[str, str], files: list[Path]) -> None:
-        """Log the comparison onto the parent run and close it."""
+    def finish_sweep(self, sweep: str, metrics: dict[str, float], tags: dict[str, str], files: list[Path],
+                     champion: str) -> None:
+        """Log the report onto the parent run and close it; give the registered model version of the run
+        ``champion`` (``<pair>/seed<k>``) the alias ``champion``."""
         parent = self.sweep_run(sweep)
         with self._lock:
             for key, value in tags.items():
                 self.client.set_tag(parent, key, value)
             for path in files:
-                self.client.log_artifact(parent, str(path))
+                self.client.log_artifact(parent, str(path), "report/figures" if path.parent.name == "figures"
+                                         else "report")
+            versions = self.client.search_model_versions(f"name = '{sweep}'")
+            best = [v for v in versions if v.tags.get("segbench.run") == champion]
+            if best:
+                newest = max(best, key=lambda v: int(v.version))
+                self.client.set_registered_model_alias(sweep, "champion", newest.version)
         self.log_metrics(parent, metrics)
         self.end(parent)

@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 
 from segbench import SegbenchError
 from segbench.data.distance import signed_distance
+from segbench.data.images import normalise
 from segbench.labels import IGNORE
 
 CHUNK_BYTES = 16 << 20  # statistics read the images this many bytes at a time
@@ -169,15 +170,6 @@ def augmentation(options: dict, seed: int) -> A.Compose:
     ], seed=seed)
     compose.set_random_state(np.random.default_rng(seed), random.Random(seed))
     return compose
-
-
-def normalise(images: np.ndarray, mean: list[float], std: list[float]) -> torch.Tensor:
-    """uint8 (..., S, S) grey or (..., S, S, C) -> float32 (..., C, S, S), (x / 255 - mean) / std per channel."""
-    x = images.astype(np.float32) / 255.0
-    if len(mean) == 1:  # grey arrays have no channel axis
-        x = x[..., None]
-    x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
-    return torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, -1, -3)))
 
 
 class SegmentationDataset(Dataset):

@@ -7,6 +7,7 @@ landed, so a prediction on the canvas maps back to the original image.
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,20 +17,24 @@ from PIL import Image, ImageOps
 
 from segbench import SegbenchError
 
-DICOM_SUFFIXES = (".dcm", ".dicom")
 
 
-def _dicom(path: Path, mode: str) -> Image.Image:
+def is_dicom(head: bytes) -> bool:
+    """DICOM Part 10 files carry "DICM" after a 128-byte preamble."""
+    return head[128:132] == b"DICM"
+
+
+def _dicom(source, name: str, mode: str) -> Image.Image:
     """A DICOM file's pixels, windowed to 8 bits (MONOCHROME1 inverted), as a PIL image."""
     try:
         import pydicom
     except ImportError:
-        raise SegbenchError(f"{path}: reading DICOM needs pydicom (pip install pydicom)") from None
+        raise SegbenchError(f"{name}: reading DICOM needs pydicom (pip install pydicom)") from None
     try:
-        ds = pydicom.dcmread(path)
+        ds = pydicom.dcmread(source)
         pixels = ds.pixel_array.astype(np.float64)
     except Exception as exc:  # pydicom raises many types on a damaged file
-        raise SegbenchError(f"{path}: cannot decode DICOM: {exc}") from None
+        raise SegbenchError(f"{name}: cannot decode DICOM: {exc}") from None
     if pixels.ndim == 3 and pixels.shape[-1] != 3:
         pixels = pixels[0]  # a multi-frame file: its first frame
     low, high = np.percentile(pixels, [0.5, 99.5])
@@ -39,27 +44,41 @@ def _dicom(path: Path, mode: str) -> Image.Image:
     return Image.fromarray(scaled.astype(np.uint8)).convert(mode)
 
 
-def load_image(path: Path, mode: str, scale_to: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
-    """Decode any image EXIF-rotated, in ``mode`` ("L" or "RGB"), whatever its file type or colour mode.
+def load_image(source: Path | bytes, mode: str, scale_to: int | None = None,
+               max_pixels: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
+    """Decode an image file (a path, or its bytes) EXIF-rotated, in ``mode`` ("L" or "RGB"), whatever its
+    type or colour mode.
 
     A JPEG is decoded near ``scale_to`` on its longest side (draft mode: 1/2^k of the full size),
     so a 4,000 px X-ray is never decoded in full. CMYK, greyscale, palette and 16-bit images are
     converted, as torchvision and smp's Pets example do; the file's content decides its type,
-    not its name (a PNG behind ``.jpg`` decodes). DICOM needs pydicom.
+    not its name (a PNG behind ``.jpg`` decodes). DICOM needs pydicom. ``max_pixels`` refuses a larger
+    image before decoding it (PIL's own decompression-bomb guard applies too).
 
     Returns:
         The image and its original (height, width) after EXIF rotation.
 
     Raises:
-        SegbenchError: a file that does not decode, naming it.
+        SegbenchError: a file that does not decode, or is too large, naming it.
     """
-    path = Path(path)
-    if path.suffix.lower() in DICOM_SUFFIXES:
-        image = _dicom(path, mode)
+    name = "upload" if isinstance(source, (bytes, bytearray)) else str(source)
+    stream = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else Path(source)
+    if isinstance(source, (bytes, bytearray)):
+        head = bytes(source[:132])
+    else:
+        try:
+            with open(stream, "rb") as handle:
+                head = handle.read(132)
+        except OSError as exc:
+            raise SegbenchError(f"{name}: cannot read: {exc}") from None
+    if is_dicom(head):
+        image = _dicom(stream, name, mode)
         return image, (image.height, image.width)
     try:
-        image = Image.open(path)
+        image = Image.open(stream)
         w, h = image.size
+        if max_pixels and w * h > max_pixels:
+            raise SegbenchError(f"{name}: {w}x{h} pixels is over the limit of {max_pixels:,}")
         if scale_to and image.format == "JPEG":
             scale = scale_to / max(w, h)
             image.draft(mode, (math.ceil(w * scale), math.ceil(h * scale)))
@@ -71,7 +90,7 @@ def load_image(path: Path, mode: str, scale_to: int | None = None) -> tuple[Imag
             rotated = Image.fromarray(((pixels - low) / max(high - low, 1e-9) * 255).astype(np.uint8))
         return rotated.convert(mode), orig
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:  # PIL's errors for bad files
-        raise SegbenchError(f"{path}: cannot decode image: {exc}") from None
+        raise SegbenchError(f"{name}: cannot decode image: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -126,3 +145,14 @@ class Geometry:
         if (g.pad_top, g.pad_left) != (int(row["pad_top"]), int(row["pad_left"])):
             raise SegbenchError(f"meta.csv: {row['sample_id']}: its pads do not match its size; rerun preprocess")
         return g
+
+
+def normalise(images: np.ndarray, mean: list[float], std: list[float]):
+    """uint8 (..., S, S) grey or (..., S, S, C) -> float32 (..., C, S, S), (x / 255 - mean) / std per channel."""
+    x = images.astype(np.float32) / 255.0
+    if len(mean) == 1:  # grey arrays have no channel axis
+        x = x[..., None]
+    x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    import torch  # the data readers need no torch
+
+    return torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, -1, -3)))

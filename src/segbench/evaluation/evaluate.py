@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 from tqdm import tqdm
 
 from segbench import SegbenchError, paths
@@ -98,7 +99,8 @@ def evaluate_replicate(arch: str, loss: str, seed: int, params: dict, processed_
     test = data.indices("test")
     if not len(test):
         raise SegbenchError(f"{split_csv}: the test subset is empty")
-    ensemble = Predictor([m.members[0] for m in models.values()], data.size, data.channels, classes, chosen)
+    ensemble = Predictor([m.members[0] for m in models.values()], data.size, data.channels, classes, chosen,
+                         str(out_dir), names)
     strata = [c for c in dict.fromkeys([*reader(params["dataset"]).STRATA, params["split"]["stratify"]])
               if c and c in data.meta.columns]
     per_image = []
@@ -122,7 +124,7 @@ def evaluate_replicate(arch: str, loss: str, seed: int, params: dict, processed_
     write_csv(out_dir / "per_image.csv", table)
 
     metrics = summarise(table, strata, names)
-    metrics.update(seed=seed, folds=list(folds), resolution=options["resolution"],
+    metrics.update(run=f"{arch}__{loss}/seed{seed}", seed=seed, folds=list(folds), resolution=options["resolution"],
                    units="mm" if params["dataset"]["spacing_mm"] else "px",
                    nsd_tolerance=options["nsd_tolerance_px"], postprocessing=chosen,
                    out_of_fold_dice=float(pd.DataFrame(rows)[chosen["name"]].mean()),
@@ -131,6 +133,12 @@ def evaluate_replicate(arch: str, loss: str, seed: int, params: dict, processed_
     metrics["best_epochs"] = [read_json(d / "train.json")["best_epoch"] for d in fold_runs.values()]
     write_json(out_dir / "metrics.json", metrics)
     if tracker:
-        tracker.log_evaluation(params, arch, loss, seed, [read_json(d / "train.json").get("mlflow_run_id")
-                                                          for d in fold_runs.values()], metrics, out_dir)
+        from segbench.inference.lesions import png_bytes
+
+        blank = Image.new(ensemble.mode, (data.size, data.size))  # the MLflow model's input example
+        tracker.log_evaluation(params, metrics, [read_json(d / "train.json").get("mlflow_run_id")
+                                                 for d in fold_runs.values()],
+                               {"run": out_dir / "metrics.json", **{f"fold{f}": d / CHECKPOINT
+                                                                    for f, d in fold_runs.items()}},
+                               png_bytes(blank))
     return metrics

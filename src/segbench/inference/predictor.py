@@ -16,8 +16,7 @@ import torch
 from PIL import Image
 
 from segbench import SegbenchError
-from segbench.data.dataset import normalise
-from segbench.data.images import Geometry
+from segbench.data.images import Geometry, load_image, normalise
 from segbench.inference.postprocess import postprocess
 from segbench.io import read_json
 from segbench.models import build_model
@@ -84,6 +83,10 @@ class Predictor:
     classes: int
     postprocessing: dict = field(default_factory=lambda: {"name": "none"})
     source: str = ""
+    class_names: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.class_names = self.class_names or ["background", *(f"class {c}" for c in range(1, self.classes))]
 
     @classmethod
     def from_checkpoints(cls, paths: list[Path], postprocessing: dict | None = None, source: str = "",
@@ -99,7 +102,7 @@ class Predictor:
                for i in infos):
             raise SegbenchError(f"{source}: its models differ in input size, channels or classes")
         return cls(members, first["size"], first["in_channels"], first["classes"],
-                   postprocessing or {"name": "none"}, source)
+                   postprocessing or {"name": "none"}, source, list(first.get("class_names", [])))
 
     @classmethod
     def from_run(cls, path: str | Path, map_location=None) -> "Predictor":
@@ -135,19 +138,33 @@ class Predictor:
         chosen = postprocessing or self.postprocessing
         return postprocess(to_labels(probabilities), chosen["name"], self.classes, chosen.get("min_fraction", 1e-4))
 
+    @property
+    def mode(self) -> str:
+        return "L" if self.channels == 1 else "RGB"
+
+    def predict_file(self, source: Path | bytes, max_pixels: int | None = None):
+        """(image as decoded, mask, probability) of an image file (a path or its bytes): decoded exactly as
+        preprocessing decodes (EXIF rotation, JPEG draft near the model's size, DICOM), predicted at its
+        original size."""
+        image, original = load_image(source, self.mode, scale_to=self.size, max_pixels=max_pixels)
+        mask, probability = self.predict(image, original)
+        return image, mask, probability
+
     def as_input(self, image: np.ndarray | Image.Image) -> Image.Image:
         """Any grey or RGB image as the PIL image the model takes (grey for 1 channel, else RGB)."""
         image = Image.fromarray(image) if isinstance(image, np.ndarray) else image
-        return image.convert("L" if self.channels == 1 else "RGB")
+        return image.convert(self.mode)
 
-    def predict(self, image: np.ndarray | Image.Image) -> tuple[np.ndarray, np.ndarray]:
+    def predict(self, image: np.ndarray | Image.Image,
+                original_size: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Segment one image of any size.
 
         Shape: image (H, W) grey or (H, W, 3) RGB, uint8 -> (mask (H, W) uint8 class ids,
-        probability (H, W) float32 of the foreground).
+        probability (H, W) float32 of the foreground). ``original_size`` (H, W): the size to return
+        when ``image`` was decoded smaller (a JPEG's draft mode, as preprocessing decodes it).
         """
         image = self.as_input(image)
-        geometry = Geometry.fit(image.height, image.width, self.size)
+        geometry = Geometry.fit(*(original_size or (image.height, image.width)), self.size)
         probabilities = self.canvas_probabilities(geometry.place(image)[None])[0]
         restored = geometry.restore(probabilities)
         return self.labels(restored), foreground(restored).astype(np.float32)

@@ -235,9 +235,17 @@ def build_report(params: dict, tracker=None, params_path: Path = Path("params.ya
     with atomic_path(out / "report.html") as tmp:
         tmp.write_text(page)
     if tracker:
-        tracker.finish_sweep(params["sweep"]["name"], {"best_test_dice": float(table["Dice"].iloc[0])},
-                             {"best_pair": best},
+        headline = {"best_test_dice": statistics["per_pair"][best]["mean"],
+                    "best_test_dice_ci_low": statistics["per_pair"][best]["ci_low"],
+                    "best_test_dice_ci_high": statistics["per_pair"][best]["ci_high"],
+                    "pairs_not_worse_than_best": sum(r["not_worse"] for r in statistics["versus_best"]["pairs"].values()),
+                    **({"friedman_p": statistics["friedman"]["p_value"]} if statistics["friedman"].get("p_value")
+                       is not None else {}),
+                    **({"kendall_w": statistics["loss_rankings"]["kendall_w"]["W"]}
+                       if statistics["loss_rankings"]["kendall_w"].get("W") is not None else {})}
+        tracker.finish_sweep(params["sweep"]["name"], headline, {"best_pair": best},
                              [out / "report.html", out / "comparison.md", out / "comparison.xlsx",
-                              out / "statistics.json", *figure_files.values()])
+                              out / "statistics.json", *figure_files.values()],
+                             champion=f"{best}/seed{params['sweep']['seeds'][0]}")
     log.info("report: %s", out / "report.html")
     return out / "report.html"

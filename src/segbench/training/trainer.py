@@ -120,11 +120,17 @@ class Session:
         self.history, self.best, self.stale, self.run_id = state["history"], state["best"], state["stale"], \
             state["mlflow_run_id"]
 
-    def train_epoch(self, loader: DataLoader, loss_fn, pair: str, epoch: int, epochs: int) -> float:
-        """One pass over ``loader``; returns the mean loss. Raises on a non-finite loss."""
+    def train_epoch(self, loader: DataLoader, loss_fn, pair: str, epoch: int, epochs: int,
+                    steps: int | None = None) -> float:
+        """One pass over ``loader`` (or its first ``steps`` batches); returns the mean loss.
+        Raises on a non-finite loss."""
         self.model.train()
-        total = 0.0
-        for batch in tqdm(loader, desc=f"{pair} epoch {epoch}/{epochs}", leave=False):
+        total, seen = 0.0, 0
+        bar = tqdm(loader, desc=f"{pair} epoch {epoch}/{epochs}", leave=False, total=min(len(loader), steps or
+                                                                                           len(loader)))
+        for step, batch in enumerate(bar):
+            if steps and step >= steps:
+                break
             images = self.acc.images(batch)
             with self.acc.autocast():
                 outputs = self.model(images)
@@ -137,7 +143,8 @@ class Session:
             self.scaler.step(self.optimizer)
             self.scaler.update()
             total += value.item() * len(images)
-        return total / len(loader.dataset)
+            seen += len(images)
+        return total / max(1, seen)
 
 
 def data_tags(dataset: str) -> dict:
@@ -162,7 +169,8 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
         raise SegbenchError(f"{split_csv}: fold {fold} leaves no train or no val images")
     arch_cfg = params["architectures"][arch]
     mean, std = input_normalisation(arch_cfg, data, train_idx)
-    classes = len(class_names(params["dataset"]))
+    names = class_names(params["dataset"])
+    classes = len(names)
     blind = [t["term"] for t in params["losses"][loss] if t["term"] in BLIND_ON_EMPTY and not t.get("smooth")]
     if params["dataset"]["include_normal"] and blind:
         log.warning("%s: with include_normal, %s give no loss on a batch without a lesion, so they never penalise "
@@ -175,7 +183,7 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
     val_set = SegmentationDataset(data, val_idx, mean, std, distances=loss_fn.needs_distance, classes=classes)
     validate = Validation(data, val_idx, classes, params["evaluate"]["resolution"] == "original")
     meta = {"arch": arch, "loss": loss, "seed": seed, "fold": fold, "arch_cfg": arch_cfg, "mean": mean, "std": std,
-            "in_channels": data.channels, "classes": classes, "size": data.size}
+            "in_channels": data.channels, "classes": classes, "class_names": names, "size": data.size}
 
     with leased_device() as dev:
         acc = Accelerator.for_device(dev, recipe, threads)
@@ -223,7 +231,7 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
                 tick = time.time()
                 acc.reset_peak_memory()
                 loss_fn.set_epoch(epoch)
-                train_loss = run.train_epoch(loader, loss_fn, pair, epoch, recipe["epochs"])
+                train_loss = run.train_epoch(loader, loss_fn, pair, epoch, recipe["epochs"], recipe["steps_per_epoch"])
                 val_tick = time.time()
                 row = {"epoch": epoch, "train_loss": train_loss,
                        **validate(run.model, val_loader, acc, loss_fn, batch_loss),

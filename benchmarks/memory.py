@@ -1,0 +1,121 @@
+"""Peak resident memory of a real `segbench train` job at BTXRD scale, for two dataset sizes.
+
+Builds preprocessed data as BTXRD gives it (512 px canvases, original X-rays about 2,000 x 1,600 px
+whose masks are kept for validation at the original resolution), then runs `segbench train` for one
+epoch of 25 steps (batch 4, CPU) in a fresh process and reads its peak RSS: the per-channel statistics
+and class frequencies read every train image, and validation predicts every val image. Run at two
+sizes, the figure shows whether memory grows with the number of images: it must not.
+
+    python benchmarks/memory.py [--train 1344 336] [--arch attention_unet]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SIZE, ORIG_H, ORIG_W = 512, 2000, 1600
+STEPS = 25  # training steps: memory does not grow with them; the statistics and validation read every image
+
+
+def build(root: Path, n_train: int, n_val: int) -> None:
+    """data/processed/synthetic/ and data/splits/synthetic.csv for n_train + n_val (+ 8 test) images."""
+    out = root / "data/processed/synthetic"
+    out.mkdir(parents=True)
+    n = n_train + n_val + 8
+    rng = np.random.default_rng(0)
+    images = np.lib.format.open_memmap(out / "images.npy", "w+", np.uint8, (n, SIZE, SIZE))
+    masks = np.lib.format.open_memmap(out / "masks.npy", "w+", np.uint8, (n, SIZE, SIZE))
+    scale = SIZE / ORIG_H
+    width = round(ORIG_W * scale)
+    pad_left = (SIZE - width) // 2
+    yy, xx = np.ogrid[:SIZE, :SIZE]
+    oy, ox = np.ogrid[:ORIG_H, :ORIG_W]
+    from segbench.io import NpzWriter
+
+    with NpzWriter(out / "masks_original.npz") as originals:
+        for i in range(n):
+            cy, cx, r = rng.integers(100, 400), rng.integers(pad_left + 60, pad_left + width - 60), rng.integers(10, 50)
+            images[i] = rng.integers(0, 80, (SIZE, SIZE), np.uint8)
+            images[i, :, :pad_left] = images[i, :, pad_left + width:] = 0
+            masks[i] = (yy - cy) ** 2 + (xx - cx) ** 2 < r * r
+            images[i][masks[i] > 0] += 120
+            originals.add(f"IMG{i:06d}", ((oy - cy / scale) ** 2 + (ox - (cx - pad_left) / scale) ** 2
+                                           < (r / scale) ** 2).astype(np.uint8))
+    images.flush(), masks.flush()
+    ids = [f"IMG{i:06d}" for i in range(n)]
+    pd.DataFrame({"sample_id": ids, "tumor_type": "osteochondroma", "orig_h": ORIG_H, "orig_w": ORIG_W,
+                  "scale": scale, "pad_top": 0, "pad_left": pad_left, "lesion_area_px": 1,
+                  "lesion_ratio": 1e-3}).to_csv(out / "meta.csv", index=False)
+    (root / "data/splits").mkdir(parents=True)
+    subsets = ["train"] * n_train + ["val"] * n_val + ["test"] * 8
+    pd.DataFrame({"sample_id": ids, "subset": subsets}).to_csv(root / "data/splits/synthetic.csv", index=False)
+
+
+def peak_rss_of_train(root: Path, arch: str) -> tuple[float, float]:
+    """(peak RSS in MB, seconds) of `segbench train` for one epoch in ``root``."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["preprocess"]["size"] = SIZE
+    params["train"].update(epochs=1, batch_size=4, threads=2, steps_per_epoch=STEPS)
+    params["architectures"]["bench"] = {"family": arch, "base_channels": 8}
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    start = time.time()
+    with open(root / "train.log", "w") as log:
+        job = subprocess.Popen([sys.executable, "-m", "segbench.cli", "train", "--arch", "bench", "--loss", "dice",
+                                "--threads", "2"], cwd=root, stdout=log, stderr=log,
+                               env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root}/mlflow.db"})
+        _, status, usage = os.wait4(job.pid, 0)  # this child's own resource usage
+    if status:
+        raise SystemExit((root / "train.log").read_text()[-3000:])
+    return usage.ru_maxrss / 1024, time.time() - start
+
+
+MODEL_ONLY = """
+import os, resource, sys, torch
+import segbench.training.trainer  # the train job's imports: torch, smp, albumentations, ...
+from segbench.models import create_model
+torch.set_num_threads(2)
+model = create_model(sys.argv[1], 1, 1, base_channels=8)
+model(torch.randn(4, 1, {size}, {size})).mean().backward()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def model_only_peak(arch: str) -> float:
+    """Peak RSS of the same imports and one training step of the model, with no dataset at all."""
+    done = subprocess.run([sys.executable, "-c", MODEL_ONLY.format(size=SIZE), arch], capture_output=True,
+                          text=True, check=True)
+    return float(done.stdout.split()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train", type=int, nargs="+", default=[1344, 336], help="train images per run")
+    parser.add_argument("--arch", default="attention_unet", help="a registry entry (built with 8 base channels)")
+    args = parser.parse_args()
+    print(f"segbench train, {args.arch} (8 base channels), {SIZE} px, batch 4, 1 epoch of {STEPS} steps, CPU; "
+          f"train-set statistics over every image; val on every val image at the original resolution "
+          f"({ORIG_W}x{ORIG_H})")
+    for n_train in args.train:
+        with tempfile.TemporaryDirectory() as tmp:
+            build(Path(tmp), n_train, n_train // 4)
+            peak, seconds = peak_rss_of_train(Path(tmp), args.arch)
+        data_mb = (n_train + n_train // 4) * SIZE * SIZE / 2**20
+        print(f"{n_train:5d} train + {n_train // 4:4d} val images ({data_mb:6.0f} MB of images): "
+              f"peak RSS {peak:6.0f} MB   ({seconds:.0f} s)")
+    print(f"no dataset, the same imports and one training step of the model: peak RSS "
+          f"{model_only_peak(args.arch):6.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
