@@ -5,6 +5,7 @@ import hashlib
 import io
 import json
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -149,3 +150,45 @@ def test_the_mlflow_model_is_a_pyfunc_the_champion_and_loads_without_pickle(swep
     assert mask.size == Image.open(image).size and out["lesion_count"][0] == len(json.loads(out["lesions"][0]))
     stored = {p.name for p in (swept / "mlruns").rglob("*") if p.is_file()}
     assert "python_model.pkl" not in stored and "mlflow_model.py" in stored  # models from code: nothing pickled
+
+
+@pytest.mark.e2e
+def test_mlflow_models_serve_answers_posted_images_with_masks(swept, tmp_path):
+    """`mlflow models serve -m models:/<sweep>@champion`, a real server on 127.0.0.1."""
+    import base64
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{swept}/mlflow.db",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # MLflow runs `uvicorn`
+    server = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m",
+                               "models:/tiny@champion", "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
+                              cwd=swept, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "serve.log", "w"))
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/ping", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(1)
+        else:
+            raise AssertionError((tmp_path / "serve.log").read_text()[-3000:])
+        image = next((swept / "data/raw/synthetic/extracted/BTXRD/images").glob("*.jpeg"))
+        payload = {"dataframe_split": {"columns": ["image"], "data": [[base64.b64encode(image.read_bytes()).decode()]]}}
+        answer = requests.post(f"http://127.0.0.1:{port}/invocations", json=payload, timeout=120)
+        assert answer.ok, answer.text
+        prediction = answer.json()["predictions"][0]
+        mask = Image.open(io.BytesIO(base64.b64decode(prediction["mask_png"])))
+        assert mask.size == Image.open(image).size and prediction["lesion_count"] >= 0
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -47,7 +47,7 @@ def expand(deps: list[str]) -> set[str]:
 def test_dvc_yaml_lists_each_stages_real_imports(stage):
     expected = set(dag.code_dependencies(stage))
     assert expand(DVC[stage]["deps"]) == expected, (
-        f"dvc.yaml stage {stage!r}: its src deps should be {sorted(expected)}")
+        f"dvc.yaml stage {stage!r}: its src deps should be (python -m segbench.dag): {dag.compact(sorted(expected))}")
 
 
 def test_code_dependencies_follow_imports_function_level_and_registry_ones_included():

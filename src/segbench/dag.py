@@ -102,3 +102,19 @@ def code_dependencies(stage: str) -> list[str]:
     for dependency in stage_imports(stage):
         modules |= closure(dependency)
     return sorted(str(module_file(m).relative_to(SRC.parent)) for m in modules)
+
+
+def compact(files: list[str]) -> list[str]:
+    """``files`` with every package folder whose .py files are all listed written as the folder (dvc.yaml style)."""
+    root, listed = SRC.parent, set(files)
+    out = set(listed)
+    for folder in sorted({str(Path(f).parent) for f in listed}, key=len):
+        every = {str(p.relative_to(root)) for p in (root / folder).rglob("*.py")}
+        if folder != "src/segbench" and every <= listed:
+            out = {f for f in out if not f.startswith(folder + "/")} | {folder}
+    return sorted(f for f in out if not any(f != g and f.startswith(g + "/") for g in out))
+
+
+if __name__ == "__main__":  # python -m segbench.dag: each stage's code deps, as dvc.yaml lists them
+    for name in STAGES:
+        print(f"{name}:\n" + "\n".join(f"      - {f}" for f in compact(code_dependencies(name))))

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -201,16 +202,17 @@ class Tracker:
                                                    ColSpec("string", "lesions")]))
         requirements = [f"torch=={torch.__version__.split('+')[0]}", "torchvision", "segmentation-models-pytorch",
                         "scipy", "pillow", "numpy", "pandas", "pydicom"]
-        with self._lock:
-            mlflow.set_tracking_uri(self.uri)
-            with mlflow.start_run(run_id=run_ids[0]):
-                info = mlflow.pyfunc.log_model(
-                    name="model", python_model=str(Path(__file__).parent / "inference" / "mlflow_model.py"),
-                    artifacts={k: str(v) for k, v in artifacts.items()}, signature=signature,
-                    input_example=pd.DataFrame({"image": [example]}), code_paths=[str(Path(__file__).parent)],
-                    pip_requirements=requirements, registered_model_name=params["sweep"]["name"])
-            self.client.set_model_version_tag(params["sweep"]["name"], info.registered_model_version,
-                                              "segbench.run", metrics["run"])
+        sweep = params["sweep"]["name"]
+        with tempfile.TemporaryDirectory() as tmp:  # saved, then logged by this client: no global MLflow state
+            mlflow.pyfunc.save_model(
+                f"{tmp}/model", python_model=str(Path(__file__).parent / "inference" / "mlflow_model.py"),
+                artifacts={k: str(v) for k, v in artifacts.items()}, signature=signature,
+                input_example=pd.DataFrame({"image": [example]}), code_paths=[str(Path(__file__).parent)],
+                pip_requirements=requirements)
+            with self._lock:
+                self.client.log_artifacts(run_ids[0], f"{tmp}/model", "model")
+                self.client.create_model_version(sweep, f"runs:/{run_ids[0]}/model", run_ids[0],
+                                                 tags={"segbench.run": metrics["run"]})
 
     def end(self, run_id: str, status: str = "FINISHED") -> None:
         with self._lock:

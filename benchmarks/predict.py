@@ -1,0 +1,105 @@
+"""Bone Detect's latency: one 512 px X-ray through the web API against the bare model forward pass.
+
+The thesis's model (Attention U-Net, 32 base channels) at its size (512 px), on the CPU. The API side
+is a real HTTP request over loopback to `segbench serve`'s app under uvicorn: upload, decode,
+resize and pad, forward, resample to the original size, threshold, lesion table, four PNGs
+encoded in the JSON answer. The forward side is the same model on the same preprocessed tensor.
+Runs alternate; medians are compared.
+
+    python benchmarks/predict.py [--repeats 7] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import requests
+import torch
+import uvicorn
+from PIL import Image
+
+from segbench.data.images import Geometry, normalise
+from segbench.inference.runs import Run
+from segbench.models import build_model
+from segbench.serve import create_app
+
+SIZE = 512
+ARCH = {"family": "attention_unet", "base_channels": 32, "dropout": 0.3}
+
+
+def make_run(folder: Path) -> Path:
+    """A seed folder holding one checkpoint of the thesis's model (random weights: timing only)."""
+    torch.manual_seed(0)
+    model = build_model(ARCH, 1, 2)
+    fold = folder / "seed0" / "folds" / "fold0"
+    fold.mkdir(parents=True)
+    torch.save({"model": model.state_dict(), "arch_cfg": ARCH, "mean": [0.4], "std": [0.25], "in_channels": 1,
+                "classes": 2, "class_names": ["background", "tumour"], "size": SIZE, "epoch": 1}, fold / "model_best.pt")
+    return folder / "seed0"
+
+
+def xray() -> bytes:
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(20, 120, (SIZE, SIZE), np.uint8)
+    pixels[180:300, 220:330] += 100
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "PNG")
+    return out.getvalue()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        run = make_run(Path(tmp))
+        app = create_app([Run("attention_unet__dice_focal/seed0", run, None)], "attention_unet__dice_focal/seed0")
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        while not server.started:
+            time.sleep(0.05)
+        url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}/api/predict"
+        image = xray()
+        model = build_model(ARCH, 1, 2).eval()
+        model.load_state_dict(torch.load(run / "folds/fold0/model_best.pt", weights_only=True)["model"])
+        canvas = Geometry.fit(SIZE, SIZE, SIZE).place(Image.open(io.BytesIO(image)).convert("L"))
+        tensor = normalise(canvas[None], [0.4], [0.25])
+
+        def api():
+            answer = requests.post(url, files={"file": ("xray.png", image)}, timeout=120)
+            answer.raise_for_status()
+
+        def forward():
+            with torch.inference_mode():
+                model(tensor)
+
+        times = {"api": [], "forward": []}
+        for fn in (api, forward):  # warm-up: the server loads and caches the model on its first request
+            fn()
+        for _ in range(args.repeats):
+            for name, fn in (("api", api), ("forward", forward)):
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+        server.should_exit = True
+        thread.join(timeout=10)
+    api_s, forward_s = statistics.median(times["api"]), statistics.median(times["forward"])
+    print(f"Attention U-Net (32 base channels), {SIZE}x{SIZE} X-ray, CPU, {args.threads} threads, "
+          f"median of {args.repeats} alternating runs")
+    print(f"web API, end to end : {api_s * 1000:7.0f} ms")
+    print(f"model forward only  : {forward_s * 1000:7.0f} ms")
+    print(f"ratio               : {api_s / forward_s:7.2f} (target <= 1.2)")
+
+
+if __name__ == "__main__":
+    main()
