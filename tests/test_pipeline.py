@@ -171,3 +171,26 @@ def test_seeds_and_folds_in_both_orchestrators(tmp_path):
     statistics = json.loads((outcomes["snakemake"] / "results/report/statistics.json").read_text())
     assert statistics["seeds"] == [0, 1] and set(statistics["per_pair"]) == {"attention_unet__dice", "unet__dice"}
     assert "up to date" in run(outcomes["dvc"], "dvc", "status")
+
+@pytest.mark.e2e
+def test_the_readme_quick_tour(snakemade, tmp_path):
+    """demo -> report -> MLflow compare -> predict, as the README's quick tour runs them."""
+    from mlflow.tracking import MlflowClient
+
+    run(snakemade, "dvc", "commit", "--force", "--quiet")  # what `make demo` does after Snakemake
+    assert "up to date" in run(snakemade, "dvc", "status")
+    shown = run(snakemade, "dvc", "exp", "show", "--no-pager", "--csv").splitlines()[0].split(",")
+    metrics = [c for c in shown if c.startswith("results/")]
+    assert metrics and all(c.startswith("results/report/summary.json:") for c in metrics)  # the headline only
+    report = snakemade / "results/report/report.html"
+    assert report.exists() and "Report:" in (snakemade / "logs/report.log").read_text()
+    client = MlflowClient(f"sqlite:///{snakemade}/mlflow.db")
+    experiment = client.get_experiment_by_name("segbench-synthetic")
+    ranked = client.search_runs([experiment.experiment_id], "tags.`segbench.role` = 'pair'",
+                                order_by=["metrics.test_dice DESC"])
+    table = (snakemade / "results/report/comparison.md").read_text()
+    best = json.loads((snakemade / "results/report/summary.json").read_text())["best_pair"]
+    assert ranked[0].info.run_name == f"{best}/seed0" and f"Best pair: {best}" in table
+    image = next((snakemade / "data/raw/synthetic/extracted/BTXRD/images").glob("*.jpeg"))
+    out = run(snakemade, "segbench", "predict", str(image), "--out", str(tmp_path))
+    assert f"{best}/seed0: 1 image(s)" in out and (tmp_path / f"{image.stem}_mask.png").exists()

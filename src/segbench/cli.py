@@ -63,19 +63,22 @@ def _check_pair(params: dict, args) -> None:
         if name not in params[kind]:
             raise SegbenchError(f"--{kind[:4]} {name!r}: not defined under '{kind}:' in {args.params} "
                                 f"(defined: {sorted(params[kind])}){did_you_mean(name, params[kind])}")
-    for option, values in (("seed", params["sweep"]["seeds"]), ("fold", params["sweep"]["folds"])):
-        value = getattr(args, option, None)
-        if value is not None and option == "fold" and value not in values:
-            raise SegbenchError(f"--fold {value}: not in sweep.folds {values}")
+    fold = getattr(args, "fold", None)
+    if fold is not None and fold not in params["sweep"]["folds"]:
+        raise SegbenchError(f"--fold {fold}: not in sweep.folds {params['sweep']['folds']}")
+
+
+def _threads(count: int) -> None:
     import torch
 
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(count)
 
 
 def cmd_train(params: dict, args) -> None:
+    _check_pair(params, args)
     from segbench.training.trainer import train_pair
 
-    _check_pair(params, args)
+    _threads(args.threads)
     name, seed = params["dataset"]["name"], args.seed if args.seed is not None else params["sweep"]["seeds"][0]
     fold = args.fold if args.fold is not None else params["sweep"]["folds"][0]
     summary = train_pair(args.arch, args.loss, params, paths.processed_dir(name), paths.split_csv(name),
@@ -85,9 +88,10 @@ def cmd_train(params: dict, args) -> None:
 
 
 def cmd_evaluate(params: dict, args) -> None:
+    _check_pair(params, args)
     from segbench.evaluation.evaluate import evaluate_replicate
 
-    _check_pair(params, args)
+    _threads(args.threads)
     name, seed = params["dataset"]["name"], args.seed if args.seed is not None else params["sweep"]["seeds"][0]
     metrics = evaluate_replicate(args.arch, args.loss, seed, params, paths.processed_dir(name),
                                  paths.split_csv(name), _tracker(params))
@@ -98,20 +102,22 @@ def cmd_evaluate(params: dict, args) -> None:
 def cmd_report(params: dict, args) -> None:
     from segbench.report import build_report
 
-    path = build_report(params, _tracker(params))
+    tracker = _tracker(params)
+    path = build_report(params, tracker)
     print(f"Report: {path.resolve()}")
+    print(f"MLflow: `mlflow ui --backend-store-uri {tracker.uri}`, then {tracker.compare_url(params['sweep']['name'])}"
+          if tracker.uri.startswith("sqlite") else f"MLflow: {tracker.compare_url(params['sweep']['name'])}")
 
 
 def cmd_predict(params: dict, args) -> None:
     from segbench.inference.files import image_files, predict_files
-    from segbench.inference.predictor import Predictor
     from segbench.inference.runs import resolve
 
     files = image_files(args.inputs)
     run = resolve(args.run, params)
-    import torch
+    from segbench.inference.predictor import Predictor
 
-    torch.set_num_threads(args.threads)
+    _threads(args.threads)
     records = predict_files(Predictor.from_run(run.path), files, args.out)
     lesions = sum(r["lesion_count"] for r in records)
     print(f"{run.name}: {len(records)} image(s), {lesions} lesion(s); masks, overlays and JSON in {args.out}")
@@ -160,10 +166,10 @@ def cmd_list(params: dict | None, args) -> None:
 
 
 def cmd_export(params: dict, args) -> None:
+    _check_pair(params, args)
     from segbench.inference.predictor import CHECKPOINT, load_checkpoint
     from segbench.models.export import export_onnx
 
-    _check_pair(params, args)
     seed = args.seed if args.seed is not None else params["sweep"]["seeds"][0]
     fold = args.fold if args.fold is not None else params["sweep"]["folds"][0]
     run_dir = paths.fold_dir(args.arch, args.loss, seed, fold)

@@ -218,6 +218,16 @@ class Tracker:
         with self._lock:
             self.client.set_terminated(run_id, status)
 
+    def compare_url(self, sweep: str, ui: str = "http://127.0.0.1:5000") -> str:
+        """The MLflow UI page listing the sweep's runs flat, best test Dice first, in the "Model training"
+        view (a search filter shows child runs without their collapsed parent)."""
+        from urllib.parse import quote
+
+        base = self.uri.rstrip("/") if self.uri.startswith("http") else ui
+        query = quote(f"tags.`mlflow.parentRunId` = '{self.sweep_run(sweep)}'")
+        return (f"{base}/#/experiments/{self.experiment_id()}/runs?workflowType=machine_learning"
+                f"&searchFilter={query}&orderByKey=metrics.%60test_dice%60&orderByAsc=false")
+
     def finish_sweep(self, sweep: str, metrics: dict[str, float], tags: dict[str, str], files: list[Path],
                      champion: str) -> None:
         """Log the report onto the parent run and close it; give the registered model version of the run

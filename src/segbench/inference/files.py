@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -12,8 +13,10 @@ from tqdm import tqdm
 
 from segbench import SegbenchError
 from segbench.inference import lesions as draw
-from segbench.inference.predictor import Predictor
 from segbench.io import atomic_path
+
+if TYPE_CHECKING:  # the predictor imports torch: files are listed and names checked before it loads
+    from segbench.inference.predictor import Predictor
 
 log = logging.getLogger(__name__)
 SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm", ".dicom"}

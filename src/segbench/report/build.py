@@ -95,13 +95,14 @@ def setup(params: dict, results: Results) -> dict[str, str]:
     }
 
 
-def provenance(params: dict, results: Results, params_text: str) -> dict[str, str]:
+def provenance(params: dict, results: Results, params_text: str, tracker=None) -> dict[str, str]:
     stamp = paths.raw_dir(params["dataset"]["name"]) / EXTRACTED / STAMP
     run_ids = results.training.set_index(["pair", "seed", "fold"])["mlflow_run_id"].dropna()
     return {"git commit": git_commit() or "not a git checkout",
             "data checksum": stamp.read_text().strip() if stamp.exists() else "unknown",
             "params hash": "sha256:" + hashlib.sha256(params_text.encode()).hexdigest()[:16],
-            "MLflow runs": ", ".join(f"{p}/seed{s}/fold{f}: {r}" for (p, s, f), r in run_ids.items()) or "none"}
+            "MLflow runs": ", ".join(f"{p}/seed{s}/fold{f}: {r}" for (p, s, f), r in run_ids.items()) or "none",
+            **({"MLflow comparison": tracker.compare_url(params["sweep"]["name"])} if tracker else {})}
 
 
 def verdict(statistics: dict, table: pd.DataFrame) -> str:
@@ -195,7 +196,7 @@ def build_report(params: dict, tracker=None, params_path: Path = Path("params.ya
     params_text = params_path.read_text() if params_path.exists() else json.dumps(params, sort_keys=True)
     described = setup(params, results)
     losses = {l: loss_definition(params["losses"][l]) for l in params["sweep"]["losses"]}
-    meta = provenance(params, results, params_text)
+    meta = provenance(params, results, params_text, tracker)
     summary = verdict(statistics, table)
 
     write_json(out / "statistics.json", statistics)
