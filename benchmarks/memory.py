@@ -41,17 +41,17 @@ def build(root: Path, n_train: int, n_val: int) -> None:
     pad_left = (SIZE - width) // 2
     yy, xx = np.ogrid[:SIZE, :SIZE]
     oy, ox = np.ogrid[:ORIG_H, :ORIG_W]
-    from segbench.io import NpzWriter
+    from segbench.io import MaskZip, png_bytes
 
-    with NpzWriter(out / "masks_original.npz") as originals:
+    with MaskZip.writer(out / "masks_original.zip") as add_original:
         for i in range(n):
             cy, cx, r = rng.integers(100, 400), rng.integers(pad_left + 60, pad_left + width - 60), rng.integers(10, 50)
             images[i] = rng.integers(0, 80, (SIZE, SIZE), np.uint8)
             images[i, :, :pad_left] = images[i, :, pad_left + width:] = 0
             masks[i] = (yy - cy) ** 2 + (xx - cx) ** 2 < r * r
             images[i][masks[i] > 0] += 120
-            originals.add(f"IMG{i:06d}", ((oy - cy / scale) ** 2 + (ox - (cx - pad_left) / scale) ** 2
-                                           < (r / scale) ** 2).astype(np.uint8))
+            add_original(f"IMG{i:06d}", png_bytes(((oy - cy / scale) ** 2 + (ox - (cx - pad_left) / scale) ** 2
+                                                    < (r / scale) ** 2).astype(np.uint8)))
     images.flush(), masks.flush()
     ids = [f"IMG{i:06d}" for i in range(n)]
     pd.DataFrame({"sample_id": ids, "tumor_type": "osteochondroma", "orig_h": ORIG_H, "orig_w": ORIG_W,

@@ -29,7 +29,8 @@ from segbench.cli import main as segbench
 from segbench.config import validate_params
 from segbench.data.dataset import Processed, SegmentationDataset, augmentation
 from segbench.tracking import Tracker
-from segbench.training.trainer import build_model, seed_everything, train_pair
+from segbench.models import build_model
+from segbench.training.trainer import seed_everything, train_pair
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,8 +38,8 @@ REPO = Path(__file__).resolve().parents[1]
 def minimal_loop(params: dict, data: Processed, epochs: int) -> float:
     """Images per second of the plainest training loop over the same inputs."""
     recipe = params["train"]
-    seed_everything(recipe["seed"])
-    mean, std = data.normalisation()
+    seed_everything(0)
+    mean, std = data.normalisation(data.indices("train"))
     dataset = SegmentationDataset(data, data.indices("train"), mean, std, augmentation(recipe["augment"], 0))
     loader = DataLoader(dataset, batch_size=recipe["batch_size"], shuffle=True)
     model = build_model(params["architectures"]["smp_unet"])
@@ -59,7 +60,7 @@ def trainer_run(params: dict, data_dirs, epochs: int, out: Path, tracker: Tracke
     """Images per second of segbench's trainer, validation excluded."""
     p = copy.deepcopy(params)
     p["train"].update(epochs=epochs, early_stopping_patience=None)
-    summary = train_pair("smp_unet", "dice", p, *data_dirs, out, tracker)
+    summary = train_pair("smp_unet", "dice", p, *data_dirs, out, tracker=tracker)
     history = pd.read_csv(out / "history.csv")
     n_train = int((pd.read_csv(data_dirs[1])["subset"] == "train").sum())
     # the epoch loop's wall time (checkpoints, history, MLflow included) less the validation passes

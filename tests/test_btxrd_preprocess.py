@@ -11,6 +11,7 @@ from segbench.data import btxrd, synthetic
 from segbench.data.download import EXTRACTED, extract
 from segbench.data.images import Geometry
 from segbench.data.preprocess import preprocess
+from segbench.io import MaskZip
 
 
 @pytest.fixture
@@ -119,7 +120,7 @@ def test_original_masks_are_kept_in_one_compressed_file(raw, tmp_path):
     out = tmp_path / "processed"
     meta = preprocess(raw, out, size=32, dataset={"name": "synthetic", "include_normal": False})
     root = raw / EXTRACTED / "BTXRD"
-    with np.load(out / "masks_original.npz") as originals:
+    with MaskZip(out / "masks_original.zip") as originals:
         assert set(originals.files) == set(meta["sample_id"])
         for row in meta.itertuples():
             mask = originals[row.sample_id]

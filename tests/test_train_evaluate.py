@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 from conftest import TIMING, TINY
 from conftest import tiny_params as params
 from segbench import SegbenchError
-from segbench.io import read_json
+from segbench.io import MaskZip, read_json
 from segbench.losses.weighted_sum import WeightedSum
 from segbench.tracking import Tracker
 from segbench.training import trainer
@@ -117,7 +117,7 @@ def test_predictions_are_kept_at_the_original_size_and_monai_recomputes_the_metr
     per_image = pd.read_csv(run / "per_image.csv").astype({"sample_id": str}).set_index("sample_id")
     meta = pd.read_csv(swept / "data/processed/synthetic/meta.csv").astype({"sample_id": str}).set_index("sample_id")
     with np.load(run / "test_predictions.npz") as saved, \
-            np.load(swept / "data/processed/synthetic/masks_original.npz") as truth:
+            MaskZip(swept / "data/processed/synthetic/masks_original.zip") as truth:
         assert set(saved.files) == set(per_image.index)
         for sample_id, scores in per_image.iterrows():
             pred, true = saved[sample_id], truth[sample_id]

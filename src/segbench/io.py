@@ -72,3 +72,49 @@ class NpzWriter:
     def __exit__(self, *exc) -> None:
         self._zip.close()
         self._atomic.__exit__(*exc)
+
+
+class MaskZip:
+    """Label maps stored as PNG files (any image viewer opens them) in one uncompressed zip: the PNGs are
+    compressed where they are made, in parallel workers. ``MaskZip.writer(path)`` writes one atomically
+    (``add(key, png_bytes)``); ``MaskZip(path)[key]`` reads a map back as a uint8 array."""
+
+    def __init__(self, path: str | os.PathLike):
+        import zipfile
+
+        self._zip = zipfile.ZipFile(path)
+        self.files = [name.removesuffix(".png") for name in self._zip.namelist()]
+
+    def __getitem__(self, key: str):
+        import io
+
+        import numpy as np
+        from PIL import Image
+
+        return np.asarray(Image.open(io.BytesIO(self._zip.read(f"{key}.png"))))
+
+    def __enter__(self) -> "MaskZip":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._zip.close()
+
+    @staticmethod
+    @contextlib.contextmanager
+    def writer(path: str | os.PathLike) -> Iterator:
+        """Yields ``add(key, png_bytes)``."""
+        import zipfile
+
+        with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
+            yield lambda key, png: archive.writestr(f"{key}.png", png)
+
+
+def png_bytes(mask) -> bytes:
+    """A uint8 (H, W) array as PNG bytes (lossless; fast on masks)."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(mask).save(out, "PNG", compress_level=1)
+    return out.getvalue()

@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 from segbench import SegbenchError
 from segbench.data.distance import signed_distance
 from segbench.data.images import normalise
+from segbench.io import MaskZip
 from segbench.labels import IGNORE
 
 CHUNK_BYTES = 16 << 20  # statistics read the images this many bytes at a time
@@ -148,11 +149,11 @@ class Processed:
         return (counts / max(1, counts.sum())).tolist()
 
     def original_masks(self):
-        """``masks_original.npz``: each sample's mask at its image's original size, keyed by sample id."""
-        path = self.directory / "masks_original.npz"
+        """``masks_original.zip``: each sample's mask at its image's original size, by sample id."""
+        path = self.directory / "masks_original.zip"
         if not path.exists():
             raise SegbenchError(f"{path}: missing; rerun `segbench preprocess`")
-        return np.load(path)
+        return MaskZip(path)
 
 
 def augmentation(options: dict, seed: int) -> A.Compose:

@@ -3,7 +3,7 @@
 As in the thesis (section 3.3.1): the longest side goes to ``size`` with the aspect kept,
 then black pixels pad the image to ``size x size`` (centred). ``scale`` and the pads are
 stored so that any prediction maps back to the original image, and the masks at their
-original size go into one compressed file, ``masks_original.npz``, for evaluation at the
+original size go into one file, ``masks_original.zip`` (a PNG per sample), for evaluation at the
 original resolution.
 """
 
@@ -24,15 +24,14 @@ from segbench.data import readers
 from segbench.data.download import EXTRACTED
 from segbench.data.images import Geometry, load_image
 from segbench.data.sample import Sample
-from segbench.io import NpzWriter, atomic_path, write_csv
+from segbench.io import MaskZip, atomic_path, png_bytes, write_csv
 from segbench.labels import IGNORE
 
 log = logging.getLogger(__name__)
-OUTPUTS = ("images.npy", "masks.npy", "meta.csv", "masks_original.npz")
 
 
 def process_sample(sample: Sample, size: int, dataset: dict):
-    """One sample -> (image (size, size[, 3]) uint8, mask (size, size) uint8, original mask, meta row),
+    """One sample -> (image (size, size[, 3]) uint8, mask (size, size) uint8, original mask as PNG bytes, meta row),
     or the reason it is skipped (a string) where the dataset skips unreadable images rather than failing."""
     reader = readers.reader(dataset)
     try:
@@ -50,7 +49,7 @@ def process_sample(sample: Sample, size: int, dataset: dict):
            "pad_top": geometry.pad_top, "pad_left": geometry.pad_left,
            "lesion_area_px": area, "lesion_ratio": area / (orig_h * orig_w)}
     return (geometry.place(image, Image.Resampling.BILINEAR),
-            geometry.place(Image.fromarray(mask), Image.Resampling.NEAREST), mask, row)
+            geometry.place(Image.fromarray(mask), Image.Resampling.NEAREST), png_bytes(mask), row)
 
 
 def size_buckets(ratio: pd.Series) -> tuple[pd.Series, list[float]]:
@@ -78,7 +77,7 @@ def _compact(path: Path, keep: list[int], shape: tuple[int, ...]) -> None:
 
 def preprocess(raw_dir: Path, out_dir: Path, size: int, dataset: dict, workers: int = 1) -> pd.DataFrame:
     """Write ``images.npy`` (N, S, S) grey or (N, S, S, 3) RGB, ``masks.npy`` (N, S, S), ``meta.csv`` and
-    ``masks_original.npz`` (each mask at its image's size, keyed by sample id).
+    ``masks_original.zip`` (each mask at its image's size, a PNG named by its sample id).
 
     Arrays are filled in memory-mapped temporary files (bounded memory) and renamed into
     place only when every sample has been processed; a bad file raises before any output.
@@ -89,7 +88,7 @@ def preprocess(raw_dir: Path, out_dir: Path, size: int, dataset: dict, workers: 
     image_shape = (size, size) if reader.MODE == "L" else (size, size, 3)
     rows, keep = [], []
     with atomic_path(out_dir / "images.npy") as images_tmp, atomic_path(out_dir / "masks.npy") as masks_tmp, \
-            NpzWriter(out_dir / "masks_original.npz") as originals:
+            MaskZip.writer(out_dir / "masks_original.zip") as add_original:
         images = np.lib.format.open_memmap(images_tmp, "w+", np.uint8, (len(samples), *image_shape))
         masks = np.lib.format.open_memmap(masks_tmp, "w+", np.uint8, (len(samples), size, size))
         n = len(samples)
@@ -100,7 +99,7 @@ def preprocess(raw_dir: Path, out_dir: Path, size: int, dataset: dict, workers: 
                     log.warning("skipped %s", result)
                     continue
                 images[i], masks[i], original, row = result
-                originals.add(row["sample_id"], original)
+                add_original(row["sample_id"], original)
                 rows.append(row)
                 keep.append(i)
         images.flush(), masks.flush()
