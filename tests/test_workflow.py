@@ -52,7 +52,7 @@ def test_dvc_yaml_lists_each_stages_real_imports(stage):
 
 def test_code_dependencies_follow_imports_function_level_and_registry_ones_included():
     train = dag.code_dependencies("train")
-    for module in ("metrics/overlap.py", "data/readers.py", "cli.py", "config.py", "io.py", "tracking.py",
+    for module in ("metrics/overlap.py", "data/dataset.py", "cli.py", "config.py", "io.py", "tracking.py",
                    "models/unet3plus.py", "losses/boundary.py", "inference/predictor.py"):
         assert f"src/segbench/{module}" in train, module
     assert "src/segbench/report/build.py" not in train and "src/segbench/evaluation/evaluate.py" not in train

@@ -46,11 +46,17 @@ def cmd_split(params: dict, args) -> None:
     from segbench.data.split import split
     from segbench.io import write_csv, write_json
 
+    from segbench.io import read_json
+
     name = params["dataset"]["name"]
-    meta_csv = paths.processed_dir(name) / "meta.csv"
-    if not meta_csv.exists():
-        raise SegbenchError(f"{meta_csv}: missing; run `segbench preprocess` first")
-    assignment, counts, leakage = split(pd.read_csv(meta_csv), **params["split"])
+    meta_csv, info_json = paths.processed_dir(name) / "meta.csv", paths.processed_dir(name) / "info.json"
+    for path in (meta_csv, info_json):
+        if not path.exists():
+            raise SegbenchError(f"{path}: missing; run `segbench preprocess` first")
+    options = dict(params["split"])
+    if options["stratify"] == "auto":  # the dataset's own choice (BTXRD: subtype; your data: classes present)
+        options["stratify"] = read_json(info_json)["stratify"]
+    assignment, counts, leakage = split(pd.read_csv(meta_csv), **options)
     write_csv(paths.split_csv(name), assignment)
     write_csv(paths.split_counts_csv(name), counts)
     write_json(paths.split_leakage_json(name), leakage)

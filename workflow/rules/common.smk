@@ -8,7 +8,12 @@ DATASET = config["dataset"]["name"]
 SWEEP = config["sweep"]
 RAW = f"data/raw/{DATASET}"
 PROCESSED = multiext(
-    f"data/processed/{DATASET}/", "images.npy", "masks.npy", "meta.csv", "masks_original.zip"
+    f"data/processed/{DATASET}/",
+    "images.npy",
+    "masks.npy",
+    "meta.csv",
+    "masks_original.zip",
+    "info.json",
 )
 SPLIT = multiext(f"data/splits/{DATASET}", ".csv", "_counts.csv", "_leakage.json")
 SEED_DIR = "results/runs/{arch}__{loss}/seed{seed}"

@@ -21,7 +21,7 @@ rule preprocess:
     log:
         "logs/preprocess.log",
     params:
-        dataset=options("dataset", "include_normal", "border_as"),
+        dataset=options("dataset", "include_normal", "border_as", "labels", "channels"),
         preprocess=options("preprocess"),
     threads: workflow.cores
     shell:
@@ -31,6 +31,7 @@ rule preprocess:
 rule split:
     input:
         PROCESSED[2],
+        PROCESSED[4],
         code("split"),
     output:
         SPLIT,

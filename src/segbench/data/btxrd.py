@@ -15,7 +15,7 @@ import pandas as pd
 from PIL import Image, ImageDraw
 
 from segbench import SegbenchError
-from segbench.data.sample import Sample
+from segbench.data.sample import Listing, Sample
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +28,7 @@ VIEWS = ["frontal", "lateral", "oblique"]
 COLUMNS = (["image_id", "center", "age", "gender"] + BONES + JOINTS + ["tumor", "benign", "malignant"]
            + SUBTYPES + LIMBS + VIEWS)
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".JPEG", ".JPG")
-MODE = "L"  # X-rays are read as greyscale, whatever their JPEG's colour mode
 SKIP_UNREADABLE = False  # a corrupt X-ray is an error naming the file
-STRATA = ["tumor_type", "benign_malignant", "size_bucket", "center", "view"]
 
 
 def _first_flag(row: pd.Series, names: list[str], default: str = "") -> str:
@@ -187,5 +185,7 @@ def load_mask(sample: Sample, height: int, width: int, options: dict) -> np.ndar
     return annotation_mask(sample.annotation_path, height, width)
 
 
-def class_names(options: dict) -> list[str]:
-    return ["background", "tumour"]
+def describe(extracted: Path, options: dict) -> Listing:
+    """X-rays, read as greyscale whatever their JPEG's colour mode; background and tumour."""
+    return Listing(list_samples(extracted, options), ["background", "tumour"], "L",
+                   ["tumor_type", "benign_malignant", "size_bucket", "center", "view"], "tumor_type")

@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 from segbench import SegbenchError
 from segbench.data.distance import signed_distance
 from segbench.data.images import normalise
-from segbench.io import MaskZip
+from segbench.io import MaskZip, read_json
 from segbench.labels import IGNORE
 
 CHUNK_BYTES = 16 << 20  # statistics read the images this many bytes at a time
@@ -88,7 +88,8 @@ class Processed:
 
     @classmethod
     def load(cls, processed_dir: Path, split_csv: Path) -> "Processed":
-        for path in (processed_dir / "images.npy", processed_dir / "masks.npy", processed_dir / "meta.csv", split_csv):
+        for path in (processed_dir / "images.npy", processed_dir / "masks.npy", processed_dir / "meta.csv",
+                     processed_dir / "info.json", split_csv):
             if not path.exists():
                 raise SegbenchError(f"{path}: missing; run the stage that makes it first")
         meta = pd.read_csv(processed_dir / "meta.csv")
@@ -103,6 +104,15 @@ class Processed:
     @property
     def channels(self) -> int:
         return 1 if self.images.ndim == 3 else self.images.shape[-1]
+
+    @property
+    def info(self) -> dict:
+        """info.json: class_names (background first), channels, strata, stratify."""
+        return read_json(self.directory / "info.json")
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.info["class_names"]
 
     @property
     def size(self) -> int:

@@ -162,3 +162,29 @@ def extract(archives: list[Path], checksums: list[str], target: Path) -> Path:
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return target
+
+
+def tree_checksum(folder: Path) -> str:
+    """SHA-256 over every file's relative path and content, in sorted order: a folder's checksum."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder).as_posix()).encode() + b"\0")
+        digest.update(file_checksum(path).encode() + b"\0")
+    return f"sha256:{digest.hexdigest()}"
+
+
+def copy_tree(source: Path, target: Path, checksum: str) -> Path:
+    """Copy the folder ``source`` to ``target`` once per ``checksum``, built under a temporary name."""
+    stamp = target / STAMP
+    if stamp.is_file() and stamp.read_text().strip() == checksum:
+        return target
+    partial = target.with_name(f".{target.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        shutil.copytree(source, partial)
+        (partial / STAMP).write_text(checksum + "\n")
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(partial, target)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return target

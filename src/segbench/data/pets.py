@@ -15,14 +15,12 @@ import pandas as pd
 from PIL import Image
 
 from segbench import SegbenchError
-from segbench.data.sample import Sample
+from segbench.data.sample import Listing, Sample
 from segbench.labels import IGNORE
 
 log = logging.getLogger(__name__)
 
-MODE = "RGB"  # images are kept in colour; CMYK, greyscale and PNG-behind-.jpg files are converted
 SKIP_UNREADABLE = True  # a file that does not decode at all is skipped, with a warning naming it
-STRATA = ["breed", "species", "size_bucket"]
 PET, BORDER = 1, 3  # trimap values; 2 is background
 LISTS = {"trainval": "trainval.txt", "test": "test.txt"}
 
@@ -73,9 +71,11 @@ def list_samples(extracted: Path, options: dict) -> list[Sample]:
     return sorted(samples, key=lambda s: s.sample_id)
 
 
-def class_names(options: dict) -> list[str]:
-    """Background and pet, plus the border as a class of its own with ``border_as: class``."""
-    return ["background", "pet", "border"] if options["border_as"] == "class" else ["background", "pet"]
+def describe(extracted: Path, options: dict) -> Listing:
+    """Images kept in colour (CMYK, greyscale and PNG-behind-.jpg files converted); background and pet,
+    plus the border as a class of its own with ``border_as: class``."""
+    names = ["background", "pet", "border"] if options["border_as"] == "class" else ["background", "pet"]
+    return Listing(list_samples(extracted, options), names, "RGB", ["breed", "species", "size_bucket"], "breed")
 
 
 def load_mask(sample: Sample, height: int, width: int, options: dict) -> np.ndarray:

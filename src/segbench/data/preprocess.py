@@ -24,18 +24,18 @@ from segbench.data import readers
 from segbench.data.download import EXTRACTED
 from segbench.data.images import Geometry, load_image
 from segbench.data.sample import Sample
-from segbench.io import MaskZip, atomic_path, png_bytes, write_csv
+from segbench.io import MaskZip, atomic_path, png_bytes, write_csv, write_json
 from segbench.labels import IGNORE
 
 log = logging.getLogger(__name__)
 
 
-def process_sample(sample: Sample, size: int, dataset: dict):
+def process_sample(sample: Sample, size: int, dataset: dict, mode: str, class_names: list[str]):
     """One sample -> (image (size, size[, 3]) uint8, mask (size, size) uint8, original mask as PNG bytes, meta row),
     or the reason it is skipped (a string) where the dataset skips unreadable images rather than failing."""
     reader = readers.reader(dataset)
     try:
-        image, (orig_h, orig_w) = load_image(sample.image_path, reader.MODE, scale_to=size)
+        image, (orig_h, orig_w) = load_image(sample.image_path, mode, scale_to=size)
     except SegbenchError as exc:
         if reader.SKIP_UNREADABLE:
             return str(exc)
@@ -47,7 +47,9 @@ def process_sample(sample: Sample, size: int, dataset: dict):
            **{k: v for k, v in sample.meta.items() if k != "sample_id"},
            "orig_h": orig_h, "orig_w": orig_w, "scale": geometry.scale,
            "pad_top": geometry.pad_top, "pad_left": geometry.pad_left,
-           "lesion_area_px": area, "lesion_ratio": area / (orig_h * orig_w)}
+           "lesion_area_px": area, "lesion_ratio": area / (orig_h * orig_w),
+           "classes_present": "+".join(class_names[c] for c in range(1, len(class_names)) if (mask == c).any())
+           or "none"}
     return (geometry.place(image, Image.Resampling.BILINEAR),
             geometry.place(Image.fromarray(mask), Image.Resampling.NEAREST), png_bytes(mask), row)
 
@@ -76,16 +78,17 @@ def _compact(path: Path, keep: list[int], shape: tuple[int, ...]) -> None:
 
 
 def preprocess(raw_dir: Path, out_dir: Path, size: int, dataset: dict, workers: int = 1) -> pd.DataFrame:
-    """Write ``images.npy`` (N, S, S) grey or (N, S, S, 3) RGB, ``masks.npy`` (N, S, S), ``meta.csv`` and
-    ``masks_original.zip`` (each mask at its image's size, a PNG named by its sample id).
+    """Write ``images.npy`` (N, S, S) grey or (N, S, S, 3) RGB, ``masks.npy`` (N, S, S), ``meta.csv``,
+    ``masks_original.zip`` (each mask at its image's size, a PNG named by its sample id) and
+    ``info.json`` (class names, channels, strata, default stratification).
 
     Arrays are filled in memory-mapped temporary files (bounded memory) and renamed into
     place only when every sample has been processed; a bad file raises before any output.
     """
-    reader = readers.reader(dataset)
-    samples = reader.list_samples(raw_dir / EXTRACTED, dataset)
+    listing = readers.reader(dataset).describe(raw_dir / EXTRACTED, dataset)
+    samples = listing.samples
     out_dir.mkdir(parents=True, exist_ok=True)
-    image_shape = (size, size) if reader.MODE == "L" else (size, size, 3)
+    image_shape = (size, size) if listing.mode == "L" else (size, size, 3)
     rows, keep = [], []
     with atomic_path(out_dir / "images.npy") as images_tmp, atomic_path(out_dir / "masks.npy") as masks_tmp, \
             MaskZip.writer(out_dir / "masks_original.zip") as add_original:
@@ -93,7 +96,8 @@ def preprocess(raw_dir: Path, out_dir: Path, size: int, dataset: dict, workers: 
         masks = np.lib.format.open_memmap(masks_tmp, "w+", np.uint8, (len(samples), size, size))
         n = len(samples)
         with ProcessPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
-            results = (pool.map if pool else map)(process_sample, samples, [size] * n, [dataset] * n)
+            results = (pool.map if pool else map)(process_sample, samples, [size] * n, [dataset] * n,
+                                                  [listing.mode] * n, [listing.class_names] * n)
             for i, result in enumerate(tqdm(results, total=n, desc="preprocess")):
                 if isinstance(result, str):
                     log.warning("skipped %s", result)
@@ -112,6 +116,8 @@ def preprocess(raw_dir: Path, out_dir: Path, size: int, dataset: dict, workers: 
         meta = pd.DataFrame(rows)
         meta["size_bucket"], edges = size_buckets(meta["lesion_ratio"])
         write_csv(out_dir / "meta.csv", meta)
+        write_json(out_dir / "info.json", {"class_names": listing.class_names, "channels": 1 if listing.mode == "L"
+                                           else 3, "strata": listing.strata, "stratify": listing.stratify})
     log.info("preprocessed %d images to %dx%d in %s (%d skipped); size buckets at lesion ratio %.4f / %.4f",
              len(rows), size, size, out_dir, n - len(rows), *edges)
     return meta

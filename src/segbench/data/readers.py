@@ -1,23 +1,19 @@
 """The dataset readers, by ``dataset.name``.
 
-Each reader module offers ``MODE`` ("L" or "RGB"), ``SKIP_UNREADABLE``, ``STRATA`` (meta.csv
-columns worth a per-value result), ``list_samples(extracted, options)``,
-``load_mask(sample, height, width, options)`` and ``class_names(options)``.
+Each reader module offers ``describe(extracted, options) -> Listing`` (the samples, the class names,
+the colour mode, the strata and the default stratification), ``load_mask(sample, height, width,
+options)`` and ``SKIP_UNREADABLE``.
 """
 
 from __future__ import annotations
 
 from types import ModuleType
 
-from segbench.data import btxrd, pets
+from segbench.data import btxrd, folder, nnunet, pets
 
-READERS = {"btxrd": btxrd, "synthetic": btxrd, "oxford_pets": pets}  # the synthetic demo is in BTXRD's format
+READERS = {"btxrd": btxrd, "synthetic": btxrd, "oxford_pets": pets, "folder": folder, "nnunet": nnunet}
 
 
 def reader(dataset: dict) -> ModuleType:
+    """The reader of ``dataset.name`` (the synthetic demo is in BTXRD's format)."""
     return READERS[dataset["name"]]
-
-
-def class_names(dataset: dict) -> list[str]:
-    """Names of the mask's classes, background first."""
-    return reader(dataset).class_names(dataset)

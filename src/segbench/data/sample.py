@@ -1,8 +1,8 @@
-"""One image of a dataset, as the dataset readers hand it to preprocessing."""
+"""What the dataset readers hand to preprocessing: the samples, and what the dataset is."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -13,3 +13,20 @@ class Sample:
     annotation_path: Path | None
     meta: dict
 
+
+@dataclass(frozen=True)
+class Listing:
+    """A dataset as a reader finds it.
+
+    samples:     every sample, sorted by id;
+    class_names: the mask's classes, background first;
+    mode:        "L" (1 channel) or "RGB" (3);
+    strata:      meta.csv columns worth a result per value;
+    stratify:    the column ``split.stratify: auto`` stratifies on (None: random).
+    """
+
+    samples: list[Sample]
+    class_names: list[str]
+    mode: str
+    strata: list[str] = field(default_factory=list)
+    stratify: str | None = None

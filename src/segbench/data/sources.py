@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from segbench import SegbenchError
 from segbench.data import synthetic
-from segbench.data.download import EXTRACTED, extract, fetch, file_checksum
+from segbench.data.download import EXTRACTED, copy_tree, extract, fetch, file_checksum, tree_checksum
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,39 @@ PUBLISHED = {
     ],
 }
 SYNTHETIC_FILE = "BTXRD-synthetic.zip"
+OWN = ("folder", "nnunet")  # a user's own dataset: dataset.source says where it is
+
+
+def own_dataset(dataset: dict, archive_dir: Path, raw_dir: Path) -> Path:
+    """A user's dataset into ``raw_dir/extracted``: a local folder (copied; its checksum is a hash of every
+    file), or an archive by path or URL (fetched and verified as the published datasets are).
+
+    Raises:
+        SegbenchError: no source, a source that does not exist, or a URL without a checksum.
+    """
+    source, checksum = dataset["source"], dataset["checksum"]
+    if not source or isinstance(source, list) or isinstance(checksum, list):
+        raise SegbenchError(f"dataset.source: dataset.name {dataset['name']!r} needs one source: your dataset's "
+                            "folder, or its archive (.zip, .tar.gz) as a path or URL")
+    remote = urllib.parse.urlparse(source).scheme in ("http", "https")
+    local = Path(urllib.request.url2pathname(urllib.parse.urlparse(source).path)) if source.startswith("file://") \
+        else Path(source)
+    if not remote and local.is_dir():
+        found = tree_checksum(local)
+        if checksum and found != checksum.lower():
+            raise SegbenchError(f"dataset.source: the folder {local} changed: its checksum is {found}, "
+                                f"dataset.checksum says {checksum}")
+        return copy_tree(local, raw_dir / EXTRACTED, found)
+    if not remote and not local.is_file():
+        raise SegbenchError(f"dataset.source: {source} does not exist")
+    if checksum is None:
+        if remote:
+            raise SegbenchError("dataset.checksum: required for an archive fetched by URL ('sha256:' and the "
+                                "output of `sha256sum` on it), so a changed or broken download is caught")
+        checksum = file_checksum(local)
+    name = Path(urllib.parse.urlparse(source).path).name or "dataset.zip"
+    archive = fetch(source, archive_dir / name, checksum)
+    return extract([archive], [checksum], raw_dir / EXTRACTED)
 
 
 def _per_archive(value, published: list[Archive], key: str) -> list:
@@ -60,6 +95,9 @@ def download_dataset(dataset: dict, synthetic_params: dict, archive_dir: Path, r
         The extracted tree.
     """
     name = dataset["name"]
+    if name in OWN:
+        archive_dir.mkdir(parents=True, exist_ok=True)
+        return own_dataset(dataset, archive_dir, raw_dir)
     published = PUBLISHED.get(name, [Archive("", "", SYNTHETIC_FILE)])
     sources = _per_archive(dataset["source"], published, "source")
     checksums = _per_archive(dataset["checksum"], published, "checksum")

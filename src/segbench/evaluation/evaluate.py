@@ -25,7 +25,6 @@ from tqdm import tqdm
 from segbench import SegbenchError, paths
 from segbench.data.dataset import Processed
 from segbench.data.images import Geometry
-from segbench.data.readers import class_names, reader
 from segbench.evaluation.summary import choose_postprocessing, summarise
 from segbench.inference import latency
 from segbench.inference.postprocess import CANDIDATES, lesion_count, postprocess
@@ -72,12 +71,13 @@ def evaluate_replicate(arch: str, loss: str, seed: int, params: dict, processed_
     """Evaluate the pair's models of ``seed``; write the seed folder's outputs; return metrics.json."""
     options, folds = params["evaluate"], params["sweep"]["folds"]
     out_dir = paths.seed_dir(arch, loss, seed)
-    names = class_names(params["dataset"])
-    classes, original = len(names), options["resolution"] == "original"
+    original = options["resolution"] == "original"
     pixel = params["dataset"]["spacing_mm"] or 1.0  # boundary metrics in mm with a spacing, else in pixels
     spacing, tolerance = (pixel, pixel), options["nsd_tolerance_px"] * pixel
     min_fraction, batch = options["min_component_fraction"], params["train"]["batch_size"]
     data = Processed.load(processed_dir, split_csv)
+    names = data.class_names
+    classes = len(names)
     truth = Truth(data, original)
     fold_runs = {f: paths.fold_dir(arch, loss, seed, f) for f in folds}
     models = {f: Predictor.from_checkpoints([d / CHECKPOINT], source=str(d)) for f, d in fold_runs.items()}
@@ -101,7 +101,7 @@ def evaluate_replicate(arch: str, loss: str, seed: int, params: dict, processed_
         raise SegbenchError(f"{split_csv}: the test subset is empty")
     ensemble = Predictor([m.members[0] for m in models.values()], data.size, data.channels, classes, chosen,
                          str(out_dir), names)
-    strata = [c for c in dict.fromkeys([*reader(params["dataset"]).STRATA, params["split"]["stratify"]])
+    strata = [c for c in dict.fromkeys([*data.info["strata"], params["split"]["stratify"]])
               if c and c in data.meta.columns]
     per_image = []
     with NpzWriter(out_dir / "test_predictions.npz") as saved, NpzWriter(out_dir / "test_probabilities.npz") as probs:

@@ -47,6 +47,7 @@ def _flat(metrics: dict) -> dict:
     out.update({f"detection_{k}": v for k, v in metrics.get("detection", {}).items()})
     out.update({f"empty_{k}": v for k, v in metrics.get("empty", {}).items()})
     out["postprocessing"] = metrics.get("postprocessing", {}).get("name")
+    out.update({f"dice {name}": scores["dice"] for name, scores in metrics.get("per_class", {}).items()})
     return out
 
 

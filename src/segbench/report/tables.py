@@ -25,7 +25,8 @@ METRICS = {
 def comparison_table(results: Results, statistics: dict) -> pd.DataFrame:
     """One row per pair, best mean test Dice first: every metric, the Dice CI and test against the
     best, and the efficiency figures."""
-    summary = pair_summary(results, list(METRICS))
+    per_class = [c for c in results.replicates.columns if c.startswith("dice ")]  # "dice <class>", K > 2 classes
+    summary = pair_summary(results, [*METRICS, *per_class])
     ci, versus = statistics["per_pair"], statistics["versus_best"]["pairs"]
     rows = []
     for pair, row in summary.iterrows():
@@ -35,6 +36,7 @@ def comparison_table(results: Results, statistics: dict) -> pd.DataFrame:
             "Dice SD (seeds)": row["dice_sd_seeds"],
             "not worse than best": "yes" if versus[pair]["not_worse"] else "no",
             "p vs best (Holm)": versus[pair]["p_holm"],
+            **{f"Dice {c.removeprefix('dice ')}": row[c] for c in per_class},
             **{METRICS[m][0]: row[m] for m in METRICS if m != "dice"},
             "parameters (M)": row["parameters"] / 1e6, "GFLOPs": row["gflops"],
             "latency CPU (ms)": row.get("latency_ms_cpu"), "memory CPU (MB)": row.get("memory_mb_cpu"),

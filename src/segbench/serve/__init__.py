@@ -79,7 +79,9 @@ def create_app(runs: list[Run], default: str | None, max_upload_mb: float = 25.0
                                         f"or DICOM): {str(exc).removeprefix('upload: ')}") from None
         image = image.resize((mask.shape[1], mask.shape[0]))
         record = {**describe(model, mask, probability), "run": name, "filename": file.filename,
-                  "class_names": model.class_names, "image": _data_uri(image.convert("RGB")),
+                  "legend": [{"name": name, "colour": "#%02x%02x%02x" % draw.colour(c)}
+                             for c, name in enumerate(model.class_names) if c],
+                  "image": _data_uri(image.convert("RGB")),
                   "mask_overlay": _data_uri(draw.colour_mask(mask)), "probability": _data_uri(
                       draw.probability_image(probability)), "mask": _data_uri(draw.mask_image(mask, model.classes))}
         if truth is not None and truth.filename:

@@ -31,7 +31,6 @@ from tqdm import tqdm
 from segbench import SegbenchError, paths
 from segbench.data.dataset import Processed, SegmentationDataset, augmentation
 from segbench.data.download import EXTRACTED, STAMP
-from segbench.data.readers import class_names
 from segbench.io import atomic_path, write_csv, write_json
 from segbench.losses import BLIND_ON_EMPTY, create_loss
 from segbench.models import build_model
@@ -169,7 +168,7 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
         raise SegbenchError(f"{split_csv}: fold {fold} leaves no train or no val images")
     arch_cfg = params["architectures"][arch]
     mean, std = input_normalisation(arch_cfg, data, train_idx)
-    names = class_names(params["dataset"])
+    names = data.class_names
     classes = len(names)
     blind = [t["term"] for t in params["losses"][loss] if t["term"] in BLIND_ON_EMPTY and not t.get("smooth")]
     if params["dataset"]["include_normal"] and blind:
