@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
 import shutil
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -15,6 +18,7 @@ import yaml
 from segbench.config import validate_params
 
 REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
 
 # The repository's params.yaml (dvc.yaml needs every key it names), shrunk to run in seconds.
 TINY = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -83,11 +87,37 @@ def tiny_params(**train) -> dict:
 
 def make_project(root: Path, params: dict) -> Path:
     """A copy of the workflow (Snakefile, dvc.yaml, workflow/, src/) with its own params.yaml."""
-    for name in ("Snakefile", "dvc.yaml", ".dvcignore"):
+    for name in ("Snakefile", "dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(REPO / name, root / name)
     for name in ("workflow", "src"):
         shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return root
+
+
+def run(cwd: Path, *command: str) -> str:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    if done.returncode:
+        logs = "\n".join(f"== {p}\n{p.read_text()[-3000:]}" for p in cwd.glob("logs/**/*.log"))
+        raise AssertionError(f"{' '.join(command)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}\n{logs}")
+    return done.stdout + done.stderr
+
+
+def new_project(root: Path) -> Path:
+    make_project(root, copy.deepcopy(TINY))
+    run(root, "git", "init", "-q")
+    run(root, "dvc", "init", "-q")
+    run(root, "dvc", "config", "core.analytics", "false")
+    return root
+
+
+@pytest.fixture(scope="session")
+def snakemade(tmp_path_factory) -> Path:
+    """A git + DVC project where the real `snakemake --cores 2` ran the tiny sweep (tests never change its files)."""
+    root = new_project(tmp_path_factory.mktemp("snakemake"))
+    run(root, "snakemake", "--cores", "2")
     return root
 
 

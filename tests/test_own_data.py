@@ -1,6 +1,5 @@
 """Your own data: a folder of images and masks, or an nnU-Net raw dataset, with any number of classes."""
 
-import copy
 import json
 import shutil
 
@@ -10,7 +9,6 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import TINY
 from segbench import SegbenchError
 from segbench.data import folder, nnunet
 from segbench.data.download import EXTRACTED
@@ -149,7 +147,7 @@ def test_a_url_source_needs_a_checksum_and_a_folder_source_is_verified(tmp_path)
 @pytest.mark.parametrize("layout", ["folder", "nnunet"])
 def test_your_own_data_through_the_real_snakemake(tmp_path, layout):
     """Three classes, RGB (folder) or grey (nnU-Net): three params lines, then the full report."""
-    from test_pipeline import new_project, run
+    from conftest import new_project, run
 
     (tmp_path / "project").mkdir()
     root = new_project(tmp_path / "project")
@@ -162,7 +160,7 @@ def test_your_own_data_through_the_real_snakemake(tmp_path, layout):
         params["split"]["official_test"] = True
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(root, "snakemake", "--cores", "2")
-    metrics = json.loads((root / f"results/runs/attention_unet__dice_ce/seed0/metrics.json").read_text())
+    metrics = json.loads((root / "results/runs/attention_unet__dice_ce/seed0/metrics.json").read_text())
     assert set(metrics["per_class"]) == {"tumour", "oedema"} and "classes_present" in metrics["strata"]
     info = json.loads((root / f"data/processed/{layout}/info.json").read_text())
     assert info["channels"] == (3 if layout == "folder" else 1)

@@ -4,7 +4,6 @@ import io
 import threading
 import time
 
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
