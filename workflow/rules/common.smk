@@ -2,7 +2,8 @@
 from segbench.config import validate_params
 from segbench.dag import code_dependencies
 
-validate_params(config, source="params.yaml")  # fills defaults; a bad key, name or option fails here
+# fills defaults; a bad key, name or option fails here
+validate_params(config, source="params.yaml")
 
 DATASET = config["dataset"]["name"]
 SWEEP = config["sweep"]
@@ -17,8 +18,10 @@ PROCESSED = multiext(
 )
 SPLIT = multiext(f"data/splits/{DATASET}", ".csv", "_counts.csv", "_leakage.json")
 SEED_DIR = "results/runs/{arch}__{loss}/seed{seed}"
-FOLD_DIR = SEED_DIR + "/folds/fold{fold}"
-REPLICATES = dict(arch=SWEEP["architectures"], loss=SWEEP["losses"], seed=SWEEP["seeds"])
+FOLD_DIR = "results/runs/{arch}__{loss}/seed{seed}/folds/fold{fold}"
+REPLICATES = dict(
+    arch=SWEEP["architectures"], loss=SWEEP["losses"], seed=SWEEP["seeds"]
+)
 FIGURES = [
     "dice_matrix",
     "distributions",

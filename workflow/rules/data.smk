@@ -5,6 +5,8 @@ rule download:
         directory(RAW),
     log:
         "logs/download.log",
+    conda:
+        "../envs/segbench.yaml"
     params:
         dataset=options("dataset", "name", "source", "checksum"),
         synthetic=options("synthetic"),
@@ -20,10 +22,12 @@ rule preprocess:
         PROCESSED,
     log:
         "logs/preprocess.log",
+    conda:
+        "../envs/segbench.yaml"
+    threads: 64  # every core Snakemake gives: it scales this down to --cores (a profile may set it)
     params:
         dataset=options("dataset", "include_normal", "border_as", "labels", "channels"),
         preprocess=options("preprocess"),
-    threads: workflow.cores
     shell:
         "segbench preprocess --workers {threads} 2> {log}"
 
@@ -37,6 +41,8 @@ rule split:
         SPLIT,
     log:
         "logs/split.log",
+    conda:
+        "../envs/segbench.yaml"
     params:
         split=options("split"),
     shell:

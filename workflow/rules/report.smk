@@ -26,6 +26,8 @@ rule report:
         expand("results/report/figures/{figure}.svg", figure=FIGURES),
     log:
         "logs/report.log",
+    conda:
+        "../envs/segbench.yaml"
     params:
         sweep=options("sweep"),
         evaluate=options("evaluate"),

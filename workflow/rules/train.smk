@@ -4,17 +4,23 @@ rule train:
         SPLIT[0],
         code("train"),
     output:
-        multiext(f"{FOLD_DIR}/", "model_best.pt", "model_last.pt", "history.csv", "train.json"),
+        multiext(
+            f"{FOLD_DIR}/",
+            "model_best.pt",
+            "model_last.pt",
+            "history.csv",
+            "train.json",
+        ),
     log:
         "logs/train/{arch}__{loss}/seed{seed}/fold{fold}.log",
+    conda:
+        "../envs/segbench.yaml"
+    threads: config["train"]["threads"]
     params:
         train=options("train"),
         architecture=lambda w: config["architectures"][w.arch],
         loss=lambda w: config["losses"][w.loss],
         resolution=config["evaluate"]["resolution"],
-    threads: config["train"]["threads"]
-    resources:
-        gpu=1,  # counted only: `--resources gpu=N` caps parallel trainings; each job leases its own GPU
     shell:
         "segbench train --arch {wildcards.arch} --loss {wildcards.loss} --seed {wildcards.seed} "
         "--fold {wildcards.fold} --threads {threads} 2> {log}"
@@ -38,11 +44,13 @@ rule evaluate:
         ),
     log:
         "logs/evaluate/{arch}__{loss}/seed{seed}.log",
+    conda:
+        "../envs/segbench.yaml"
+    threads: 1
     params:
         evaluate=options("evaluate"),
         dataset=options("dataset", "spacing_mm"),
         folds=SWEEP["folds"],
-    threads: 1
     shell:
         "segbench evaluate --arch {wildcards.arch} --loss {wildcards.loss} --seed {wildcards.seed} "
         "--threads {threads} 2> {log}"
