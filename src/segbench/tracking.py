@@ -125,11 +125,9 @@ class Tracker:
             with self._lock:
                 run_id = self.client.get_registered_model(sweep).tags.get(SWEEP_RUN_TAG)
                 if run_id:
-                    if self.client.get_run(run_id).info.lifecycle_stage == "active":
-                        return run_id
-                    run = self.client.create_run(experiment_id, run_name=sweep, tags={ROLE: "sweep", **source_tags()})
-                    self.client.set_registered_model_tag(sweep, SWEEP_RUN_TAG, run.info.run_id)  # the old one was deleted
-                    return run.info.run_id
+                    if self.client.get_run(run_id).info.lifecycle_stage != "active":
+                        self.client.restore_run(run_id)  # deleted in the UI; restoring twice is harmless
+                    return run_id
             if time.monotonic() > deadline:
                 raise TimeoutError(f"MLflow: no parent run for sweep {sweep!r} after {timeout:.0f} s")
             time.sleep(0.5)
