@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install clean
+.PHONY: demo test pull install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" pytest
+
+pull: $(STAMP)  # a collaborator's clone: data and models from the DVC remote, nothing left to rerun
+	PATH="$(CURDIR)/$(BIN):$$PATH" workflow/scripts/pull
 
 clean:
 	rm -rf data results/runs results/report logs .snakemake
