@@ -115,7 +115,8 @@ def new_project(root: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def snakemade(tmp_path_factory) -> Path:
-    """A git + DVC project where the real `snakemake --cores 2` ran the tiny sweep (tests never change its files)."""
+    """A git + DVC project where the real `snakemake --cores 2` ran the tiny sweep. Shared: a test that
+    changes it puts it back."""
     root = new_project(tmp_path_factory.mktemp("snakemake"))
     run(root, "snakemake", "--cores", "2")
     return root

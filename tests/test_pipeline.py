@@ -90,16 +90,6 @@ def test_reruns_are_incremental(snakemade):
 
 
 @pytest.mark.e2e
-def test_dvc_commit_then_status_is_clean_and_push_shares(snakemade, tmp_path):
-    run(snakemade, "dvc", "commit", "--force")
-    assert "up to date" in run(snakemade, "dvc", "status")
-    run(snakemade, "dvc", "remote", "add", "--default", "local", str(tmp_path / "remote"))
-    run(snakemade, "dvc", "push")
-    assert sum(1 for p in (tmp_path / "remote").rglob("*") if p.is_file()) >= 20
-    assert "best_dice" in run(snakemade, "dvc", "metrics", "show")
-
-
-@pytest.mark.e2e
 def test_dvc_repro_gives_the_same_results_and_snakemake_agrees(snakemade, tmp_path):
     root = new_project(tmp_path)
     run(root, "dvc", "repro")
