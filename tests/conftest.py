@@ -95,10 +95,15 @@ def make_project(root: Path, params: dict) -> Path:
     return root
 
 
+def tool_env(**extra: str) -> dict[str, str]:
+    """The environment for the venv's tools (segbench, snakemake, dvc, mlflow): its bin first on PATH, and
+    no MLFLOW_TRACKING_URI but the one given."""
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    return {**env, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", **extra}
+
+
 def run(cwd: Path, *command: str) -> str:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    done = subprocess.run(command, cwd=cwd, env=tool_env(), capture_output=True, text=True)
     if done.returncode:
         logs = "\n".join(f"== {p}\n{p.read_text()[-3000:]}" for p in cwd.glob("logs/**/*.log"))
         raise AssertionError(f"{' '.join(command)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}\n{logs}")

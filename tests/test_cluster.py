@@ -2,7 +2,6 @@
 resuming a job its time limit killed."""
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -12,7 +11,7 @@ import pytest
 import yaml
 
 import slurm_cluster
-from conftest import BIN, REPO, TINY, make_project, new_project, run
+from conftest import BIN, REPO, TINY, make_project, new_project, run, tool_env
 
 
 def test_snakemake_lint_and_snakefmt_find_nothing(tmp_path):
@@ -99,13 +98,11 @@ def test_a_job_killed_at_its_time_limit_resumes_with_its_learning_rate_schedule(
         folders[name] = tmp_path / name
         shutil.copytree(prepared / "data", folders[name] / "data")
         (folders[name] / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    env.pop("MLFLOW_TRACKING_URI", None)
     train = [str(BIN / "segbench"), "train", "--arch", "smp_unet", "--loss", "dice"]
     fold = Path("results/runs/smp_unet__dice/seed0/folds/fold0")
 
     log = tmp_path / "killed.log"  # a file, not a pipe nobody reads while the job runs
-    job = subprocess.Popen(train, cwd=folders["killed"], env=env, stderr=log.open("w"))
+    job = subprocess.Popen(train, cwd=folders["killed"], env=tool_env(), stderr=log.open("w"))
     history = folders["killed"] / fold / "history.csv"
     while not (history.exists() and len(pd.read_csv(history)) >= 3) and job.poll() is None:
         time.sleep(0.02)

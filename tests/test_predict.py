@@ -5,7 +5,6 @@ import hashlib
 import io
 import json
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,7 +12,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import TINY
+from conftest import BIN, TINY, tool_env
 from segbench.cli import main
 from test_real_archives import labelme, row
 
@@ -156,10 +155,8 @@ def test_the_mlflow_model_is_a_pyfunc_the_champion_and_loads_without_pickle(swep
 def test_mlflow_models_serve_answers_posted_images_with_masks(swept, tmp_path):
     """`mlflow models serve -m models:/<sweep>@champion`, a real server on 127.0.0.1."""
     import base64
-    import os
     import socket
     import subprocess
-    import sys
     import time
 
     import requests
@@ -167,9 +164,8 @@ def test_mlflow_models_serve_answers_posted_images_with_masks(swept, tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{swept}/mlflow.db",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # MLflow runs `uvicorn`
-    server = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m",
+    env = tool_env(MLFLOW_TRACKING_URI=f"sqlite:///{swept}/mlflow.db")  # MLflow runs `uvicorn` from PATH
+    server = subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m",
                                "models:/tiny@champion", "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
                               cwd=swept, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "serve.log", "w"))
     try:

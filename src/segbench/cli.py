@@ -111,8 +111,9 @@ def cmd_report(params: dict, args) -> None:
     tracker = _tracker(params)
     path = build_report(params, tracker)
     print(f"Report: {path.resolve()}")
-    print(f"MLflow: `mlflow ui --backend-store-uri {tracker.uri}`, then {tracker.compare_url(params['sweep']['name'])}"
-          if tracker.uri.startswith("sqlite") else f"MLflow: {tracker.compare_url(params['sweep']['name'])}")
+    link = tracker.compare_url(params["sweep"]["name"])
+    print(f"MLflow: `mlflow ui --backend-store-uri {tracker.uri}`, then {link}" if tracker.uri.startswith("sqlite")
+          else f"MLflow: {link}")
 
 
 def cmd_predict(params: dict, args) -> None:

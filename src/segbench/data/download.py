@@ -15,6 +15,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
@@ -140,28 +141,32 @@ def _extract_into(archive: Path, target: Path) -> None:
         raise SegbenchError(f"{archive}: neither a zip nor a tar archive")
 
 
-def extract(archives: list[Path], checksums: list[str], target: Path) -> Path:
-    """Extract ``archives`` (zip or tar) together into ``target``, once per set of checksums.
-
-    The tree is built under a temporary name and renamed into place when complete,
-    so a half-finished extraction is never taken for a complete one.
-    """
-    stamp_text = " ".join(checksums)
+def _build_once(target: Path, stamp_text: str, fill: Callable[[Path], None]) -> Path:
+    """Fill ``target`` once per ``stamp_text``: ``fill`` builds the tree under a temporary name, which is
+    renamed into place when complete, so a half-built tree is never taken for a complete one."""
     stamp = target / STAMP
     if stamp.is_file() and stamp.read_text().strip() == stamp_text:
         return target
     partial = target.with_name(f".{target.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
     try:
-        for archive in archives:
-            _extract_into(archive, partial)
+        fill(partial)
         (partial / STAMP).write_text(stamp_text + "\n")
         shutil.rmtree(target, ignore_errors=True)
         os.replace(partial, target)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return target
+
+
+def extract(archives: list[Path], checksums: list[str], target: Path) -> Path:
+    """Extract ``archives`` (zip or tar) together into ``target``, once per set of checksums."""
+    def fill(partial: Path) -> None:
+        partial.mkdir(parents=True)
+        for archive in archives:
+            _extract_into(archive, partial)
+
+    return _build_once(target, " ".join(checksums), fill)
 
 
 def tree_checksum(folder: Path) -> str:
@@ -174,17 +179,5 @@ def tree_checksum(folder: Path) -> str:
 
 
 def copy_tree(source: Path, target: Path, checksum: str) -> Path:
-    """Copy the folder ``source`` to ``target`` once per ``checksum``, built under a temporary name."""
-    stamp = target / STAMP
-    if stamp.is_file() and stamp.read_text().strip() == checksum:
-        return target
-    partial = target.with_name(f".{target.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    try:
-        shutil.copytree(source, partial)
-        (partial / STAMP).write_text(checksum + "\n")
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(partial, target)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
-    return target
+    """Copy the folder ``source`` to ``target`` once per ``checksum``."""
+    return _build_once(target, checksum, lambda partial: shutil.copytree(source, partial))

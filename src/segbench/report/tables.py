@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from segbench.report.collect import Results, pair_summary
@@ -97,7 +96,3 @@ def statistics_tables(statistics: dict) -> dict[str, pd.DataFrame]:
 
 def markdown(frame: pd.DataFrame) -> str:
     return frame.to_markdown(index=False, floatfmt=".4f", missingval="")
-
-
-def number(value, digits: int = 4) -> str:
-    return "" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.{digits}f}"
