@@ -1,5 +1,6 @@
-# segbench: download -> preprocess -> split -> train x (arch, loss, seed, fold) -> evaluate x (arch, loss, seed)
-# -> report. Every rule is one `segbench <stage>` call; dvc.yaml describes the same DAG.
+# segbench: download -> preprocess -> split -> train x (dataset, arch, loss, seed, fold) -> evaluate -> report.
+# Every rule is one `segbench <stage>` call, built from the pipeline definition (src/segbench/pipeline.py)
+# that dvc.yaml is generated from too; each job runs the config this DAG was built from.
 
 
 configfile: "params.yaml"
@@ -9,12 +10,12 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/data.smk"
-include: "workflow/rules/train.smk"
-include: "workflow/rules/report.smk"
 
 
 rule all:
     default_target: True
     input:
-        "results/report/report.html",
+        targets(),
+
+
+include: "workflow/rules/stages.smk"

@@ -71,7 +71,7 @@ def peak_rss_of_train(root: Path, arch: str) -> tuple[float, float]:
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     start = time.time()
     with open(root / "train.log", "w") as log:
-        job = subprocess.Popen([sys.executable, "-m", "segbench.cli", "train", "--arch", "bench", "--loss", "dice",
+        job = subprocess.Popen([sys.executable, "-m", "segbench.apps.cli", "train", "--arch", "bench", "--loss", "dice",
                                 "--threads", "2"], cwd=root, stdout=log, stderr=log,
                                env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root}/mlflow.db"})
         _, status, usage = os.wait4(job.pid, 0)  # this child's own resource usage

@@ -26,9 +26,9 @@ import uvicorn
 from PIL import Image
 
 from segbench.data.images import Geometry, normalise
-from segbench.inference.runs import Run
+from segbench.apps.runs import Run
 from segbench.models import build_model
-from segbench.serve import create_app
+from segbench.apps.serve import create_app
 
 SIZE = 512
 ARCH = {"family": "attention_unet", "base_channels": 32, "dropout": 0.3}

@@ -25,8 +25,8 @@ from segmentation_models_pytorch.losses import DiceLoss
 from torch.utils.data import DataLoader
 
 from segbench import paths
-from segbench.cli import main as segbench
-from segbench.config import validate_params
+from segbench.apps.cli import main as segbench
+from segbench.config import dataset_params, validate_params
 from segbench.data.dataset import Processed, SegmentationDataset, augmentation
 from segbench.tracking import Tracker
 from segbench.models import build_model
@@ -61,7 +61,7 @@ def trainer_run(params: dict, data_dirs, epochs: int, out: Path, tracker: Tracke
     p = copy.deepcopy(params)
     p["train"].update(epochs=epochs, early_stopping_patience=None)
     summary = train_pair("smp_unet", "dice", p, *data_dirs, out, tracker=tracker)
-    history = pd.read_csv(out / "history.csv")
+    history = pd.read_csv(out / "timing.csv")
     n_train = int((pd.read_csv(data_dirs[1])["subset"] == "train").sum())
     # the epoch loop's wall time (checkpoints, history, MLflow included) less the validation passes
     return n_train * epochs / (summary["train_seconds"] - float(history["val_seconds"].sum()))
@@ -83,10 +83,10 @@ def main() -> None:
         Path("params.yaml").write_text(yaml.safe_dump(params))
         for stage in ("download", "preprocess", "split"):
             segbench([stage])
-        params = validate_params(params)
+        params = dataset_params(validate_params(params), "synthetic")
         data_dirs = (paths.processed_dir("synthetic"), paths.split_csv("synthetic"))
         data = Processed.load(*data_dirs)
-        tracker = Tracker("synthetic", uri=f"sqlite:///{tmp}/mlflow.db")
+        tracker = Tracker("synthetic", "benchmark", uri=f"sqlite:///{tmp}/mlflow.db")
         minimal, trainer = [], []
         for i in range(args.repeats):  # interleaved, so drift in machine speed hits both alike
             minimal.append(minimal_loop(params, data, args.epochs))

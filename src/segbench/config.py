@@ -6,7 +6,9 @@ anything is downloaded or trained (Snakemake's common.smk calls the same functio
 
 from __future__ import annotations
 
+import copy
 import difflib
+from importlib.resources import files
 from pathlib import Path
 
 import jsonschema
@@ -14,7 +16,7 @@ import yaml
 
 from segbench import SegbenchError, did_you_mean
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "params.schema.yaml"
+SCHEMA = "params.schema.yaml"  # shipped inside the package: every key, its type, default and description
 
 
 def _with_defaults(validator_class):
@@ -31,11 +33,25 @@ def _with_defaults(validator_class):
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
+OVERRIDABLE = ("synthetic", "preprocess", "split")  # sections a `datasets:` entry may override for itself
+
+
+def _without_defaults(schema):
+    """A copy of ``schema`` with no ``default``: an override leaves unset keys to the section it overrides."""
+    if isinstance(schema, dict):
+        return {k: _without_defaults(v) for k, v in schema.items() if k != "default"}
+    if isinstance(schema, list):
+        return [_without_defaults(v) for v in schema]
+    return schema
+
+
 def load_schema() -> dict:
-    if not SCHEMA_PATH.exists():
-        raise SegbenchError(f"params schema not found at {SCHEMA_PATH}; install segbench "
-                            "from its checkout with `pip install -e .`")
-    return yaml.safe_load(SCHEMA_PATH.read_text())
+    """The params schema; a ``datasets:`` entry takes the dataset section's keys plus partial overrides."""
+    schema = yaml.safe_load(files("segbench").joinpath(SCHEMA).read_text())
+    entry = copy.deepcopy(schema["definitions"]["dataset"])
+    entry["properties"].update({k: _without_defaults(schema["properties"][k]) for k in OVERRIDABLE})
+    schema["definitions"]["dataset_entry"] = entry
+    return schema
 
 
 def _key_hint(key: str, properties: dict) -> str:
@@ -103,8 +119,44 @@ def _check_replicates(params: dict, source: str) -> None:
                             + ("" if k else " (set split.folds for cross-validation)"))
 
 
+def _named_datasets(params: dict, source: str) -> None:
+    """The one ``dataset:`` section becomes ``datasets: {<its name>: ...}`` run by ``sweep.datasets``; every
+    name ``sweep.datasets`` lists must be defined."""
+    if "dataset" in params:
+        if "datasets" in params:
+            raise SegbenchError(f"{source}: dataset and datasets: use one (dataset: is the shorthand for one "
+                                "entry of datasets:)")
+        single = params.pop("dataset")
+        params["datasets"] = {single["name"]: single}
+        params["sweep"].setdefault("datasets", [single["name"]])
+    params["sweep"].setdefault("datasets", sorted(params["datasets"])[:1])
+    for name in params["sweep"]["datasets"]:
+        if name not in params["datasets"]:
+            raise SegbenchError(f"{source}: sweep.datasets: {name!r} is not defined under 'datasets:' (defined: "
+                                f"{sorted(params['datasets'])}){did_you_mean(name, params['datasets'])}")
+
+
+def dataset_params(params: dict, key: str) -> dict:
+    """``params`` as one dataset's stages see them: ``dataset`` is the entry ``datasets.<key>`` (with its
+    ``key``), and its synthetic / preprocess / split overrides are merged over the global sections.
+
+    Raises:
+        SegbenchError: ``key`` is not a dataset of the sweep.
+    """
+    if key not in params["datasets"]:
+        raise SegbenchError(f"dataset {key!r}: not defined under 'datasets:' (defined: {sorted(params['datasets'])})"
+                            f"{did_you_mean(key, params['datasets'])}")
+    entry = dict(params["datasets"][key])
+    view = {k: v for k, v in params.items() if k != "datasets"}
+    for section in OVERRIDABLE:
+        view[section] = {**params[section], **entry.pop(section, {})}
+    view["dataset"] = {**entry, "key": key}
+    return view
+
+
 def validate_params(params: dict, source: str = "params.yaml") -> dict:
-    """Fill defaults in ``params`` (in place) and check it; return it.
+    """Fill defaults in ``params`` (in place) and check it; return it in the named form (``datasets:``,
+    ``sweep.datasets``), whichever form it was written in.
 
     Raises:
         SegbenchError: naming the offending key, e.g. ``params.yaml: train.lr: ...``, with a "did you mean".
@@ -112,15 +164,34 @@ def validate_params(params: dict, source: str = "params.yaml") -> dict:
     if params.get("sweep", {}).get("folds") == "all":
         raise SegbenchError(f"{source}: sweep.folds: list the folds, e.g. [0, 1, 2, 3, 4] for split.folds: 5 "
                             "(dvc.yaml's matrix iterates over the list itself)")
+    if "dataset" not in params:
+        params.setdefault("datasets", {"synthetic": {}})  # the demo's, filled in by the schema's defaults
     validator = _with_defaults(jsonschema.Draft202012Validator)(load_schema())
     error = jsonschema.exceptions.best_match(validator.iter_errors(params))
     if error is not None:
         raise _schema_error(error, source)
+    _named_datasets(params, source)
     _check_names(params, source)
     _check_replicates(params, source)
     for name, options in params["architectures"].items():
         options.setdefault("family", name)  # an entry's options, or a variant of the entry 'family' names
     return params
+
+
+def typed(value):
+    """Snakemake's ``--config key=value`` parses a structured value with YAML's BaseLoader, which leaves
+    every nested scalar a string; read each such string as YAML would (``'2'`` -> 2, ``'true'`` -> True)."""
+    if isinstance(value, dict):
+        return {k: typed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [typed(v) for v in value]
+    if isinstance(value, str):
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+        return parsed if parsed is None or isinstance(parsed, (bool, int, float)) else value
+    return value
 
 
 def load_params(path: str | Path = "params.yaml") -> dict:

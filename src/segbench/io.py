@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import tempfile
@@ -86,8 +87,6 @@ class MaskZip:
         self.files = [name.removesuffix(".png") for name in self._zip.namelist()]
 
     def __getitem__(self, key: str):
-        import io
-
         import numpy as np
         from PIL import Image
 
@@ -109,10 +108,31 @@ class MaskZip:
             yield lambda key, png: archive.writestr(f"{key}.png", png)
 
 
+ZIP_DATE = (2024, 12, 1, 0, 0, 0)  # fixed zip member timestamps: the same content gives the same bytes
+
+
+def xlsx_bytes(book) -> bytes:
+    """An openpyxl Workbook as .xlsx bytes that depend on its content only: fixed created/modified dates
+    and zip member timestamps (openpyxl stamps the current time)."""
+    import datetime
+    import re
+    import zipfile
+
+    book.properties.created = datetime.datetime(*ZIP_DATE)
+    raw = io.BytesIO()
+    book.save(raw)
+    fixed = io.BytesIO()
+    with zipfile.ZipFile(raw) as src, zipfile.ZipFile(fixed, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "docProps/core.xml":
+                data = re.sub(rb"(<dcterms:modified[^>]*>)[^<]*", rb"\g<1>2024-12-01T00:00:00Z", data)
+            dst.writestr(zipfile.ZipInfo(info.filename, ZIP_DATE), data)
+    return fixed.getvalue()
+
+
 def png_bytes(mask) -> bytes:
     """A uint8 (H, W) array as PNG bytes (lossless; fast on masks)."""
-    import io
-
     from PIL import Image
 
     out = io.BytesIO()

@@ -1,58 +1,131 @@
-"""The data contract: where each stage leaves its outputs (relative to the project root).
+"""The data contract: every file a stage writes, relative to the project root. No other module spells a path.
 
-A pair is trained once per (seed, fold): ``results/runs/<arch>__<loss>/seed<s>/folds/fold<f>/``.
-Without cross-validation there is one fold, fold 0, whose validation images are the split's
-val subset. The pair's evaluation for a seed (the fold ensemble on the test images, the
-folds' out-of-fold predictions on their val images) sits one level up, in ``seed<s>/``:
-dvc.yaml can then make it depend on the ``folds/`` folder without knowing how many folds there are.
+Patterns are ``str.format`` templates over the pipeline's fields: ``{dataset}`` (a key of ``datasets:``),
+``{sweep}`` (``sweep.name``), ``{arch}``, ``{loss}``, ``{seed}`` and ``{fold}``. Results are keyed by
+(dataset, sweep), so a second dataset or sweep never touches another's files. A pair is trained once per
+(seed, fold) in ``FOLD``; its evaluation for a seed (the fold ensemble on the test images, the folds'
+out-of-fold predictions on their val images) sits one level up, in ``SEED``. Without cross-validation there
+is one fold, fold 0, whose validation images are the split's val subset.
 """
 
+from __future__ import annotations
+
+from dataclasses import dataclass
 from pathlib import Path
 
+# data/: one folder per dataset, shared by every sweep that uses it
+ARCHIVES = "data/archives/{dataset}"  # downloads, kept apart from RAW, which Snakemake clears before a rerun
+RAW = "data/raw/{dataset}"
+PROCESSED = "data/processed/{dataset}"
+IMAGES, MASKS, META, ORIGINAL_MASKS, INFO = "images.npy", "masks.npy", "meta.csv", "masks_original.zip", "info.json"
+PROCESSED_FILES = (IMAGES, MASKS, META, ORIGINAL_MASKS, INFO)
+SPLIT = "data/splits/{dataset}.csv"
+SPLIT_COUNTS = "data/splits/{dataset}_counts.csv"
+SPLIT_LEAKAGE = "data/splits/{dataset}_leakage.json"
 
-def archive_dir(dataset: str) -> Path:
-    """Downloaded archives: kept apart from the extracted tree, which Snakemake clears before a rerun."""
-    return Path("data/archives") / dataset
+# results/: one folder per (dataset, sweep)
+SWEEP = "results/{dataset}/{sweep}"
+PAIR = SWEEP + "/runs/{arch}__{loss}"
+SEED = PAIR + "/seed{seed}"
+FOLD_IN_SEED = "folds/fold{fold}"
+FOLD = f"{SEED}/{FOLD_IN_SEED}"
+REPORT = SWEEP + "/report"
+CROSS_DATASET = "results/_all/{sweep}"  # "_" starts no dataset name: the sweep's summary over its datasets
+
+# a fold folder: the checkpoints, train.json (the run's summary), history.csv (results per epoch), timing.csv
+CHECKPOINT, LAST, TRAINED, HISTORY, TIMING = "model_best.pt", "model_last.pt", "train.json", "history.csv", "timing.csv"
+TRAIN_FILES = (CHECKPOINT, LAST, TRAINED, HISTORY, TIMING)
+RESUME, RESUME_BEST = "resume.pt", "resume_best.pt"  # a killed training's state; removed when it ends
+# a seed folder: the evaluation's results (metrics.json: results only; timing.json: latency and memory)
+PER_IMAGE, METRICS, LATENCY = "per_image.csv", "metrics.json", "timing.json"
+TEST_PREDICTIONS, VAL_PREDICTIONS, TEST_PROBABILITIES = ("test_predictions.npz", "val_predictions.npz",
+                                                         "test_probabilities.npz")
+EVALUATE_FILES = (PER_IMAGE, METRICS, LATENCY, TEST_PREDICTIONS, VAL_PREDICTIONS, TEST_PROBABILITIES)
+# the report folder
+PAGE, MARKDOWN, WORKBOOK, STATISTICS, SUMMARY = ("report.html", "comparison.md", "comparison.xlsx",
+                                                 "statistics.json", "summary.json")
+REPORT_FILES = (PAGE, MARKDOWN, WORKBOOK, STATISTICS, SUMMARY)
+FIGURES = ("dice_matrix", "distributions", "pareto", "learning_curves", "critical_difference", "rank_stability",
+           "strata", "cases")
+FIGURE_FORMATS = ("png", "svg")
 
 
-def raw_dir(dataset: str) -> Path:
-    return Path("data/raw") / dataset
-
-
-def processed_dir(dataset: str) -> Path:
-    return Path("data/processed") / dataset
-
-
-def split_csv(dataset: str) -> Path:
-    return Path("data/splits") / f"{dataset}.csv"
-
-
-def split_counts_csv(dataset: str) -> Path:
-    return Path("data/splits") / f"{dataset}_counts.csv"
-
-
-def split_leakage_json(dataset: str) -> Path:
-    return Path("data/splits") / f"{dataset}_leakage.json"
-
-
-RUNS_DIR = Path("results/runs")
+def at(pattern: str, **fields) -> Path:
+    """``pattern`` with its fields filled in."""
+    return Path(pattern.format(**fields))
 
 
 def run_name(arch: str, loss: str) -> str:
-    """A pair's name, and its folder's under results/runs/."""
+    """A pair's name, and its folder's under ``runs/``."""
     return f"{arch}__{loss}"
-REPORT_DIR = Path("results/report")
 
 
-def pair_dir(arch: str, loss: str) -> Path:
-    return RUNS_DIR / run_name(arch, loss)
+def archive_dir(dataset: str) -> Path:
+    return at(ARCHIVES, dataset=dataset)
 
 
-def seed_dir(arch: str, loss: str, seed: int) -> Path:
-    """One replicate of a pair: its evaluation outputs, and its folds under ``folds/``."""
-    return pair_dir(arch, loss) / f"seed{seed}"
+def raw_dir(dataset: str) -> Path:
+    return at(RAW, dataset=dataset)
 
 
-def fold_dir(arch: str, loss: str, seed: int, fold: int) -> Path:
-    """One training run: the model trained with ``seed`` on every fold but ``fold``."""
-    return seed_dir(arch, loss, seed) / "folds" / f"fold{fold}"
+def processed_dir(dataset: str) -> Path:
+    return at(PROCESSED, dataset=dataset)
+
+
+def split_csv(dataset: str) -> Path:
+    return at(SPLIT, dataset=dataset)
+
+
+def split_counts_csv(dataset: str) -> Path:
+    return at(SPLIT_COUNTS, dataset=dataset)
+
+
+def split_leakage_json(dataset: str) -> Path:
+    return at(SPLIT_LEAKAGE, dataset=dataset)
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """Where one sweep on one dataset keeps its runs and its report."""
+
+    dataset: str
+    sweep: str
+
+    def _at(self, pattern: str, **fields) -> Path:
+        return at(pattern, dataset=self.dataset, sweep=self.sweep, **fields)
+
+    @property
+    def root(self) -> Path:
+        return self._at(SWEEP)
+
+    @property
+    def report(self) -> Path:
+        return self._at(REPORT)
+
+    def figure(self, name: str, suffix: str = "png") -> Path:
+        return self.report / "figures" / f"{name}.{suffix}"
+
+    def pair(self, arch: str, loss: str) -> Path:
+        return self._at(PAIR, arch=arch, loss=loss)
+
+    def seed(self, arch: str, loss: str, seed: int) -> Path:
+        """One replicate of a pair: its evaluation outputs, and its folds under ``folds/``."""
+        return self._at(SEED, arch=arch, loss=loss, seed=seed)
+
+    def fold(self, arch: str, loss: str, seed: int, fold: int) -> Path:
+        """One training run: the model trained with ``seed`` on every fold but ``fold``."""
+        return self._at(FOLD, arch=arch, loss=loss, seed=seed, fold=fold)
+
+
+def fold_checkpoints(seed_dir: Path) -> list[Path]:
+    """The best checkpoint of every fold trained in a seed folder, in fold order."""
+    return sorted(seed_dir.glob(f"{FOLD_IN_SEED.format(fold='*')}/{CHECKPOINT}"))
+
+
+def fold_in(seed_dir: Path, fold: int | str) -> Path:
+    """A fold folder of a seed folder (``fold``: its number, or ``fold<f>`` as a run name writes it)."""
+    return seed_dir / FOLD_IN_SEED.format(fold=str(fold).removeprefix("fold"))
+
+
+def cross_dataset(sweep: str) -> Path:
+    return at(CROSS_DATASET, sweep=sweep)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import json
 import importlib.util
 import operator
 import warnings
@@ -101,6 +102,13 @@ class Entry:
                 ok = False
             if not ok:
                 raise SegbenchError(f"{where}.{rule.option}: {merged[rule.option]!r} {rule.message}")
+
+    def fingerprint(self) -> str:
+        """The entry's definition as text (its checks by option and message): what a job built from it
+        depends on besides its module's code."""
+        checks = [(c.option, c.message) for c in self.checks]
+        return json.dumps([self.name, self.target, self.bind, self.defaults, self.extends, checks], sort_keys=True,
+                          default=str)
 
     def load(self) -> Callable:
         module, _, attribute = self.target.partition(":")

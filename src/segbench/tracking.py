@@ -1,12 +1,15 @@
-"""MLflow mirror of the results: one experiment per dataset, a parent run per sweep, a child run per
-training run (pair, seed, fold).
+"""MLflow mirror of the results: one experiment per dataset, a parent run per (dataset, sweep), a child run
+per training run (pair, seed, fold), and a registered model per (dataset, sweep).
 
-Results on disk are the source of truth; MLflow mirrors them for the UI. The sweep's parent run
-is made race-free for any store: the first job of a sweep creates the registered model named
-after the sweep, which the store allows exactly once, and only the job that managed it creates
-the parent run and records its id as a tag of that model; the others wait for the tag. With
-the default SQLite store every write also happens under an inter-process file lock beside the
+Results on disk are the source of truth; MLflow mirrors them for the UI. Everything is keyed by
+(dataset, sweep), as the results folder is, so a second dataset or sweep never re-parents, overwrites or
+re-registers another's runs. The parent run is made race-free for any store: the first job creates the
+registered model ``segbench-<dataset>-<sweep>``, which the store allows exactly once, and only the job that
+managed it creates the parent run and records its id as a tag of that model; the others wait for the tag.
+With the default SQLite store every write also happens under an inter-process file lock beside the
 database, so parallel jobs never race to create the schema or meet "database is locked".
+
+This module mirrors; it packages no model (``segbench.apps.mlflow_model`` does) and imports no torch.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ import json
 import logging
 import os
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -69,13 +71,16 @@ def headline(metrics: dict, prefix: str = "test_") -> dict[str, float]:
 
 
 class Tracker:
-    """Thin wrapper over ``MlflowClient``; every call is one (locked, with SQLite) transaction."""
+    """Thin wrapper over ``MlflowClient`` for one (dataset, sweep); every call is one (locked, with SQLite)
+    transaction."""
 
-    def __init__(self, dataset: str, uri: str | None = None):
+    def __init__(self, dataset: str, sweep: str, uri: str | None = None):
         from mlflow.tracking import MlflowClient  # importing mlflow takes seconds: only when tracking
 
         self.uri = uri or tracking_uri()
+        self.dataset, self.sweep = dataset, sweep
         self.experiment_name = f"segbench-{dataset}"
+        self.model_name = f"segbench-{dataset}-{sweep}"  # the registered model: this (dataset, sweep)'s runs
         if self.uri.startswith("sqlite:///"):
             db = Path(self.uri.removeprefix("sqlite:///"))
             db.parent.mkdir(parents=True, exist_ok=True)
@@ -103,21 +108,24 @@ class Tracker:
                 self.client.set_experiment_tag(experiment.experiment_id, *next(iter(KIND.items())))
             return experiment.experiment_id
 
-    def sweep_run(self, sweep: str, timeout: float = 120.0) -> str:
-        """The sweep's parent run id, created exactly once however many jobs ask at the same time."""
+    def sweep_run(self, timeout: float = 120.0) -> str:
+        """The (dataset, sweep)'s parent run id, created exactly once however many jobs ask at the same time."""
         from mlflow.exceptions import MlflowException
 
         experiment_id = self.experiment_id()
+        sweep = self.model_name
         with self._lock:
             try:
-                self.client.create_registered_model(sweep, description=f"segbench sweep '{sweep}'")
+                self.client.create_registered_model(sweep, description=f"segbench sweep '{self.sweep}' on dataset "
+                                                                       f"'{self.dataset}'")
                 won = True
             except MlflowException as exc:
                 if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                     raise
                 won = False
             if won:
-                run = self.client.create_run(experiment_id, run_name=sweep, tags={ROLE: "sweep", **source_tags()})
+                run = self.client.create_run(experiment_id, run_name=self.sweep, tags={
+                    ROLE: "sweep", "segbench.dataset": self.dataset, "segbench.sweep": self.sweep, **source_tags()})
                 self.client.set_registered_model_tag(sweep, SWEEP_RUN_TAG, run.info.run_id)
                 return run.info.run_id
         deadline = time.monotonic() + timeout
@@ -129,20 +137,19 @@ class Tracker:
                         self.client.restore_run(run_id)  # deleted in the UI; restoring twice is harmless
                     return run_id
             if time.monotonic() > deadline:
-                raise TimeoutError(f"MLflow: no parent run for sweep {sweep!r} after {timeout:.0f} s")
+                raise TimeoutError(f"MLflow: no parent run for sweep {self.sweep!r} on {self.dataset!r} after "
+                                   f"{timeout:.0f} s")
             time.sleep(0.5)
 
-    def start_training(self, params: dict, arch: str, loss: str, seed: int, fold: int, logged: dict,
-                       tags: dict) -> str:
+    def start_training(self, arch: str, loss: str, seed: int, fold: int, logged: dict, tags: dict) -> str:
         """A child run for one training run, under the sweep's parent run."""
         from mlflow.entities import Param
 
-        sweep = params["sweep"]["name"]
-        parent = self.sweep_run(sweep)
-        name = f"{arch}__{loss}/seed{seed}" + (f"/fold{fold}" if len(params["sweep"]["folds"]) > 1 else "")
+        parent = self.sweep_run()
         with self._lock:
-            run = self.client.create_run(self.experiment_id(), run_name=name, tags={
-                "mlflow.parentRunId": parent, ROLE: "pair", "segbench.arch": arch, "segbench.loss": loss,
+            run = self.client.create_run(self.experiment_id(), run_name=f"{arch}__{loss}/seed{seed}/fold{fold}", tags={
+                "mlflow.parentRunId": parent, ROLE: "pair", "segbench.dataset": self.dataset,
+                "segbench.sweep": self.sweep, "segbench.arch": arch, "segbench.loss": loss,
                 "segbench.seed": str(seed), "segbench.fold": str(fold), **source_tags(), **tags})
             flat = _flatten("", logged, {})
             self.client.log_batch(run.info.run_id, params=[Param(k, v[:6000]) for k, v in flat.items()])
@@ -179,58 +186,38 @@ class Tracker:
             except MlflowException as exc:  # e.g. the run was made against another tracking store
                 log.warning("MLflow run %s: metrics not mirrored (%s)", run_id, exc.message)
 
-    def log_evaluation(self, params: dict, metrics: dict, run_ids: list[str | None], artifacts: dict[str, Path],
-                       example: bytes) -> None:
-        """The seed's test metrics on each of its training runs, and its model (the folds' ensemble with
-        its post-processing) as an MLflow pyfunc on the first, registered as a version of the model
-        named after the sweep and tagged with its run."""
-        import mlflow
-        import pandas as pd
-        import torch
-        from mlflow.models import ModelSignature
-        from mlflow.types import ColSpec, Schema
-
-        run_ids = [r for r in run_ids if r]
-        for run_id in run_ids:
+    def log_test_metrics(self, run_ids: list[str | None], metrics: dict) -> None:
+        """A seed's test metrics on each of its training runs."""
+        for run_id in filter(None, run_ids):
             self.log_metrics(run_id, headline(metrics))
-        if not run_ids:
-            return
-        signature = ModelSignature(inputs=Schema([ColSpec("binary", "image")]),
-                                   outputs=Schema([ColSpec("binary", "mask_png"), ColSpec("long", "lesion_count"),
-                                                   ColSpec("string", "lesions")]))
-        requirements = [f"torch=={torch.__version__.split('+')[0]}", "torchvision", "segmentation-models-pytorch",
-                        "scipy", "pillow", "numpy", "pandas", "pydicom"]
-        sweep = params["sweep"]["name"]
-        with tempfile.TemporaryDirectory() as tmp:  # saved, then logged by this client: no global MLflow state
-            mlflow.pyfunc.save_model(
-                f"{tmp}/model", python_model=str(Path(__file__).parent / "inference" / "mlflow_model.py"),
-                artifacts={k: str(v) for k, v in artifacts.items()}, signature=signature,
-                input_example=pd.DataFrame({"image": [example]}), code_paths=[str(Path(__file__).parent)],
-                pip_requirements=requirements)
-            with self._lock:
-                self.client.log_artifacts(run_ids[0], f"{tmp}/model", "model")
-                self.client.create_model_version(sweep, f"runs:/{run_ids[0]}/model", run_ids[0],
-                                                 tags={"segbench.run": metrics["run"]})
+
+    def register(self, run_id: str, model_dir: Path, tags: dict[str, str]) -> None:
+        """Log a saved MLflow model folder on ``run_id`` and register it as a version of this (dataset, sweep)'s
+        model, tagged with ``tags``."""
+        self.sweep_run()  # the registered model exists once its parent run does
+        with self._lock:
+            self.client.log_artifacts(run_id, str(model_dir), "model")
+            self.client.create_model_version(self.model_name, f"runs:/{run_id}/model", run_id, tags=tags)
 
     def end(self, run_id: str, status: str = "FINISHED") -> None:
         with self._lock:
             self.client.set_terminated(run_id, status)
 
-    def compare_url(self, sweep: str, ui: str = "http://127.0.0.1:5000") -> str:
+    def compare_url(self, ui: str = "http://127.0.0.1:5000") -> str:
         """The MLflow UI page listing the sweep's runs flat, best test Dice first, in the "Model training"
         view (a search filter shows child runs without their collapsed parent)."""
         from urllib.parse import quote
 
         base = self.uri.rstrip("/") if self.uri.startswith("http") else ui
-        query = quote(f"tags.`mlflow.parentRunId` = '{self.sweep_run(sweep)}'")
+        query = quote(f"tags.`mlflow.parentRunId` = '{self.sweep_run()}'")
         return (f"{base}/#/experiments/{self.experiment_id()}/runs?workflowType=machine_learning"
                 f"&searchFilter={query}&orderByKey=metrics.%60test_dice%60&orderByAsc=false")
 
-    def finish_sweep(self, sweep: str, metrics: dict[str, float], tags: dict[str, str], files: list[Path],
+    def finish_sweep(self, metrics: dict[str, float], tags: dict[str, str], files: list[Path],
                      champion: str) -> None:
         """Log the report onto the parent run and close it; give the registered model version of the run
         ``champion`` (``<pair>/seed<k>``) the alias ``champion``."""
-        parent = self.sweep_run(sweep)
+        parent, sweep = self.sweep_run(), self.model_name
         with self._lock:
             for key, value in tags.items():
                 self.client.set_tag(parent, key, value)

@@ -1,51 +1,125 @@
-# Validated config (the same checks as `segbench`), the data contract's paths, and rule helpers.
-from segbench.config import validate_params
-from segbench.dag import code_dependencies
+# The validated config, written once for every job, and the pipeline definition as Snakemake rules.
+import hashlib
+import os
+import snakemake.utils
+from functools import partial
 
-# fills defaults; a bad key, name or option fails here
-validate_params(config, source="params.yaml")
+from segbench import paths
+from segbench.config import dataset_params, typed, validate_params
+from segbench.io import atomic_path
+from segbench.pipeline import (
+    STAGES,
+    fill,
+    job_code,
+    job_entries,
+    job_inputs,
+    job_params,
+)
 
-DATASET = config["dataset"]["name"]
+import yaml
+
+# --config values, which Snakemake leaves strings when nested, with their YAML types (train={epochs: 2})
+snakemake.utils.update_config(config, typed(dict(workflow.config_settings.config)))
+# fills defaults; a bad key, name or option fails here, before any job
+validate_params(config, source="the Snakemake config")
 SWEEP = config["sweep"]
-RAW = f"data/raw/{DATASET}"
-PROCESSED = multiext(
-    f"data/processed/{DATASET}/",
-    "images.npy",
-    "masks.npy",
-    "meta.csv",
-    "masks_original.zip",
-    "info.json",
+# Every job reads the config as --configfile and --config made it: this file, named by its content so that
+# a second invocation with another config never changes what a running job reads. The jobs find it in
+# $SEGBENCH_PARAMS (a cluster job parses this file again and sets it itself).
+_text = yaml.safe_dump(config, sort_keys=False)
+RESOLVED = (
+    f".snakemake/segbench/params-{hashlib.sha256(_text.encode()).hexdigest()[:16]}.yaml"
 )
-SPLIT = multiext(f"data/splits/{DATASET}", ".csv", "_counts.csv", "_leakage.json")
-SEED_DIR = "results/runs/{arch}__{loss}/seed{seed}"
-FOLD_DIR = "results/runs/{arch}__{loss}/seed{seed}/folds/fold{fold}"
-REPLICATES = dict(
-    arch=SWEEP["architectures"], loss=SWEEP["losses"], seed=SWEEP["seeds"]
-)
-FIGURES = [
-    "dice_matrix",
-    "distributions",
-    "pareto",
-    "learning_curves",
-    "critical_difference",
-    "rank_stability",
-    "strata",
-    "cases",
-]
+if not os.path.exists(RESOLVED):
+    with atomic_path(RESOLVED) as _tmp:
+        _tmp.write_text(_text)
+os.environ["SEGBENCH_PARAMS"] = RESOLVED
+
+
+envvars:
+    "SEGBENCH_PARAMS",
 
 
 wildcard_constraints:
+    dataset="|".join(SWEEP["datasets"]),
     arch="|".join(SWEEP["architectures"]),
     loss="|".join(SWEEP["losses"]),
     seed=r"\d+",
     fold=r"\d+",
 
 
-def code(stage):
-    """The stage's source files, from its real imports (segbench.dag): editing one reruns the stage."""
-    return code_dependencies(stage)
+def inputs(stage, wildcards):
+    """A job's input files and the source files of the code it runs."""
+    fields = dict(wildcards)
+    return {
+        "data": job_inputs(stage, config, fields),
+        "code": job_code(stage, config, fields),
+    }
 
 
-def options(section, *keys):
-    """A params section (or some of its keys): a change reruns exactly the jobs that use it."""
-    return {k: config[section][k] for k in keys} if keys else config[section]
+def outputs(stage):
+    out = []
+    for item in stage.outputs:
+        path = fill(item.pattern, config)
+        if item.directory:
+            path = directory(path)
+        elif item.figure:
+            path = report(
+                path,
+                caption=caption(item.figure),
+                category="Figures",
+                subcategory="{dataset}",
+            )
+        out.append(path)
+    return out
+
+
+def caption(name):
+    from importlib.resources import files
+
+    return str(files("segbench.report").joinpath("captions", f"{name}.rst"))
+
+
+def view(wildcards):
+    return (
+        dataset_params(config, wildcards.dataset)
+        if "dataset" in dict(wildcards)
+        else config
+    )
+
+
+def log_file(stage):
+    """logs/<stage>/<dataset>[/<arch>/<loss>/seed<s>[/fold<f>]].log"""
+    parts = {"seed": "seed{seed}", "fold": "fold{fold}"}
+    return (
+        os.path.join(
+            "logs", stage.name, *(parts.get(f, f"{{{f}}}") for f in stage.fields)
+        )
+        + ".log"
+    )
+
+
+def command(stage, wildcards):
+    """``segbench <stage> --<field> <value> ...``."""
+    return stage.command(lambda field: wildcards[field])
+
+
+def threads(stage):
+    """train.threads for training; for "all", more than any machine has: Snakemake gives it every core of
+    --cores (a profile's set-threads gives a cluster job its own number)."""
+    if stage.threads == "all":
+        return 1024
+    return config["train"]["threads"] if stage.threads else 1
+
+
+def gpus(stage):
+    """A GPU counted for train and evaluate jobs: `--resources gpu=N` runs N at once, each leasing its own."""
+    return {"gpu": 1} if stage.gpu else {}
+
+
+def targets():
+    """Every dataset's report."""
+    return [
+        fill(f"{paths.REPORT}/report.html", config, dataset=d)
+        for d in SWEEP["datasets"]
+    ]

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from segbench import SegbenchError
+from segbench import SegbenchError, paths
 from segbench.data.distance import signed_distance
 from segbench.data.images import normalise
 from segbench.io import MaskZip, read_json
@@ -88,18 +88,18 @@ class Processed:
 
     @classmethod
     def load(cls, processed_dir: Path, split_csv: Path) -> "Processed":
-        for path in (processed_dir / "images.npy", processed_dir / "masks.npy", processed_dir / "meta.csv",
-                     processed_dir / "info.json", split_csv):
+        for path in (processed_dir / paths.IMAGES, processed_dir / paths.MASKS, processed_dir / paths.META,
+                     processed_dir / paths.INFO, split_csv):
             if not path.exists():
                 raise SegbenchError(f"{path}: missing; run the stage that makes it first")
-        meta = pd.read_csv(processed_dir / "meta.csv")
+        meta = pd.read_csv(processed_dir / paths.META)
         assignment = pd.read_csv(split_csv).set_index("sample_id")
         for column in [c for c in ("subset", "fold") if c in assignment]:
             meta[column] = meta["sample_id"].map(assignment[column])
         if meta["subset"].isna().any():
             missing = meta.loc[meta["subset"].isna(), "sample_id"].head(3).tolist()
             raise SegbenchError(f"{split_csv}: no subset for samples {missing}...; rerun `segbench split`")
-        return cls(NpyRows(processed_dir / "images.npy"), NpyRows(processed_dir / "masks.npy"), meta, processed_dir)
+        return cls(NpyRows(processed_dir / paths.IMAGES), NpyRows(processed_dir / paths.MASKS), meta, processed_dir)
 
     @property
     def channels(self) -> int:
@@ -108,7 +108,7 @@ class Processed:
     @property
     def info(self) -> dict:
         """info.json: class_names (background first), channels, strata, stratify."""
-        return read_json(self.directory / "info.json")
+        return read_json(self.directory / paths.INFO)
 
     @property
     def class_names(self) -> list[str]:
@@ -160,7 +160,7 @@ class Processed:
 
     def original_masks(self):
         """``masks_original.zip``: each sample's mask at its image's original size, by sample id."""
-        path = self.directory / "masks_original.zip"
+        path = self.directory / paths.ORIGINAL_MASKS
         if not path.exists():
             raise SegbenchError(f"{path}: missing; rerun `segbench preprocess`")
         return MaskZip(path)

@@ -19,9 +19,9 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
-from segbench import SegbenchError
+from segbench import SegbenchError, paths
 from segbench.data import readers
-from segbench.data.download import EXTRACTED
+from segbench.data.download import EXTRACTED, STAMP
 from segbench.data.images import Geometry, load_image
 from segbench.data.sample import Sample
 from segbench.io import MaskZip, atomic_path, png_bytes, write_csv, write_json
@@ -80,7 +80,7 @@ def _compact(path: Path, keep: list[int], shape: tuple[int, ...]) -> None:
 def preprocess(raw_dir: Path, out_dir: Path, size: int, dataset: dict, workers: int = 1) -> pd.DataFrame:
     """Write ``images.npy`` (N, S, S) grey or (N, S, S, 3) RGB, ``masks.npy`` (N, S, S), ``meta.csv``,
     ``masks_original.zip`` (each mask at its image's size, a PNG named by its sample id) and
-    ``info.json`` (class names, channels, strata, default stratification).
+    ``info.json`` (class names, channels, strata, default stratification, the source archive's checksum).
 
     Arrays are filled in memory-mapped temporary files (bounded memory) and renamed into
     place only when every sample has been processed; a bad file raises before any output.
@@ -90,8 +90,8 @@ def preprocess(raw_dir: Path, out_dir: Path, size: int, dataset: dict, workers: 
     out_dir.mkdir(parents=True, exist_ok=True)
     image_shape = (size, size) if listing.mode == "L" else (size, size, 3)
     rows, keep = [], []
-    with atomic_path(out_dir / "images.npy") as images_tmp, atomic_path(out_dir / "masks.npy") as masks_tmp, \
-            MaskZip.writer(out_dir / "masks_original.zip") as add_original:
+    with atomic_path(out_dir / paths.IMAGES) as images_tmp, atomic_path(out_dir / paths.MASKS) as masks_tmp, \
+            MaskZip.writer(out_dir / paths.ORIGINAL_MASKS) as add_original:
         images = np.lib.format.open_memmap(images_tmp, "w+", np.uint8, (len(samples), *image_shape))
         masks = np.lib.format.open_memmap(masks_tmp, "w+", np.uint8, (len(samples), size, size))
         n = len(samples)
@@ -115,9 +115,11 @@ def preprocess(raw_dir: Path, out_dir: Path, size: int, dataset: dict, workers: 
             _compact(masks_tmp, keep, (size, size))
         meta = pd.DataFrame(rows)
         meta["size_bucket"], edges = size_buckets(meta["lesion_ratio"])
-        write_csv(out_dir / "meta.csv", meta)
-        write_json(out_dir / "info.json", {"class_names": listing.class_names, "channels": 1 if listing.mode == "L"
-                                           else 3, "strata": listing.strata, "stratify": listing.stratify})
+        write_csv(out_dir / paths.META, meta)
+        stamp = raw_dir / EXTRACTED / STAMP
+        write_json(out_dir / paths.INFO, {"class_names": listing.class_names, "channels": 1 if listing.mode == "L"
+                                           else 3, "strata": listing.strata, "stratify": listing.stratify,
+                                           "source_checksum": stamp.read_text().strip() if stamp.exists() else None})
     log.info("preprocessed %d images to %dx%d in %s (%d skipped); size buckets at lesion ratio %.4f / %.4f",
              len(rows), size, size, out_dir, n - len(rows), *edges)
     return meta

@@ -19,7 +19,8 @@ import math
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train_test_split
 
-from segbench import SegbenchError
+from segbench import SegbenchError, paths
+from segbench.io import read_json, write_csv, write_json
 
 log = logging.getLogger(__name__)
 SUBSETS = ["train", "val", "test"]
@@ -157,3 +158,21 @@ def split(meta: pd.DataFrame, seed: int, test_fraction: float, val_fraction: flo
         log.info("leakage across subsets: %s groups shared by this split, %s by the plain split",
                  report["this_split"]["groups_in_several_subsets"], report["plain_split"]["groups_in_several_subsets"])
     return assignment, counts.reset_index(), report
+
+
+def split_stage(options: dict, processed_dir, split_csv, counts_csv, leakage_json) -> pd.DataFrame:
+    """The `split` stage: split the samples of ``processed_dir/meta.csv`` as ``options`` (params' split
+    section) say; ``stratify: auto`` takes the dataset's own choice from info.json. Writes the three files."""
+    meta_csv, info_json = processed_dir / paths.META, processed_dir / paths.INFO
+    for path in (meta_csv, info_json):
+        if not path.exists():
+            raise SegbenchError(f"{path}: missing; run `segbench preprocess` first")
+    options = dict(options)
+    if options["stratify"] == "auto":  # BTXRD: subtype; Pets: breed; your data: the classes present
+        options["stratify"] = read_json(info_json)["stratify"]
+    assignment, counts, leakage = split(pd.read_csv(meta_csv), **options)
+    write_csv(split_csv, assignment)
+    write_csv(counts_csv, counts)
+    write_json(leakage_json, leakage)
+    log.info("split: %s", assignment["subset"].value_counts().to_dict())
+    return assignment

@@ -10,10 +10,8 @@ the archive is byte-for-byte reproducible.
 
 from __future__ import annotations
 
-import datetime
 import io
 import json
-import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +22,8 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from segbench.data.btxrd import BONES, COLUMNS, SUBTYPES
+from segbench.io import ZIP_DATE, xlsx_bytes
 
-ZIP_DATE = (2024, 12, 1, 0, 0, 0)  # fixed member timestamps keep the zip reproducible
 SUBTYPE_FREQ = np.array([754, 263, 206, 93, 44, 50, 115, 297, 45], float)  # BTXRD counts, in SUBTYPES order
 MALIGNANT = {"osteosarcoma", "other mt"}
 UPPER = {"hand", "ulna", "radius", "humerus"}
@@ -148,23 +146,13 @@ def metadata_row(rng: np.random.Generator, image_id: str, subtype: str | None) -
 
 
 def _xlsx_bytes(rows: list[list]) -> bytes:
-    """dataset.xlsx, re-zipped with fixed timestamps so its bytes are reproducible."""
+    """dataset.xlsx, byte-reproducible."""
     book = openpyxl.Workbook()
     sheet = book.active
     sheet.append(COLUMNS)
     for row in rows:
         sheet.append(row)
-    book.properties.created = datetime.datetime(*ZIP_DATE)
-    raw = io.BytesIO()
-    book.save(raw)  # stamps properties.modified with the current time: reset below
-    fixed = io.BytesIO()
-    with zipfile.ZipFile(raw) as src, zipfile.ZipFile(fixed, "w", zipfile.ZIP_DEFLATED) as dst:
-        for info in src.infolist():
-            data = src.read(info)
-            if info.filename == "docProps/core.xml":
-                data = re.sub(rb"(<dcterms:modified[^>]*>)[^<]*", rb"\g<1>2024-12-01T00:00:00Z", data)
-            dst.writestr(zipfile.ZipInfo(info.filename, ZIP_DATE), data)
-    return fixed.getvalue()
+    return xlsx_bytes(book)
 
 
 def build_archive(path: str | Path, n_images: int, normal_fraction: float, seed: int) -> None:

@@ -7,9 +7,10 @@ fold models' probabilities, resampled to each image's original size before the t
 then post-processed. Without cross-validation the one fold is the split's val subset.
 
 Outputs, in the seed folder: ``per_image.csv`` (every test image, post-processed metrics and
-``*_raw`` ones), ``metrics.json``, ``test_predictions.npz`` / ``val_predictions.npz`` (the
-label maps at the evaluation resolution, keyed by sample id) and ``test_probabilities.npz``
-(the foreground probability on the un-padded canvas, uint8 0-255, for figures).
+``*_raw`` ones), ``metrics.json`` (results only: the same inputs give the same bytes), ``timing.json``
+(latency and memory, measured), ``test_predictions.npz`` / ``val_predictions.npz`` (the label maps at
+the evaluation resolution, keyed by sample id) and ``test_probabilities.npz`` (the foreground
+probability on the un-padded canvas, uint8 0-255, for figures).
 """
 
 from __future__ import annotations
@@ -19,16 +20,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 from tqdm import tqdm
 
 from segbench import SegbenchError, paths
 from segbench.data.dataset import Processed
 from segbench.data.images import Geometry
 from segbench.evaluation.summary import choose_postprocessing, summarise
-from segbench.inference import latency
-from segbench.inference.postprocess import CANDIDATES, lesion_count, postprocess
-from segbench.inference.predictor import CHECKPOINT, Predictor, foreground, to_labels
+from segbench.evaluation import latency
+from segbench.predict.postprocess import CANDIDATES, lesion_count, postprocess
+from segbench.predict.predictor import Predictor, foreground, to_labels
 from segbench.io import NpzWriter, read_json, write_csv, write_json
 from segbench.labels import IGNORE
 from segbench.metrics import image_metrics
@@ -66,11 +66,12 @@ def _mean_dice(labels: np.ndarray, truth: np.ndarray, classes: int) -> float:
     return float(np.mean([class_overlap(matrix, c)["dice"] for c in range(1, classes)]))
 
 
-def evaluate_replicate(arch: str, loss: str, seed: int, params: dict, processed_dir: Path, split_csv: Path,
-                       tracker=None) -> dict:
-    """Evaluate the pair's models of ``seed``; write the seed folder's outputs; return metrics.json."""
+def evaluate_replicate(arch: str, loss: str, seed: int, params: dict, where: paths.Sweep, processed_dir: Path,
+                       split_csv: Path, tracker=None) -> dict:
+    """Evaluate the pair's models of ``seed`` (their folders under ``where``); write the seed folder's outputs;
+    return metrics.json. ``params``: one dataset's (``config.dataset_params``)."""
     options, folds = params["evaluate"], params["sweep"]["folds"]
-    out_dir = paths.seed_dir(arch, loss, seed)
+    out_dir = where.seed(arch, loss, seed)
     original = options["resolution"] == "original"
     pixel = params["dataset"]["spacing_mm"] or 1.0  # boundary metrics in mm with a spacing, else in pixels
     spacing, tolerance = (pixel, pixel), options["nsd_tolerance_px"] * pixel
@@ -79,12 +80,12 @@ def evaluate_replicate(arch: str, loss: str, seed: int, params: dict, processed_
     names = data.class_names
     classes = len(names)
     truth = Truth(data, original)
-    fold_runs = {f: paths.fold_dir(arch, loss, seed, f) for f in folds}
-    models = {f: Predictor.from_checkpoints([d / CHECKPOINT], source=str(d)) for f, d in fold_runs.items()}
+    fold_runs = {f: where.fold(arch, loss, seed, f) for f in folds}
+    models = {f: Predictor.from_checkpoints([d / paths.CHECKPOINT], source=str(d)) for f, d in fold_runs.items()}
 
     # out-of-fold validation: the mean Dice of each post-processing candidate
     candidates, rows = [c for c in CANDIDATES if c in options["postprocessing"] or c == "none"], []
-    with NpzWriter(out_dir / "val_predictions.npz") as saved:
+    with NpzWriter(out_dir / paths.VAL_PREDICTIONS) as saved:
         for fold, model in models.items():
             for index, p in predictions(model, data, data.fold_indices(fold)[1], batch, f"val fold {fold}"):
                 labels, mask = to_labels(truth.geometry(index).restore(p, original)), truth.mask(index)
@@ -104,7 +105,7 @@ def evaluate_replicate(arch: str, loss: str, seed: int, params: dict, processed_
     strata = [c for c in dict.fromkeys([*data.info["strata"], params["split"]["stratify"]])
               if c and c in data.meta.columns]
     per_image = []
-    with NpzWriter(out_dir / "test_predictions.npz") as saved, NpzWriter(out_dir / "test_probabilities.npz") as probs:
+    with NpzWriter(out_dir / paths.TEST_PREDICTIONS) as saved, NpzWriter(out_dir / paths.TEST_PROBABILITIES) as probs:
         for index, p in predictions(ensemble, data, test, batch, "test"):
             geometry, row = truth.geometry(index), data.meta.iloc[index]
             restored, mask = geometry.restore(p, original), truth.mask(index)
@@ -121,24 +122,19 @@ def evaluate_replicate(arch: str, loss: str, seed: int, params: dict, processed_
             saved.add(row["sample_id"], final)
             probs.add(row["sample_id"], np.round(geometry.crop(foreground(p)) * 255).astype(np.uint8))
     table = pd.DataFrame(per_image)
-    write_csv(out_dir / "per_image.csv", table)
+    write_csv(out_dir / paths.PER_IMAGE, table)
 
     metrics = summarise(table, strata, names)
     metrics.update(run=f"{arch}__{loss}/seed{seed}", seed=seed, folds=list(folds), resolution=options["resolution"],
                    units="mm" if params["dataset"]["spacing_mm"] else "px",
                    nsd_tolerance=options["nsd_tolerance_px"], postprocessing=chosen,
-                   out_of_fold_dice=float(pd.DataFrame(rows)[chosen["name"]].mean()),
-                   **latency.measure(lambda dev: Predictor.from_checkpoints(
-                       [d / CHECKPOINT for d in fold_runs.values()], chosen, map_location=dev)))
-    metrics["best_epochs"] = [read_json(d / "train.json")["best_epoch"] for d in fold_runs.values()]
-    write_json(out_dir / "metrics.json", metrics)
+                   out_of_fold_dice=float(pd.DataFrame(rows)[chosen["name"]].mean()))
+    trained = [read_json(d / paths.TRAINED) for d in fold_runs.values()]
+    metrics["best_epochs"] = [t["best_epoch"] for t in trained]
+    write_json(out_dir / paths.METRICS, metrics)
+    del models, ensemble  # latency is measured on a fresh copy, alone
+    write_json(out_dir / paths.LATENCY, latency.measure(lambda dev: Predictor.from_checkpoints(
+        [d / paths.CHECKPOINT for d in fold_runs.values()], chosen, map_location=dev)))
     if tracker:
-        from segbench.inference.lesions import png_bytes
-
-        blank = Image.new(ensemble.mode, (data.size, data.size))  # the MLflow model's input example
-        tracker.log_evaluation(params, metrics, [read_json(d / "train.json").get("mlflow_run_id")
-                                                 for d in fold_runs.values()],
-                               {"run": out_dir / "metrics.json", **{f"fold{f}": d / CHECKPOINT
-                                                                    for f, d in fold_runs.items()}},
-                               png_bytes(blank))
+        tracker.log_test_metrics([t.get("mlflow_run_id") for t in trained], metrics)
     return metrics

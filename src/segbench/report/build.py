@@ -11,19 +11,15 @@ import numpy as np
 import pandas as pd
 
 from segbench import paths
-from segbench.paths import run_name
-from segbench.data.download import EXTRACTED, STAMP
 from segbench.evaluation import statistics as st
 from segbench.io import atomic_path, read_json, write_json
+from segbench.paths import run_name
 from segbench.report import figures, html, workbook
 from segbench.report.collect import Results, load_results
 from segbench.report.tables import (METRICS, comparison_table, dice_matrix, markdown, statistics_tables,
                                     strata_table)
-from segbench.tracking import git_commit
 
 log = logging.getLogger(__name__)
-FIGURES = ("dice_matrix", "distributions", "pareto", "learning_curves", "critical_difference", "rank_stability",
-           "strata", "cases")
 
 
 def analyse(results: Results) -> dict:
@@ -80,7 +76,7 @@ def setup(params: dict, results: Results) -> dict[str, str]:
         "training": f"{train['epochs']} epochs max, batch {train['batch_size']}, {train['optimizer']} lr {train['lr']}, "
                     f"weight decay {train['weight_decay']}, {train['scheduler']} schedule, early stopping after "
                     f"{train['early_stopping_patience']} epochs without a better val Dice",
-        "augmentation": ", ".join(f"{k} {v}" for k, v in train["augment"].items()),
+        "augmentation": ", ".join(f"{k} {v}" for k, v in sorted(train["augment"].items())),
         "replicates": f"seeds {params['sweep']['seeds']}, folds {params['sweep']['folds']} "
                       "(the test images are predicted by the mean of a seed's fold models)",
         "evaluation": f"at the {evaluate['resolution']} resolution; boundary metrics in {units}, NSD tolerance "
@@ -95,14 +91,18 @@ def setup(params: dict, results: Results) -> dict[str, str]:
     }
 
 
-def provenance(params: dict, results: Results, params_text: str, tracker=None) -> dict[str, str]:
-    stamp = paths.raw_dir(params["dataset"]["name"]) / EXTRACTED / STAMP
-    run_ids = results.training.set_index(["pair", "seed", "fold"])["mlflow_run_id"].dropna()
-    return {"git commit": git_commit() or "not a git checkout",
-            "data checksum": stamp.read_text().strip() if stamp.exists() else "unknown",
-            "params hash": "sha256:" + hashlib.sha256(params_text.encode()).hexdigest()[:16],
-            "MLflow runs": ", ".join(f"{p}/seed{s}/fold{f}: {r}" for (p, s, f), r in run_ids.items()) or "none",
-            **({"MLflow comparison": tracker.compare_url(params["sweep"]["name"])} if tracker else {})}
+def provenance(params: dict, results: Results, info: dict) -> dict[str, str]:
+    """Where the numbers come from, read from the report's inputs only (so a rerun writes the same page)."""
+    training = results.training.set_index(["pair", "seed", "fold"])
+    run_ids = training["mlflow_run_id"].dropna() if "mlflow_run_id" in training else pd.Series(dtype=str)
+    commits = sorted(set(training["git_commit"].dropna())) if "git_commit" in training else []
+    return {"dataset": params["dataset"]["key"],
+            "git commit of the training code": ", ".join(commits) or "not a git checkout",
+            "data checksum": info.get("source_checksum") or "unknown",
+            "params hash": "sha256:" + hashlib.sha256(json.dumps(
+                {k: v for k, v in params.items() if k != "tracking"}, sort_keys=True, default=str).encode())
+            .hexdigest()[:16],
+            "MLflow runs": ", ".join(f"{p}/seed{s}/fold{f}: {r}" for (p, s, f), r in run_ids.items()) or "none"}
 
 
 def verdict(statistics: dict, table: pd.DataFrame) -> str:
@@ -119,28 +119,27 @@ def verdict(statistics: dict, table: pd.DataFrame) -> str:
     return text
 
 
-def qualitative(results: Results, params: dict, table: pd.DataFrame) -> list[tuple[str, list[np.ndarray]]]:
-    """The best, median and worst test image of the best pair and of the baseline (the last-ranked pair):
+def qualitative(results: Results, params: dict, table: pd.DataFrame, where: paths.Sweep,
+                data) -> list[tuple[str, list[np.ndarray]]]:
+    """The best, median and worst test image of the best pair and of the last-ranked pair:
     image, truth, probability, raw and post-processed prediction, on the un-padded canvas."""
     from PIL import Image
 
-    from segbench.data.dataset import Processed
     from segbench.data.images import Geometry
 
-    name, seed = params["dataset"]["name"], params["sweep"]["seeds"][0]
-    data = Processed.load(paths.processed_dir(name), paths.split_csv(name))
+    seed = params["sweep"]["seeds"][0]
     row_of = {sid: i for i, sid in enumerate(data.meta["sample_id"].astype(str))}
     rows = []
     ranked = list(dict.fromkeys([run_name(*table.iloc[0][["architecture", "loss"]]),
                                  run_name(*table.iloc[-1][["architecture", "loss"]])]))
     for pair in ranked:
-        seed_dir = paths.seed_dir(*pair.split("__"), seed)
+        seed_dir = where.seed(*pair.split("__"), seed)
         scores = results.per_image[(results.per_image["pair"] == pair) & (results.per_image["seed"] == seed)
                                    & results.per_image["lesion"]].sort_values("dice")
         if scores.empty:
             continue
         picks = {"best": scores.iloc[-1], "median": scores.iloc[len(scores) // 2], "worst": scores.iloc[0]}
-        with np.load(seed_dir / "test_probabilities.npz") as probs, np.load(seed_dir / "test_predictions.npz") as final:
+        with np.load(seed_dir / paths.TEST_PROBABILITIES) as probs, np.load(seed_dir / paths.TEST_PREDICTIONS) as final:
             for label, score in picks.items():
                 sid, index = str(score["sample_id"]), row_of[str(score["sample_id"])]
                 geometry = Geometry.of(data.meta.iloc[index], data.size)
@@ -157,7 +156,7 @@ def qualitative(results: Results, params: dict, table: pd.DataFrame) -> list[tup
 
 
 def make_figures(results: Results, statistics: dict, table: pd.DataFrame, strata: pd.DataFrame,
-                 params: dict) -> dict[str, "figures.Figure"]:
+                 params: dict, where: paths.Sweep, data) -> dict[str, "figures.Figure"]:
     ranked_pairs = [run_name(a, l) for a, l in zip(table["architecture"], table["loss"])]
     matrix = dice_matrix(results)
     ci = {(a, l): (statistics["per_pair"][run_name(a, l)]["ci_low"], statistics["per_pair"][run_name(a, l)]["ci_high"])
@@ -177,37 +176,42 @@ def make_figures(results: Results, statistics: dict, table: pd.DataFrame, strata
         "critical_difference": figures.plot_critical_difference(pd.Series(friedman["mean_ranks"]), nemenyi),
         "rank_stability": figures.plot_rank_stability(pd.DataFrame(statistics["rank_stability"]).T),
         "strata": figures.plot_strata(strata, ranked_pairs),
-        "cases": figures.plot_cases(qualitative(results, params, table)),
+        "cases": figures.plot_cases(qualitative(results, params, table, where, data)),
     }
 
 
-def build_report(params: dict, tracker=None, params_path: Path = Path("params.yaml")) -> Path:
-    """Write results/report/: comparison.md, comparison.xlsx, statistics.json, report.html and figures/;
-    mirror them on the sweep's MLflow parent run. Returns report.html's path."""
-    out = paths.REPORT_DIR
-    results = load_results(params)
+def build_report(params: dict, where: paths.Sweep, tracker=None) -> Path:
+    """Write the (dataset, sweep)'s report folder: comparison.md, comparison.xlsx, statistics.json,
+    summary.json, report.html and figures/; mirror them on its MLflow parent run. Returns report.html's path.
+
+    It reads only the files the pipeline declares as its inputs, and writes the same bytes from the same
+    inputs (no dates, fixed SVG ids and workbook timestamps), so a rerun changes nothing.
+    """
+    from segbench.data.dataset import Processed
+
+    out = where.report
+    key = params["dataset"]["key"]
+    data = Processed.load(paths.processed_dir(key), paths.split_csv(key))
+    results = load_results(params, where)
     statistics = analyse(results)
     table = comparison_table(results, statistics)
     strata = strata_table(results)
-    name = params["dataset"]["name"]
-    counts_csv, leakage_json = paths.split_counts_csv(name), paths.split_leakage_json(name)
-    counts = pd.read_csv(counts_csv) if counts_csv.exists() else pd.DataFrame()
-    leakage = read_json(leakage_json) if leakage_json.exists() else {}
-    params_text = params_path.read_text() if params_path.exists() else json.dumps(params, sort_keys=True)
+    counts = pd.read_csv(paths.split_counts_csv(key))
+    leakage = read_json(paths.split_leakage_json(key))
     described = setup(params, results)
     losses = {l: loss_definition(params["losses"][l]) for l in params["sweep"]["losses"]}
-    meta = provenance(params, results, params_text, tracker)
+    meta = provenance(params, results, data.info)
     summary = verdict(statistics, table)
 
-    write_json(out / "statistics.json", statistics)
+    write_json(out / paths.STATISTICS, statistics)
     best = statistics["versus_best"]["best"]
-    write_json(out / "summary.json", {  # the headline numbers `dvc metrics show` and `dvc exp show` display
+    write_json(out / paths.SUMMARY, {  # the headline numbers `dvc metrics show` and `dvc exp show` display
         "best_pair": best, "best_dice": statistics["per_pair"][best]["mean"],
         "best_dice_ci_low": statistics["per_pair"][best]["ci_low"],
         "best_dice_ci_high": statistics["per_pair"][best]["ci_high"], "pairs": len(results.pairs),
         "pairs_not_worse_than_best": sum(r["not_worse"] for r in statistics["versus_best"]["pairs"].values())})
     sections = statistics_tables(statistics)
-    md = [f"# segbench comparison: sweep '{params['sweep']['name']}'", "", summary, "", markdown(table), "",
+    md = [f"# segbench comparison: sweep '{params['sweep']['name']}' on {key}", "", summary, "", markdown(table), "",
           "## Set-up", "", *[f"- **{k}**: {v}" for k, v in described.items()], "",
           "## Losses", "", *[f"- `{k}` = {v}" for k, v in losses.items()], "",
           "## Metrics", "", *[f"- **{title}**: {text}" for title, text, _ in METRICS.values()], "",
@@ -217,23 +221,23 @@ def build_report(params: dict, tracker=None, params_path: Path = Path("params.ya
         md += [f"### {title}", "", markdown(frame), ""]
     md += ["## Strata", "", markdown(strata), "", "## Split counts", "", markdown(counts), "",
            "## Provenance", "", *[f"- **{k}**: {v}" for k, v in meta.items()], ""]
-    with atomic_path(out / "comparison.md") as tmp:
+    with atomic_path(out / paths.MARKDOWN) as tmp:
         tmp.write_text("\n".join(md))
-    workbook.write(out / "comparison.xlsx", table=table, matrix=dice_matrix(results), strata=strata,
+    workbook.write(out / paths.WORKBOOK, table=table, matrix=dice_matrix(results), strata=strata,
                    statistics=sections, per_image=results.per_image, counts=counts,
                    runs=results.training, setup={"verdict": summary, **described, **losses, **meta})
-    drawn = make_figures(results, statistics, table, strata, params)
+    drawn = make_figures(results, statistics, table, strata, params, where, data)
     figure_files = {}
-    for key, figure in drawn.items():
-        for suffix in ("png", "svg"):
-            with atomic_path(out / "figures" / f"{key}.{suffix}") as tmp:
-                figure.savefig(tmp, format=suffix, dpi=110)
-        figure_files[key] = out / "figures" / f"{key}.png"
-    page = html.page(title=f"segbench: sweep '{params['sweep']['name']}'", verdict=summary, table=table,
+    for name, figure in drawn.items():
+        for suffix in paths.FIGURE_FORMATS:
+            with atomic_path(where.figure(name, suffix)) as tmp:
+                figures.save(figure, tmp, suffix)
+        figure_files[name] = where.figure(name)
+    page = html.page(title=f"segbench: sweep '{params['sweep']['name']}' on {key}", verdict=summary, table=table,
                      figures=figure_files, setup=described, losses=losses,
                      metrics={title: text for title, text, _ in METRICS.values()},
                      statistics=sections, strata=strata, counts=counts, leakage=leakage, provenance=meta)
-    with atomic_path(out / "report.html") as tmp:
+    with atomic_path(out / paths.PAGE) as tmp:
         tmp.write_text(page)
     if tracker:
         headline = {"best_test_dice": statistics["per_pair"][best]["mean"],
@@ -244,9 +248,9 @@ def build_report(params: dict, tracker=None, params_path: Path = Path("params.ya
                        is not None else {}),
                     **({"kendall_w": statistics["loss_rankings"]["kendall_w"]["W"]}
                        if statistics["loss_rankings"]["kendall_w"].get("W") is not None else {})}
-        tracker.finish_sweep(params["sweep"]["name"], headline, {"best_pair": best},
-                             [out / "report.html", out / "comparison.md", out / "comparison.xlsx",
-                              out / "statistics.json", *figure_files.values()],
+        tracker.finish_sweep(headline, {"best_pair": best},
+                             [out / paths.PAGE, out / paths.MARKDOWN, out / paths.WORKBOOK,
+                              out / paths.STATISTICS, *figure_files.values()],
                              champion=f"{best}/seed{params['sweep']['seeds'][0]}")
-    log.info("report: %s", out / "report.html")
-    return out / "report.html"
+    log.info("report: %s", out / paths.PAGE)
+    return out / paths.PAGE

@@ -51,8 +51,8 @@ def _flat(metrics: dict) -> dict:
     return out
 
 
-def load_results(params: dict) -> Results:
-    """Read every (pair, seed, fold) of the sweep ``params`` describes.
+def load_results(params: dict, where: paths.Sweep) -> Results:
+    """Read every (pair, seed, fold) of the sweep ``params`` describes, from ``where``.
 
     Raises:
         SegbenchError: a missing file, naming it and the stage that makes it.
@@ -64,17 +64,19 @@ def load_results(params: dict) -> Results:
         for loss in sweep["losses"]:
             pair = run_name(arch, loss)
             for seed in sweep["seeds"]:
-                seed_dir = paths.seed_dir(arch, loss, seed)
+                seed_dir = where.seed(arch, loss, seed)
                 keys = {"pair": pair, "architecture": arch, "loss": loss, "seed": seed}
-                m = _read(seed_dir / "metrics.json", f"evaluate --arch {arch} --loss {loss} --seed {seed}")
+                m = _read(seed_dir / paths.METRICS, f"evaluate --arch {arch} --loss {loss} --seed {seed}")
                 metrics[(pair, seed)] = m
-                replicates.append({**keys, **_flat(m)})
-                per_image.append(_read(seed_dir / "per_image.csv", "evaluate", pd.read_csv).assign(**keys))
+                timing = _read(seed_dir / paths.LATENCY, "evaluate")
+                replicates.append({**keys, **_flat(m), **timing})
+                per_image.append(_read(seed_dir / paths.PER_IMAGE, "evaluate", pd.read_csv).assign(**keys))
                 for fold in sweep["folds"]:
-                    fold_dir = paths.fold_dir(arch, loss, seed, fold)
+                    fold_dir = where.fold(arch, loss, seed, fold)
                     what = f"train --arch {arch} --loss {loss} --seed {seed} --fold {fold}"
-                    training.append({**keys, "fold": fold, **_read(fold_dir / "train.json", what)})
-                    history.append(_read(fold_dir / "history.csv", what, pd.read_csv).assign(**keys, fold=fold))
+                    training.append({**keys, "fold": fold, **_read(fold_dir / paths.TRAINED, what)})
+                    history.append(_read(fold_dir / paths.HISTORY, what, pd.read_csv).merge(
+                        _read(fold_dir / paths.TIMING, what, pd.read_csv), on="epoch").assign(**keys, fold=fold))
     images = pd.concat(per_image, ignore_index=True).astype({"sample_id": str})
     return Results(pairs, pd.DataFrame(replicates), images, pd.DataFrame(training),
                    pd.concat(history, ignore_index=True), metrics)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+from importlib.resources import files
 from pathlib import Path
 
 import pandas as pd
@@ -24,19 +25,10 @@ dl { display: grid; grid-template-columns: max-content auto; gap: .2rem 1rem; fo
 dt { font-weight: 600; } nav a { margin-right: .8rem; }
 """
 
-CAPTIONS = {
-    "dice_matrix": "Mean test Dice of every architecture x loss pair, with its 95% bootstrap confidence interval.",
-    "distributions": "Per-image test Dice of each pair (box: quartiles; dots: images), pairs in rank order.",
-    "pareto": "Mean test Dice against parameters, GFLOPs and CPU latency; the red line joins the pairs no other "
-              "pair beats on both axes.",
-    "learning_curves": "Train loss, val loss and val Dice per epoch (mean over seeds and folds).",
-    "critical_difference": "Mean rank over test images; pairs joined by a bar are not separated by Nemenyi's "
-                           "test after Friedman's.",
-    "rank_stability": "Each pair's rank over bootstrap resamples of the test images: median and 95% interval.",
-    "strata": "Mean test Dice per value of each stratum (subtype, size bucket, ...), one bar per pair.",
-    "cases": "Best, median and worst test image of the best pair and of the last-ranked pair, in the thesis's "
-             "layout: image, ground truth, probability, raw and post-processed prediction.",
-}
+
+def caption(figure: str) -> str:
+    """A figure's caption: ``captions/<figure>.rst``, which Snakemake's report shows too."""
+    return " ".join(files("segbench.report").joinpath("captions", f"{figure}.rst").read_text().split())
 
 
 def _table(frame: pd.DataFrame) -> str:
@@ -53,9 +45,9 @@ def _dl(items: dict) -> str:
 
 def _figure(key: str, path: Path) -> str:
     data = base64.b64encode(Path(path).read_bytes()).decode()
-    caption = html.escape(CAPTIONS.get(key, key))
-    return (f'<figure id="fig-{key}"><img alt="{caption}" src="data:image/png;base64,{data}">'
-            f"<figcaption>{caption}</figcaption></figure>")
+    text = html.escape(caption(key))
+    return (f'<figure id="fig-{key}"><img alt="{text}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{text}</figcaption></figure>")
 
 
 def page(title: str, verdict: str, table: pd.DataFrame, figures: dict[str, Path], setup: dict, losses: dict,

@@ -11,7 +11,7 @@ from openpyxl.formatting.rule import ColorScaleRule
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
-from segbench.io import atomic_path
+from segbench.io import atomic_path, xlsx_bytes
 
 HEADER = PatternFill("solid", fgColor="DDE6F0")
 INTEGER_COLUMNS = {"rank", "seed", "fold", "epochs", "best_epoch", "n", "epoch"}
@@ -84,4 +84,4 @@ def write(path: Path, table: pd.DataFrame, matrix: pd.DataFrame, strata: pd.Data
                            "device", "mlflow_run_id") if c in runs]
     _sheet(book, "runs", runs[columns], "Training runs and their MLflow run ids.")
     with atomic_path(path) as tmp:
-        book.save(tmp)
+        tmp.write_bytes(xlsx_bytes(book))

@@ -5,9 +5,11 @@ stopping on validation Dice, train-set mean/std normalisation, flip / rotate / z
 brightness augmentation; the checkpoint kept is the best on validation Dice, scored as the
 test will be (``validation.py``).
 
-Outputs, in the fold folder: ``model_best.pt``, ``model_last.pt``, ``history.csv`` (one row
-per epoch) and ``train.json``. ``resume.pt`` (every epoch, removed at the end) lets a killed
-job continue where it stopped and finish with the same result as an uninterrupted run on CPU.
+Outputs, in the fold folder: ``model_best.pt``, ``model_last.pt``, ``history.csv`` (one row per epoch:
+losses, val Dice, learning rate), ``timing.csv`` (each epoch's seconds and peak memory: apart, because a
+rerun changes them and history.csv is kept in git) and ``train.json``. ``resume.pt`` (every epoch, removed
+at the end) lets a killed job continue where it stopped and finish with the same result as an
+uninterrupted run on CPU.
 Checkpoints hold tensors and plain values only: they load with ``weights_only=True``.
 """
 
@@ -30,11 +32,11 @@ from tqdm import tqdm
 
 from segbench import SegbenchError, paths
 from segbench.data.dataset import Processed, SegmentationDataset, augmentation
-from segbench.data.download import EXTRACTED, STAMP
 from segbench.io import atomic_path, write_csv, write_json
 from segbench.losses import BLIND_ON_EMPTY, create_loss
-from segbench.models import build_model
+from segbench.models import MODELS, build_model
 from segbench.models.complexity import complexity
+from segbench.tracking import git_commit
 from segbench.training.checkpoint import Checkpointer, link_or_copy, restore_rng_state, rng_state, to_cpu
 from segbench.training.device import Accelerator, leased_device
 from segbench.training.optim import build_optimizer, build_scheduler, step_scheduler
@@ -53,12 +55,13 @@ def input_normalisation(arch_cfg: dict, data: Processed, train: np.ndarray) -> t
     """Per-channel mean and std of the inputs: the train images' own, or, for an smp encoder with
     pretrained weights, the statistics those weights were trained with (ImageNet's); one grey
     channel takes their mean, as smp sums the RGB kernels of the first convolution."""
-    weights = arch_cfg.get("encoder_weights")
+    options = {**MODELS.entry(arch_cfg["family"]).options(), **arch_cfg}  # the entry's defaults, then params'
+    weights = options.get("encoder_weights")
     if not weights:
         return data.normalisation(train)
     from segmentation_models_pytorch.encoders import get_preprocessing_params
 
-    encoder = arch_cfg.get("encoder", "resnet18")
+    encoder = options["encoder"]
     try:
         stats = get_preprocessing_params(encoder, pretrained=weights)
     except Exception as exc:  # smp reads them from the Hugging Face hub, beside the weights
@@ -80,7 +83,7 @@ def fingerprint(params: dict, arch: str, loss: str, seed: int, fold: int, proces
     digest = hashlib.sha256(json.dumps([params["train"], params["architectures"][arch], params["losses"][loss],
                                         params["evaluate"]["resolution"], seed, fold],
                                        sort_keys=True, default=str).encode())
-    for path in (processed_dir / "meta.csv", split_csv):
+    for path in (processed_dir / paths.META, split_csv):
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
@@ -146,20 +149,17 @@ class Session:
         return total / max(1, seen)
 
 
-def data_tags(dataset: str) -> dict:
-    """The verified archive's checksum, for the MLflow run's tags."""
-    stamp = paths.raw_dir(dataset) / EXTRACTED / STAMP
-    return {"segbench.data_checksum": stamp.read_text().strip()} if stamp.exists() else {}
-
-
 def _raise_on_sigterm(*_):
     raise KeyboardInterrupt("SIGTERM")
 
 
+TIMING = ("seconds", "train_seconds", "val_seconds", "peak_memory_mb")  # timing.csv's columns, not history.csv's
+
+
 def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_csv: Path, out_dir: Path,
-               seed: int = 0, fold: int = 0, tracker=None, threads: int = 1) -> dict:
+               seed: int = 0, fold: int = 0, tracker=None) -> dict:
     """Train ``arch`` with ``loss`` from ``seed``, validating on ``fold``; write the fold folder
-    ``out_dir``; return the train.json summary."""
+    ``out_dir``; return the train.json summary. ``params``: one dataset's (``config.dataset_params``)."""
     recipe, pair = params["train"], f"{arch}__{loss}/seed{seed}/fold{fold}"
     seed_everything(seed)
     data = Processed.load(processed_dir, split_csv)
@@ -185,7 +185,7 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
             "in_channels": data.channels, "classes": classes, "class_names": names, "size": data.size}
 
     with leased_device() as dev:
-        acc = Accelerator.for_device(dev, recipe, threads)
+        acc = Accelerator.for_device(dev, recipe, recipe["threads"])
         net = build_model(arch_cfg, data.channels, classes).to(dev, memory_format=acc.memory_format)
         run = Session(net, recipe, acc, augment, seed)
         loader = DataLoader(train_set, batch_size=recipe["batch_size"], shuffle=True, generator=run.generator,
@@ -196,9 +196,9 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
         n_params = efficiency["parameters"]
 
         key = fingerprint(params, arch, loss, seed, fold, processed_dir, split_csv)
-        resume_path = out_dir / "resume.pt"
+        resume_path = out_dir / paths.RESUME
         # model_best.pt under a second name: Snakemake deletes a failed job's outputs, not this
-        resume_best = out_dir / "resume_best.pt"
+        resume_best = out_dir / paths.RESUME_BEST
         state = torch.load(resume_path, map_location="cpu", weights_only=True) if resume_path.exists() else None
         if state is not None and state["fingerprint"] != key:
             log.warning("%s: params or data changed since %s was written; starting afresh", pair, resume_path)
@@ -207,18 +207,19 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
             run.load(state)
             if run.best["epoch"]:
                 run.best["model"] = torch.load(resume_best, map_location="cpu", weights_only=True)["model"]
-                if not (out_dir / "model_best.pt").exists():
-                    link_or_copy(resume_best, out_dir / "model_best.pt")
+                if not (out_dir / paths.CHECKPOINT).exists():
+                    link_or_copy(resume_best, out_dir / paths.CHECKPOINT)
             log.info("%s: resuming after epoch %d", pair, state["epoch"])
             run.run_id = tracker.resume(run.run_id) if tracker and run.run_id else None
             if run.run_id:
                 tracker.log_history(run.run_id, run.history)
         if tracker and run.run_id is None:
-            run.run_id = tracker.start_training(params, arch, loss, seed, fold, {
+            checksum = data.info.get("source_checksum")
+            run.run_id = tracker.start_training(arch, loss, seed, fold, {
                 "arch": arch, "loss": loss, "seed": seed, "fold": fold, "architecture": arch_cfg,
                 "loss_terms": params["losses"][loss], "train": recipe, "preprocess": params["preprocess"],
-                "split": params["split"], "dataset": params["dataset"]["name"], "n_params": n_params,
-            }, data_tags(params["dataset"]["name"]))
+                "split": params["split"], "dataset": params["dataset"], "n_params": n_params,
+            }, {"segbench.data_checksum": checksum} if checksum else {})
 
         checkpoints, started = Checkpointer(), time.time()
         previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
@@ -241,8 +242,8 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
                 if row["val_dice"] > run.best["val_dice"]:
                     run.best = {"val_dice": row["val_dice"], "epoch": epoch, "model": to_cpu(net.state_dict())}
                     run.stale = 0
-                    writes.append((out_dir / "model_best.pt", {"model": run.best["model"], "epoch": epoch, **meta}))
-                    links.append((out_dir / "model_best.pt", resume_best))
+                    writes.append((out_dir / paths.CHECKPOINT, {"model": run.best["model"], "epoch": epoch, **meta}))
+                    links.append((out_dir / paths.CHECKPOINT, resume_best))
                 else:
                     run.stale += 1
                 row["seconds"] = time.time() - tick
@@ -251,7 +252,9 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
                 if epoch < recipe["epochs"] and not (patience and run.stale >= patience):
                     writes.append((resume_path, run.state(key)))  # the last epoch needs no resuming
                 checkpoints.save(writes, links)
-                write_csv(out_dir / "history.csv", pd.DataFrame(run.history))
+                history = pd.DataFrame(run.history)
+                write_csv(out_dir / paths.HISTORY, history.drop(columns=list(TIMING)))
+                write_csv(out_dir / paths.TIMING, history[["epoch", *TIMING]])
                 log.info("%s epoch %d: train_loss %.4f val_loss %.4f val_dice %.4f", pair, epoch,
                          row["train_loss"], row["val_loss"], row["val_dice"])
                 if tracker:
@@ -266,14 +269,14 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
         finally:
             signal.signal(signal.SIGTERM, previous)
 
-        with atomic_path(out_dir / "model_last.pt") as tmp:
+        with atomic_path(out_dir / paths.LAST) as tmp:
             torch.save({"model": to_cpu(net.state_dict()), "epoch": len(run.history), **meta}, tmp)
         summary = {"arch": arch, "loss": loss, "seed": seed, "fold": fold, "epochs": len(run.history),
                    "best_epoch": run.best["epoch"], "best_val_dice": run.best["val_dice"], "n_params": n_params,
                    "gflops": efficiency["gflops"], "gflops_size": data.size, "mean": mean, "std": std,
                    "train_seconds": round(time.time() - started, 1), "device": str(dev),
-                   "mlflow_run_id": run.run_id}
-        write_json(out_dir / "train.json", summary)
+                   "mlflow_run_id": run.run_id, "git_commit": git_commit()}
+        write_json(out_dir / paths.TRAINED, summary)
         if tracker:
             tracker.end(run.run_id)
         resume_path.unlink(missing_ok=True)

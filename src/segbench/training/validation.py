@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 
 from segbench.data.dataset import Processed
 from segbench.data.images import Geometry
-from segbench.inference.predictor import probabilities, to_labels
+from segbench.predict.predictor import probabilities, to_labels
 from segbench.metrics.overlap import class_overlap, confusion_matrix
 
 

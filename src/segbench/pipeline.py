@@ -1,0 +1,311 @@
+"""The pipeline, defined once: its stages, the fields each iterates over, the params each reads, the files it
+reads and writes, and the code it runs.
+
+The Snakefile builds one rule per stage from ``STAGES``; ``dvc.yaml`` is generated from them
+(``segbench dag --write``; a test checks the committed file). Both run the same ``segbench <stage>`` command
+with the same outputs. The differences are what each tool can express:
+
+- Snakemake expands a stage's inputs over the sweep's lists and knows each job's own code: a pair's train
+  job depends on its architecture's module and its loss terms' modules (and what they import), and on their
+  lines of the registry tables as params, so adding an architecture trains only its pairs.
+- A DVC matrix stage has one dependency list for all its items: it depends on the folder a matrix writes
+  into, and on the whole ``models/`` and ``losses/`` packages.
+
+Code dependencies are read from the import statements with ``ast`` (nothing is imported): a stage runs its
+``module``, which imports what it imports, function-level imports included.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from dataclasses import dataclass
+from functools import cache
+from itertools import product
+from pathlib import Path
+
+import yaml
+
+from segbench import SegbenchError, paths
+
+SRC = Path(__file__).resolve().parent.parent  # the folder holding the segbench package
+CATALOGS = ("segbench.models.catalog", "segbench.losses.catalog")  # tracked per entry, never as files
+AXES = {"dataset": "datasets", "arch": "architectures", "loss": "losses", "seed": "seeds", "fold": "folds"}
+# the dataset view's sections that DVC reads from the dataset's entry of `datasets:` as well
+PER_DATASET = ("dataset", "synthetic", "preprocess", "split")
+
+
+@dataclass(frozen=True)
+class Output:
+    pattern: str
+    cache: bool = True        # False: a small file kept in git (DVC's cache: false)
+    metric: bool = False      # DVC's metrics: the headline `dvc metrics show` displays
+    plot: bool = False        # DVC plot of val Dice per epoch (history.csv)
+    directory: bool = False
+    figure: str | None = None  # a report figure: Snakemake's report() shows it with its caption
+
+
+@dataclass(frozen=True)
+class Input:
+    pattern: str
+    over: tuple[str, ...] = ()  # fields Snakemake expands over the sweep's lists
+    dvc: str | None = None      # the folder DVC depends on instead (it cannot list a matrix's outputs)
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    fields: tuple[str, ...]
+    params: tuple[str, ...]     # keys of dataset_params(params, dataset), with {field}s
+    inputs: tuple[Input, ...]
+    outputs: tuple[Output, ...]
+    module: str                 # the library module whose code (with its imports) the stage runs
+    entries: tuple[str, ...] = ()  # "arch", "loss": the registry entries whose modules it runs too
+    gpu: bool = False           # counted as a resource; the job leases a device itself
+    threads: str | None = None  # a params key, or "all" (Snakemake's --cores)
+
+    def command(self, fill=lambda field: f"{{{field}}}") -> str:
+        return " ".join([f"segbench {self.name}", *(f"--{f} {fill(f)}" for f in self.fields)])
+
+
+def _files(pattern: str, names, **flags) -> tuple[Output, ...]:
+    return tuple(Output(f"{pattern}/{name}", **flags.get(name, {})) for name in names)
+
+
+_PROCESSED = tuple(Input(f"{paths.PROCESSED}/{name}") for name in paths.PROCESSED_FILES)
+_FIGURES = tuple(Output(f"{paths.REPORT}/figures/{name}.{suffix}", figure=name if suffix == "png" else None)
+                 for name in paths.FIGURES for suffix in paths.FIGURE_FORMATS)
+
+STAGES = (
+    Stage("download", ("dataset",), ("dataset.name", "dataset.source", "dataset.checksum", "synthetic"), (),
+          (Output(paths.RAW, directory=True),), "segbench.data.sources"),
+    Stage("preprocess", ("dataset",), ("dataset.name", "dataset.include_normal", "dataset.border_as",
+                                       "dataset.labels", "dataset.channels", "preprocess"),
+          (Input(paths.RAW),), _files(paths.PROCESSED, paths.PROCESSED_FILES), "segbench.data.preprocess",
+          threads="all"),
+    Stage("split", ("dataset",), ("split",), (Input(f"{paths.PROCESSED}/meta.csv"),
+                                              Input(f"{paths.PROCESSED}/info.json")),
+          (Output(paths.SPLIT), Output(paths.SPLIT_COUNTS), Output(paths.SPLIT_LEAKAGE)), "segbench.data.split"),
+    Stage("train", ("dataset", "arch", "loss", "seed", "fold"),
+          ("train", "architectures.{arch}", "losses.{loss}", "evaluate.resolution"),
+          (*_PROCESSED, Input(paths.SPLIT)),
+          _files(paths.FOLD, paths.TRAIN_FILES, **{"history.csv": {"cache": False, "plot": True}}),
+          "segbench.training.trainer", ("arch", "loss"), gpu=True, threads="train.threads"),
+    Stage("evaluate", ("dataset", "arch", "loss", "seed"),
+          ("evaluate", "dataset.spacing_mm", "sweep.folds"),
+          (*_PROCESSED, Input(paths.SPLIT),
+           *(Input(f"{paths.FOLD}/{name}", ("fold",), f"{paths.SEED}/folds") for name in (paths.CHECKPOINT,
+                                                                                         paths.TRAINED))),
+          _files(paths.SEED, paths.EVALUATE_FILES, **{"metrics.json": {"cache": False}}),
+          "segbench.evaluation.evaluate", ("arch",), gpu=True),
+    Stage("report", ("dataset",), ("sweep", "evaluate", "train", "preprocess", "losses"),
+          (*_PROCESSED, Input(paths.SPLIT), Input(paths.SPLIT_COUNTS), Input(paths.SPLIT_LEAKAGE),
+           *(Input(f"{paths.SEED}/{name}", ("arch", "loss", "seed"), f"{paths.SWEEP}/runs")
+             for name in paths.EVALUATE_FILES if name != paths.VAL_PREDICTIONS),
+           *(Input(f"{paths.FOLD}/{name}", ("arch", "loss", "seed", "fold"), f"{paths.SWEEP}/runs")
+             for name in (paths.TRAINED, paths.HISTORY, paths.TIMING))),
+          (*_files(paths.REPORT, paths.REPORT_FILES, **{"statistics.json": {"cache": False},
+                                                        paths.SUMMARY: {"cache": False, "metric": True}}),
+           *_FIGURES), "segbench.report.build"),
+)
+BY_NAME = {stage.name: stage for stage in STAGES}
+
+
+def stage(name: str) -> Stage:
+    if name not in BY_NAME:
+        raise SegbenchError(f"unknown stage {name!r}; stages: {list(BY_NAME)}")
+    return BY_NAME[name]
+
+
+# -- code dependencies ------------------------------------------------------------------------------------
+
+def module_file(module: str) -> Path:
+    path = SRC.joinpath(*module.split("."))
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+
+
+def _with_parents(module: str) -> set[str]:
+    """Importing a.b.c runs a/__init__.py and a/b/__init__.py too."""
+    parts = module.split(".")
+    return {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
+
+
+@cache
+def imports(module: str) -> frozenset[str]:
+    """The segbench modules ``module`` imports anywhere in it (function-level imports included)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(module_file(module).read_text())):
+        if isinstance(node, ast.Import):
+            names = [(a.name, None) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names = [(node.module, a.name) for a in node.names]
+        else:
+            continue
+        for name, attribute in names:
+            if name.startswith("segbench"):
+                found |= _with_parents(name)
+                if attribute and module_file(f"{name}.{attribute}").exists():
+                    found.add(f"{name}.{attribute}")
+    return frozenset(found - {module})
+
+
+def closure(module: str) -> set[str]:
+    """``module`` and everything it imports, transitively; the registry tables are left out (per entry)."""
+    seen, todo = set(), [*_with_parents(module)]
+    while todo:
+        current = todo.pop()
+        if current not in seen and current not in CATALOGS and module_file(current).exists():
+            seen.add(current)
+            todo.extend(imports(current))
+    return seen
+
+
+def _relative(modules: set[str], root: Path | None = None) -> list[str]:
+    """Source files relative to ``root`` (default: the project the package is in, ``src/segbench/...``)."""
+    root = root or SRC.parent
+    return sorted(str(module_file(m).relative_to(root)) for m in modules)
+
+
+def _entries(stage_: Stage, params: dict, fields: dict) -> list:
+    """The registry entries a job of ``stage_`` builds."""
+    from segbench.losses import LOSSES
+    from segbench.models import MODELS
+
+    found = []
+    if "arch" in stage_.entries:
+        found.append(MODELS.entry(params["architectures"][fields["arch"]]["family"]))
+    if "loss" in stage_.entries:
+        found += [LOSSES.entry(term["term"]) for term in params["losses"][fields["loss"]]]
+    return found
+
+
+def job_code(stage_: Stage, params: dict, fields: dict) -> list[str]:
+    """The source files whose edit reruns this job: its stage's module and, for a pair, its architecture's
+    and loss terms' modules, each with what it imports. Relative to the working directory when the package
+    is inside it (a checkout: ``src/segbench/...``), else absolute."""
+    modules = closure(stage_.module)
+    for entry in _entries(stage_, params, fields):
+        modules |= closure(entry.target.partition(":")[0])
+    inside = Path.cwd() in SRC.parents
+    return _relative(modules, Path.cwd()) if inside else [str(module_file(m)) for m in sorted(modules)]
+
+
+def job_entries(stage_: Stage, params: dict, fields: dict) -> list[str]:
+    """The job's lines of the registry tables, as text: a Snakemake param, so editing one reruns its jobs."""
+    return [entry.fingerprint() for entry in _entries(stage_, params, fields)]
+
+
+def stage_code(stage_: Stage) -> list[str]:
+    """What DVC's matrix stage depends on: its module's code and, for pairs, the whole model and loss packages
+    (folders are listed as folders)."""
+    listed = _relative(closure(stage_.module))
+    folders = [f"src/segbench/{package}" for field, package in (("arch", "models"), ("loss", "losses"))
+               if field in stage_.entries]
+    return sorted([f for f in listed if not any(f.startswith(d + "/") for d in folders)] + folders)
+
+
+# -- files ------------------------------------------------------------------------------------------------
+
+class _Fields(dict):
+    """Format fields; those not given stay ``{field}`` (Snakemake's wildcards)."""
+
+    def __missing__(self, key):
+        return "{" + key + "}"
+
+
+def fill(pattern: str, params: dict, **fields) -> str:
+    """``pattern`` with the sweep's name and ``fields`` filled in, other fields left as ``{field}``."""
+    return pattern.format_map(_Fields(fields, sweep=params["sweep"]["name"]))
+
+
+def job_inputs(stage_: Stage, params: dict, fields: dict) -> list[str]:
+    """A job's input files: each input pattern expanded over its ``over`` fields' lists in the sweep."""
+    files = []
+    for item in stage_.inputs:
+        for values in product(*(params["sweep"][AXES[f]] for f in item.over)):
+            files.append(fill(item.pattern, params, **fields, **dict(zip(item.over, values))))
+    return files
+
+
+# -- params -----------------------------------------------------------------------------------------------
+
+def _get(view: dict, key: str):
+    value = view
+    for part in key.split("."):
+        value = value[part]
+    return value
+
+
+def job_params(stage_: Stage, view: dict, fields: dict) -> dict:
+    """The values of the params a job reads (``view``: the dataset's params): a change to one reruns it."""
+    return {(filled := key.format(**fields)): _get(view, filled) for key in stage_.params}
+
+
+def _dvc_params(stage_: Stage) -> list[str]:
+    keys = []
+    for key in stage_.params:
+        section = key.split(".")[0]
+        if section in PER_DATASET:  # an entry of datasets: holds the dataset section and its overrides
+            keys += ["datasets.${item.dataset}"] + ([section] if section != "dataset" else [])
+        else:
+            keys.append(_dvc_path(key))
+    return list(dict.fromkeys(keys))
+
+
+# -- dvc.yaml ---------------------------------------------------------------------------------------------
+
+def _dvc_field(match: re.Match) -> str:
+    return "${sweep.name}" if match[1] == "sweep" else f"${{item.{match[1]}}}"
+
+
+def _dvc_path(pattern: str) -> str:
+    return re.sub(r"\{(\w+)\}", _dvc_field, pattern)
+
+
+def _dvc_stage(stage_: Stage) -> dict:
+    out: dict = {}
+    if stage_.fields:
+        out["matrix"] = {field: f"${{sweep.{AXES[field]}}}" for field in stage_.fields}
+    out["cmd"] = stage_.command(lambda field: f"${{item.{field}}}")
+    deps = [_dvc_path(i.dvc or i.pattern) for i in stage_.inputs]
+    out["deps"] = list(dict.fromkeys(deps)) + stage_code(stage_)
+    out["params"] = _dvc_params(stage_)
+    kinds: dict[str, list] = {"outs": [], "metrics": [], "plots": []}
+    for output in stage_.outputs:
+        path = _dvc_path(output.pattern)
+        if output.plot:
+            kinds["plots"].append({path: {"cache": False, "x": "epoch", "y": "val_dice",
+                                          "title": "val Dice per epoch"}})
+        elif output.figure:  # `dvc plots show` renders the report's figures
+            kinds["plots"].append(path)
+        elif output.metric:
+            kinds["metrics"].append({path: {"cache": False}})
+        else:
+            kinds["outs"].append(path if output.cache else {path: {"cache": False}})
+    return out | {kind: paths_ for kind, paths_ in kinds.items() if paths_}
+
+
+HEADER = """\
+# Generated from segbench's pipeline definition (src/segbench/pipeline.py) by `segbench dag --write`;
+# do not edit: a test checks that this file is what the definition generates. The Snakefile builds its
+# rules from the same definition: same stages, same commands, same outputs.
+"""
+
+
+def dvc_yaml() -> str:
+    """dvc.yaml's text: one matrix stage per stage, iterating over the sweep's lists in params.yaml."""
+    stages = {s.name: _dvc_stage(s) for s in STAGES}
+    return HEADER + yaml.safe_dump({"stages": stages}, sort_keys=False, width=120)
+
+
+def check_dvc_yaml(path: Path = Path("dvc.yaml")) -> None:
+    """Raises: SegbenchError when ``path`` is not what the pipeline definition generates."""
+    if not path.exists() or path.read_text() != dvc_yaml():
+        raise SegbenchError(f"{path}: not what the pipeline definition generates; run `segbench dag --write`")
+
+
+def summary() -> str:
+    """Every stage with its fields, params and code, for `segbench dag` (JSON)."""
+    return json.dumps({s.name: {"fields": list(s.fields), "params": list(s.params), "command": s.command(),
+                                "code": stage_code(s)} for s in STAGES}, indent=2)

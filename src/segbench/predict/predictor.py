@@ -1,0 +1,170 @@
+"""Load a trained run and segment images of any size at their original resolution.
+
+One code path for evaluation, ``segbench predict``, the web page and the MLflow model: the
+same resize and pad as preprocessing, the run's own normalisation, the mean of the fold
+models' probabilities, probabilities resampled to the original size before the threshold,
+and the post-processing that evaluation chose on validation images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from segbench import SegbenchError, paths
+from segbench.paths import CHECKPOINT
+from segbench.data.images import Geometry, load_image, normalise
+from segbench.predict.postprocess import postprocess
+from segbench.io import read_json
+from segbench.models import build_model
+
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def load_checkpoint(path: Path, map_location="cpu") -> tuple[torch.nn.Module, dict]:
+    """A checkpoint's model (eval mode) and its plain values (arch_cfg, mean, std, classes, size, ...).
+
+    ``weights_only=True``: a checkpoint from a DVC remote or an MLflow server holds tensors and plain
+    values only, so loading it runs no code.
+    """
+    if not path.is_file():
+        raise SegbenchError(f"{path}: missing; train this run first")
+    checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    model = build_model(checkpoint["arch_cfg"], checkpoint["in_channels"], checkpoint["classes"])
+    model.load_state_dict(checkpoint["model"])
+    return model.eval(), {k: v for k, v in checkpoint.items() if k != "model"}
+
+
+def probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """Logits (N, C, H, W) -> probabilities: the sigmoid of a single foreground logit, else the softmax."""
+    return torch.sigmoid(logits) if logits.shape[1] == 1 else torch.softmax(logits, 1)
+
+
+def to_labels(probabilities: np.ndarray) -> np.ndarray:
+    """(1, ...) foreground probability -> 0/1 (> 0.5); (K, ...) class probabilities -> argmax. uint8."""
+    if len(probabilities) == 1:
+        return (probabilities[0] > 0.5).astype(np.uint8)
+    return probabilities.argmax(0).astype(np.uint8)
+
+
+def foreground(probabilities: np.ndarray) -> np.ndarray:
+    """The probability of any foreground class, (K', H, W) -> (H, W)."""
+    return probabilities[0] if len(probabilities) == 1 else 1.0 - probabilities[0]
+
+
+@dataclass
+class Member:
+    """One trained model with the normalisation it was trained with."""
+
+    net: torch.nn.Module
+    mean: list[float]
+    std: list[float]
+
+
+@dataclass
+class Predictor:
+    """A trained run: one model, or the mean of a seed's fold models, plus its post-processing.
+
+    Example:
+        >>> predictor = Predictor.from_run("results/synthetic/demo/runs/smp_unet__dice_focal/seed0")
+        >>> mask, probability = predictor.predict(np.asarray(Image.open("xray.png")))
+    """
+
+    members: list[Member]
+    size: int
+    channels: int
+    classes: int
+    postprocessing: dict = field(default_factory=lambda: {"name": "none"})
+    source: str = ""
+    class_names: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.class_names = self.class_names or ["background", *(f"class {c}" for c in range(1, self.classes))]
+
+    @classmethod
+    def from_checkpoints(cls, paths: list[Path], postprocessing: dict | None = None, source: str = "",
+                         map_location=None) -> "Predictor":
+        members, infos = [], []
+        for path in paths:
+            net, info = load_checkpoint(path)
+            members.append(Member(net.to(map_location or device()), list(np.atleast_1d(info["mean"])),
+                                  list(np.atleast_1d(info["std"]))))
+            infos.append(info)
+        first = infos[0]
+        if any((i["size"], i["in_channels"], i["classes"]) != (first["size"], first["in_channels"], first["classes"])
+               for i in infos):
+            raise SegbenchError(f"{source}: its models differ in input size, channels or classes")
+        return cls(members, first["size"], first["in_channels"], first["classes"],
+                   postprocessing or {"name": "none"}, source, list(first.get("class_names", [])))
+
+    @classmethod
+    def from_run(cls, path: str | Path, map_location=None) -> "Predictor":
+        """A fold folder (``.../folds/fold<f>``: one model) or a seed folder (``.../seed<s>``: its folds'
+        ensemble), with the post-processing its evaluation chose (none before evaluation)."""
+        path = Path(path)
+        if (path / CHECKPOINT).is_file():
+            checkpoints, evaluated = [path / CHECKPOINT], path.parent.parent / paths.METRICS
+        else:
+            checkpoints, evaluated = paths.fold_checkpoints(path), path / paths.METRICS
+        if not checkpoints:
+            raise SegbenchError(f"{path}: no trained model here: expected {CHECKPOINT} (a fold folder) or "
+                                f"{paths.FOLD_IN_SEED.format(fold='*')}/{CHECKPOINT} (a seed folder)")
+        chosen = read_json(evaluated).get("postprocessing") if evaluated.is_file() else None
+        return cls.from_checkpoints(checkpoints, chosen, str(path), map_location)
+
+    @torch.inference_mode()
+    def canvas_probabilities(self, canvases: np.ndarray) -> np.ndarray:
+        """Preprocessed canvases (N, S, S[, C]) uint8 -> probabilities (N, K', S, S) float32, the members' mean.
+
+        K' = 1 (the foreground's sigmoid) for a binary model, else K (softmax).
+        """
+        total = None
+        for member in self.members:
+            dev = next(member.net.parameters()).device
+            p = probabilities(member.net(normalise(canvases, member.mean, member.std).to(dev)).float())
+            total = p if total is None else total + p
+        return (total / len(self.members)).cpu().numpy()
+
+    def labels(self, probabilities: np.ndarray, postprocessing: dict | None = None) -> np.ndarray:
+        """Probabilities (K', H, W) -> the label map (H, W), post-processed (by ``postprocessing``, else
+        the run's own choice)."""
+        chosen = postprocessing or self.postprocessing
+        return postprocess(to_labels(probabilities), chosen["name"], self.classes, chosen.get("min_fraction", 1e-4))
+
+    @property
+    def mode(self) -> str:
+        return "L" if self.channels == 1 else "RGB"
+
+    def predict_file(self, source: Path | bytes, max_pixels: int | None = None):
+        """(image as decoded, mask, probability) of an image file (a path or its bytes): decoded exactly as
+        preprocessing decodes (EXIF rotation, JPEG draft near the model's size, DICOM), predicted at its
+        original size."""
+        image, original = load_image(source, self.mode, scale_to=self.size, max_pixels=max_pixels)
+        mask, probability = self.predict(image, original)
+        return image, mask, probability
+
+    def as_input(self, image: np.ndarray | Image.Image) -> Image.Image:
+        """Any grey or RGB image as the PIL image the model takes (grey for 1 channel, else RGB)."""
+        image = Image.fromarray(image) if isinstance(image, np.ndarray) else image
+        return image.convert(self.mode)
+
+    def predict(self, image: np.ndarray | Image.Image,
+                original_size: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Segment one image of any size.
+
+        Shape: image (H, W) grey or (H, W, 3) RGB, uint8 -> (mask (H, W) uint8 class ids,
+        probability (H, W) float32 of the foreground). ``original_size`` (H, W): the size to return
+        when ``image`` was decoded smaller (a JPEG's draft mode, as preprocessing decodes it).
+        """
+        image = self.as_input(image)
+        geometry = Geometry.fit(*(original_size or (image.height, image.width)), self.size)
+        probabilities = self.canvas_probabilities(geometry.place(image)[None])[0]
+        restored = geometry.restore(probabilities)
+        return self.labels(restored), foreground(restored).astype(np.float32)

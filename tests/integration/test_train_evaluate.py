@@ -1,0 +1,239 @@
+"""Training and evaluation of pairs: reproducibility, the evaluation protocol, the MLflow mirror."""
+
+import copy
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from mlflow.tracking import MlflowClient
+
+from support import PAPER, SWEEP, TINY, small
+from support import tiny_view as params
+from segbench import SegbenchError
+from segbench.io import MaskZip, read_json
+from segbench.losses.weighted_sum import WeightedSum
+from segbench.tracking import Tracker
+from segbench.training import trainer
+
+TIMING = list(trainer.TIMING)
+
+
+def run_dir(root, pair: str):
+    return root / SWEEP.seed(*pair.split("__"), 0)
+
+
+def test_same_seed_same_history_and_weights(data, tmp_path):
+    runs = [trainer.train_pair("attention_unet", "dice_focal", params(epochs=2), *data, tmp_path / name)
+            for name in ("a", "b")]
+    histories = [pd.read_csv(tmp_path / n / "history.csv") for n in ("a", "b")]
+    assert not set(TIMING) & set(histories[0]) and set(TIMING) < set(pd.read_csv(tmp_path / "a" / "timing.csv"))
+    assert histories[0].equals(histories[1]) and len(histories[0]) == 2
+    weights = [torch.load(tmp_path / n / "model_best.pt", weights_only=True)["model"] for n in ("a", "b")]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert runs[0]["best_val_dice"] == runs[1]["best_val_dice"]
+    assert set(read_json(tmp_path / "a" / "train.json")) >= {"best_epoch", "n_params", "mean", "std", "epochs"}
+    other_seed = trainer.train_pair("attention_unet", "dice_focal", params(epochs=2), *data, tmp_path / "c", seed=1)
+    assert pd.read_csv(tmp_path / "c" / "history.csv")["train_loss"].iloc[0] != histories[0]["train_loss"].iloc[0]
+    assert other_seed["seed"] == 1
+
+
+def test_nan_loss_stops_with_pair_and_epoch(data, tmp_path, monkeypatch):
+    tracker = Tracker("synthetic", "tiny", uri=f"sqlite:///{tmp_path}/mlflow.db")
+
+    class NanTerm(torch.nn.Module):
+        def forward(self, logits, target):
+            return logits.sum() * float("nan")
+
+    monkeypatch.setattr(trainer, "create_loss", lambda *a, **k: WeightedSum([({}, NanTerm())]))
+    with pytest.raises(SegbenchError, match=r"smp_unet__dice/seed0/fold0: loss is nan at epoch 1"):
+        trainer.train_pair("smp_unet", "dice", params(), *data, tmp_path / "run", tracker=tracker)
+    assert not (tmp_path / "run" / "train.json").exists()
+    runs = tracker.client.search_runs([tracker.experiment_id()], "tags.`segbench.role` = 'pair'")
+    assert [r.info.status for r in runs] == ["FAILED"]
+
+
+def test_normalisation_is_per_channel_and_exact_in_bounded_chunks(data, monkeypatch):
+    from segbench.data import dataset
+
+    processed = dataset.Processed.load(*data)
+    train = processed.indices("train")
+    reference = np.stack([processed.images[i] for i in train]).astype(np.float64) / 255
+    monkeypatch.setattr(dataset, "CHUNK_BYTES", 3 * 32 * 32)  # three images a chunk
+    mean, std = processed.normalisation(train)
+    assert mean == pytest.approx([reference.mean()], rel=1e-12) and std == pytest.approx([reference.std()], rel=1e-9)
+    rgb = np.random.default_rng(0).integers(0, 256, (5, 8, 8, 3), np.uint8)
+    np.save(data[0].parent / "rgb.npy", rgb)
+    rows = dataset.NpyRows(data[0].parent / "rgb.npy")
+    monkeypatch.setattr(processed, "images", rows)
+    mean, std = processed.normalisation(np.arange(5))
+    assert mean == pytest.approx(list(rgb.reshape(-1, 3).mean(0) / 255)) and len(std) == 3
+
+
+def test_pretrained_encoders_use_their_own_statistics(data, monkeypatch):
+    import huggingface_hub.constants
+    import segmentation_models_pytorch.encoders as encoders
+
+    processed = trainer.Processed.load(*data)
+    cfg = {"family": "smp_unet", "encoder": "resnet18", "encoder_weights": "imagenet"}
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # offline: a clear error, no retries
+    with pytest.raises(SegbenchError, match="cannot fetch the 'imagenet' settings .* encoder_weights: null"):
+        trainer.input_normalisation(cfg, processed, processed.indices("train"))
+    imagenet = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}  # what the hub's config.json holds
+    monkeypatch.setattr(encoders, "get_preprocessing_params", lambda name, pretrained: imagenet)
+    mean, std = trainer.input_normalisation(cfg, processed, processed.indices("train"))
+    assert mean == pytest.approx([np.mean(imagenet["mean"])]) and std == pytest.approx([np.mean(imagenet["std"])])
+
+
+def test_sweep_outputs_and_mlflow_mirror(swept):
+    client = MlflowClient(f"sqlite:///{swept}/mlflow.db")
+    experiment = client.get_experiment_by_name("segbench-synthetic")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    parents = client.search_runs([experiment.experiment_id], "tags.`segbench.role` = 'sweep'")
+    children = client.search_runs([experiment.experiment_id], "tags.`segbench.role` = 'pair'")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED" and parents[0].info.run_name == "tiny"
+    assert len(children) == 4
+    for child in children:
+        assert child.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert child.data.params["train.epochs"] == "2" and child.info.status == "FINISHED"
+        assert len(client.get_metric_history(child.info.run_id, "val_dice")) == 2
+        assert {"test_dice", "test_hd95", "test_nsd", "train_seconds", "lr"} <= set(child.data.metrics)
+        assert child.data.tags["mlflow.source.name"] == "segbench"
+    for arch in TINY["sweep"]["architectures"]:
+        for loss in TINY["sweep"]["losses"]:
+            run = swept / SWEEP.seed(arch, loss, 0)
+            metrics, per_image = read_json(run / "metrics.json"), pd.read_csv(run / "per_image.csv")
+            lesion = per_image[per_image["lesion"]]
+            assert metrics["n_images"] == len(per_image) and metrics["dice"] == pytest.approx(lesion["dice"].mean())
+            assert metrics["postprocessing"]["name"] in ("none", "fill_holes", "largest_component", "remove_small")
+            assert set(metrics["postprocessing"]["val_dice"]) == {"none", "fill_holes", "largest_component",
+                                                                  "remove_small"}
+            assert {"tumor_type", "size_bucket", "benign_malignant", "center", "view"} <= set(metrics["strata"])
+            assert metrics["resolution"] == "original" and read_json(run / "timing.json")["latency_ms_cpu"] > 0
+            assert not {"latency_ms_cpu", "memory_mb_cpu"} & set(metrics)  # results only: timings are apart
+
+
+def test_predictions_are_kept_at_the_original_size_and_monai_recomputes_the_metrics(swept):
+    from monai.metrics import compute_average_surface_distance, compute_hausdorff_distance, compute_surface_dice
+
+    run = run_dir(swept, "smp_unet__dice_focal")
+    per_image = pd.read_csv(run / "per_image.csv").astype({"sample_id": str}).set_index("sample_id")
+    meta = pd.read_csv(swept / "data/processed/synthetic/meta.csv").astype({"sample_id": str}).set_index("sample_id")
+    with np.load(run / "test_predictions.npz") as saved, \
+            MaskZip(swept / "data/processed/synthetic/masks_original.zip") as truth:
+        assert set(saved.files) == set(per_image.index)
+        for sample_id, scores in per_image.iterrows():
+            pred, true = saved[sample_id], truth[sample_id]
+            assert pred.shape == true.shape == (meta.loc[sample_id, "orig_h"], meta.loc[sample_id, "orig_w"])
+            if not pred.any() or not true.any():
+                continue  # MONAI gives NaN / inf there; our policy is tested in test_metrics
+            p, t = (torch.from_numpy(np.stack([m == 0, m == 1]).astype(np.float32))[None] for m in (pred, true))
+            assert scores["hd95"] == pytest.approx(compute_hausdorff_distance(p, t, percentile=95).item(), rel=1e-6)
+            assert scores["assd"] == pytest.approx(compute_average_surface_distance(p, t, symmetric=True).item(),
+                                                   rel=1e-6)
+            assert scores["nsd"] == pytest.approx(compute_surface_dice(p, t, [2.0]).item(), rel=1e-6)
+
+
+def test_validation_scores_the_same_way_as_the_test(swept, monkeypatch):
+    """The best epoch's val Dice in train.json equals evaluation's out-of-fold Dice of the raw prediction:
+    both map probabilities back to the original size and compare there."""
+    run = run_dir(swept, "attention_unet__dice")
+    metrics, summary = read_json(run / "metrics.json"), read_json(run / "folds/fold0/train.json")
+    assert metrics["postprocessing"]["val_dice"]["none"] == pytest.approx(summary["best_val_dice"], abs=1e-9)
+
+
+def test_normal_images_are_a_detection_question(prepared, tmp_path, monkeypatch):
+    """With include_normal, segmentation means use the images with a lesion; the normals give the
+    false-positive rate, and detection its sensitivity and specificity."""
+    from segbench.apps.cli import main
+
+    p = copy.deepcopy(TINY)
+    p["datasets"]["synthetic"]["include_normal"] = True
+    p["synthetic"]["normal_fraction"] = 0.4
+    p["split"]["stratify"] = "benign_malignant"
+    p["sweep"].update(architectures=["attention_unet"], losses=["dice"])
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+    monkeypatch.chdir(tmp_path)
+    for stage in (["download"], ["preprocess"], ["split"], ["train", "--arch", "attention_unet", "--loss", "dice"],
+                  ["evaluate", "--arch", "attention_unet", "--loss", "dice"]):
+        assert main(stage) == 0
+    run = run_dir(tmp_path, "attention_unet__dice")
+    metrics, per_image = read_json(run / "metrics.json"), pd.read_csv(run / "per_image.csv")
+    assert metrics["n_normal_images"] == (~per_image["lesion"]).sum() > 0
+    assert metrics["dice"] == pytest.approx(per_image.loc[per_image["lesion"], "dice"].mean())
+    normals = per_image[~per_image["lesion"]]
+    assert metrics["detection"]["false_positive_rate_normals"] == pytest.approx(normals["detected"].mean())
+    assert metrics["detection"]["specificity"] == pytest.approx(1 - normals["detected"].mean())
+
+
+def test_a_sweep_with_one_loss_of_each_family_runs_end_to_end(prepared, tmp_path, monkeypatch):
+    """weighted CE (distribution), focal Tversky (region), Dice + ramped boundary (boundary),
+    unified focal (compound), through the real CLI."""
+    from segbench.apps.cli import main
+
+    shutil.copytree(prepared / "data", tmp_path / "data")
+    p = copy.deepcopy(TINY)
+    p["sweep"].update(architectures=["attention_unet"],
+                      losses=["weighted_ce", "focal_tversky", "gdl_boundary", "unified_focal"])
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+    monkeypatch.chdir(tmp_path)
+    for loss in p["sweep"]["losses"]:
+        assert main(["train", "--arch", "attention_unet", "--loss", loss]) == 0
+        assert main(["evaluate", "--arch", "attention_unet", "--loss", loss]) == 0
+    assert main(["report"]) == 0
+    table = (tmp_path / SWEEP.report / "comparison.md").read_text()
+    assert all(f" {loss} " in table for loss in p["sweep"]["losses"])
+    assert "`focal_tversky` = focal_tversky(alpha=0.3, beta=0.7, gamma=1.333)" in table
+
+
+def test_deep_supervision_outputs_train_and_only_the_first_predicts(data, tmp_path, monkeypatch):
+    class TwoHeads(torch.nn.Module):  # full-size and half-size logits
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 1, 3, padding=1)
+
+        def forward(self, x):
+            full = self.conv(x)
+            return [full, torch.nn.functional.avg_pool2d(full, 2)] if self.training else full
+
+    monkeypatch.setattr(trainer, "build_model", lambda *args: TwoHeads())
+    summary = trainer.train_pair("smp_unet", "dice", params(deep_supervision=[1.0, 0.5]), *data, tmp_path / "ds")
+    assert summary["epochs"] == 1 and 0 <= summary["best_val_dice"] <= 1
+
+
+def test_distance_maps_follow_the_augmented_mask(data):
+    from segbench.data.dataset import Processed, SegmentationDataset, augmentation
+
+    processed = Processed.load(*data)
+    dataset = SegmentationDataset(processed, processed.indices("train"), [0.0], [1.0],
+                                  augmentation(params()["train"]["augment"], 0), distances=True)
+    for i in range(len(dataset)):
+        item = dataset[i]
+        inside = item["mask"] > 0
+        assert (item["distance"][inside] <= 0).all() and (item["distance"][~inside] >= 0).all()
+
+
+def test_a_sweep_can_name_every_paper_model_and_an_smp_one(prepared, tmp_path, monkeypatch):
+    """Every from-the-paper entry (deep supervision on where it exists) and smp's U-Net, through the CLI."""
+    from segbench.apps.cli import main
+
+    shutil.copytree(prepared / "data", tmp_path / "data")
+    p = copy.deepcopy(TINY)
+    p["architectures"] = {name: small(name, img_size=32) if name == "transunet" else small(name)
+                          for name in PAPER}
+    for name in ("unet_plusplus", "unet3plus"):
+        p["architectures"][f"{name}_ds"] = {"family": name, "deep_supervision": True, **small(name)}
+    p["architectures"]["smp_unet"] = {}
+    p["sweep"].update(architectures=sorted(p["architectures"]), losses=["dice"])
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+    monkeypatch.chdir(tmp_path)
+    for arch in p["sweep"]["architectures"]:
+        assert main(["train", "--arch", arch, "--loss", "dice"]) == 0, arch
+        assert main(["evaluate", "--arch", arch, "--loss", "dice"]) == 0, arch
+    assert main(["report"]) == 0
+    table = (tmp_path / SWEEP.report / "comparison.md").read_text()
+    assert all(f" {arch} " in table for arch in p["sweep"]["architectures"])
+    assert json.loads((tmp_path / SWEEP.report / "summary.json").read_text())["pairs"] == len(PAPER) + 3

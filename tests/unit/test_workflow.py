@@ -1,0 +1,123 @@
+"""The pipeline definition: dvc.yaml is what it generates, each job's code is what it runs, layers import one
+way."""
+
+import pytest
+
+from segbench import pipeline
+from segbench.config import validate_params
+from support import REPO, TINY, tiny_params
+
+# Lower layers never import higher ones.
+LAYERS = [
+    ["segbench", "segbench.labels", "segbench.registry", "segbench.io", "segbench.paths", "segbench.tracking"],
+    ["segbench.data"],
+    ["segbench.models", "segbench.losses", "segbench.metrics"],
+    ["segbench.predict"],
+    ["segbench.training", "segbench.evaluation"],
+    ["segbench.report"],
+    ["segbench.apps", "segbench.config", "segbench.pipeline"],
+]
+# the registry tables are read when params are checked; they import nothing heavy
+ALLOWED_UPWARD = {("segbench.config", "segbench.models"), ("segbench.config", "segbench.losses"),
+                  ("segbench.pipeline", "segbench.models"), ("segbench.pipeline", "segbench.losses")}
+
+
+def layer(module: str) -> int:
+    matches = [(len(prefix), i) for i, names in enumerate(LAYERS) for prefix in names
+               if module == prefix or module.startswith(prefix + ".")]
+    return max(matches)[1]
+
+
+def modules() -> list[str]:
+    return sorted(".".join(p.relative_to(REPO / "src").with_suffix("").parts).removesuffix(".__init__")
+                  for p in (REPO / "src" / "segbench").rglob("*.py"))
+
+
+def package(module: str) -> str:
+    return ".".join(module.split(".")[:2])
+
+
+def test_dvc_yaml_is_what_the_pipeline_definition_generates():
+    pipeline.check_dvc_yaml(REPO / "dvc.yaml")  # else: `segbench dag --write`
+
+
+def train_code(arch: str, loss: str, **architectures) -> set[str]:
+    params = tiny_params()
+    params["architectures"].update(architectures)
+    return set(pipeline.job_code(pipeline.stage("train"), validate_params(params), {"arch": arch, "loss": loss}))
+
+
+def test_a_pair_depends_on_its_own_architecture_and_loss_terms_not_on_the_others():
+    code = {f.removeprefix("src/segbench/") for f in train_code("attention_unet", "dice_focal")}
+    assert {"models/attention_unet.py", "models/blocks.py", "models/base.py", "losses/region.py",
+            "losses/distribution.py", "training/trainer.py", "metrics/overlap.py", "data/dataset.py"} <= code
+    assert not code & {"models/unet3plus.py", "models/smp_models.py", "losses/boundary.py", "losses/compound.py",
+                       "models/catalog.py", "losses/catalog.py", "report/build.py", "evaluation/evaluate.py",
+                       "apps/cli.py", "config.py"}
+    variant = {f.removeprefix("src/segbench/") for f in train_code("deep", "dice", deep={"family": "unet3plus"})}
+    assert "models/unet3plus.py" in variant and "models/attention_unet.py" not in variant
+
+
+def test_data_stages_depend_on_no_model_or_loss_code():
+    for name in ("download", "preprocess", "split"):
+        code = pipeline.job_code(pipeline.stage(name), tiny_params(), {"dataset": "synthetic"})
+        assert code and not [f for f in code if "/models/" in f or "/losses/" in f], name
+        assert not [f for f in pipeline.stage_code(pipeline.stage(name)) if "models" in f or "losses" in f], name
+
+
+def test_a_pair_depends_on_its_lines_of_the_registry_tables():
+    params = tiny_params()
+    train = pipeline.stage("train")
+    lines = pipeline.job_entries(train, params, {"arch": "attention_unet", "loss": "dice_focal"})
+    assert len(lines) == 3 and '"attention_unet", "segbench.models.attention_unet:AttentionUNet"' in lines[0]
+    assert lines == pipeline.job_entries(train, params, {"arch": "attention_unet", "loss": "dice_focal"})
+    assert lines[0] != pipeline.job_entries(train, params, {"arch": "smp_unet", "loss": "dice"})[0]
+
+
+def test_jobs_read_the_params_of_their_own_entries():
+    from segbench.config import dataset_params
+
+    view = dataset_params(tiny_params(), "synthetic")
+    values = pipeline.job_params(pipeline.stage("train"), view, {"arch": "smp_unet", "loss": "dice"})
+    assert values["architectures.smp_unet"] == view["architectures"]["smp_unet"]
+    assert values["losses.dice"][0]["term"] == "dice" and "losses.dice_focal" not in values
+    download = pipeline.job_params(pipeline.stage("download"), view, {"dataset": "synthetic"})
+    assert download == {"dataset.name": "synthetic", "dataset.source": None, "dataset.checksum": None,
+                        "synthetic": view["synthetic"]}
+
+
+def test_every_stage_runs_one_segbench_command_over_its_fields():
+    assert [s.name for s in pipeline.STAGES] == ["download", "preprocess", "split", "train", "evaluate", "report"]
+    assert pipeline.stage("train").command() == ("segbench train --dataset {dataset} --arch {arch} --loss {loss} "
+                                                 "--seed {seed} --fold {fold}")
+    with pytest.raises(Exception, match="unknown stage 'deploy'"):
+        pipeline.stage("deploy")
+
+
+def test_layers_import_one_way():
+    wrong = [f"{module} -> {imported}" for module in modules() for imported in pipeline.imports(module)
+             if layer(imported) > layer(module) and (package(module), package(imported)) not in ALLOWED_UPWARD]
+    assert wrong == []
+
+
+def test_no_import_cycles_between_packages():
+    packages = {}
+    for module in modules():
+        packages.setdefault(package(module), set()).update(package(m) for m in pipeline.imports(module))
+    for a, imported in packages.items():
+        for b in imported - {a, "segbench"}:
+            assert a not in packages.get(b, set()), f"{a} <-> {b}"
+
+
+def test_tracking_packages_no_model_and_imports_no_torch():
+    assert not any(m.startswith(("segbench.apps", "segbench.predict")) for m in pipeline.imports("segbench.tracking"))
+    assert "import torch" not in (REPO / "src/segbench/tracking.py").read_text()
+
+
+def test_the_tiny_params_name_every_key_the_dvc_stages_read():
+    import yaml
+
+    for stage in yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"].values():
+        for key in stage["params"]:
+            section = key.split(".")[0]
+            assert section in TINY, key
