@@ -53,6 +53,7 @@ def swept(prepared, tmp_path_factory) -> Path:
             for loss in params["sweep"]["losses"]:
                 assert main(["train", "--arch", arch, "--loss", loss]) == 0
                 assert main(["evaluate", "--arch", arch, "--loss", loss]) == 0
+            assert main(["latency", "--arch", arch]) == 0
         assert main(["report"]) == 0
     return root
 

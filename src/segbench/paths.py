@@ -30,24 +30,25 @@ SEED = PAIR + "/seed{seed}"
 FOLD_IN_SEED = "folds/fold{fold}"
 FOLD = f"{SEED}/{FOLD_IN_SEED}"
 REPORT = SWEEP + "/report"
+LATENCY = SWEEP + "/latency/{arch}.json"  # an architecture's latency and memory at the dataset's input size
 CROSS_DATASET = "results/_all/{sweep}"  # "_" starts no dataset name: the sweep's summary over its datasets
 
 # a fold folder: the checkpoints, train.json (the run's summary), history.csv (results per epoch), timing.csv
 CHECKPOINT, LAST, TRAINED, HISTORY, TIMING = "model_best.pt", "model_last.pt", "train.json", "history.csv", "timing.csv"
 TRAIN_FILES = (CHECKPOINT, LAST, TRAINED, HISTORY, TIMING)
 RESUME, RESUME_BEST = "resume.pt", "resume_best.pt"  # a killed training's state; removed when it ends
-# a seed folder: the evaluation's results (metrics.json: results only; timing.json: latency and memory)
-PER_IMAGE, METRICS, LATENCY = "per_image.csv", "metrics.json", "timing.json"
+# a seed folder: the evaluation's results (metrics.json: results only, the same inputs give the same bytes)
+PER_IMAGE, METRICS = "per_image.csv", "metrics.json"
 TEST_PREDICTIONS, VAL_PREDICTIONS, TEST_PROBABILITIES = ("test_predictions.npz", "val_predictions.npz",
                                                          "test_probabilities.npz")
-EVALUATE_FILES = (PER_IMAGE, METRICS, LATENCY, TEST_PREDICTIONS, VAL_PREDICTIONS, TEST_PROBABILITIES)
+EVALUATE_FILES = (PER_IMAGE, METRICS, TEST_PREDICTIONS, VAL_PREDICTIONS, TEST_PROBABILITIES)
 # the report folder
-PAGE, MARKDOWN, WORKBOOK, STATISTICS, SUMMARY = ("report.html", "comparison.md", "comparison.xlsx",
-                                                 "statistics.json", "summary.json")
-REPORT_FILES = (PAGE, MARKDOWN, WORKBOOK, STATISTICS, SUMMARY)
+PAGE, MARKDOWN, LATEX, WORKBOOK = "report.html", "comparison.md", "comparison.tex", "comparison.xlsx"
+STATISTICS, SUMMARY = "statistics.json", "summary.json"
+REPORT_FILES = (PAGE, MARKDOWN, LATEX, WORKBOOK, STATISTICS, SUMMARY)
 FIGURES = ("dice_matrix", "distributions", "pareto", "learning_curves", "critical_difference", "rank_stability",
            "strata", "cases")
-FIGURE_FORMATS = ("png", "svg")
+FIGURE_FORMATS = ("png", "svg", "pdf")  # png for pages, svg and pdf for papers
 
 
 def at(pattern: str, **fields) -> Path:
@@ -101,6 +102,9 @@ class Sweep:
     @property
     def report(self) -> Path:
         return self._at(REPORT)
+
+    def latency(self, arch: str) -> Path:
+        return self._at(LATENCY, arch=arch)
 
     def figure(self, name: str, suffix: str = "png") -> Path:
         return self.report / "figures" / f"{name}.{suffix}"

@@ -99,8 +99,12 @@ STAGES = (
                                                                                          paths.TRAINED))),
           _files(paths.SEED, paths.EVALUATE_FILES, **{"metrics.json": {"cache": False}}),
           "segbench.evaluation.evaluate", ("arch",), gpu=True),
-    Stage("report", ("dataset",), ("sweep", "evaluate", "train", "preprocess", "losses"),
+    Stage("latency", ("dataset", "arch"), ("architectures.{arch}", "preprocess"),
+          (Input(f"{paths.PROCESSED}/{paths.INFO}"),), (Output(paths.LATENCY),), "segbench.evaluation.latency",
+          ("arch",), gpu=True),
+    Stage("report", ("dataset",), ("sweep", "evaluate", "statistics", "train", "preprocess", "losses"),
           (*_PROCESSED, Input(paths.SPLIT), Input(paths.SPLIT_COUNTS), Input(paths.SPLIT_LEAKAGE),
+           Input(paths.LATENCY, ("arch",), f"{paths.SWEEP}/latency"),
            *(Input(f"{paths.SEED}/{name}", ("arch", "loss", "seed"), f"{paths.SWEEP}/runs")
              for name in paths.EVALUATE_FILES if name != paths.VAL_PREDICTIONS),
            *(Input(f"{paths.FOLD}/{name}", ("arch", "loss", "seed", "fold"), f"{paths.SWEEP}/runs")

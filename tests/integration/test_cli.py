@@ -51,8 +51,8 @@ def test_evaluate_and_report_name_the_missing_run_files(project, capsys):
     assert main(["evaluate", "--arch", "smp_unet", "--loss", "dice"]) == 1
     assert f"{SWEEP.fold('smp_unet', 'dice', 0, 0)}/model_best.pt: missing" in capsys.readouterr().err
     assert main(["report"]) == 1
-    assert (f"{SWEEP.seed('smp_unet', 'dice', 0)}/metrics.json: missing; run `segbench evaluate --arch smp_unet "
-            "--loss dice --seed 0`") in capsys.readouterr().err
+    assert (f"{SWEEP.latency('smp_unet')}: missing; run `segbench latency --arch smp_unet`"
+            in capsys.readouterr().err)
     assert not (project / SWEEP.report).exists()
 
 

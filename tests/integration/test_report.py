@@ -1,9 +1,8 @@
-"""The report: figures from tiny tables, the workbook, and what a person sees (LibreOffice, Chromium)."""
+"""The report: figures from tiny tables, every part of a real sweep's report, the verdict's words, failed runs,
+the workbook, and a report of many pairs."""
 
 import json
 import re
-import shutil
-import subprocess
 
 import numpy as np
 import pandas as pd
@@ -13,98 +12,142 @@ from PIL import Image
 
 from segbench.report import figures
 from support import SWEEP
-
-BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
-SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
+from support.results import fabricate
 
 
 def png(figure, path):
-    figure.savefig(path, dpi=60)
+    figures.save(figure, path, "png", dpi=60)
     image = np.asarray(Image.open(path).convert("RGB"))
     assert image.shape[0] > 100 and image.shape[1] > 100 and image.std() > 10  # something was drawn
     return image
 
 
 def test_every_figure_draws_from_a_tiny_table(tmp_path):
+    palette = figures.Palette(["a", "b", "c"])
     matrix = pd.DataFrame([[0.8, 0.7], [0.6, 0.5]], index=["unet", "attention_unet"], columns=["dice", "focal"])
     ci = {(a, l): (v - 0.05, v + 0.05) for a in matrix.index for l in matrix.columns for v in [matrix.loc[a, l]]}
     png(figures.plot_dice_matrix(matrix, ci), tmp_path / "m.png")
     scores = pd.DataFrame(np.random.default_rng(0).uniform(0, 1, (10, 3)), columns=["a", "b", "c"])
-    png(figures.plot_distributions(scores), tmp_path / "d.png")
-    costs = pd.DataFrame({"pair": ["a", "b", "c"], "Dice": [0.8, 0.7, 0.75], "GFLOPs": [3.0, 1.0, 5.0]})
-    png(figures.plot_pareto(costs, {"GFLOPs": "GFLOPs"}), tmp_path / "p.png")
+    png(figures.plot_distributions(scores, palette), tmp_path / "d.png")
+    costs = pd.DataFrame({"pair": ["a", "b", "c"], "Dice": [0.8, 0.7, 0.75], "GFLOPs": [3.0, 1.0, 5.0],
+                          "GFLOPs IQR": [0.1, 0.1, 0.1]})
+    png(figures.plot_pareto(costs, {"GFLOPs": "GFLOPs"}, palette), tmp_path / "p.png")
     history = pd.DataFrame({"pair": ["a"] * 3 + ["b"] * 3, "epoch": [1, 2, 3] * 2, "train_loss": np.linspace(1, 0, 6),
                             "val_loss": np.linspace(1, 0.2, 6), "val_dice": np.linspace(0, 0.8, 6)})
-    png(figures.plot_learning_curves(history), tmp_path / "l.png")
+    png(figures.plot_learning_curves(history, palette), tmp_path / "l.png")
     ranks = pd.Series({"a": 1.2, "b": 2.0, "c": 2.8})
     nemenyi = pd.DataFrame(0.5, index=ranks.index, columns=ranks.index)
-    png(figures.plot_critical_difference(ranks, nemenyi), tmp_path / "c.png")
-    png(figures.plot_critical_difference(ranks, None), tmp_path / "c2.png")
+    png(figures.plot_critical_difference(ranks, nemenyi, palette, friedman_p=0.01), tmp_path / "c.png")
+    png(figures.plot_critical_difference(ranks, None, palette), tmp_path / "c2.png")
     stability = pd.DataFrame({"median_rank": [1, 2], "rank_low": [1, 1], "rank_high": [2, 3]}, index=["a", "b"])
-    png(figures.plot_rank_stability(stability), tmp_path / "r.png")
+    png(figures.plot_rank_stability(stability, palette), tmp_path / "r.png")
     strata = pd.DataFrame({"pair": ["a", "a", "b", "b"], "stratum": ["bone"] * 4, "value": ["femur", "tibia"] * 2,
-                           "n": [3, 4, 3, 4], "dice": [0.5, 0.6, 0.7, 0.2]})
-    png(figures.plot_strata(strata, ["a", "b"]), tmp_path / "s.png")
+                           "n": [3, 4, 3, 4], "dice": [0.5, 0.6, 0.7, 0.0]})
+    png(figures.plot_strata(strata, palette), tmp_path / "s.png")
     image = np.zeros((20, 30), np.uint8)
     png(figures.plot_cases([("a: best", [image, image, image, image, image])]), tmp_path / "q.png")
 
 
-def test_pareto_front_keeps_the_points_nothing_beats():
+def test_one_colour_per_pair_in_rank_order_the_rest_grey():
+    palette = figures.Palette([f"p{i}" for i in range(18)])
+    assert [palette(f"p{i}") for i in range(8)] == list(figures.OKABE_ITO)
+    assert {palette(f"p{i}") for i in range(8, 18)} == {figures.GREY} and palette.shown() == [f"p{i}" for i in range(8)]
+
+
+def test_the_pareto_front_keeps_what_nothing_beats_and_ties_within_the_spread():
     cost, quality = np.array([1.0, 2.0, 3.0, 4.0]), np.array([0.5, 0.4, 0.8, 0.7])
-    assert sorted(figures.pareto_front(cost, quality)) == [0, 2]
+    assert list(figures.pareto_front(cost, quality)) == [0, 2]
+    noisy = np.array([1.0, 1.1, 3.0])  # 1.0 and 1.1 differ by less than their spread: a tie, the better wins
+    assert list(figures.pareto_front(noisy, np.array([0.5, 0.6, 0.9]), np.array([0.2, 0.2, 0.1]))) == [1, 2]
 
 
 def test_the_report_has_every_part(swept):
     report = swept / SWEEP.report
     page = (report / "report.html").read_text()
-    for section in ("Comparison", "Statistics", "Accuracy against cost", "Training", "Cases", "Strata",
-                    "Set-up and definitions", "Split", "Provenance", "Best pair:", "not worse than best",
-                    "Leakage report", "data checksum", "params hash", "dice_focal</dt><dd>0.7·dice + 0.3·focal"):
+    for section in ("Comparison", "Metrics", "Detection", "Statistics", "Accuracy against cost", "Training",
+                    "Cases", "Set-up and definitions", "Split", "Provenance", "data checksum", "params hash",
+                    "dice_focal</dt><dd>0.7·dice + 0.3·focal", "HD95 (px)", "HD95 matched (px)", "penalised",
+                    "Lesion sensitivity", "FP / image", "Read with care", "One training seed",
+                    "different power", "Hodges-Lehmann"):
         assert section in page, section
     assert page.count("data:image/png;base64,") == 8 and not re.search(r"""(src|href)=["']?https?:|url\(""", page)
     for figure in ("dice_matrix", "distributions", "pareto", "learning_curves", "critical_difference",
                    "rank_stability", "strata", "cases"):
         assert (report / "figures" / f"{figure}.png").stat().st_size > 1000
         assert (report / "figures" / f"{figure}.svg").read_text().startswith("<?xml")
+        assert (report / "figures" / f"{figure}.pdf").read_bytes().startswith(b"%PDF")
     statistics = json.loads((report / "statistics.json").read_text())
     assert "Holm" in statistics["versus_best"]["correction"] and statistics["friedman"]["test"] == "Friedman"
+    assert statistics["ranking"][0] == statistics["best"] or statistics["per_pair"][statistics["best"]]["failed"]
+    assert all(r["ci_method"] for r in statistics["per_pair"].values())
     md = (report / "comparison.md").read_text()
     assert "## Statistics" in md and "Kendall's W" in md and "one forward pass of one 32x32 image" in md
+    assert not re.search(r"\b(True|False|nan|NaN|None)\b", md)
+    tex = (report / "comparison.tex").read_text()
+    assert r"\toprule" in tex and r"\bottomrule" in tex and "|" not in tex.split("tabular}{")[1].split("}")[0]
 
 
-def test_the_workbook_is_formatted(swept):
-    book = load_workbook(swept / SWEEP.report / "comparison.xlsx")
-    assert book.sheetnames == ["summary", "comparison", "dice matrix", "strata", "statistics", "per image",
-                               "split counts", "runs"]
-    comparison = book["comparison"]
-    assert comparison.freeze_panes == "A4" and comparison.auto_filter.ref.startswith("A3:")
-    header = [c.value for c in comparison[3]]
-    assert header[:4] == ["rank", "architecture", "loss", "Dice"]
-    assert comparison.cell(4, 4).number_format == "0.0000"
-    rules = book["dice matrix"].conditional_formatting
-    assert any(r.type == "colorScale" for cf in rules for r in cf.rules)
-    runs = book["runs"]
-    assert [c.value for c in runs[3]][-1] == "mlflow_run_id" and runs.max_row == 3 + 4
+def test_the_verdict_says_when_mean_and_paired_test_disagree(swept, tmp_path, monkeypatch):
+    """The issue's 40-image reproduction, through the whole report: statistics.json, the page and the workbook."""
+    from segbench.report import build_report
+
+    ids = pd.read_csv(swept / "data/processed/synthetic/meta.csv").astype({"sample_id": str})["sample_id"][:40]
+    rng = np.random.default_rng(1)
+    a = rng.uniform(0.6, 0.9, 40)
+    b = a + np.r_[rng.uniform(0.01, 0.03, 35), -a[35:]]  # better on 35 images, lesions missed on 5
+    monkeypatch.chdir(tmp_path)
+    view, where = fabricate(swept, tmp_path, pd.DataFrame({"arch_a__dice": a, "arch_b__dice": b}, index=ids))
+    build_report(view, where)
+    words = "higher than the mean-best on the paired test (mean and paired test disagree)"
+    statistics = json.loads((where.report / "statistics.json").read_text())
+    assert statistics["best"] == "arch_a__dice" and statistics["versus_best"]["pairs"]["arch_b__dice"]["verdict"] == words
+    assert "worse" not in json.dumps(statistics["versus_best"])
+    assert f"{words[0].upper()}{words[1:]} (one-sided Wilcoxon, Holm, alpha 0.05): arch_b__dice" in (
+        where.report / "report.html").read_text()
+    sheet = load_workbook(where.report / "comparison.xlsx")["comparison"]
+    header = [c.value for c in sheet[3]]
+    assert sheet.cell(5, header.index("verdict") + 1).value == words
 
 
-@pytest.mark.skipif(not SOFFICE, reason="LibreOffice (Debian's libreoffice-calc) is not installed")
-def test_libreoffice_opens_the_workbook(swept, tmp_path):
-    done = subprocess.run([SOFFICE, "--headless", f"-env:UserInstallation=file://{tmp_path}/profile",
-                           "--convert-to", "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,false,false,"
-                           "false,2", "--outdir", str(tmp_path), str(swept / SWEEP.report / "comparison.xlsx")],
-                          capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, done.stderr
-    comparison = (tmp_path / "comparison-comparison.csv").read_text()
-    assert "rank,architecture,loss,Dice" in comparison and "smp_unet" in comparison
+def test_failed_runs_are_marked_and_never_called_best(swept, tmp_path, monkeypatch):
+    from segbench.report import build_report
+
+    ids = pd.read_csv(swept / "data/processed/synthetic/meta.csv").astype({"sample_id": str})["sample_id"][:20]
+    monkeypatch.chdir(tmp_path)
+    view, where = fabricate(swept, tmp_path, pd.DataFrame({"all_fg__dice": np.full(20, 0.9),
+                                                           "fine__dice": np.linspace(0.5, 0.7, 20)}, index=ids),
+                            failed={"all_fg__dice": ["predicts (nearly) the whole image as lesion on 100% of the "
+                                                     "test images"]})
+    build_report(view, where)
+    statistics = json.loads((where.report / "statistics.json").read_text())
+    assert statistics["best"] == "fine__dice" and statistics["ranking"] == ["fine__dice", "all_fg__dice"]
+    page = (where.report / "report.html").read_text()
+    assert "Did not learn the task, so not ranked: all_fg__dice (predicts (nearly) the whole image" in page
+    assert '<tr class="failed">' in page
+    md = (where.report / "comparison.md").read_text()
+    assert re.search(r"\| –\s+\| all_fg\s+\|.*failed: predicts \(nearly\) the whole image", md)
+    assert r"$^\ast$" in (where.report / "comparison.tex").read_text()
 
 
-@pytest.mark.skipif(not BROWSER, reason="Chromium (Debian's chromium) is not installed")
-def test_the_page_renders_in_a_real_browser(swept, tmp_path):
-    from support.browser import open_page
+def test_a_report_of_eighteen_pairs_is_ordered_and_readable(swept, tmp_path, monkeypatch):
+    """6 architectures x 3 losses: every table and figure in rank order, the best 8 in their own colours."""
+    from segbench.report import build_report
 
-    with open_page((swept / SWEEP.report / "report.html").as_uri()) as page:
-        images = page.evaluate("[...document.images].map(i => [i.complete, i.naturalWidth])")
-        assert len(images) == 8 and all(done and width > 100 for done, width in images)
-        assert page.locator("p.verdict").inner_text().startswith("Best pair:")
-        page.screenshot(path=str(tmp_path / "report.png"), full_page=False)
-    assert Image.open(tmp_path / "report.png").size[0] >= 1000
+    ids = pd.read_csv(swept / "data/processed/synthetic/meta.csv").astype({"sample_id": str})["sample_id"][:30]
+    rng = np.random.default_rng(0)
+    pairs = [f"arch{a}__loss{l}" for a in range(6) for l in range(3)]
+    dice = pd.DataFrame({p: np.clip(rng.uniform(0.3, 0.9) + rng.normal(0, 0.1, 30), 0, 1) for p in pairs}, index=ids)
+    monkeypatch.chdir(tmp_path)
+    view, where = fabricate(swept, tmp_path, dice)
+    build_report(view, where)
+    statistics = json.loads((where.report / "statistics.json").read_text())
+    assert statistics["ranking"] == list(dice.mean().sort_values(ascending=False).index)
+    book = load_workbook(where.report / "comparison.xlsx")
+    ranks = [c.value for c in book["comparison"]["A"][3:]]
+    assert ranks == list(range(1, 19))
+    for sheet in book.worksheets:
+        assert sheet.freeze_panes and sheet.auto_filter.ref and sheet.page_setup.fitToWidth == 1
+        assert sheet.page_setup.orientation == "landscape" and sheet.print_title_rows
+    for name in ("distributions", "strata", "learning_curves", "rank_stability", "critical_difference"):
+        width, height = Image.open(where.figure(name)).size
+        assert width <= 7.2 * 150 and height < 12 * 150, name  # a page's width, not a poster

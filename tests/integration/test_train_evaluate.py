@@ -41,19 +41,22 @@ def test_same_seed_same_history_and_weights(data, tmp_path):
     assert other_seed["seed"] == 1
 
 
-def test_nan_loss_stops_with_pair_and_epoch(data, tmp_path, monkeypatch):
-    tracker = Tracker("synthetic", "tiny", uri=f"sqlite:///{tmp_path}/mlflow.db")
-
+def test_a_non_finite_loss_stops_training_and_is_recorded_not_raised(data, tmp_path, monkeypatch):
+    """A diverged run is a failed pair the report marks, not a failed sweep: it keeps the weights it had."""
     class NanTerm(torch.nn.Module):
         def forward(self, logits, target):
             return logits.sum() * float("nan")
 
     monkeypatch.setattr(trainer, "create_loss", lambda *a, **k: WeightedSum([({}, NanTerm())]))
-    with pytest.raises(SegbenchError, match=r"smp_unet__dice/seed0/fold0: loss is nan at epoch 1"):
-        trainer.train_pair("smp_unet", "dice", params(), *data, tmp_path / "run", tracker=tracker)
-    assert not (tmp_path / "run" / "train.json").exists()
-    runs = tracker.client.search_runs([tracker.experiment_id()], "tags.`segbench.role` = 'pair'")
-    assert [r.info.status for r in runs] == ["FAILED"]
+    summary = trainer.train_pair("smp_unet", "dice", params(epochs=3), *data, tmp_path / "run")
+    assert summary["diverged"] == {"epoch": 1, "loss": "nan"} and summary["epochs"] == 0
+    checkpoint = torch.load(tmp_path / "run" / "model_best.pt", weights_only=True)
+    assert all(torch.isfinite(v).all() for v in checkpoint["model"].values() if v.is_floating_point())
+    from segbench.evaluation.summary import degenerate
+
+    reasons = degenerate(pd.DataFrame({"lesion": [True], "foreground_fraction": [0.2], "specificity": [0.9]}),
+                         [{**summary, "best_val_dice": 0.5}])
+    assert reasons == ["the loss went non-finite at epoch 1 (fold 0)"]
 
 
 def test_normalisation_is_per_channel_and_exact_in_bounded_chunks(data, monkeypatch):
@@ -101,6 +104,7 @@ def test_sweep_outputs_and_mlflow_mirror(swept):
         assert child.data.params["train.epochs"] == "2" and child.info.status == "FINISHED"
         assert len(client.get_metric_history(child.info.run_id, "val_dice")) == 2
         assert {"test_dice", "test_hd95", "test_nsd", "train_seconds", "lr"} <= set(child.data.metrics)
+        assert child.data.tags["segbench.dataset"] == "synthetic" and child.data.tags["segbench.sweep"] == "tiny"
         assert child.data.tags["mlflow.source.name"] == "segbench"
     for arch in TINY["sweep"]["architectures"]:
         for loss in TINY["sweep"]["losses"]:
@@ -109,11 +113,14 @@ def test_sweep_outputs_and_mlflow_mirror(swept):
             lesion = per_image[per_image["lesion"]]
             assert metrics["n_images"] == len(per_image) and metrics["dice"] == pytest.approx(lesion["dice"].mean())
             assert metrics["postprocessing"]["name"] in ("none", "fill_holes", "largest_component", "remove_small")
-            assert set(metrics["postprocessing"]["val_dice"]) == {"none", "fill_holes", "largest_component",
-                                                                  "remove_small"}
+            assert set(metrics["postprocessing"]["val_lesion_dice"]) == {"none", "fill_holes", "largest_component",
+                                                                         "remove_small"}
+            assert {"lesion_sensitivity", "false_positives_per_image", "image_sensitivity"} <= set(metrics["detection"])
+            assert metrics["hd95_matched"] is None or metrics["hd95_matched"] <= metrics["hd95"] + 1e-9
             assert {"tumor_type", "size_bucket", "benign_malignant", "center", "view"} <= set(metrics["strata"])
-            assert metrics["resolution"] == "original" and read_json(run / "timing.json")["latency_ms_cpu"] > 0
-            assert not {"latency_ms_cpu", "memory_mb_cpu"} & set(metrics)  # results only: timings are apart
+            assert metrics["resolution"] == "original" and not {"latency_ms_cpu", "memory_mb_cpu"} & set(metrics)
+        latency = read_json(swept / SWEEP.latency(arch))  # per architecture, not per pair
+        assert latency["latency_ms_cpu"] > 0 and latency["latency_ms_cpu_iqr"] >= 0 and latency["cpu_threads"] == 1
 
 
 def test_predictions_are_kept_at_the_original_size_and_monai_recomputes_the_metrics(swept):
@@ -138,11 +145,11 @@ def test_predictions_are_kept_at_the_original_size_and_monai_recomputes_the_metr
 
 
 def test_validation_scores_the_same_way_as_the_test(swept, monkeypatch):
-    """The best epoch's val Dice in train.json equals evaluation's out-of-fold Dice of the raw prediction:
-    both map probabilities back to the original size and compare there."""
+    """The best epoch's val Dice in train.json equals evaluation's out-of-fold Dice of the raw prediction on the
+    same images (those with a lesion): both map probabilities back to the original size and compare there."""
     run = run_dir(swept, "attention_unet__dice")
     metrics, summary = read_json(run / "metrics.json"), read_json(run / "folds/fold0/train.json")
-    assert metrics["postprocessing"]["val_dice"]["none"] == pytest.approx(summary["best_val_dice"], abs=1e-9)
+    assert metrics["postprocessing"]["val_lesion_dice"]["none"] == pytest.approx(summary["best_val_dice"], abs=1e-9)
 
 
 def test_normal_images_are_a_detection_question(prepared, tmp_path, monkeypatch):
@@ -158,15 +165,34 @@ def test_normal_images_are_a_detection_question(prepared, tmp_path, monkeypatch)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
     monkeypatch.chdir(tmp_path)
     for stage in (["download"], ["preprocess"], ["split"], ["train", "--arch", "attention_unet", "--loss", "dice"],
-                  ["evaluate", "--arch", "attention_unet", "--loss", "dice"]):
+                  ["evaluate", "--arch", "attention_unet", "--loss", "dice"], ["latency", "--arch", "attention_unet"],
+                  ["report"]):
         assert main(stage) == 0
     run = run_dir(tmp_path, "attention_unet__dice")
     metrics, per_image = read_json(run / "metrics.json"), pd.read_csv(run / "per_image.csv")
     assert metrics["n_normal_images"] == (~per_image["lesion"]).sum() > 0
     assert metrics["dice"] == pytest.approx(per_image.loc[per_image["lesion"], "dice"].mean())
-    normals = per_image[~per_image["lesion"]]
-    assert metrics["detection"]["false_positive_rate_normals"] == pytest.approx(normals["detected"].mean())
-    assert metrics["detection"]["specificity"] == pytest.approx(1 - normals["detected"].mean())
+    normals, lesions = per_image[~per_image["lesion"]], per_image[per_image["lesion"]]
+    detection = metrics["detection"]
+    assert detection["image_specificity"] == pytest.approx((normals["lesions_predicted"] == 0).mean())
+    assert detection["false_positives_per_normal_image"] == pytest.approx(normals["lesions_predicted"].mean())
+    assert detection["image_sensitivity"] == pytest.approx((lesions["lesions_matched"] > 0).mean())
+    # the lesion counts, again by an independent count of the saved predictions (OpenCV, brute-force IoU)
+    from segbench.io import MaskZip
+    from support.counts import independent_lesion_count
+
+    with np.load(run / "test_predictions.npz") as saved, MaskZip(tmp_path / "data/processed/synthetic/"
+                                                                            "masks_original.zip") as truth:
+        for _, row in per_image.iterrows():
+            pred, true = saved[str(row["sample_id"])] > 0, truth[str(row["sample_id"])] > 0
+            true_n, predicted_n, _ = independent_lesion_count(pred, true, 0.1, max(1, int(np.ceil(1e-4 * pred.size))))
+            assert (row["lesions_true"], row["lesions_predicted"]) == (true_n, predicted_n)
+            assert row["lesions_matched"] <= min(true_n, predicted_n)
+    page = (tmp_path / SWEEP.report / "report.html").read_text()
+    detection_section = page.split('id="detection"')[1].split("</section>")[0]
+    for title in ("Lesion sensitivity", "FP / image", "Image specificity", "FP / normal image"):
+        assert title in detection_section
+    assert f"{detection['false_positives_per_image']:.3f}" in detection_section
 
 
 def test_a_sweep_with_one_loss_of_each_family_runs_end_to_end(prepared, tmp_path, monkeypatch):
@@ -183,6 +209,7 @@ def test_a_sweep_with_one_loss_of_each_family_runs_end_to_end(prepared, tmp_path
     for loss in p["sweep"]["losses"]:
         assert main(["train", "--arch", "attention_unet", "--loss", loss]) == 0
         assert main(["evaluate", "--arch", "attention_unet", "--loss", loss]) == 0
+    assert main(["latency", "--arch", "attention_unet"]) == 0
     assert main(["report"]) == 0
     table = (tmp_path / SWEEP.report / "comparison.md").read_text()
     assert all(f" {loss} " in table for loss in p["sweep"]["losses"])
@@ -233,7 +260,37 @@ def test_a_sweep_can_name_every_paper_model_and_an_smp_one(prepared, tmp_path, m
     for arch in p["sweep"]["architectures"]:
         assert main(["train", "--arch", arch, "--loss", "dice"]) == 0, arch
         assert main(["evaluate", "--arch", arch, "--loss", "dice"]) == 0, arch
+        assert main(["latency", "--arch", arch]) == 0, arch
     assert main(["report"]) == 0
     table = (tmp_path / SWEEP.report / "comparison.md").read_text()
     assert all(f" {arch} " in table for arch in p["sweep"]["architectures"])
     assert json.loads((tmp_path / SWEEP.report / "summary.json").read_text())["pairs"] == len(PAPER) + 3
+
+
+def test_a_pair_trained_to_predict_all_foreground_is_flagged_and_a_two_image_test_set_is_said(tmp_path, monkeypatch):
+    """Cross-entropy that weighs only the foreground teaches a model to mark every pixel: the report marks that
+    pair as failed, with the reason, and ranks it last; 2 test images get the small-test-set caveat."""
+    from segbench.apps.cli import main
+
+    p = copy.deepcopy(TINY)
+    p["synthetic"].update(n_images=20, normal_fraction=0.0)  # 20 images, 10 % test: 2
+    p["train"].update(epochs=3, lr=0.01)
+    p["losses"]["all_foreground"] = [{"term": "weighted_ce", "class_weights": [0.0, 1.0]}]
+    p["sweep"].update(architectures=["attention_unet"], losses=["dice", "all_foreground"])
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+    monkeypatch.chdir(tmp_path)
+    for stage in ("download", "preprocess", "split"):
+        assert main([stage]) == 0
+    for loss in p["sweep"]["losses"]:
+        assert main(["train", "--arch", "attention_unet", "--loss", loss]) == 0
+        assert main(["evaluate", "--arch", "attention_unet", "--loss", loss]) == 0
+    assert main(["latency", "--arch", "attention_unet"]) == 0
+    assert main(["report"]) == 0
+    metrics = read_json(run_dir(tmp_path, "attention_unet__all_foreground") / "metrics.json")
+    assert any("the whole image as lesion" in reason for reason in metrics["degenerate"])
+    statistics = read_json(tmp_path / SWEEP.report / "statistics.json")
+    assert statistics["n_images"] == 2 and statistics["ranking"][-1] == "attention_unet__all_foreground"
+    page = (tmp_path / SWEEP.report / "report.html").read_text()
+    verdict = page.split('class="verdict">')[1].split("</p>")[0]
+    assert "Did not learn the task" in verdict and "the whole image as lesion on 100% of the test images" in verdict
+    assert "Small test set: 2 images with a lesion" in page

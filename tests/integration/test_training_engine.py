@@ -71,7 +71,7 @@ def test_early_stopping_and_plateau_schedule(data, tmp_path, monkeypatch):
     from segbench.training import validation
 
     # validation Dice never improves after epoch 1
-    monkeypatch.setattr(validation, "class_overlap", lambda matrix, label: {"dice": 0.5, "iou": 0.3})
+    monkeypatch.setattr(validation, "mean_overlap", lambda labels, truth, classes: {"dice": 0.5, "iou": 0.3})
     p = params(epochs=10, early_stopping_patience=3, plateau_patience=0, plateau_factor=0.5, lr=1e-3)
     summary = trainer.train_pair("attention_unet", "dice", p, *data, tmp_path / "run")
     history = pd.read_csv(tmp_path / "run" / "history.csv")

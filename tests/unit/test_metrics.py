@@ -1,5 +1,6 @@
 """Per-image metrics against MONAI's independent implementations, and the empty-mask policy."""
 
+import itertools
 import warnings
 
 import numpy as np
@@ -12,6 +13,7 @@ from monai.metrics.meandice import compute_dice
 from segbench.labels import IGNORE
 from segbench.metrics import image_metrics
 from segbench.metrics.boundary import boundary_scores
+from support.counts import independent_lesion_count
 
 warnings.filterwarnings("ignore", message=".*is all 0.*")
 
@@ -87,3 +89,52 @@ def test_ignored_pixels_count_nowhere_and_classes_average_over_the_foreground():
     pred[5:, 5:] = 0  # class 2 missed entirely
     scores = image_metrics(pred, truth, 3, class_names=["background", "pet", "border"])
     assert scores["dice_border"] == 0 and scores["dice"] == pytest.approx(0.5)
+
+
+def test_a_class_absent_from_both_masks_is_left_out_of_the_image_mean():
+    """Metrics Reloaded: one class at 0.5 beside an absent one reads 0.5, not 0.75."""
+    truth = np.zeros((10, 10), np.uint8)
+    truth[:4, :4] = 1
+    pred = np.zeros_like(truth)
+    pred[:4, :2] = 1  # class 1 half found; class 2 in neither mask
+    scores = image_metrics(pred, truth, 3, class_names=["background", "a", "b"])
+    assert scores["dice"] == pytest.approx(2 * 8 / (8 + 16)) and np.isnan(scores["dice_b"])
+    assert scores["empty"]["both"] == 1
+    empty = image_metrics(np.zeros_like(truth), np.zeros_like(truth), 3)
+    assert (empty["dice"], empty["hd95"]) == (1.0, 0.0)  # nothing anywhere: the both-empty values
+
+
+def test_the_boundary_penalty_is_the_diagonal_or_the_one_asked_for():
+    empty, lesion = np.zeros((30, 40), np.uint8), np.zeros((30, 40), np.uint8)
+    lesion[5:10, 5:10] = 1
+    assert image_metrics(empty, lesion, 2)["hd95"] == pytest.approx(50.0)  # a 30 x 40 image's diagonal
+    fixed = image_metrics(empty, lesion, 2, penalty=20.0)
+    assert fixed["hd95"] == fixed["assd"] == 20.0 and fixed["boundary_penalised"] == 1
+    assert image_metrics(lesion, lesion, 2)["boundary_penalised"] == 0
+
+
+def test_lesions_are_matched_one_to_one_and_counted_as_an_independent_count_does():
+    from segbench.metrics.detection import match_lesions
+
+    rng = np.random.default_rng(4)
+    for _ in range(20):  # a 4 x 4 grid of 20 px cells, each with its own lesion and prediction, or none
+        truth, pred = np.zeros((80, 80), bool), np.zeros((80, 80), bool)
+        for cy, cx in itertools.product(range(0, 80, 20), range(0, 80, 20)):
+            if rng.random() < 0.6:
+                truth[cy + 5:cy + 12, cx + 5:cx + 12] = True
+            kind = rng.integers(4)  # none, on the lesion, shifted half off it, tiny
+            if kind == 1:
+                pred[cy + 5:cy + 12, cx + 6:cx + 13] = True
+            elif kind == 2:
+                pred[cy + 9:cy + 16, cx + 9:cx + 16] = True
+            elif kind == 3:
+                pred[cy + 2, cx + 2] = True
+        found = match_lesions(pred, truth, "iou", 0.1, min_size=4)
+        assert (found["lesions_true"], found["lesions_predicted"], found["lesions_matched"]) == \
+            independent_lesion_count(pred, truth, 0.1, 4)
+    one_blob = np.zeros((40, 40), bool)
+    one_blob[10:30, 10:30] = True
+    two_lesions = np.zeros_like(one_blob)
+    two_lesions[10:18, 10:18] = two_lesions[22:30, 22:30] = True
+    assert match_lesions(one_blob, two_lesions, "overlap")["lesions_matched"] == 1  # one prediction, one match
+    assert match_lesions(one_blob, two_lesions, "iou", 0.1)["lesions_matched"] == 1  # IoU 64/400 for each

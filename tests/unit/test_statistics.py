@@ -1,5 +1,7 @@
 """Statistics on made-up per-image tables whose answer is known."""
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,52 +19,101 @@ def table(differences: dict[str, float], n: int = 40, seed: int = 0) -> pd.DataF
                         index=[f"IMG{i:03d}" for i in range(n)])
 
 
-def test_a_large_difference_is_found_and_corrected_by_holm():
+def disagreeing() -> pd.DataFrame:
+    """The issue's reproduction: 40 images; B beats A by 0.01-0.03 on 35 and scores 0 on 5 (missed lesions)."""
+    rng = np.random.default_rng(1)
+    a = rng.uniform(0.6, 0.9, 40)
+    b = a + np.r_[rng.uniform(0.01, 0.03, 35), -a[35:]]
+    return pd.DataFrame({"A": a, "B": b})
+
+
+def test_a_pair_lower_than_the_best_is_found_corrected_by_holm_and_described():
     scores = table({"good": 0.15, "same_as_good": 0.15, "bad": 0.0, "worse": -0.1})
     versus = st.versus_best(scores)
-    assert versus.attrs["best"] in ("good", "same_as_good")
-    assert versus.loc["bad", "p_holm"] < 0.001 and not versus.loc["bad", "not_worse"]
-    assert not versus.loc["worse", "not_worse"]
-    other = "same_as_good" if versus.attrs["best"] == "good" else "good"
-    assert versus.loc[other, "not_worse"]
-    raw = versus["p_value"].dropna().sort_values()  # Holm: the k-th smallest p times (m - k + 1), monotone
+    best = versus.attrs["best"]
+    assert best in ("good", "same_as_good") and versus.loc[best, "verdict"] == "best mean"
+    assert versus.loc["bad", "p_lower_holm"] < 0.001
+    assert versus.loc["bad", "verdict"] == versus.loc["worse", "verdict"] == "significantly lower than the best"
+    other = "same_as_good" if best == "good" else "good"
+    assert versus.loc[other, "verdict"] == "not significantly different from the best"
+    raw = versus["p_lower"].dropna().sort_values()  # Holm: the k-th smallest p times (m - k + 1), monotone
     expected = np.maximum.accumulate(np.minimum(1, raw.to_numpy() * np.arange(len(raw), 0, -1)))
-    assert versus.loc[raw.index, "p_holm"].to_numpy() == pytest.approx(expected)
-    p = stats.wilcoxon(scores[versus.attrs["best"]], scores["bad"]).pvalue
-    assert versus.loc["bad", "p_value"] == pytest.approx(p)
+    assert versus.loc[raw.index, "p_lower_holm"].to_numpy() == pytest.approx(expected)
+    p = stats.wilcoxon(scores["bad"], scores[best], alternative="less").pvalue
+    assert versus.loc["bad", "p_lower"] == pytest.approx(p)
+    assert versus.loc["bad", "difference_low"] < versus.loc["bad", "median_difference"] < \
+        versus.loc["bad", "difference_high"] < 0
+
+
+def test_when_mean_and_paired_test_disagree_the_verdict_says_so():
+    scores = disagreeing()
+    assert scores["A"].mean() > scores["B"].mean()
+    versus = st.versus_best(scores)
+    assert versus.attrs["best"] == "A"
+    assert versus.loc["B", "p_higher_holm"] < 0.01 and versus.loc["B", "median_difference"] > 0
+    assert versus.loc["B", "verdict"] == ("higher than the mean-best on the paired test (mean and paired test "
+                                          "disagree)")
 
 
 def test_identical_pairs_are_never_significantly_different():
     scores = table({"a": 0.0, "b": 0.0, "c": 0.0})
     scores["b"] = scores["c"] = scores["a"]
     versus = st.versus_best(scores)
-    assert versus["not_worse"].all()
+    assert (versus["verdict"].iloc[1:] == "not significantly different from the best").all()
     friedman = st.friedman_nemenyi(scores)
     assert friedman["statistic"] is None and "ties" in friedman["note"]
 
 
-def test_bootstrap_ci_covers_the_mean_and_resamples_the_same_images_for_every_pair():
+def test_a_non_inferiority_margin_is_tested_one_sided():
+    scores = table({"best": 0.02, "close": 0.0, "far": -0.2})
+    versus = st.versus_best(scores, margin=0.05)
+    assert versus.loc["close", "p_noninferior_holm"] < 0.05 and versus.loc["close", "verdict"].endswith(
+        "non-inferior within 0.05")
+    assert versus.loc["far", "verdict"] == "significantly lower than the best; not shown non-inferior within 0.05"
+
+
+def test_a_failed_pair_is_not_the_best_unless_all_failed():
+    scores = table({"broken": 0.3, "fine": 0.1})
+    assert st.versus_best(scores, excluded={"broken"}).attrs["best"] == "fine"
+    assert st.pick_best(scores, {"broken", "fine"}) == "broken"
+
+
+def test_the_hodges_lehmann_interval_is_the_signed_rank_one():
+    """Against the definition: the median of the Walsh averages, and the interval of values d0 that a two-sided
+    signed-rank test of d - d0 does not reject (scipy's exact test)."""
+    d = np.random.default_rng(3).normal(0.1, 0.2, 15)
+    estimate, low, high = st.hodges_lehmann(d, 0.95)
+    walsh = sorted((d[i] + d[j]) / 2 for i in range(15) for j in range(i, 15))
+    assert estimate == pytest.approx(np.median(walsh))
+    inside = [w for w in walsh if stats.wilcoxon(d - w, method="exact").pvalue >= 0.05]
+    assert low == pytest.approx(min(inside)) and high == pytest.approx(max(inside))
+
+
+def test_bootstrap_ci_covers_the_mean_names_its_method_and_resamples_the_same_images_for_every_pair():
     scores = table({"a": 0.0, "b": 0.1})
     ci = st.bootstrap_ci(scores, n_resamples=999)
     for pair in scores:
         assert ci.loc[pair, "ci_low"] < scores[pair].mean() < ci.loc[pair, "ci_high"]
-        assert ci.loc[pair, "mean"] == pytest.approx(scores[pair].mean())
+        assert ci.loc[pair, "mean"] == pytest.approx(scores[pair].mean()) and ci.loc[pair, "ci_method"] == "BCa"
     shifted = scores.assign(b=scores["a"] + 0.1)  # b is a + 0.1 exactly: paired resamples shift the CI exactly
     ci = st.bootstrap_ci(shifted, n_resamples=999)
     assert ci.loc["b", "ci_low"] - ci.loc["a", "ci_low"] == pytest.approx(0.1, abs=1e-9)
     constant = st.bootstrap_ci(pd.DataFrame({"x": [0.5] * 10}))
     assert constant.loc["x", "ci_low"] == constant.loc["x", "ci_high"] == 0.5
+    assert constant.loc["x", "ci_method"].startswith("none")
 
 
 def test_friedman_nemenyi_and_the_critical_difference():
     scores = table({"a": 0.2, "b": 0.1, "c": 0.0, "d": 0.0}, n=50)
     result = st.friedman_nemenyi(scores)
-    assert result["p_value"] < 1e-6
+    assert result["p_value"] < 1e-6 and result["significant"]
     assert result["mean_ranks"]["a"] < result["mean_ranks"]["b"] < result["mean_ranks"]["c"]
     k, n = 4, 50  # Demsar 2006, table 5: q_0.05 = 2.569 for k = 4
     assert result["critical_difference"] == pytest.approx(2.569 * np.sqrt(k * (k + 1) / (6 * n)), rel=1e-3)
-    assert result["nemenyi_p"]["a"]["c"] < 0.05
+    assert result["nemenyi_p"]["a"]["c"] < 0.05 and "different power" in result["versus_wilcoxon"]
     assert st.friedman_nemenyi(scores[["a", "b"]])["statistic"] is None  # needs 3 pairs
+    noise = table({"x": 0.0, "y": 0.0, "z": 0.0}, seed=5)
+    assert not st.friedman_nemenyi(noise)["significant"] and "not read" in st.friedman_nemenyi(noise)["note"]
 
 
 def test_rank_stability_is_certain_for_a_clear_winner():
@@ -72,12 +123,52 @@ def test_rank_stability_is_certain_for_a_clear_winner():
     assert stability.loc["x", "rank_high"] == 3 and stability.loc["x", "rank_low"] == 2
 
 
-def test_kendalls_w_agreement_and_disagreement():
+def permutation_count(ranks: np.ndarray) -> float:
+    """Kendall's W's p by brute force, independently: every judge's every ordering, W from its textbook formula."""
+    m, n = ranks.shape
+
+    def w(matrix):
+        totals = matrix.sum(0)
+        ties = sum(((c ** 3 - c).sum() for c in (np.unique(r, return_counts=True)[1] for r in matrix)))
+        return 12 * ((totals - totals.mean()) ** 2).sum() / (m ** 2 * (n ** 3 - n) - m * ties)
+
+    observed = w(ranks)
+    orders = [list(itertools.permutations(row)) for row in ranks]
+    hits = [w(np.array(combo)) >= observed - 1e-9 for combo in itertools.product(*orders)]
+    return sum(hits) / len(hits)
+
+
+@pytest.mark.parametrize("ranks", [
+    [[1, 2], [1, 2]],                                  # 2 x 2, agreeing
+    [[1, 2], [1, 2], [1, 2], [1, 2], [1, 2]],          # 5 x 2: the issue's 0.0625
+    [[1, 2], [2, 1], [1, 2], [1, 2], [2, 1]],          # 5 x 2, mixed
+    [[1, 2, 3], [1, 3, 2], [2, 1, 3]],                 # 3 x 3
+    [[1, 2.5, 2.5], [1, 2, 3], [3, 1, 2]],             # 3 x 3 with a tie
+])
+def test_kendalls_w_p_value_is_the_exact_permutation_count(ranks):
+    ranks = np.array(ranks, float)
+    result = st.kendall_w(pd.DataFrame(ranks))
+    assert result["p_value"] == pytest.approx(permutation_count(ranks)) and result["p_method"].startswith("exact")
+
+
+def test_kendalls_w_agreement_disagreement_and_undefined():
     agree = pd.DataFrame([[1, 2, 3], [1, 2, 3], [1, 2, 3]], index=["u1", "u2", "u3"], columns=["l1", "l2", "l3"])
     assert st.kendall_w(agree)["W"] == pytest.approx(1.0)
+    assert st.kendall_w(pd.DataFrame([[1, 2], [1, 2], [1, 2], [1, 2], [1, 2]]))["p_value"] == pytest.approx(0.0625)
     opposite = pd.DataFrame([[1, 2, 3], [3, 2, 1]], columns=["l1", "l2", "l3"])
     assert st.kendall_w(opposite)["W"] == pytest.approx(0.0)
+    tied = pd.DataFrame([[1.5, 1.5], [1.5, 1.5]])
+    assert st.kendall_w(tied)["W"] is None and "undefined" in st.kendall_w(tied)["note"]
     means = pd.DataFrame({"dice": [0.8, 0.7], "focal": [0.6, 0.5]}, index=["unet", "attention_unet"])
     ranks, w = st.loss_rankings(means)
     assert ranks.loc["unet"].tolist() == [1, 2] and w["W"] == pytest.approx(1.0)
     assert st.kendall_w(means.iloc[:1])["W"] is None
+    large = pd.DataFrame(np.argsort(np.random.default_rng(0).random((12, 6)), 1) + 1.0)
+    result = st.kendall_w(large)
+    assert result["p_method"].startswith("Monte Carlo") and 0 < result["p_standard_error"] < 0.01
+
+
+def test_caveats_for_a_small_test_set_one_seed_and_the_winners_selection():
+    text = " ".join(st.caveats(2, 1, 4, (1.0, 3.0)))
+    assert "Small test set: 2 images" in text and "One training seed" in text and "from 1 to 3" in text
+    assert st.caveats(200, 3, 1, (1.0, 1.0)) == []

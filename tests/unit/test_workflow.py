@@ -87,7 +87,8 @@ def test_jobs_read_the_params_of_their_own_entries():
 
 
 def test_every_stage_runs_one_segbench_command_over_its_fields():
-    assert [s.name for s in pipeline.STAGES] == ["download", "preprocess", "split", "train", "evaluate", "report"]
+    assert [s.name for s in pipeline.STAGES] == ["download", "preprocess", "split", "train", "evaluate", "latency",
+                                                 "report"]
     assert pipeline.stage("train").command() == ("segbench train --dataset {dataset} --arch {arch} --loss {loss} "
                                                  "--seed {seed} --fold {fold}")
     with pytest.raises(Exception, match="unknown stage 'deploy'"):

@@ -139,6 +139,21 @@ def _register(tracker, where: paths.Sweep, arch: str, loss: str, seed: int, view
                   {k: d / paths.CHECKPOINT for k, d in folds.items()}, png_bytes(blank))
 
 
+def cmd_latency(params: dict, args) -> None:
+    if args.arch not in params["architectures"]:
+        raise SegbenchError(f"--arch {args.arch!r}: not defined under 'architectures:' in {args.params} (defined: "
+                            f"{sorted(params['architectures'])}){did_you_mean(args.arch, params['architectures'])}")
+    view, where = _view(params, args)
+    from segbench.evaluation.latency import architecture_latency
+    from segbench.io import read_json, write_json
+
+    info = read_json(paths.processed_dir(where.dataset) / paths.INFO)
+    result = architecture_latency(view["architectures"][args.arch], info, view["preprocess"]["size"])
+    write_json(where.latency(args.arch), result)
+    log.info("%s: %.2f ms per image on the CPU (IQR %.2f)", args.arch, result["latency_ms_cpu"],
+             result["latency_ms_cpu_iqr"])
+
+
 def cmd_report(params: dict, args) -> None:
     view, where = _view(params, args)
     from segbench.report import build_report
@@ -285,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     stage("split", cmd_split, "stratified train/val/test split (and folds)")
     _pair_options(stage("train", cmd_train, "train one pair for one seed and fold (train.threads CPU threads)"))
     _pair_options(stage("evaluate", cmd_evaluate, "score one pair's seed on the test images"), fold=False)
+    stage("latency", cmd_latency, "time an architecture at the dataset's input size (one thread)").add_argument(
+        "--arch", required=True, help="a key of 'architectures:' in params.yaml")
     stage("report", cmd_report, "comparison tables, statistics and figures of every pair")
     stage("results", cmd_results, "what the sweep found, and where its reports are", dataset=False)
     dag = stage("dag", cmd_dag, "the pipeline definition: print it, or write or check dvc.yaml", dataset=False)

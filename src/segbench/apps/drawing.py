@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from segbench.predict.postprocess import CONNECTIVITY
+from segbench.metrics.detection import CONNECTIVITY
 
 PALETTE = [(0, 0, 0), (230, 40, 40), (40, 160, 255), (250, 200, 0), (60, 200, 90), (190, 80, 220)]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import albumentations as A
@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 from segbench import SegbenchError, paths
 from segbench.data.distance import signed_distance
-from segbench.data.images import normalise
+from segbench.data.images import Geometry, normalise
 from segbench.io import MaskZip, read_json
 from segbench.labels import IGNORE
 
@@ -85,6 +85,7 @@ class Processed:
     masks: NpyRows      # (N, S, S) uint8: class ids, or IGNORE
     meta: pd.DataFrame  # one row per array index, with 'subset' (and 'fold') columns
     directory: Path
+    _originals: MaskZip | None = field(default=None, repr=False)
 
     @classmethod
     def load(cls, processed_dir: Path, split_csv: Path) -> "Processed":
@@ -164,6 +165,22 @@ class Processed:
         if not path.exists():
             raise SegbenchError(f"{path}: missing; rerun `segbench preprocess`")
         return MaskZip(path)
+
+    def __getstate__(self) -> dict:  # DataLoader workers open the masks' zip themselves
+        return {**self.__dict__, "_originals": None}
+
+    def geometry(self, index: int) -> Geometry:
+        """Where image ``index`` sits in its canvas."""
+        return Geometry.of(self.meta.iloc[index], self.size)
+
+    def truth(self, index: int, original: bool) -> np.ndarray:
+        """Image ``index``'s mask at the evaluation resolution: its original size, or the un-padded canvas.
+        Validation and evaluation both compare predictions with this."""
+        if not original:
+            return self.geometry(index).crop(self.masks[index])
+        if self._originals is None:
+            self._originals = self.original_masks()
+        return self._originals[self.meta["sample_id"].iloc[index]]
 
 
 def augmentation(options: dict, seed: int) -> A.Compose:

@@ -1,21 +1,25 @@
 """The `evaluate` stage: one pair, one seed; its fold models on their val images, their ensemble on the test.
 
-nnU-Net's protocol: each fold model predicts the images it was validated on (out-of-fold);
-the post-processing is chosen on those predictions (a candidate is kept only if it improves
-the mean val Dice over all val images); the test images are predicted by the mean of the
-fold models' probabilities, resampled to each image's original size before the threshold,
-then post-processed. Without cross-validation the one fold is the split's val subset.
+nnU-Net's protocol, in four steps, each fold checkpoint loaded once:
 
-Outputs, in the seed folder: ``per_image.csv`` (every test image, post-processed metrics and
-``*_raw`` ones), ``metrics.json`` (results only: the same inputs give the same bytes), ``timing.json``
-(latency and memory, measured), ``test_predictions.npz`` / ``val_predictions.npz`` (the label maps at
-the evaluation resolution, keyed by sample id) and ``test_probabilities.npz`` (the foreground
-probability on the un-padded canvas, uint8 0-255, for figures).
+1. out-of-fold prediction: each fold model predicts the images it was validated on;
+2. post-processing choice on those predictions, by the criterion the report leads with: the mean Dice
+   over val images with a lesion; a candidate is kept only if it beats none, and only if it does not
+   raise the share of normal val images with a false positive (``summary.choose_postprocessing``);
+3. test scoring: the mean of the fold models' probabilities, resampled to each image's original size
+   before the threshold, post-processed, scored by ``Protocol`` (overlap, boundary, lesion detection);
+4. writing: ``per_image.csv`` (every test image, post-processed metrics and ``*_raw`` ones),
+   ``metrics.json`` (results only: the same inputs give the same bytes), ``test_predictions.npz`` / ``val_predictions.npz`` (label maps at the evaluation
+   resolution, by sample id) and ``test_probabilities.npz`` (the foreground probability on the un-padded
+   canvas, uint8 0-255, for figures).
+
+Without cross-validation the one fold is the split's val subset.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,33 +28,56 @@ from tqdm import tqdm
 
 from segbench import SegbenchError, paths
 from segbench.data.dataset import Processed
-from segbench.data.images import Geometry
-from segbench.evaluation.summary import choose_postprocessing, summarise
-from segbench.evaluation import latency
-from segbench.predict.postprocess import CANDIDATES, lesion_count, postprocess
-from segbench.predict.predictor import Predictor, foreground, to_labels
+from segbench.evaluation.summary import choose_postprocessing, degenerate, summarise
 from segbench.io import NpzWriter, read_json, write_csv, write_json
-from segbench.labels import IGNORE
+from segbench.labels import IGNORE, has_lesion
 from segbench.metrics import image_metrics
-from segbench.metrics.overlap import class_overlap, confusion_matrix
+from segbench.metrics.detection import match_lesions
+from segbench.metrics.overlap import mean_overlap
+from segbench.predict.postprocess import CANDIDATES, postprocess
+from segbench.predict.predictor import Predictor, foreground, to_labels
 
 log = logging.getLogger(__name__)
 
 
-class Truth:
-    """Each image's geometry and its truth at the evaluation resolution."""
+@dataclass(frozen=True)
+class Protocol:
+    """How one prediction is scored against its truth (``params.yaml: evaluate`` and the pixel spacing)."""
 
-    def __init__(self, data: Processed, original: bool):
-        self.data, self.original = data, original
-        self.originals = data.original_masks() if original else None
+    original: bool            # at the image's original size, else on the un-padded canvas
+    classes: int
+    class_names: tuple[str, ...]
+    tolerance: float          # NSD tolerance, in the units below
+    spacing: float            # mm per pixel, or 1 (boundary metrics in pixels)
+    units: str                # "mm" or "px"
+    penalty: float | None     # HD95 / ASSD of exactly one empty mask; None: the image's diagonal
+    min_fraction: float       # smallest predicted region that counts, as a share of the image
+    match: str                # lesion matching: "iou" or "overlap"
+    iou_threshold: float
 
-    def geometry(self, index: int) -> Geometry:
-        return Geometry.of(self.data.meta.iloc[index], self.data.size)
+    @classmethod
+    def of(cls, params: dict, class_names: list[str]) -> "Protocol":
+        options, spacing = params["evaluate"], params["dataset"]["spacing_mm"]
+        pixel = spacing or 1.0
+        penalty = options["boundary_penalty"]
+        return cls(options["resolution"] == "original", len(class_names), tuple(class_names),
+                   options["nsd_tolerance_px"] * pixel, pixel, "mm" if spacing else "px",
+                   None if penalty == "diagonal" else float(penalty), options["min_component_fraction"],
+                   options["detection"]["match"], options["detection"]["iou_threshold"])
 
-    def mask(self, index: int) -> np.ndarray:
-        if self.original:
-            return self.originals[self.data.meta["sample_id"].iloc[index]]
-        return self.geometry(index).crop(self.data.masks[index])
+    def min_size(self, labels: np.ndarray) -> int:
+        return max(1, int(np.ceil(self.min_fraction * labels.size)))
+
+    def lesions(self, labels: np.ndarray, truth: np.ndarray) -> dict[str, int]:
+        return match_lesions(labels > 0, (truth > 0) & (truth != IGNORE), self.match, self.iou_threshold,
+                             self.min_size(labels))
+
+    def score(self, labels: np.ndarray, truth: np.ndarray) -> dict:
+        """One image's overlap, boundary and lesion-detection scores (``metrics.image_metrics``)."""
+        scores = image_metrics(labels, truth, self.classes, self.tolerance, (self.spacing, self.spacing),
+                               list(self.class_names), self.penalty)
+        empty = scores.pop("empty")
+        return {**scores, **{f"empty_{k}": v for k, v in empty.items()}, **self.lesions(labels, truth)}
 
 
 def predictions(predictor: Predictor, data: Processed, indices: np.ndarray, batch_size: int, desc: str):
@@ -61,80 +88,82 @@ def predictions(predictor: Predictor, data: Processed, indices: np.ndarray, batc
         yield from zip(block, predictor.canvas_probabilities(canvases))
 
 
-def _mean_dice(labels: np.ndarray, truth: np.ndarray, classes: int) -> float:
-    matrix = confusion_matrix(labels, truth, classes)
-    return float(np.mean([class_overlap(matrix, c)["dice"] for c in range(1, classes)]))
+def out_of_fold(models: dict[int, Predictor], data: Processed, protocol: Protocol, candidates: list[str],
+                batch: int, saved: NpzWriter) -> pd.DataFrame:
+    """Each fold model on its own val images: per image and candidate post-processing, the Dice and the
+    number of predicted lesions. Saves the raw label maps."""
+    rows = []
+    for fold, model in models.items():
+        for index, p in predictions(model, data, data.fold_indices(fold)[1], batch, f"val fold {fold}"):
+            labels, truth = to_labels(data.geometry(index).restore(p, protocol.original)), data.truth(
+                index, protocol.original)
+            row = {"sample_id": data.meta["sample_id"].iloc[index], "fold": fold, "lesion": has_lesion(truth)}
+            for name in candidates:
+                processed = postprocess(labels, name, protocol.classes, protocol.min_fraction)
+                row[f"dice:{name}"] = mean_overlap(processed, truth, protocol.classes)["dice"]
+                row[f"lesions:{name}"] = protocol.lesions(processed, truth)["lesions_predicted"]
+            rows.append(row)
+            saved.add(row["sample_id"], labels)
+    return pd.DataFrame(rows)
+
+
+def score_test(ensemble: Predictor, data: Processed, protocol: Protocol, strata: list[str], batch: int,
+               out_dir: Path) -> pd.DataFrame:
+    """The ensemble on the test images: one row per image of post-processed and raw scores; saves the label
+    maps and the foreground probabilities."""
+    test = data.indices("test")
+    if not len(test):
+        raise SegbenchError("the split's test subset is empty")
+    rows = []
+    with NpzWriter(out_dir / paths.TEST_PREDICTIONS) as saved, \
+            NpzWriter(out_dir / paths.TEST_PROBABILITIES) as probabilities:
+        for index, p in predictions(ensemble, data, test, batch, "test"):
+            geometry, meta = data.geometry(index), data.meta.iloc[index]
+            restored, truth = geometry.restore(p, protocol.original), data.truth(index, protocol.original)
+            raw, final = to_labels(restored), ensemble.labels(restored)
+            raw_scores = protocol.score(raw, truth)
+            rows.append({"sample_id": meta["sample_id"], **{c: meta[c] for c in strata},
+                         "lesion": has_lesion(truth), "foreground_fraction": float((final > 0).mean()),
+                         **protocol.score(final, truth),
+                         **{f"{k}_raw": v for k, v in raw_scores.items() if not k.startswith(("empty_", "lesions_"))
+                            and k not in ("tp", "fp", "fn", "boundary_penalised")}})
+            saved.add(meta["sample_id"], final)
+            probabilities.add(meta["sample_id"], np.round(geometry.crop(foreground(p)) * 255).astype(np.uint8))
+    return pd.DataFrame(rows)
 
 
 def evaluate_replicate(arch: str, loss: str, seed: int, params: dict, where: paths.Sweep, processed_dir: Path,
                        split_csv: Path, tracker=None) -> dict:
     """Evaluate the pair's models of ``seed`` (their folders under ``where``); write the seed folder's outputs;
     return metrics.json. ``params``: one dataset's (``config.dataset_params``)."""
-    options, folds = params["evaluate"], params["sweep"]["folds"]
+    options, folds, batch = params["evaluate"], params["sweep"]["folds"], params["train"]["batch_size"]
     out_dir = where.seed(arch, loss, seed)
-    original = options["resolution"] == "original"
-    pixel = params["dataset"]["spacing_mm"] or 1.0  # boundary metrics in mm with a spacing, else in pixels
-    spacing, tolerance = (pixel, pixel), options["nsd_tolerance_px"] * pixel
-    min_fraction, batch = options["min_component_fraction"], params["train"]["batch_size"]
     data = Processed.load(processed_dir, split_csv)
-    names = data.class_names
-    classes = len(names)
-    truth = Truth(data, original)
+    protocol = Protocol.of(params, data.class_names)
     fold_runs = {f: where.fold(arch, loss, seed, f) for f in folds}
     models = {f: Predictor.from_checkpoints([d / paths.CHECKPOINT], source=str(d)) for f, d in fold_runs.items()}
+    trained = [read_json(d / paths.TRAINED) for d in fold_runs.values()]
 
-    # out-of-fold validation: the mean Dice of each post-processing candidate
-    candidates, rows = [c for c in CANDIDATES if c in options["postprocessing"] or c == "none"], []
+    candidates = [c for c in CANDIDATES if c in options["postprocessing"] or c == "none"]
     with NpzWriter(out_dir / paths.VAL_PREDICTIONS) as saved:
-        for fold, model in models.items():
-            for index, p in predictions(model, data, data.fold_indices(fold)[1], batch, f"val fold {fold}"):
-                labels, mask = to_labels(truth.geometry(index).restore(p, original)), truth.mask(index)
-                rows.append({"sample_id": data.meta["sample_id"].iloc[index], "fold": fold,
-                             **{c: _mean_dice(postprocess(labels, c, classes, min_fraction), mask, classes)
-                                for c in candidates}})
-                saved.add(rows[-1]["sample_id"], labels)
-    chosen = choose_postprocessing(pd.DataFrame(rows), candidates, min_fraction)
-    log.info("%s__%s seed %d: post-processing %r (val Dice %s)", arch, loss, seed, chosen["name"], chosen["val_dice"])
+        val = out_of_fold(models, data, protocol, candidates, batch, saved)
+    chosen = choose_postprocessing(val, candidates, protocol.min_fraction)
+    log.info("%s__%s seed %d: post-processing %r (val lesion Dice %s)", arch, loss, seed, chosen["name"],
+             chosen["val_lesion_dice"])
 
-    # the test images: the fold ensemble, post-processed
-    test = data.indices("test")
-    if not len(test):
-        raise SegbenchError(f"{split_csv}: the test subset is empty")
-    ensemble = Predictor([m.members[0] for m in models.values()], data.size, data.channels, classes, chosen,
-                         str(out_dir), names)
+    ensemble = Predictor.ensemble(list(models.values()), chosen, str(out_dir))
     strata = [c for c in dict.fromkeys([*data.info["strata"], params["split"]["stratify"]])
               if c and c in data.meta.columns]
-    per_image = []
-    with NpzWriter(out_dir / paths.TEST_PREDICTIONS) as saved, NpzWriter(out_dir / paths.TEST_PROBABILITIES) as probs:
-        for index, p in predictions(ensemble, data, test, batch, "test"):
-            geometry, row = truth.geometry(index), data.meta.iloc[index]
-            restored, mask = geometry.restore(p, original), truth.mask(index)
-            raw = to_labels(restored)
-            final = ensemble.labels(restored)
-            scores = image_metrics(final, mask, classes, tolerance, spacing, names)
-            raw_scores = image_metrics(raw, mask, classes, tolerance, spacing, names)
-            per_image.append({"sample_id": row["sample_id"], **{c: row[c] for c in strata},
-                              "lesion": bool(((mask > 0) & (mask != IGNORE)).any()),
-                              "detected": lesion_count(final, min_fraction) > 0,
-                              **{k: v for k, v in scores.items() if k != "empty"},
-                              **{f"empty_{k}": v for k, v in scores["empty"].items()},
-                              **{f"{k}_raw": v for k, v in raw_scores.items() if k not in ("empty", "tp", "fp", "fn")}})
-            saved.add(row["sample_id"], final)
-            probs.add(row["sample_id"], np.round(geometry.crop(foreground(p)) * 255).astype(np.uint8))
-    table = pd.DataFrame(per_image)
+    table = score_test(ensemble, data, protocol, strata, batch, out_dir)
     write_csv(out_dir / paths.PER_IMAGE, table)
 
-    metrics = summarise(table, strata, names)
+    metrics = summarise(table, strata, data.class_names)
     metrics.update(run=f"{arch}__{loss}/seed{seed}", seed=seed, folds=list(folds), resolution=options["resolution"],
-                   units="mm" if params["dataset"]["spacing_mm"] else "px",
-                   nsd_tolerance=options["nsd_tolerance_px"], postprocessing=chosen,
-                   out_of_fold_dice=float(pd.DataFrame(rows)[chosen["name"]].mean()))
-    trained = [read_json(d / paths.TRAINED) for d in fold_runs.values()]
-    metrics["best_epochs"] = [t["best_epoch"] for t in trained]
+                   units=protocol.units, nsd_tolerance=options["nsd_tolerance_px"],
+                   boundary_penalty=options["boundary_penalty"], detection=metrics["detection"] | options["detection"],
+                   postprocessing=chosen, best_epochs=[t["best_epoch"] for t in trained],
+                   degenerate=degenerate(table, trained))
     write_json(out_dir / paths.METRICS, metrics)
-    del models, ensemble  # latency is measured on a fresh copy, alone
-    write_json(out_dir / paths.LATENCY, latency.measure(lambda dev: Predictor.from_checkpoints(
-        [d / paths.CHECKPOINT for d in fold_runs.values()], chosen, map_location=dev)))
     if tracker:
         tracker.log_test_metrics([t.get("mlflow_run_id") for t in trained], metrics)
     return metrics

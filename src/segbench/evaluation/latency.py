@@ -1,10 +1,13 @@
-"""Inference latency and memory, measured the same way for every pair.
+"""The `latency` stage: inference latency and memory of an architecture at the dataset's input size.
 
-Protocol: one canvas of the model's input size (batch 1), ``warmup`` untimed passes, then the
-median of ``repeats`` timed passes of the whole predictor (every fold model, their mean). On the
-CPU always, with the job's threads, and on CUDA where present. Memory: on CUDA the peak allocated
-by the passes; on the CPU the peak resident memory while they run above the resident memory before
-(sampled every millisecond from /proc; Linux only, else None).
+Latency is a property of the architecture and the input size, not of the loss or the trained weights, so
+it is measured once per architecture, on a model with seeded random weights. Protocol: one canvas of the
+input size (batch 1), ``warmup`` untimed passes, then ``repeats`` timed passes of the predictor
+(normalisation, forward pass, softmax or sigmoid); the median and the interquartile range (the spread the
+report's Pareto front treats as a tie). On the CPU always, with one thread, and on the leased CUDA device
+where there is one. Memory: on the CPU the peak resident memory while the passes run above the resident
+memory before (sampled every millisecond from /proc; Linux only, else None); on CUDA the weights and the
+activations apart (peak allocated above the weights). A fold ensemble of k models takes k times as long.
 """
 
 from __future__ import annotations
@@ -50,7 +53,8 @@ def peak_resident_increase(result: dict):
         result["memory_mb"] = None if before is None else round(peak[0] - before, 1)
 
 
-def _timed(predictor, canvas: np.ndarray, repeats: int, warmup: int, sync) -> float:
+def _timed(predictor, canvas: np.ndarray, repeats: int, warmup: int, sync) -> list[float]:
+    """Milliseconds of each of ``repeats`` passes, after ``warmup``."""
     for _ in range(warmup):
         predictor.canvas_probabilities(canvas)
     times = []
@@ -59,23 +63,55 @@ def _timed(predictor, canvas: np.ndarray, repeats: int, warmup: int, sync) -> fl
         start = time.perf_counter()
         predictor.canvas_probabilities(canvas)
         sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
+        times.append((time.perf_counter() - start) * 1000)
+    return times
 
 
-def measure(load, repeats: int = 20, warmup: int = 3) -> dict:
-    """``load(device) -> Predictor``; returns {"latency_ms_cpu", "memory_mb_cpu", and on CUDA
-    "latency_ms_gpu", "memory_mb_gpu"}."""
-    cpu = load(torch.device("cpu"))
-    shape = (1, cpu.size, cpu.size) if cpu.channels == 1 else (1, cpu.size, cpu.size, cpu.channels)
+def _spread(times: list[float], device: str) -> dict[str, float]:
+    q25, median, q75 = np.percentile(times, [25, 50, 75])
+    return {f"latency_ms_{device}": round(float(median), 3), f"latency_ms_{device}_iqr": round(float(q75 - q25), 3)}
+
+
+def measure(predictor, repeats: int = 30, warmup: int = 5, gpu: torch.device | None = None) -> dict:
+    """Time and measure ``predictor`` on the CPU (one thread) and on ``gpu`` when given: {"latency_ms_cpu",
+    "latency_ms_cpu_iqr", "memory_mb_cpu", and on a GPU "latency_ms_gpu", "latency_ms_gpu_iqr",
+    "weights_mb_gpu", "activations_mb_gpu", "gpu"}."""
+    shape = (1, predictor.size, predictor.size) + ((predictor.channels,) if predictor.channels > 1 else ())
     canvas = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    predictor.to(torch.device("cpu"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     memory: dict = {}
-    with peak_resident_increase(memory):
-        out = {"latency_ms_cpu": round(_timed(cpu, canvas, repeats, warmup, lambda: None), 2)}
-    out["memory_mb_cpu"] = memory["memory_mb"]
-    if torch.cuda.is_available():
-        gpu = load(torch.device("cuda"))
-        torch.cuda.reset_peak_memory_stats()
-        out["latency_ms_gpu"] = round(_timed(gpu, canvas, repeats, warmup, torch.cuda.synchronize), 2)
-        out["memory_mb_gpu"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    try:
+        with peak_resident_increase(memory):
+            out = _spread(_timed(predictor, canvas, repeats, warmup, lambda: None), "cpu")
+    finally:
+        torch.set_num_threads(threads)
+    out.update(memory_mb_cpu=memory["memory_mb"], cpu_threads=1)
+    if gpu is not None:
+        torch.cuda.empty_cache()
+        before = torch.cuda.memory_allocated(gpu)
+        predictor.to(gpu)
+        weights = torch.cuda.memory_allocated(gpu) - before
+        torch.cuda.reset_peak_memory_stats(gpu)
+        out.update(_spread(_timed(predictor, canvas, repeats, warmup, lambda: torch.cuda.synchronize(gpu)), "gpu"))
+        out.update(weights_mb_gpu=round(weights / 2**20, 1),
+                   activations_mb_gpu=round((torch.cuda.max_memory_allocated(gpu) - before - weights) / 2**20, 1),
+                   gpu=torch.cuda.get_device_name(gpu))
+        predictor.to(torch.device("cpu"))
     return out
+
+
+def architecture_latency(arch_cfg: dict, info: dict, size: int, gpu: torch.device | None = None,
+                         repeats: int = 30) -> dict:
+    """The latency and memory of the architecture ``arch_cfg`` (a params.yaml entry) on inputs of the dataset
+    ``info`` describes (its info.json: channels and classes) at ``size`` px, with seeded random weights."""
+    from segbench.models import build_model
+    from segbench.predict.predictor import Member, Predictor
+
+    torch.manual_seed(0)
+    channels, classes = info["channels"], len(info["class_names"])
+    net = build_model(arch_cfg, channels, classes).eval()
+    predictor = Predictor([Member(net, [0.5] * channels, [0.25] * channels)], size, channels, classes)
+    return {"architecture": arch_cfg["family"], "input": [channels, size, size],
+            **measure(predictor, repeats=repeats, gpu=gpu)}

@@ -1,13 +1,15 @@
 """Which differences between pairs are real: confidence intervals, paired tests, rankings.
 
-Every function takes ``scores``: one row per test image, one column per pair, each value the
-image's Dice averaged over the pair's replicates (seeds). The libraries do the maths: scipy
-(bootstrap, Wilcoxon, Friedman, studentized range), statsmodels (Holm), scikit-posthocs
-(Nemenyi). Each result names its test and its correction beside the number.
+Every function takes ``scores``: one row per test image, one column per pair, each value the image's
+Dice averaged over the pair's replicates (seeds). The libraries do the maths: scipy (bootstrap, Wilcoxon,
+Friedman, studentized range), statsmodels (Holm), scikit-posthocs (Nemenyi). Each result names its test,
+its direction and its correction beside the number.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 import warnings
 
 import numpy as np
@@ -15,54 +17,135 @@ import pandas as pd
 from scipy import stats
 
 ALPHA = 0.05
+SMALL_TEST_SET = 20       # fewer images with a lesion than this: say the intervals are wide
+EXACT_KENDALL = 200_000   # up to this many permutations Kendall's W is tested exactly, else by Monte Carlo
+MONTE_CARLO = 20_000
 
 
 def bootstrap_ci(scores: pd.DataFrame, n_resamples: int = 2000, seed: int = 0,
                  confidence: float = 0.95) -> pd.DataFrame:
-    """Per pair: mean Dice over test images and its bootstrap confidence interval (BCa; percentile
-    where BCa is degenerate).
+    """Per pair: mean Dice over test images, its bootstrap confidence interval and the method that made it:
+    "BCa", "percentile" where BCa is degenerate, or "none (every image scores the same)".
 
     Paired resampling: every pair's ``scipy.stats.bootstrap`` gets a generator with the same seed,
-    and all columns have the same length, so each resample draws the same images for every pair.
+    and all columns have the same length, so each resample draws the same images for every pair. The
+    interval covers the sampling of test images only, not the variance between training seeds.
     """
     rows = []
     for pair, values in scores.items():
         values = values.to_numpy(float)
         low = high = float(values.mean())
+        method = "none (every image scores the same)" if len(values) > 1 else "none (one image)"
         if len(values) > 1 and np.ptp(values) > 0:
-            for method in ("BCa", "percentile"):
+            for candidate in ("BCa", "percentile"):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     ci = stats.bootstrap((values,), np.mean, n_resamples=n_resamples, confidence_level=confidence,
-                                         method=method, rng=np.random.default_rng(seed)).confidence_interval
+                                         method=candidate, rng=np.random.default_rng(seed)).confidence_interval
                 if np.isfinite(ci.low) and np.isfinite(ci.high):
-                    low, high = float(ci.low), float(ci.high)
+                    low, high, method = float(ci.low), float(ci.high), candidate
                     break
-        rows.append({"pair": pair, "mean": float(values.mean()), "ci_low": low, "ci_high": high})
+        rows.append({"pair": pair, "mean": float(values.mean()), "ci_low": low, "ci_high": high,
+                     "ci_method": method})
     return pd.DataFrame(rows).set_index("pair")
 
 
-def versus_best(scores: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
-    """Two-sided paired Wilcoxon signed-rank test of every pair against the pair with the best mean,
-    scipy's default zero handling ("wilcox"); p-values Holm-corrected over the comparisons.
+def _signed_rank_lower_quantile(n: int, alpha: float) -> int:
+    """The largest c with P(T+ <= c - 1) <= alpha / 2 under the null (T+: Wilcoxon's signed-rank statistic
+    of n non-zero differences): the Hodges-Lehmann interval is the c-th smallest and the c-th largest
+    Walsh average (Hollander & Wolfe, 1999, section 3.3). Exact counts up to n = 100, normal beyond."""
+    if n > 100:
+        c = n * (n + 1) / 4 - stats.norm.ppf(1 - alpha / 2) * math.sqrt(n * (n + 1) * (2 * n + 1) / 24)
+        return max(1, int(math.floor(c)))
+    counts = np.zeros(n * (n + 1) // 2 + 1)  # how many sign patterns give each T+
+    counts[0] = 1
+    for rank in range(1, n + 1):
+        counts[rank:] = counts[rank:] + counts[:-rank].copy()
+    cdf = np.cumsum(counts) / 2.0 ** n
+    return max(1, int(np.searchsorted(cdf, alpha / 2, side="right")))
 
-    ``not_worse``: the best itself, and every pair whose corrected p is at least ``alpha``.
-    """
+
+def hodges_lehmann(differences: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
+    """(estimate, low, high): the Hodges-Lehmann estimate of the median paired difference, the median of the
+    Walsh averages (d_i + d_j) / 2, i <= j, with its distribution-free interval from the signed-rank
+    distribution (the estimator that goes with Wilcoxon's test). Written here: scipy and statsmodels have
+    none."""
+    d = np.asarray(differences, float)
+    i, j = np.triu_indices(len(d))
+    walsh = np.sort((d[i] + d[j]) / 2)
+    c = min(_signed_rank_lower_quantile(len(d), 1 - confidence), len(walsh))
+    return float(np.median(walsh)), float(walsh[c - 1]), float(walsh[len(walsh) - c])
+
+
+def _wilcoxon(x: np.ndarray, alternative: str) -> float:
+    """One-sample signed-rank p of ``x`` (scipy's default zero handling, "wilcox"); 1 when x is all zero."""
+    if not np.any(x):
+        return 1.0
+    return float(stats.wilcoxon(x, alternative=alternative).pvalue)
+
+
+def _holm(p: list[float]) -> np.ndarray:
     from statsmodels.stats.multitest import multipletests
 
-    best = scores.mean().idxmax()
+    return multipletests(p, method="holm")[1] if p else np.array([])
+
+
+def pick_best(scores: pd.DataFrame, excluded: set[str] = frozenset()) -> str:
+    """The pair with the highest mean, among those not ``excluded`` (degenerate runs) unless all are."""
+    means = scores.mean()
+    eligible = means.drop(index=[p for p in excluded if p in means.index], errors="ignore")
+    return (eligible if len(eligible) else means).idxmax()
+
+
+def versus_best(scores: pd.DataFrame, alpha: float = ALPHA, margin: float | None = None,
+                excluded: set[str] = frozenset(), confidence: float = 0.95) -> pd.DataFrame:
+    """Every pair against the pair with the best mean (``pick_best``), image by image: d = pair - best.
+
+    - ``median_difference``, ``difference_low`` / ``difference_high``: the Hodges-Lehmann estimate of d with
+      its confidence interval;
+    - ``p_lower``: one-sided Wilcoxon signed-rank test of "pair lower than the best", Holm-corrected over the
+      pairs as ``p_lower_holm``; ``p_higher`` / ``p_higher_holm``: the other direction, which a pair can win
+      when the mean favours the best but most images favour it (a few large losses pull a mean down);
+    - with ``margin`` delta: ``p_noninferior`` (Holm), the one-sided test of "pair > best - delta";
+    - ``verdict``: the words that follow from them.
+    """
+    best = pick_best(scores, excluded)
     others = [p for p in scores.columns if p != best]
-    raw = []
+    rows = {}
     for pair in others:
-        differences = scores[best] - scores[pair]
-        raw.append(1.0 if not differences.any() else float(stats.wilcoxon(scores[best], scores[pair]).pvalue))
-    corrected = multipletests(raw, method="holm")[1] if raw else []
-    table = pd.DataFrame({"pair": others, "p_value": raw, "p_holm": corrected}).set_index("pair")
-    table.loc[best] = [np.nan, np.nan]
-    table["not_worse"] = table["p_holm"].isna() | (table["p_holm"] >= alpha)
-    table.attrs.update(best=best, test="Wilcoxon signed-rank, two-sided, paired by image, zero_method='wilcox'",
-                       correction="Holm", alpha=alpha)
-    return table.loc[scores.columns]
+        d = (scores[pair] - scores[best]).to_numpy(float)
+        estimate, low, high = hodges_lehmann(d, confidence)
+        rows[pair] = {"median_difference": estimate, "difference_low": low, "difference_high": high,
+                      "p_lower": _wilcoxon(d, "less"), "p_higher": _wilcoxon(d, "greater")}
+        if margin is not None:
+            rows[pair]["p_noninferior"] = _wilcoxon(d + margin, "greater")
+    table = pd.DataFrame.from_dict(rows, orient="index",
+                                   columns=["median_difference", "difference_low", "difference_high", "p_lower",
+                                            "p_higher", *(["p_noninferior"] if margin is not None else [])])
+    for column in [c for c in table.columns if c.startswith("p_")]:
+        table[f"{column}_holm"] = _holm(table[column].tolist())
+    table = table.reindex(scores.columns)
+    table["verdict"] = [_verdict(table.loc[p], p == best, alpha, margin) for p in table.index]
+    table.attrs.update(best=best, alpha=alpha, margin=margin, correction="Holm over the pairs, per direction",
+                       test="Wilcoxon signed-rank, paired by image, one-sided per direction, zero_method='wilcox'",
+                       effect="Hodges-Lehmann estimate of the median per-image difference (pair - best), "
+                              f"{confidence:.0%} interval from the signed-rank distribution")
+    return table
+
+
+def _verdict(row: pd.Series, is_best: bool, alpha: float, margin: float | None) -> str:
+    if is_best:
+        return "best mean"
+    if row["p_lower_holm"] < alpha:
+        words = "significantly lower than the best"
+    elif row["p_higher_holm"] < alpha:
+        words = "higher than the mean-best on the paired test (mean and paired test disagree)"
+    else:
+        words = "not significantly different from the best"
+    if margin is not None:  # a real difference can still be smaller than the margin
+        words += (f"; non-inferior within {margin:g}" if row["p_noninferior_holm"] < alpha
+                  else f"; not shown non-inferior within {margin:g}")
+    return words
 
 
 def mean_ranks(scores: pd.DataFrame) -> pd.Series:
@@ -70,29 +153,42 @@ def mean_ranks(scores: pd.DataFrame) -> pd.Series:
     return pd.Series(stats.rankdata(-scores.to_numpy(float), axis=1).mean(0), index=scores.columns)
 
 
+DIFFERENT_TESTS = ("Nemenyi's test (every pair against every other, on ranks within each image) and the Wilcoxon "
+                   "tests against the best (signed per-image differences, Holm) ask different questions with "
+                   "different power: a pair can share a bar with the best in the diagram and still be "
+                   "significantly lower on the paired test, or the reverse.")
+
+
 def friedman_nemenyi(scores: pd.DataFrame, alpha: float = ALPHA) -> dict:
     """Friedman's test over all pairs, Nemenyi's post-hoc p-values, and the critical-difference
-    diagram's data (Demsar, 2006): mean ranks and CD = q_alpha * sqrt(k (k + 1) / (6 N))."""
+    diagram's data (Demsar, 2006): mean ranks and CD = q_alpha * sqrt(k (k + 1) / (6 N)). ``significant``
+    says whether Friedman rejects; the post-hoc is read only then."""
     import scikit_posthocs as sp
 
     k, n = scores.shape[1], scores.shape[0]
     ranks = mean_ranks(scores)
     out = {"test": "Friedman", "post_hoc": "Nemenyi (scikit-posthocs)", "alpha": alpha,
-           "mean_ranks": ranks.to_dict(), "n_images": n}
+           "mean_ranks": ranks.to_dict(), "n_images": n, "versus_wilcoxon": DIFFERENT_TESTS}
     if k < 3 or n < 2:
-        out.update(statistic=None, p_value=None, note="Friedman's test needs at least 3 pairs and 2 images")
+        out.update(statistic=None, p_value=None, significant=None,
+                   note="Friedman's test needs at least 3 pairs and 2 images")
         return out
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         friedman = stats.friedmanchisquare(*(scores[c].to_numpy(float) for c in scores.columns))
     if not np.isfinite(friedman.statistic):
-        out.update(statistic=None, p_value=None, note="every pair ties on every image: nothing to rank")
+        out.update(statistic=None, p_value=None, significant=None, note="every pair ties on every image: nothing "
+                                                                        "to rank")
         return out
     q = stats.studentized_range.ppf(1 - alpha, k, np.inf) / np.sqrt(2)
     nemenyi = sp.posthoc_nemenyi_friedman(scores.to_numpy(float))
     nemenyi.index = nemenyi.columns = scores.columns
-    out.update(statistic=float(friedman.statistic), p_value=float(friedman.pvalue),
+    significant = bool(friedman.pvalue < alpha)
+    out.update(statistic=float(friedman.statistic), p_value=float(friedman.pvalue), significant=significant,
                critical_difference=float(q * np.sqrt(k * (k + 1) / (6 * n))), nemenyi_p=nemenyi.to_dict())
+    if not significant:
+        out["note"] = (f"Friedman's test does not reject equal ranks (p = {friedman.pvalue:.3g} >= {alpha}): "
+                       "Nemenyi's post-hoc is not read")
     return out
 
 
@@ -107,21 +203,47 @@ def rank_stability(scores: pd.DataFrame, n_resamples: int = 1000, seed: int = 0)
                          "rank_high": np.percentile(ranks, 97.5, 0)}, index=scores.columns)
 
 
-def kendall_w(ranks: pd.DataFrame) -> dict:
-    """Kendall's coefficient of concordance of the rows' rankings (rows: judges, columns: objects),
-    with the tie correction, and its chi-square test, chi2 = m (n - 1) W with n - 1 degrees of freedom.
-    Written here: scipy has no Kendall's W."""
+def kendall_w(ranks: pd.DataFrame, seed: int = 0) -> dict:
+    """Kendall's coefficient of concordance of the rows' rankings (rows: judges, columns: objects), tie
+    corrected, with its permutation p-value: each judge's ranking permuted independently, the first held
+    fixed; exact over every permutation when there are at most EXACT_KENDALL, else a seeded Monte Carlo
+    estimate with its standard error. (The chi-square approximation is far off for few objects: with 2
+    losses it gave 0.025 where the exact p is 0.0625.) Written here: scipy has no Kendall's W.
+
+    W = 12 S / (m^2 (n^3 - n) - m T), S the squared deviations of the objects' rank totals, T the tie
+    correction; permuting a judge's ranks keeps its ties, so only S varies.
+    """
     m, n = ranks.shape
     if m < 2 or n < 2:
         return {"W": None, "note": "needs at least 2 architectures and 2 losses"}
-    totals = ranks.sum(0).to_numpy(float)
-    s = float(((totals - totals.mean()) ** 2).sum())
-    ties = sum(float((c ** 3 - c).sum()) for c in (np.unique(r, return_counts=True)[1] for r in ranks.to_numpy()))
+    values = ranks.to_numpy(float)
+    ties = sum(float((c ** 3 - c).sum()) for c in (np.unique(r, return_counts=True)[1] for r in values))
     denominator = m ** 2 * (n ** 3 - n) - m * ties
-    w = 12 * s / denominator if denominator else 1.0
-    chi2 = m * (n - 1) * w
-    return {"W": float(w), "chi2": float(chi2), "df": n - 1, "p_value": float(stats.chi2.sf(chi2, n - 1)),
-            "test": "Kendall's W (tie-corrected) with its chi-square test"}
+    if denominator <= 0:
+        return {"W": None, "note": "every architecture ties every loss: W is undefined (0 / 0)"}
+
+    def spread(totals: np.ndarray) -> np.ndarray:  # S of each row of rank totals
+        return ((totals - totals.mean(-1, keepdims=True)) ** 2).sum(-1)
+
+    observed = float(spread(values.sum(0)))
+    out = {"W": 12 * observed / denominator, "judges": m, "objects": n,
+           "test": "Kendall's W (tie-corrected); p by permuting each architecture's ranking of the losses"}
+    count = math.factorial(n) ** (m - 1)
+    if count <= EXACT_KENDALL:
+        totals = values[:1]
+        for row in values[1:]:
+            orders = np.array(list(itertools.permutations(row)))
+            totals = (totals[:, None, :] + orders[None, :, :]).reshape(-1, n)
+        out.update(p_value=float((spread(totals) >= observed - 1e-9).mean()),
+                   p_method=f"exact ({count:,} permutations)")
+    else:
+        rng = np.random.default_rng(seed)
+        permuted = rng.permuted(np.broadcast_to(values[1:], (MONTE_CARLO, m - 1, n)), axis=-1)
+        hits = int((spread(values[0] + permuted.sum(1)) >= observed - 1e-9).sum())
+        p = (hits + 1) / (MONTE_CARLO + 1)
+        out.update(p_value=p, p_method=f"Monte Carlo ({MONTE_CARLO:,} permutations, seed {seed})",
+                   p_standard_error=math.sqrt(p * (1 - p) / MONTE_CARLO))
+    return out
 
 
 def loss_rankings(pair_means: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
@@ -129,3 +251,19 @@ def loss_rankings(pair_means: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     Dice), and how well those rankings agree across architectures (Kendall's W)."""
     ranks = pair_means.rank(axis=1, ascending=False)
     return ranks, kendall_w(ranks)
+
+
+def caveats(n_lesion_images: int, seeds: int, pairs: int, best_rank: tuple[float, float]) -> list[str]:
+    """What the reader should keep in mind, in words: a small test set, one seed, the winner's selection."""
+    out = []
+    if n_lesion_images < SMALL_TEST_SET:
+        out.append(f"Small test set: {n_lesion_images} images with a lesion. Intervals are wide and the tests have "
+                   "little power; 'not significantly different' is not evidence of equivalence.")
+    if seeds == 1:
+        out.append("One training seed: the intervals and tests cover the sampling of test images, not the "
+                   "variation between training runs (sweep.seeds: [0, 1, 2] adds it).")
+    if pairs > 1:
+        out.append(f"The best pair is the highest of {pairs} means on the same images, so its mean is optimistic; "
+                   f"its rank over bootstrap resamples of the test images ranges from {best_rank[0]:g} to "
+                   f"{best_rank[1]:g} (95% interval).")
+    return out

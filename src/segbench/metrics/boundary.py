@@ -10,8 +10,12 @@ distances from each surface pixel of A to the nearest surface pixel of B.
 - ASSD = mean of d(pred -> truth) and d(truth -> pred) pooled.
 - NSD at tolerance tau = (#{d(pred -> truth) <= tau} + #{d(truth -> pred) <= tau}) / (#pred surface + #truth surface).
 
-Empty masks: both empty -> HD95 0, ASSD 0, NSD 1; exactly one empty -> HD95 and ASSD the image
-diagonal (the worst distance possible), NSD 0.
+Empty masks: both empty -> HD95 0, ASSD 0, NSD 1; exactly one empty (a missed lesion, or a prediction
+where there is none) -> NSD 0, and HD95 and ASSD a penalty: the image diagonal by default (the worst
+distance possible; ``evaluate.boundary_penalty`` sets another). That is segbench's choice: MONAI returns
+inf there (NaN when both are empty), Metrics Reloaded NaN, then the worst value when aggregating. Such a
+penalty dominates a mean, so reports give the mean over images where both masks are non-empty beside it,
+and count the penalised images.
 
 Speed: the two distance sets are computed once and serve all three metrics, and only in a window
 around both masks (their bounding box plus one pixel), never on the whole image. Why not
@@ -52,14 +56,16 @@ def surface_distances(pred: np.ndarray, truth: np.ndarray, spacing: tuple[float,
 
 
 def boundary_scores(pred: np.ndarray, truth: np.ndarray, tolerance: float,
-                    spacing: tuple[float, float] = (1.0, 1.0)) -> dict[str, float]:
-    """HD95, ASSD and NSD@tolerance of two boolean (H, W) masks, with the empty-mask policy above."""
+                    spacing: tuple[float, float] = (1.0, 1.0), penalty: float | None = None) -> dict[str, float]:
+    """HD95, ASSD and NSD@tolerance of two boolean (H, W) masks, with the empty-mask policy above
+    (``penalty``: the HD95 and ASSD of exactly one empty mask; None: the image's diagonal)."""
     pred_any, truth_any = pred.any(), truth.any()
     if not pred_any and not truth_any:
         return {"hd95": 0.0, "assd": 0.0, "nsd": 1.0}
     if not (pred_any and truth_any):
-        diagonal = float(np.hypot(pred.shape[0] * spacing[0], pred.shape[1] * spacing[1]))
-        return {"hd95": diagonal, "assd": diagonal, "nsd": 0.0}
+        worst = float(np.hypot(pred.shape[0] * spacing[0], pred.shape[1] * spacing[1])) if penalty is None \
+            else float(penalty)
+        return {"hd95": worst, "assd": worst, "nsd": 0.0}
     to_truth, to_pred = surface_distances(pred, truth, spacing)
     both = np.concatenate([to_truth, to_pred])
     return {"hd95": float(max(np.percentile(to_truth, 95), np.percentile(to_pred, 95))),

@@ -2,7 +2,8 @@
 
 Empty masks follow Metrics Reloaded (Maier-Hein et al., 2024): a class absent from both the
 truth and the prediction scores 1 (perfect agreement); absent from exactly one of them, the
-worst value, 0. No value is ever NaN, so no image silently drops out of a mean.
+worst value, 0. No value is ever NaN, so no image silently drops out of a mean. Averaged over
+classes (``mean_overlap``), a class absent from both is left out.
 """
 
 from __future__ import annotations
@@ -55,3 +56,16 @@ def pixel_accuracy(matrix: np.ndarray) -> float:
 def mean_iou(matrix: np.ndarray) -> float:
     """IoU averaged over every class, background included (the thesis's "mean IoU")."""
     return float(np.mean([class_overlap(matrix, c)["iou"] for c in range(len(matrix))]))
+
+
+def mean_overlap(pred: np.ndarray, truth: np.ndarray, classes: int) -> dict[str, float]:
+    """Dice and IoU of one image, averaged over the foreground classes present in the truth or the prediction
+    (all of them when none is): the one scorer of validation, post-processing choice, evaluation and the
+    web page's ground-truth comparison.
+
+    Shape: pred and truth (H, W) of class ids (truth may hold IGNORE).
+    """
+    matrix = confusion_matrix(pred, truth, classes)
+    labels = [c for c in range(1, classes) if matrix[c, :].sum() or matrix[:, c].sum()] or list(range(1, classes))
+    scores = [class_overlap(matrix, c) for c in labels]
+    return {"dice": float(np.mean([s["dice"] for s in scores])), "iou": float(np.mean([s["iou"] for s in scores]))}

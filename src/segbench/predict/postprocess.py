@@ -13,14 +13,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from segbench.metrics.detection import components
+
 CANDIDATES = ("none", "fill_holes", "largest_component", "remove_small")
-CONNECTIVITY = np.ones((3, 3), bool)  # 8-connected regions
-
-
-def components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(label image, size of each region 1..n) of a boolean (H, W) mask."""
-    labels, count = ndimage.label(mask, CONNECTIVITY)
-    return labels, np.bincount(labels.ravel(), minlength=count + 1)[1:]
 
 
 def _apply_one(mask: np.ndarray, name: str, min_fraction: float) -> np.ndarray:

@@ -105,6 +105,19 @@ class Predictor:
                    postprocessing or {"name": "none"}, source, list(first.get("class_names", [])))
 
     @classmethod
+    def ensemble(cls, folds: list["Predictor"], postprocessing: dict, source: str = "") -> "Predictor":
+        """One predictor averaging the members of ``folds`` (already loaded), with ``postprocessing``."""
+        first = folds[0]
+        return cls([m for fold in folds for m in fold.members], first.size, first.channels, first.classes,
+                   postprocessing, source, first.class_names)
+
+    def to(self, device) -> "Predictor":
+        """Move every member's weights to ``device``; returns itself."""
+        for member in self.members:
+            member.net.to(device)
+        return self
+
+    @classmethod
     def from_run(cls, path: str | Path, map_location=None) -> "Predictor":
         """A fold folder (``.../folds/fold<f>``: one model) or a seed folder (``.../seed<s>``: its folds'
         ensemble), with the post-processing its evaluation chose (none before evaluation)."""

@@ -8,18 +8,23 @@ import numpy as np
 import pandas as pd
 
 from segbench import SegbenchError, paths
-from segbench.paths import run_name
 from segbench.io import read_json
+from segbench.paths import run_name
 
 
 @dataclass
 class Results:
-    """A sweep's results.
+    """A sweep's results on one dataset.
 
-    replicates: one row per (pair, seed): its metrics.json's numbers, flattened.
+    pairs:      every pair, in the sweep's order.
+    replicates: one row per (pair, seed): its metrics.json's numbers (flattened) and its architecture's
+                latency (latency/<arch>.json).
     per_image:  one row per (pair, seed, test image): per_image.csv.
     training:   one row per (pair, seed, fold): train.json.
-    history:    one row per (pair, seed, fold, epoch): history.csv.
+    history:    one row per (pair, seed, fold, epoch): history.csv joined with timing.csv.
+    metrics:    (pair, seed) -> its metrics.json.
+    failed:     pair -> why it did not learn the task (metrics.json's ``degenerate``, over its seeds); only
+                pairs that failed.
     """
 
     pairs: list[str]
@@ -27,7 +32,8 @@ class Results:
     per_image: pd.DataFrame
     training: pd.DataFrame
     history: pd.DataFrame
-    metrics: dict[tuple[str, int], dict]  # (pair, seed) -> its metrics.json
+    metrics: dict[tuple[str, int], dict]
+    failed: dict[str, list[str]]
 
     def image_scores(self, metric: str = "dice") -> pd.DataFrame:
         """(test images with a lesion x pairs): each image's ``metric`` averaged over the pair's seeds."""
@@ -44,7 +50,8 @@ def _read(path, what: str, kind=read_json):
 def _flat(metrics: dict) -> dict:
     out = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool)) or v is None}
     out.update({f"raw_{k}": v for k, v in metrics.get("raw", {}).items()})
-    out.update({f"detection_{k}": v for k, v in metrics.get("detection", {}).items()})
+    out.update({f"detection_{k}": v for k, v in metrics.get("detection", {}).items()
+                if isinstance(v, (int, float)) or v is None})
     out.update({f"empty_{k}": v for k, v in metrics.get("empty", {}).items()})
     out["postprocessing"] = metrics.get("postprocessing", {}).get("name")
     out.update({f"dice {name}": scores["dice"] for name, scores in metrics.get("per_class", {}).items()})
@@ -58,7 +65,10 @@ def load_results(params: dict, where: paths.Sweep) -> Results:
         SegbenchError: a missing file, naming it and the stage that makes it.
     """
     sweep = params["sweep"]
-    replicates, per_image, training, history, metrics = [], [], [], [], {}
+    replicates, per_image, training, history, metrics, failed = [], [], [], [], {}, {}
+    latency = {arch: {k: v for k, v in _read(where.latency(arch), f"latency --arch {arch}").items()
+                      if k.startswith(("latency_", "memory_", "weights_", "activations_"))}
+               for arch in sweep["architectures"]}
     pairs = [run_name(a, l) for a in sweep["architectures"] for l in sweep["losses"]]
     for arch in sweep["architectures"]:
         for loss in sweep["losses"]:
@@ -66,11 +76,13 @@ def load_results(params: dict, where: paths.Sweep) -> Results:
             for seed in sweep["seeds"]:
                 seed_dir = where.seed(arch, loss, seed)
                 keys = {"pair": pair, "architecture": arch, "loss": loss, "seed": seed}
-                m = _read(seed_dir / paths.METRICS, f"evaluate --arch {arch} --loss {loss} --seed {seed}")
+                evaluate = f"evaluate --arch {arch} --loss {loss} --seed {seed}"
+                m = _read(seed_dir / paths.METRICS, evaluate)
                 metrics[(pair, seed)] = m
-                timing = _read(seed_dir / paths.LATENCY, "evaluate")
-                replicates.append({**keys, **_flat(m), **timing})
-                per_image.append(_read(seed_dir / paths.PER_IMAGE, "evaluate", pd.read_csv).assign(**keys))
+                for reason in m.get("degenerate", []):
+                    failed.setdefault(pair, []).append(f"seed {seed}: {reason}" if len(sweep["seeds"]) > 1 else reason)
+                replicates.append({**keys, **_flat(m), **latency[arch]})
+                per_image.append(_read(seed_dir / paths.PER_IMAGE, evaluate, pd.read_csv).assign(**keys))
                 for fold in sweep["folds"]:
                     fold_dir = where.fold(arch, loss, seed, fold)
                     what = f"train --arch {arch} --loss {loss} --seed {seed} --fold {fold}"
@@ -79,23 +91,23 @@ def load_results(params: dict, where: paths.Sweep) -> Results:
                         _read(fold_dir / paths.TIMING, what, pd.read_csv), on="epoch").assign(**keys, fold=fold))
     images = pd.concat(per_image, ignore_index=True).astype({"sample_id": str})
     return Results(pairs, pd.DataFrame(replicates), images, pd.DataFrame(training),
-                   pd.concat(history, ignore_index=True), metrics)
+                   pd.concat(history, ignore_index=True), metrics, failed)
 
 
 def pair_summary(results: Results, metric_names: list[str]) -> pd.DataFrame:
     """One row per pair: each metric's mean over seeds of the test means, and its SD across seeds."""
     grouped = results.replicates.groupby("pair", sort=False)
     out = grouped[["architecture", "loss"]].first()
+    several = results.replicates["seed"].nunique() > 1
     for name in metric_names:
-        out[name] = grouped[name].mean()
-        out[f"{name}_sd_seeds"] = grouped[name].std(ddof=1) if len(results.replicates["seed"].unique()) > 1 \
-            else np.nan
+        if name in results.replicates:
+            out[name] = grouped[name].mean()
+            out[f"{name}_sd_seeds"] = grouped[name].std(ddof=1) if several else np.nan
     training = results.training.groupby("pair", sort=False)
     out["parameters"] = training["n_params"].first()
     out["gflops"] = training["gflops"].first()
     out["epochs"] = training["epochs"].mean()
     out["train_seconds"] = training["train_seconds"].sum()
-    for column in ("latency_ms_cpu", "memory_mb_cpu", "latency_ms_gpu", "memory_mb_gpu"):
-        if column in results.replicates:
-            out[column] = grouped[column].mean()
+    for column in [c for c in results.replicates if c.startswith(("latency_", "memory_", "weights_", "activations_"))]:
+        out[column] = grouped[column].first()  # the architecture's, measured once
     return out.loc[results.pairs]

@@ -1,12 +1,17 @@
-"""The report's tables: the comparison of every pair, the architecture x loss matrix, strata, statistics."""
+"""The report's tables, pairs in rank order: numbers here; ``display`` turns them into the text people read
+(integers as integers, p-values as "< 0.0001", one mark for "none", units in the headers)."""
 
 from __future__ import annotations
+
+import math
 
 import pandas as pd
 
 from segbench.report.collect import Results, pair_summary
 
-# metric -> (column title, definition, higher is better)
+MISSING = "–"
+P_FLOOR = 1e-4
+# metric -> (column title, definition, higher is better); {units}: px or mm
 METRICS = {
     "dice": ("Dice", "2TP / (2TP + FP + FN) per image, = F1; mean over test images with a lesion", True),
     "iou": ("IoU", "TP / (TP + FP + FN) per image (the thesis's tumour IoU)", True),
@@ -15,37 +20,29 @@ METRICS = {
     "specificity": ("Specificity", "TN / (TN + FP) per image", True),
     "accuracy": ("Pixel accuracy", "share of pixels whose class is right", True),
     "mean_iou": ("Mean IoU", "IoU averaged over every class, background included (the thesis's mean IoU)", True),
-    "hd95": ("HD95", "max of the two directed 95th-percentile surface distances (Metrics Reloaded, MONAI)", False),
-    "assd": ("ASSD", "mean of both directions' surface distances, pooled", False),
+    "hd95": ("HD95 ({units})", "max of the two directed 95th-percentile surface distances (Metrics Reloaded's and "
+                               "MONAI's definition; medpy pools both directions); a missed lesion or a lesion "
+                               "predicted where there is none scores the penalty, {penalty}", False),
+    "hd95_matched": ("HD95 matched ({units})", "HD95's mean over the images where both masks are non-empty: no "
+                                               "penalty in it", False),
+    "assd": ("ASSD ({units})", "mean of both directions' surface distances, pooled; the same penalty as HD95",
+             False),
     "nsd": ("NSD", "share of both surfaces within the tolerance of the other (normalised surface Dice)", True),
 }
+DETECTION = {
+    "detection_lesion_sensitivity": ("Lesion sensitivity", "true lesions matched by a predicted one"),
+    "detection_image_sensitivity": ("Image sensitivity", "images with a lesion where at least one is matched"),
+    "detection_false_positives_per_image": ("FP / image", "predicted lesions that match no true one, per test image"),
+    "detection_image_specificity": ("Image specificity", "images without a lesion where nothing is predicted"),
+    "detection_false_positives_per_normal_image": ("FP / normal image", "predicted lesions per image without a "
+                                                                         "lesion"),
+}
+INTEGERS = {"rank", "n", "seed", "fold", "epochs", "best epoch", "epoch", "penalised", "images", "true lesions",
+            "matched", "false positives", "train", "val", "test", "total"}
 
 
-def comparison_table(results: Results, statistics: dict) -> pd.DataFrame:
-    """One row per pair, best mean test Dice first: every metric, the Dice CI and test against the
-    best, and the efficiency figures."""
-    per_class = [c for c in results.replicates.columns if c.startswith("dice ")]  # "dice <class>", K > 2 classes
-    summary = pair_summary(results, [*METRICS, *per_class])
-    ci, versus = statistics["per_pair"], statistics["versus_best"]["pairs"]
-    rows = []
-    for pair, row in summary.iterrows():
-        rows.append({
-            "architecture": row["architecture"], "loss": row["loss"], "Dice": row["dice"],
-            "Dice 95% CI": f"{ci[pair]['ci_low']:.3f}-{ci[pair]['ci_high']:.3f}",
-            "Dice SD (seeds)": row["dice_sd_seeds"],
-            "not worse than best": "yes" if versus[pair]["not_worse"] else "no",
-            "p vs best (Holm)": versus[pair]["p_holm"],
-            **{f"Dice {c.removeprefix('dice ')}": row[c] for c in per_class},
-            **{METRICS[m][0]: row[m] for m in METRICS if m != "dice"},
-            "parameters (M)": row["parameters"] / 1e6, "GFLOPs": row["gflops"],
-            "latency CPU (ms)": row.get("latency_ms_cpu"), "memory CPU (MB)": row.get("memory_mb_cpu"),
-            "epochs": row["epochs"], "train s": row["train_seconds"],
-        })
-    table = pd.DataFrame(rows).sort_values("Dice", ascending=False, kind="stable").reset_index(drop=True)
-    table.insert(0, "rank", range(1, len(table) + 1))
-    if table["Dice SD (seeds)"].isna().all():
-        table = table.drop(columns="Dice SD (seeds)")
-    return table
+def metric_title(name: str, units: str) -> str:
+    return METRICS[name][0].format(units=units)
 
 
 def dice_matrix(results: Results, metric: str = "dice") -> pd.DataFrame:
@@ -54,6 +51,76 @@ def dice_matrix(results: Results, metric: str = "dice") -> pd.DataFrame:
     architectures = list(dict.fromkeys(results.replicates["architecture"]))
     losses = list(dict.fromkeys(results.replicates["loss"]))
     return means.loc[architectures, losses]
+
+
+def _status(statistics: dict, pair: str) -> str:
+    failed = statistics["per_pair"][pair]["failed"]
+    return "failed: " + "; ".join(failed) if failed else "ok"
+
+
+def _ranks(statistics: dict) -> dict[str, int | None]:
+    ranked = [p for p in statistics["ranking"] if not statistics["per_pair"][p]["failed"]]
+    return {p: ranked.index(p) + 1 if p in ranked else None for p in statistics["ranking"]}
+
+
+def comparison_table(results: Results, statistics: dict) -> pd.DataFrame:
+    """The headline: one row per pair in rank order: mean test Dice with its CI, the paired effect against
+    the best with its interval and one-sided p, and the verdict in words."""
+    versus, per_pair, ranks = statistics["versus_best"]["pairs"], statistics["per_pair"], _ranks(statistics)
+    names = dict(zip(results.replicates["pair"], zip(results.replicates["architecture"], results.replicates["loss"])))
+    rows = []
+    for pair in statistics["ranking"]:
+        v, ci = versus[pair], per_pair[pair]
+        rows.append({"rank": ranks[pair], "architecture": names[pair][0], "loss": names[pair][1],
+                     "Dice": ci["mean"], "95% CI": (ci["ci_low"], ci["ci_high"]),
+                     "Δ Dice vs best (median)": v["median_difference"],
+                     "Δ 95% CI": (v["difference_low"], v["difference_high"]) if v["difference_low"] is not None
+                     else None,
+                     "p lower (Holm)": v["p_lower_holm"], "verdict": v["verdict"], "status": _status(statistics, pair)})
+    return pd.DataFrame(rows)
+
+
+def metrics_table(results: Results, statistics: dict) -> pd.DataFrame:
+    """Every segmentation metric of every pair (means over seeds of the test means), in rank order."""
+    units = results.replicates["units"].iloc[0]
+    names = [*METRICS, *[c for c in results.replicates.columns if c.startswith("dice ")]]
+    summary = pair_summary(results, [*names, "boundary_penalised"])
+    ranks = _ranks(statistics)
+    rows = []
+    for pair in statistics["ranking"]:
+        row = summary.loc[pair]
+        rows.append({"rank": ranks[pair], "pair": pair,
+                     **{metric_title(m, units) if m in METRICS else m.replace("dice ", "Dice "): row[m]
+                        for m in names if m in row},
+                     "penalised": row.get("boundary_penalised")})
+    return pd.DataFrame(rows)
+
+
+def detection_table(results: Results, statistics: dict) -> pd.DataFrame:
+    """Lesion-level and image-level detection of every pair, in rank order."""
+    summary = pair_summary(results, list(DETECTION))
+    ranks = _ranks(statistics)
+    return pd.DataFrame([{"rank": ranks[p], "pair": p, **{title: summary.loc[p].get(c) for c, (title, _)
+                                                          in DETECTION.items()}} for p in statistics["ranking"]])
+
+
+def efficiency_table(results: Results, statistics: dict) -> pd.DataFrame:
+    """What each pair costs: parameters, GFLOPs, latency and memory, epochs, training time."""
+    summary = pair_summary(results, [])
+    ranks = _ranks(statistics)
+    rows = []
+    for pair in statistics["ranking"]:
+        row = summary.loc[pair]
+        rows.append({"rank": ranks[pair], "pair": pair, "parameters (M)": row["parameters"] / 1e6,
+                     "GFLOPs": row["gflops"], "CPU latency (ms)": row.get("latency_ms_cpu"),
+                     "CPU latency IQR (ms)": row.get("latency_ms_cpu_iqr"),
+                     "CPU memory (MB)": row.get("memory_mb_cpu"), "GPU latency (ms)": row.get("latency_ms_gpu"),
+                     "GPU latency IQR (ms)": row.get("latency_ms_gpu_iqr"), "GPU weights (MB)":
+                     row.get("weights_mb_gpu"), "GPU activations (MB)": row.get("activations_mb_gpu"),
+                     "epochs": row["epochs"],
+                     "training (s)": row["train_seconds"]})
+    table = pd.DataFrame(rows)
+    return table.dropna(axis=1, how="all")
 
 
 def strata_table(results: Results) -> pd.DataFrame:
@@ -71,28 +138,73 @@ def strata_table(results: Results) -> pd.DataFrame:
 
 
 def statistics_tables(statistics: dict) -> dict[str, pd.DataFrame]:
-    """The statistics as titled tables."""
-    versus = statistics["versus_best"]
-    per_pair = pd.DataFrame(statistics["per_pair"]).T
-    tests = pd.DataFrame(versus["pairs"]).T
-    stability = pd.DataFrame(statistics["rank_stability"]).T
-    friedman = statistics["friedman"]
-    ranks = pd.DataFrame(statistics["loss_rankings"]["ranks"]).T
-    combined = per_pair.join(tests).join(stability)
-    combined.insert(0, "pair", combined.index)
-    out = {f"pairs: bootstrap CI, {versus['test']} vs {versus['best']} ({versus['correction']}), "
-           "rank over bootstrap resamples": combined.reset_index(drop=True)}
-    mean_ranks = pd.Series(friedman["mean_ranks"], name="mean rank").rename_axis("pair").reset_index()
-    text = (f"Friedman chi2 = {friedman['statistic']:.3f}, p = {friedman['p_value']:.4g}; Nemenyi critical "
+    """The statistics as titled tables, pairs in rank order."""
+    versus, friedman = statistics["versus_best"], statistics["friedman"]
+    order = statistics["ranking"]
+    rows = []
+    for pair in order:
+        ci, test = statistics["per_pair"][pair], versus["pairs"][pair]
+        interval = (test["difference_low"], test["difference_high"]) if test["difference_low"] is not None else None
+        rows.append({"pair": pair, "Dice": ci["mean"], "95% CI": (ci["ci_low"], ci["ci_high"]),
+                     "CI method": ci["ci_method"], "Δ median": test["median_difference"], "Δ 95% CI": interval,
+                     "p lower": test["p_lower"], "p lower (Holm)": test["p_lower_holm"], "p higher": test["p_higher"],
+                     "p higher (Holm)": test["p_higher_holm"],
+                     **({"p non-inferior (Holm)": test["p_noninferior_holm"]} if versus["margin"] else {}),
+                     "verdict": test["verdict"]})
+    out = {f"Every pair against the best ({versus['best']}): {versus['test']}; {versus['correction']}; Δ: "
+           f"{versus['effect']}": pd.DataFrame(rows)}
+    stability = pd.DataFrame(statistics["rank_stability"]).T.loc[order]
+    ranks = pd.Series(friedman["mean_ranks"]).loc[order]
+    text = (f"Friedman chi² = {friedman['statistic']:.3f}, p = {format_p(friedman['p_value'])}; Nemenyi critical "
             f"difference {friedman['critical_difference']:.3f} at alpha {friedman['alpha']}"
             if friedman.get("statistic") is not None else friedman.get("note", ""))
-    out[f"mean ranks over images ({text})"] = mean_ranks
+    if friedman.get("significant") is False:
+        text += ": not significant, the post-hoc is not read"
+    out[f"Ranks: the mean rank over images ({text}), and the rank by mean Dice over bootstrap resamples of the "
+        "test images"] = pd.DataFrame({"pair": order, "mean rank over images": ranks.to_numpy(),
+                                       "bootstrap rank (median)": stability["median_rank"].to_numpy(),
+                                       "bootstrap rank 95%": list(zip(stability["rank_low"], stability["rank_high"]))})
     kendall = statistics["loss_rankings"]["kendall_w"]
-    w = (f"Kendall's W = {kendall['W']:.3f}, chi2 = {kendall['chi2']:.3f}, p = {kendall['p_value']:.4g}"
+    w = (f"Kendall's W = {kendall['W']:.3f}, p = {format_p(kendall['p_value'])} ({kendall['p_method']})"
          if kendall.get("W") is not None else kendall.get("note", ""))
-    out[f"loss rank per architecture ({w})"] = ranks.rename_axis("architecture").reset_index()
+    loss_ranks = pd.DataFrame(statistics["loss_rankings"]["ranks"]).T
+    out[f"Loss rank per architecture ({w})"] = loss_ranks.rename_axis("architecture").reset_index()
     return out
 
 
+def format_p(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return MISSING
+    return f"< {P_FLOOR:g}" if value < P_FLOOR else f"{value:.4f}"
+
+
+def _cell(column: str, value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return MISSING
+    if isinstance(value, tuple):
+        if "rank" in column:
+            return f"{value[0]:g}–{value[1]:g}"
+        return f"{value[0]:.3f} to {value[1]:.3f}" if value[0] < 0 or value[1] < 0 else f"{value[0]:.3f}–{value[1]:.3f}"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, str):
+        return value
+    if column.lower() in INTEGERS or column.startswith("n "):
+        return f"{int(round(value)):,}"
+    if "rank" in column:
+        return f"{value:g}"
+    if column.startswith("p ") or column.startswith("p_"):
+        return format_p(value)
+    if column.startswith("Δ"):
+        return f"{value:+.3f}"
+    return f"{value:,.3f}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def display(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` as strings people read: integers as integers, p-values as "< 0.0001" below that, intervals
+    as "low–high", words for booleans, one mark (–) for a missing value."""
+    return pd.DataFrame({c: [_cell(str(c), v) for v in frame[c]] for c in frame.columns}, index=frame.index)
+
+
 def markdown(frame: pd.DataFrame) -> str:
-    return frame.to_markdown(index=False, floatfmt=".4f", missingval="")
+    return display(frame).to_markdown(index=False) if len(frame) else "(none)"

@@ -1,8 +1,11 @@
-"""comparison.xlsx with openpyxl: frozen header rows, number formats, autofilters, a colour scale on the
-architecture x loss matrix. Opens cleanly in Excel and LibreOffice (a test converts it with LibreOffice)."""
+"""comparison.xlsx with openpyxl: one table per sheet, each with a bold frozen header row, an autofilter,
+number formats (integers as integers, p-values with 4 decimals), and a print set-up that fits one page wide
+in landscape, repeating the header on every page. Opens cleanly in Excel and LibreOffice (a test converts it
+with LibreOffice)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -12,76 +15,90 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
 from segbench.io import atomic_path, xlsx_bytes
+from segbench.report.tables import INTEGERS
 
 HEADER = PatternFill("solid", fgColor="DDE6F0")
-INTEGER_COLUMNS = {"rank", "seed", "fold", "epochs", "best_epoch", "n", "epoch"}
+WIDEST = 60  # characters: a wider column's text wraps
 
 
-def _sheet(book: Workbook, title: str, frame: pd.DataFrame, note: str | None = None, index: bool = False):
-    """A sheet holding ``frame`` under an optional note: bold frozen header, autofilter, number formats."""
-    sheet = book.create_sheet(title[:31])
-    if index:
-        frame = frame.reset_index()
+def _flat(frame: pd.DataFrame) -> pd.DataFrame:
+    """Interval columns (tuples) as two number columns, "<name> low" and "<name> high"."""
+    out = {}
+    for column in frame.columns:
+        values = frame[column]
+        if values.map(lambda v: isinstance(v, tuple)).any():
+            out[f"{column} low"] = values.map(lambda v: v[0] if isinstance(v, tuple) else None)
+            out[f"{column} high"] = values.map(lambda v: v[1] if isinstance(v, tuple) else None)
+        else:
+            out[column] = values
+    return pd.DataFrame(out)
+
+
+def _format(column: str) -> str:
+    name = column.lower()
+    if name in INTEGERS or name.startswith("n "):
+        return "#,##0"
+    if name.startswith(("p ", "p_")):
+        return "0.0000"
+    return "0.000"
+
+
+def sheet(book: Workbook, title: str, frame: pd.DataFrame, note: str | None = None):
+    """A sheet holding ``frame`` under an optional note: bold frozen header, autofilter, number formats, fit to
+    one page wide in landscape with the header repeated."""
+    ws = book.create_sheet(title[:31])
+    frame = _flat(frame.reset_index(drop=True))
     start = 1
     if note:
-        sheet.cell(1, 1, note).font = Font(italic=True)
+        ws.cell(1, 1, note).font = Font(italic=True)
         start = 3
     for c, name in enumerate(frame.columns, start=1):
-        cell = sheet.cell(start, c, str(name))
+        cell = ws.cell(start, c, str(name))
         cell.font, cell.fill = Font(bold=True), HEADER
         cell.alignment = Alignment(wrap_text=True, vertical="top")
     for r, row in enumerate(frame.itertuples(index=False), start=start + 1):
         for c, (name, value) in enumerate(zip(frame.columns, row), start=1):
             if isinstance(value, (list, dict)):
                 value = str(value)
-            elif pd.isna(value) if not isinstance(value, str) else False:
+            elif isinstance(value, bool):
+                value = "yes" if value else "no"
+            elif value is None or (isinstance(value, float) and math.isnan(value)):
                 value = None
-            cell = sheet.cell(r, c, value.item() if hasattr(value, "item") else value)
-            if isinstance(cell.value, float):
-                cell.number_format = "0" if str(name) in INTEGER_COLUMNS else "0.0000"
-    sheet.freeze_panes = sheet.cell(start + 1, 1)
-    if len(frame):
-        sheet.auto_filter.ref = f"A{start}:{get_column_letter(len(frame.columns))}{start + len(frame)}"
+            cell = ws.cell(r, c, value.item() if hasattr(value, "item") else value)
+            if isinstance(cell.value, (int, float)):
+                cell.number_format = _format(str(name))
+    ws.freeze_panes = ws.cell(start + 1, 1)
+    last = get_column_letter(max(1, len(frame.columns)))
+    ws.auto_filter.ref = f"A{start}:{last}{start + max(1, len(frame))}"
+    wrap = Alignment(wrap_text=True, vertical="top")
     for c, name in enumerate(frame.columns, start=1):
-        width = max([len(str(name))] + [len(str(v)) for v in frame.iloc[:200, c - 1]])
-        sheet.column_dimensions[get_column_letter(c)].width = min(45, max(8, width + 2))
-    return sheet
+        longest = max([len(str(name)) // 2 + 2] + [len(str(v)) for v in frame.iloc[:200, c - 1]])
+        width = min(WIDEST, max(8, longest + 2))
+        ws.column_dimensions[get_column_letter(c)].width = width
+        if longest + 2 > width:  # long text wraps inside its cell instead of running off the printed page
+            for (cell,) in ws.iter_rows(min_row=start + 1, min_col=c, max_col=c):
+                cell.alignment = wrap
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    ws.print_title_rows = f"{start}:{start}"
+    return ws
 
 
-def write(path: Path, table: pd.DataFrame, matrix: pd.DataFrame, strata: pd.DataFrame,
-          statistics: dict[str, pd.DataFrame], per_image: pd.DataFrame, counts: pd.DataFrame,
-          runs: pd.DataFrame, setup: dict[str, str]) -> None:
-    """Sheets: summary, comparison, dice matrix (colour scale), strata, statistics, per image, split counts, runs."""
+def write(path: Path, tables: dict[str, tuple[pd.DataFrame, str]], matrix: pd.DataFrame, setup: dict[str, str]) -> None:
+    """Sheets: summary (verdict, set-up, definitions), then one per table of ``tables`` (title -> (frame, note)),
+    the Dice matrix with a colour scale among them."""
     book = Workbook()
     book.remove(book.active)
-    _sheet(book, "summary", pd.DataFrame({"item": list(setup), "value": list(setup.values())}))
-    _sheet(book, "comparison", table, "One row per pair, best mean test Dice first.")
-    sheet = _sheet(book, "dice matrix", matrix, "Mean test Dice: architectures (rows) x losses (columns).",
-                   index=True)
+    sheet(book, "summary", pd.DataFrame({"item": list(setup), "value": list(setup.values())}))
+    for title, (frame, note) in tables.items():
+        sheet(book, title, frame, note)
+    ws = sheet(book, "dice matrix", matrix.reset_index().rename(columns={"architecture": "architecture"}),
+               "Mean test Dice: architectures (rows) x losses (columns).")
     last = f"{get_column_letter(matrix.shape[1] + 1)}{matrix.shape[0] + 3}"
-    sheet.conditional_formatting.add(f"B4:{last}", ColorScaleRule(start_type="min", start_color="F8696B",
-                                                                  mid_type="percentile", mid_value=50,
-                                                                  mid_color="FFEB84", end_type="max",
-                                                                  end_color="63BE7B"))
-    _sheet(book, "strata", strata, "Mean test metrics per stratum value (images with a lesion).")
-    row = 1
-    stats_sheet = book.create_sheet("statistics")
-    for title, frame in statistics.items():
-        stats_sheet.cell(row, 1, title).font = Font(bold=True)
-        for c, name in enumerate(frame.columns, start=1):
-            stats_sheet.cell(row + 1, c, str(name)).fill = HEADER
-        for r, values in enumerate(frame.itertuples(index=False), start=row + 2):
-            for c, value in enumerate(values, start=1):
-                value = value.item() if hasattr(value, "item") else value
-                cell = stats_sheet.cell(r, c, None if isinstance(value, float) and value != value else value)
-                if isinstance(cell.value, float):
-                    cell.number_format = "0.0000"
-        row += len(frame) + 3
-    stats_sheet.column_dimensions["A"].width = 40
-    _sheet(book, "per image", per_image, "Every test image of every pair and seed.")
-    _sheet(book, "split counts", counts, "Images per class and subset.")
-    columns = [c for c in ("pair", "seed", "fold", "epochs", "best_epoch", "best_val_dice", "train_seconds",
-                           "device", "mlflow_run_id") if c in runs]
-    _sheet(book, "runs", runs[columns], "Training runs and their MLflow run ids.")
+    ws.conditional_formatting.add(f"B4:{last}", ColorScaleRule(start_type="min", start_color="F8696B",
+                                                               mid_type="percentile", mid_value=50,
+                                                               mid_color="FFEB84", end_type="max",
+                                                               end_color="63BE7B"))
     with atomic_path(path) as tmp:
         tmp.write_bytes(xlsx_bytes(book))

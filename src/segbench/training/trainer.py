@@ -125,7 +125,10 @@ class Session:
     def train_epoch(self, loader: DataLoader, loss_fn, pair: str, epoch: int, epochs: int,
                     steps: int | None = None) -> float:
         """One pass over ``loader`` (or its first ``steps`` batches); returns the mean loss.
-        Raises on a non-finite loss."""
+
+        Raises:
+            Diverged: a non-finite loss, before it reaches the weights.
+        """
         self.model.train()
         total, seen = 0.0, 0
         bar = tqdm(loader, desc=f"{pair} epoch {epoch}/{epochs}", leave=False, total=min(len(loader), steps or
@@ -139,7 +142,7 @@ class Session:
             value = batch_loss(loss_fn, outputs, batch, self.acc.device)
             # Only non-finite values are divergence: boundary-type losses may be negative.
             if not torch.isfinite(value):
-                raise SegbenchError(f"{pair}: loss is {value.item()} at epoch {epoch}; training diverged")
+                raise Diverged(epoch, value.item())
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(value).backward()
             self.scaler.step(self.optimizer)
@@ -147,6 +150,14 @@ class Session:
             total += value.item() * len(images)
             seen += len(images)
         return total / max(1, seen)
+
+
+class Diverged(Exception):
+    """The loss went non-finite at ``epoch``: training stops there, and train.json says so."""
+
+    def __init__(self, epoch: int, loss: float):
+        super().__init__(f"loss {loss} at epoch {epoch}")
+        self.epoch, self.loss = epoch, loss
 
 
 def _raise_on_sigterm(*_):
@@ -221,7 +232,7 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
                 "split": params["split"], "dataset": params["dataset"], "n_params": n_params,
             }, {"segbench.data_checksum": checksum} if checksum else {})
 
-        checkpoints, started = Checkpointer(), time.time()
+        checkpoints, started, diverged = Checkpointer(), time.time(), None
         previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
         try:
             for epoch in range(len(run.history) + 1, recipe["epochs"] + 1):
@@ -231,7 +242,13 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
                 tick = time.time()
                 acc.reset_peak_memory()
                 loss_fn.set_epoch(epoch)
-                train_loss = run.train_epoch(loader, loss_fn, pair, epoch, recipe["epochs"], recipe["steps_per_epoch"])
+                try:
+                    train_loss = run.train_epoch(loader, loss_fn, pair, epoch, recipe["epochs"],
+                                                 recipe["steps_per_epoch"])
+                except Diverged as exc:  # a failed run, flagged in every table: not a failed sweep
+                    log.warning("%s: training diverged (%s); stopping, the best epoch so far is kept", pair, exc)
+                    diverged = {"epoch": exc.epoch, "loss": str(exc.loss)}
+                    break
                 val_tick = time.time()
                 row = {"epoch": epoch, "train_loss": train_loss,
                        **validate(run.model, val_loader, acc, loss_fn, batch_loss),
@@ -269,13 +286,17 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
         finally:
             signal.signal(signal.SIGTERM, previous)
 
+        if not run.best["epoch"]:  # diverged in the first epoch: its weights are the only ones there are
+            with atomic_path(out_dir / paths.CHECKPOINT) as tmp:
+                torch.save({"model": to_cpu(net.state_dict()), "epoch": 0, **meta}, tmp)
         with atomic_path(out_dir / paths.LAST) as tmp:
             torch.save({"model": to_cpu(net.state_dict()), "epoch": len(run.history), **meta}, tmp)
         summary = {"arch": arch, "loss": loss, "seed": seed, "fold": fold, "epochs": len(run.history),
                    "best_epoch": run.best["epoch"], "best_val_dice": run.best["val_dice"], "n_params": n_params,
                    "gflops": efficiency["gflops"], "gflops_size": data.size, "mean": mean, "std": std,
                    "train_seconds": round(time.time() - started, 1), "device": str(dev),
-                   "mlflow_run_id": run.run_id, "git_commit": git_commit()}
+                   "mlflow_run_id": run.run_id, "git_commit": git_commit(), "diverged": diverged,
+                   "trivial_val_dice": validate.trivial_dice()}
         write_json(out_dir / paths.TRAINED, summary)
         if tracker:
             tracker.end(run.run_id)

@@ -1,9 +1,9 @@
-"""Validation during training, scored as evaluation scores the test images (one protocol).
+"""Validation during training, scored as evaluation scores the test images (one protocol, one scorer).
 
-Probabilities are mapped back to each image's size (``evaluate.resolution``: the original
-image, or the un-padded canvas), thresholded, and compared with the truth at that size.
-Val Dice, which picks the best epoch, is the mean over the images with a lesion, as the
-test's segmentation Dice is.
+Probabilities are mapped back to each image's size (``evaluate.resolution``: the original image, or
+the un-padded canvas), thresholded, and compared with the truth at that size (``Processed.truth``) by
+``metrics.overlap.mean_overlap``. Val Dice, which picks the best epoch, is the mean over the images with
+a lesion, as the test's segmentation Dice is.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from segbench.data.dataset import Processed
-from segbench.data.images import Geometry
+from segbench.labels import has_lesion
+from segbench.metrics.overlap import mean_overlap
 from segbench.predict.predictor import probabilities, to_labels
-from segbench.metrics.overlap import class_overlap, confusion_matrix
 
 
 class Validation:
@@ -23,32 +23,27 @@ class Validation:
 
     def __init__(self, data: Processed, indices: np.ndarray, classes: int, original: bool):
         self.data, self.classes, self.original = data, classes, original
-        rows = data.meta.iloc[indices]
-        self.geometry = {i: Geometry.of(row, data.size) for i, (_, row) in zip(indices, rows.iterrows())}
-        self.sample_id = dict(zip(indices, rows["sample_id"]))
-        self.originals = data.original_masks() if original else None
+        self.geometry = {i: data.geometry(i) for i in indices}
+        self.lesion = {i: has_lesion(data.masks[i]) for i in indices}
 
-    def truth(self, index: int) -> np.ndarray:
-        if self.originals is not None:
-            return self.originals[self.sample_id[index]]
-        return self.geometry[index].crop(self.data.masks[index])
+    def trivial_dice(self) -> float:
+        """The val Dice of predicting every pixel as foreground (class 1): the floor a model must beat."""
+        scores = [mean_overlap(np.ones_like(truth), truth, self.classes)["dice"]
+                  for truth in (self.data.truth(i, self.original) for i, lesion in self.lesion.items() if lesion)]
+        return float(np.mean(scores)) if scores else 0.0
 
     def __call__(self, model: torch.nn.Module, loader: DataLoader, acc, loss_fn, batch_loss) -> dict[str, float]:
         model.eval()
-        total_loss, dice, iou, lesion = 0.0, [], [], []
+        total_loss, scores, lesion = 0.0, [], []
         with torch.no_grad():
             for batch in loader:
                 with acc.autocast():
                     logits = model(acc.images(batch))
                 total_loss += batch_loss(loss_fn, logits, batch, acc.device).item() * len(batch["image"])
                 for index, p in zip(batch["index"].tolist(), probabilities(logits.float()).cpu().numpy()):
-                    truth = self.truth(index)
                     labels = to_labels(self.geometry[index].restore(p, self.original))
-                    matrix = confusion_matrix(labels, truth, self.classes)
-                    scores = [class_overlap(matrix, c) for c in range(1, self.classes)]
-                    dice.append(np.mean([s["dice"] for s in scores]))
-                    iou.append(np.mean([s["iou"] for s in scores]))
-                    lesion.append(bool(matrix[1:, :].sum()))
-        chosen = np.asarray(lesion) if any(lesion) else np.ones(len(lesion), bool)
-        return {"val_loss": total_loss / len(loader.dataset), "val_dice": float(np.asarray(dice)[chosen].mean()),
-                "val_iou": float(np.asarray(iou)[chosen].mean())}
+                    scores.append(mean_overlap(labels, self.data.truth(index, self.original), self.classes))
+                    lesion.append(self.lesion[index])
+        chosen = [s for s, keep in zip(scores, lesion) if keep] or scores
+        return {"val_loss": total_loss / len(loader.dataset), "val_dice": float(np.mean([s["dice"] for s in chosen])),
+                "val_iou": float(np.mean([s["iou"] for s in chosen]))}

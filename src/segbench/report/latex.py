@@ -1,0 +1,72 @@
+"""comparison.tex: the comparison as a LaTeX table for a paper (booktabs rules, no vertical ones; mean Dice with
+its 95% CI in one cell; the best in bold; marks explained in the caption). A complete document that
+compiles with pdflatex as it is; the table between its ``% --- table`` lines goes into a paper as it is
+(it needs ``\\usepackage{booktabs}``, and ``longtable`` for more than ``ONE_PAGE`` pairs)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+ONE_PAGE = 40  # rows a table float holds; more go in a longtable that breaks across pages
+MARKS = {"significantly lower": r"$^\dagger$", "higher than the mean-best": r"$^\ddagger$"}
+
+
+def escape(text: str) -> str:
+    """``text`` safe in LaTeX (underscores, ampersands, percent, ...)."""
+    for plain, latex in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"),
+                         ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"),
+                         ("^", r"\textasciicircum{}")):
+        text = text.replace(plain, latex)
+    return text
+
+
+def _number(value, digits: int = 3) -> str:
+    return "--" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def table(comparison: pd.DataFrame, metrics: pd.DataFrame, units: str, statistics: dict, dataset: str) -> str:
+    """The LaTeX source of a standalone document holding the comparison table."""
+    versus = statistics["versus_best"]
+    boundary = next((c for c in metrics.columns if c.startswith("HD95 (")), None)
+    nsd = "NSD" if "NSD" in metrics.columns else None
+    rows = []
+    for (_, row), (_, extra) in zip(comparison.iterrows(), metrics.iterrows()):
+        mark = next((m for words, m in MARKS.items() if row["verdict"].startswith(words)), "")
+        if row["status"] != "ok":
+            mark = r"$^\ast$"
+        low, high = row["95% CI"]
+        dice = f"{row['Dice']:.3f} [{low:.3f}, {high:.3f}]"
+        if row["verdict"] == "best mean":
+            dice = rf"\textbf{{{dice}}}"
+        cells = ["--" if row["rank"] is None or (isinstance(row["rank"], float) and math.isnan(row["rank"]))
+                 else str(int(row["rank"])), escape(row["architecture"]), escape(row["loss"]), dice + mark,
+                 "--" if row["verdict"] == "best mean" else _number(row["Δ Dice vs best (median)"])]
+        cells += [_number(extra[boundary], 1)] if boundary else []
+        cells += [_number(extra[nsd])] if nsd else []
+        rows.append(" & ".join(cells) + r" \\")
+    head = ["Rank", "Architecture", "Loss", "Dice [95\\% CI]", r"$\Delta$ vs best"]
+    head += [f"HD95 ({units})"] if boundary else []
+    head += ["NSD"] if nsd else []
+    columns = "rll" + "r" * (len(head) - 3)
+    caption = (f"Test results on {escape(dataset)}: mean Dice over the {statistics['n_images']} test images with "
+               f"a lesion, with its 95\\% bootstrap confidence interval; best mean in bold. "
+               r"$\Delta$: Hodges--Lehmann estimate of the median per-image difference from the best. "
+               rf"$^\dagger$ significantly lower than the best, $^\ddagger$ higher than the best on the paired "
+               rf"test although its mean is lower (one-sided Wilcoxon signed-rank tests, Holm-corrected, "
+               rf"$\alpha = {versus['alpha']}$). ")
+    caption += r"$^\ast$ did not learn the task (see the report); not ranked. " if any(
+        comparison["status"] != "ok") else ""
+    caption += (f"HD95 in {units}; a missed lesion counts as the image diagonal." if boundary else "")
+    long = len(rows) > ONE_PAGE
+    body = [r"\toprule", " & ".join(head) + r" \\", r"\midrule", *rows, r"\bottomrule"]
+    if long:
+        tabular = [rf"\begin{{longtable}}{{{columns}}}", rf"\caption{{{caption}}}\\", *body[:3], r"\endhead",
+                   *body[3:], r"\end{longtable}"]
+    else:
+        tabular = [r"\begin{table}[ht]", r"\centering", r"\small", rf"\caption{{{caption}}}",
+                   rf"\begin{{tabular}}{{{columns}}}", *body, r"\end{tabular}", r"\end{table}"]
+    return "\n".join([r"\documentclass{article}", r"\usepackage[margin=2cm]{geometry}", r"\usepackage{booktabs}",
+                      r"\usepackage{longtable}", r"\pagestyle{empty}", r"\begin{document}", "% --- table",
+                      *tabular, "% --- table", r"\end{document}", ""])
