@@ -18,7 +18,8 @@ ARCHIVES = "data/archives/{dataset}"  # downloads, kept apart from RAW, which Sn
 RAW = "data/raw/{dataset}"
 PROCESSED = "data/processed/{dataset}"
 IMAGES, MASKS, META, ORIGINAL_MASKS, INFO = "images.npy", "masks.npy", "meta.csv", "masks_original.zip", "info.json"
-PROCESSED_FILES = (IMAGES, MASKS, META, ORIGINAL_MASKS, INFO)
+HASHES = "hashes.npy"  # each image's perceptual hashes: the leakage audit's input
+PROCESSED_FILES = (IMAGES, MASKS, META, ORIGINAL_MASKS, HASHES, INFO)
 SPLIT = "data/splits/{dataset}.csv"
 SPLIT_COUNTS = "data/splits/{dataset}_counts.csv"
 SPLIT_LEAKAGE = "data/splits/{dataset}_leakage.json"
@@ -47,7 +48,7 @@ PAGE, MARKDOWN, LATEX, WORKBOOK = "report.html", "comparison.md", "comparison.te
 STATISTICS, SUMMARY = "statistics.json", "summary.json"
 REPORT_FILES = (PAGE, MARKDOWN, LATEX, WORKBOOK, STATISTICS, SUMMARY)
 FIGURES = ("dice_matrix", "distributions", "pareto", "learning_curves", "critical_difference", "rank_stability",
-           "strata", "cases")
+           "strata", "cases", "leakage")
 FIGURE_FORMATS = ("png", "svg", "pdf")  # png for pages, svg and pdf for papers
 
 

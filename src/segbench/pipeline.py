@@ -94,7 +94,7 @@ STAGES = (
           "segbench.training.trainer", ("arch", "loss"), gpu=True, threads="train.threads"),
     Stage("evaluate", ("dataset", "arch", "loss", "seed"),
           ("evaluate", "dataset.spacing_mm", "sweep.folds"),
-          (*_PROCESSED, Input(paths.SPLIT),
+          (*_PROCESSED, Input(paths.SPLIT), Input(paths.SPLIT_LEAKAGE),
            *(Input(f"{paths.FOLD}/{name}", ("fold",), f"{paths.SEED}/folds") for name in (paths.CHECKPOINT,
                                                                                          paths.TRAINED))),
           _files(paths.SEED, paths.EVALUATE_FILES, **{"metrics.json": {"cache": False}}),

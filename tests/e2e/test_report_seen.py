@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from segbench import paths
 from support import SWEEP
 from support.browser import BROWSER
 from support.results import fabricate
@@ -51,7 +52,7 @@ def test_the_page_fits_1280_pixels_with_every_figure(swept, eighteen, tmp_path, 
         width, visible = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
         assert width <= visible, f"the page scrolls sideways: {width} px in a {visible} px window"
         images = page.evaluate("[...document.images].map(i => [i.complete, i.naturalWidth])")
-        assert len(images) == 8 and all(done and width > 100 for done, width in images)
+        assert len(images) == len(paths.FIGURES) and all(done and width > 100 for done, width in images)
         assert page.locator("p.verdict").inner_text().split(":")[0] in ("Best pair", "No pair learned the task; the "
                                                                                      "highest mean")
         first = page.locator("#comparison table tbody tr td:nth-child(2)").first.inner_text()

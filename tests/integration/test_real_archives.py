@@ -197,6 +197,8 @@ def test_pets_archives_go_through_the_cli_and_train(tmp_path, monkeypatch, caplo
     processed = tmp_path / "data/processed/oxford_pets"
     meta = pd.read_csv(processed / "meta.csv")
     assert len(meta) == len(PETS) - 1 and not meta["sample_id"].isin(["pug_1"]).any()
+    leakage = json.loads((tmp_path / "data/splits/oxford_pets_leakage.json").read_text())
+    assert [s["file"] for s in leakage["skipped_images"]] == ["pug_1.jpg"]  # the report lists it
     assert meta["sample_id"].isin(["Bengal_1", "Bengal_2", "beagle_1"]).sum() == 3  # CMYK, grey, PNG: converted
     assert set(meta["species"]) == {"cat", "dog"} and meta["breed"].nunique() == 4
     images_npy, masks = np.load(processed / "images.npy"), np.load(processed / "masks.npy")

@@ -10,6 +10,7 @@ import pytest
 from openpyxl import load_workbook
 from PIL import Image
 
+from segbench import paths
 from segbench.report import figures
 from support import SWEEP
 from support.results import fabricate
@@ -46,6 +47,9 @@ def test_every_figure_draws_from_a_tiny_table(tmp_path):
     png(figures.plot_strata(strata, palette), tmp_path / "s.png")
     image = np.zeros((20, 30), np.uint8)
     png(figures.plot_cases([("a: best", [image, image, image, image, image])]), tmp_path / "q.png")
+    noise = np.random.default_rng(0).integers(0, 255, (20, 30), np.uint8)
+    shown = png(figures.plot_leakage([("x (train)\ny (test)\n3 bits", noise, noise)] * 4), tmp_path / "k.png")
+    assert shown.shape[0] > 2 * figures.plot_leakage([]).get_size_inches()[1] * 60  # two rows; "none found": a line
 
 
 def test_one_colour_per_pair_in_rank_order_the_rest_grey():
@@ -65,14 +69,14 @@ def test_the_report_has_every_part(swept):
     report = swept / SWEEP.report
     page = (report / "report.html").read_text()
     for section in ("Comparison", "Metrics", "Detection", "Statistics", "Accuracy against cost", "Training",
-                    "Cases", "Set-up and definitions", "Split", "Provenance", "data checksum", "params hash",
+                    "Cases", "Set-up and definitions", "Split", "Leakage", "imagehash phash", "Provenance", "data checksum", "params hash",
                     "dice_focal</dt><dd>0.7·dice + 0.3·focal", "HD95 (px)", "HD95 matched (px)", "penalised",
                     "Lesion sensitivity", "FP / image", "Read with care", "One training seed",
                     "different power", "Hodges-Lehmann"):
         assert section in page, section
-    assert page.count("data:image/png;base64,") == 8 and not re.search(r"""(src|href)=["']?https?:|url\(""", page)
-    for figure in ("dice_matrix", "distributions", "pareto", "learning_curves", "critical_difference",
-                   "rank_stability", "strata", "cases"):
+    assert page.count("data:image/png;base64,") == len(paths.FIGURES)
+    assert not re.search(r"""(src|href)=["']?https?:|url\(""", page)
+    for figure in paths.FIGURES:
         assert (report / "figures" / f"{figure}.png").stat().st_size > 1000
         assert (report / "figures" / f"{figure}.svg").read_text().startswith("<?xml")
         assert (report / "figures" / f"{figure}.pdf").read_bytes().startswith(b"%PDF")

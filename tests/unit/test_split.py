@@ -20,7 +20,7 @@ def meta_with(counts):
 
 
 def test_btxrd_counts_give_the_thesis_split():
-    assignment, counts, _ = split(meta_with(BTXRD_COUNTS), seed=42, test_fraction=0.10, val_fraction=0.20,
+    assignment, counts = split(meta_with(BTXRD_COUNTS), seed=42, test_fraction=0.10, val_fraction=0.20,
                                stratify="tumor_type")
     assert assignment["subset"].value_counts().to_dict() == {"train": 1344, "val": 336, "test": 187}
     table = counts.set_index("tumor_type")
@@ -66,14 +66,23 @@ def btxrd_like(n_groups: int = 60, seed: int = 0):
 GROUP = ["center", "age", "gender", "tumor_type", "bone"]
 
 
-def test_group_by_keeps_each_group_in_one_subset_and_reports_the_plain_splits_leakage():
+def groups_of(meta: pd.DataFrame) -> pd.Series:
+    return pd.Series(meta[GROUP].astype(str).agg("|".join, axis=1).to_numpy(), index=meta["sample_id"])
+
+
+def test_groups_stay_in_one_subset_and_the_audit_counts_what_the_plain_split_leaks():
+    from segbench.data.audit import audit
+
     meta = btxrd_like()
-    assignment, counts, report = split(meta, 42, 0.1, 0.2, "tumor_type", group_by=GROUP)
+    assignment, counts = split(meta, 42, 0.1, 0.2, "tumor_type", groups=groups_of(meta))
+    no_pairs = pd.DataFrame(columns=["a", "b", "distance"])
+    report = audit(meta, no_pairs, assignment.set_index("sample_id")["subset"], GROUP)
+    plain = split(meta, 42, 0.1, 0.2, "tumor_type")[0]
+    plain_report = audit(meta, no_pairs, plain.set_index("sample_id")["subset"], GROUP)
     groups = meta[GROUP].astype(str).agg("|".join, axis=1)
     assert (assignment.groupby(groups)["subset"].nunique() == 1).all()
-    assert report["this_split"]["groups_in_several_subsets"] == 0
-    assert report["plain_split"]["groups_in_several_subsets"] > 0  # the plain split leaks
-    assert report["plain_split"]["val_test_images_sharing_a_group_with_train"] > 0
+    assert report["groups_across_subsets"] == 0 and report["leaked_test_images"] == []
+    assert plain_report["groups_across_subsets"] > 0 and plain_report["leaked_test_images"]  # the plain split leaks
     share = assignment["subset"].value_counts(normalize=True)
     assert 0.03 < share["test"] < 0.2 and 0.1 < share["val"] < 0.3
     assert set(counts.columns) == {"tumor_type", "train", "val", "test", "total"}
@@ -87,9 +96,8 @@ def test_folds_partition_the_non_test_images_and_val_is_the_chosen_fold():
     assert (rest.loc[rest["fold"] == 2, "subset"] == "val").all()
     assert (rest.loc[rest["fold"] != 2, "subset"] == "train").all()
     assert (assignment.loc[assignment["subset"] == "test", "fold"] == -1).all()
-    grouped = split(meta, 42, 0.1, 0.2, "tumor_type", group_by=GROUP, folds=5)[0]
-    groups = meta[GROUP].astype(str).agg("|".join, axis=1)
-    assert (grouped.groupby(groups)["fold"].nunique() == 1).all()
+    grouped = split(meta, 42, 0.1, 0.2, "tumor_type", groups=groups_of(meta), folds=5)[0]
+    assert (grouped.groupby(groups_of(meta).to_numpy())["fold"].nunique() == 1).all()
     with pytest.raises(SegbenchError, match="split.val_fold: must be in 0..4"):
         split(meta, 42, 0.1, 0.2, "tumor_type", folds=5, val_fold=5)
 
@@ -109,7 +117,7 @@ def test_a_small_dataset_merges_its_rarest_classes_instead_of_crashing(caplog):
     scikit-learn alone raises "The test_size = 6 should be greater or equal to the number of classes = 9"."""
     meta = meta_with({name: 6 for name in BTXRD_COUNTS})
     with caplog.at_level(logging.WARNING):
-        assignment, counts, _ = split(meta, 42, 0.10, 0.20, "tumor_type")
+        assignment, counts = split(meta, 42, 0.10, 0.20, "tumor_type")
     assert "test split: cannot stratify on every class (6 images on one side for 9 classes); merged the rarest" \
         in caplog.text
     assert assignment["subset"].value_counts().to_dict() == {"train": 38, "val": 10, "test": 6}
@@ -126,4 +134,4 @@ def test_when_merging_leaves_one_stratum_the_split_is_random(caplog):
 def test_too_few_groups_for_the_folds_is_named():
     meta = btxrd_like(n_groups=3)
     with pytest.raises(SegbenchError, match="split.group_by: .* too few for"):
-        split(meta, 42, 0.1, 0.2, "tumor_type", group_by=GROUP, folds=5)
+        split(meta, 42, 0.1, 0.2, "tumor_type", groups=groups_of(meta), folds=5)

@@ -188,4 +188,5 @@ def load_mask(sample: Sample, height: int, width: int, options: dict) -> np.ndar
 def describe(extracted: Path, options: dict) -> Listing:
     """X-rays, read as greyscale whatever their JPEG's colour mode; background and tumour."""
     return Listing(list_samples(extracted, options), ["background", "tumour"], "L",
-                   ["tumor_type", "benign_malignant", "size_bucket", "center", "view"], "tumor_type")
+                   ["tumor_type", "benign_malignant", "size_bucket", "center", "view"], "tumor_type",
+                   groups=["center", "age", "gender", "tumor_type", "bone"])  # no patient id: this stands for one

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from segbench import SegbenchError, paths
 from segbench.data import readers
+from segbench.data.audit import image_hashes
 from segbench.data.download import EXTRACTED, STAMP
 from segbench.data.images import Geometry, load_image
 from segbench.data.sample import Sample
@@ -31,8 +32,9 @@ log = logging.getLogger(__name__)
 
 
 def process_sample(sample: Sample, size: int, dataset: dict, mode: str, class_names: list[str]):
-    """One sample -> (image (size, size[, 3]) uint8, mask (size, size) uint8, original mask as PNG bytes, meta row),
-    or the reason it is skipped (a string) where the dataset skips unreadable images rather than failing."""
+    """One sample -> (image (size, size[, 3]) uint8, mask (size, size) uint8, original mask as PNG bytes, its
+    perceptual hashes (``audit.image_hashes``), meta row), or the reason it is skipped (a string) where the dataset
+    skips unreadable images rather than failing."""
     reader = readers.reader(dataset)
     try:
         image, (orig_h, orig_w) = load_image(sample.image_path, mode, scale_to=size)
@@ -51,7 +53,7 @@ def process_sample(sample: Sample, size: int, dataset: dict, mode: str, class_na
            "classes_present": "+".join(class_names[c] for c in range(1, len(class_names)) if (mask == c).any())
            or "none"}
     return (geometry.place(image, Image.Resampling.BILINEAR),
-            geometry.place(Image.fromarray(mask), Image.Resampling.NEAREST), png_bytes(mask), row)
+            geometry.place(Image.fromarray(mask), Image.Resampling.NEAREST), png_bytes(mask), image_hashes(image), row)
 
 
 def size_buckets(ratio: pd.Series) -> tuple[pd.Series, list[float]]:
@@ -79,8 +81,10 @@ def _compact(path: Path, keep: list[int], shape: tuple[int, ...]) -> None:
 
 def preprocess(raw_dir: Path, out_dir: Path, size: int, dataset: dict, workers: int = 1) -> pd.DataFrame:
     """Write ``images.npy`` (N, S, S) grey or (N, S, S, 3) RGB, ``masks.npy`` (N, S, S), ``meta.csv``,
-    ``masks_original.zip`` (each mask at its image's size, a PNG named by its sample id) and
-    ``info.json`` (class names, channels, strata, default stratification, the source archive's checksum).
+    ``masks_original.zip`` (each mask at its image's size, a PNG named by its sample id), ``hashes.npy``
+    (N, 10, 4) uint64 (each image's perceptual hashes, for the leakage audit) and ``info.json`` (class names,
+    channels, strata, default stratification and grouping, the images skipped and why, the source archive's
+    checksum).
 
     Arrays are filled in memory-mapped temporary files (bounded memory) and renamed into
     place only when every sample has been processed; a bad file raises before any output.
@@ -89,7 +93,7 @@ def preprocess(raw_dir: Path, out_dir: Path, size: int, dataset: dict, workers: 
     samples = listing.samples
     out_dir.mkdir(parents=True, exist_ok=True)
     image_shape = (size, size) if listing.mode == "L" else (size, size, 3)
-    rows, keep = [], []
+    rows, keep, hashes, skipped = [], [], [], []
     with atomic_path(out_dir / paths.IMAGES) as images_tmp, atomic_path(out_dir / paths.MASKS) as masks_tmp, \
             MaskZip.writer(out_dir / paths.ORIGINAL_MASKS) as add_original:
         images = np.lib.format.open_memmap(images_tmp, "w+", np.uint8, (len(samples), *image_shape))
@@ -101,9 +105,11 @@ def preprocess(raw_dir: Path, out_dir: Path, size: int, dataset: dict, workers: 
             for i, result in enumerate(tqdm(results, total=n, desc="preprocess")):
                 if isinstance(result, str):
                     log.warning("skipped %s", result)
+                    skipped.append({"file": str(samples[i].image_path.name), "reason": result})
                     continue
-                images[i], masks[i], original, row = result
+                images[i], masks[i], original, image_hash, row = result
                 add_original(row["sample_id"], original)
+                hashes.append(image_hash)
                 rows.append(row)
                 keep.append(i)
         images.flush(), masks.flush()
@@ -116,9 +122,12 @@ def preprocess(raw_dir: Path, out_dir: Path, size: int, dataset: dict, workers: 
         meta = pd.DataFrame(rows)
         meta["size_bucket"], edges = size_buckets(meta["lesion_ratio"])
         write_csv(out_dir / paths.META, meta)
+        with atomic_path(out_dir / paths.HASHES) as tmp, open(tmp, "wb") as handle:
+            np.save(handle, np.stack(hashes), allow_pickle=False)
         stamp = raw_dir / EXTRACTED / STAMP
         write_json(out_dir / paths.INFO, {"class_names": listing.class_names, "channels": 1 if listing.mode == "L"
                                            else 3, "strata": listing.strata, "stratify": listing.stratify,
+                                           "groups": listing.groups, "skipped": skipped,
                                            "source_checksum": stamp.read_text().strip() if stamp.exists() else None})
     log.info("preprocessed %d images to %dx%d in %s (%d skipped); size buckets at lesion ratio %.4f / %.4f",
              len(rows), size, size, out_dir, n - len(rows), *edges)

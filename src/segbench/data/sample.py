@@ -22,7 +22,9 @@ class Listing:
     class_names: the mask's classes, background first;
     mode:        "L" (1 channel) or "RGB" (3);
     strata:      meta.csv columns worth a result per value;
-    stratify:    the column ``split.stratify: auto`` stratifies on (None: random).
+    stratify:    the column ``split.stratify: auto`` stratifies on (None: random);
+    groups:      meta.csv columns whose values together stand for one patient or lesion (the leakage audit's
+                 metadata groups, and ``split.group_by: auto``'s); none when the dataset has no such columns.
     """
 
     samples: list[Sample]
@@ -30,3 +32,4 @@ class Listing:
     mode: str
     strata: list[str] = field(default_factory=list)
     stratify: str | None = None
+    groups: list[str] = field(default_factory=list)

@@ -5,10 +5,11 @@ stratified by tumour subtype; a stage falls back to a random split when only one
 is left or a class has fewer than 2 samples. On BTXRD this gives 1,344 / 336 / 187.
 
 Variants: ``official_test`` takes the dataset's own test list (Oxford-IIIT Pet);
-``group_by`` keeps images of one group (e.g. BTXRD's centre + age + gender + subtype +
-bone, a proxy for "same patient, same lesion") in one subset, with scikit-learn's
-StratifiedGroupKFold; ``folds`` adds a k-fold assignment of the non-test images, as
-nnU-Net's 5-fold cross-validation does.
+``group_by`` keeps images of one group in one subset, with scikit-learn's StratifiedGroupKFold
+(``auto``: near-duplicate images and the dataset's own groups, e.g. BTXRD's centre + age + gender +
+subtype + bone, a proxy for "same patient, same lesion"); ``folds`` adds a k-fold assignment of the
+non-test images, as nnU-Net's 5-fold cross-validation does. Whatever the variant, the split is
+audited for leakage (``audit``): near-duplicates and groups on both sides of a boundary.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from __future__ import annotations
 import logging
 import math
 
+import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train_test_split
 
 from segbench import SegbenchError, paths
+from segbench.data.audit import audit, clusters, near_duplicates
 from segbench.io import read_json, write_csv, write_json
 
 log = logging.getLogger(__name__)
@@ -93,30 +96,19 @@ def _held_out(labels: pd.Series, groups: pd.Series | None, fraction: float, seed
     return folds.index[folds != 0], folds.index[folds == 0]
 
 
-def leakage(assignment: pd.Series, groups: pd.Series) -> dict:
-    """How many groups span several subsets, and how many val/test images share a group with train."""
-    subsets_per_group = assignment.groupby(groups).nunique()
-    train_groups = set(groups[assignment == "train"])
-    shared = groups[assignment != "train"].isin(train_groups)
-    return {"groups": int(len(subsets_per_group)), "groups_in_several_subsets": int((subsets_per_group > 1).sum()),
-            "val_test_images_sharing_a_group_with_train": int(shared.sum()),
-            "val_test_images": int((assignment != "train").sum())}
-
-
 def split(meta: pd.DataFrame, seed: int, test_fraction: float, val_fraction: float, stratify: str | None,
-          group_by: list[str] | None = None, folds: int | None = None, val_fold: int = 0,
-          official_test: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Assign every sample to train, val or test (and to a fold with ``folds``).
+          groups: pd.Series | None = None, folds: int | None = None, val_fold: int = 0,
+          official_test: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Assign every sample to train, val or test (and to a fold with ``folds``); ``groups`` (a label per
+    sample id) are never split.
 
     Returns:
-        (assignment: sample_id, subset[, fold]; count table of ``stratify`` x subset;
-        leakage report: with ``group_by``, the groups shared between subsets by this split
-        and by the plain split).
+        (assignment: sample_id, subset[, fold]; count table of ``stratify`` x subset).
 
     Raises:
         SegbenchError: a column that meta.csv lacks, or too few samples.
     """
-    for key, columns in (("stratify", [stratify] if stratify else []), ("group_by", group_by or []),
+    for key, columns in (("stratify", [stratify] if stratify else []),
                          ("official_test", ["official_split"] if official_test else [])):
         missing = [c for c in columns if c not in meta.columns]
         if missing:
@@ -125,7 +117,6 @@ def split(meta: pd.DataFrame, seed: int, test_fraction: float, val_fraction: flo
         raise SegbenchError(f"split: need at least 3 samples, got {len(meta)}")
     indexed = meta.set_index("sample_id")
     labels = indexed[stratify].astype(str) if stratify else pd.Series("all", index=indexed.index)
-    groups = indexed[group_by].astype(str).agg("|".join, axis=1) if group_by else None
 
     if official_test:
         is_test = (indexed["official_split"] == "test").to_numpy()
@@ -150,29 +141,75 @@ def split(meta: pd.DataFrame, seed: int, test_fraction: float, val_fraction: flo
     counts = pd.crosstab(labels.rename(stratify or "all"), subset).reindex(columns=SUBSETS, fill_value=0)
     counts["total"] = counts.sum(axis=1)
     counts.loc["total"] = counts.sum()
-    report = {"group_by": group_by}
-    if groups is not None:
-        plain = split(meta, seed, test_fraction, val_fraction, stratify, official_test=official_test)[0]
-        report["this_split"] = leakage(subset, groups)
-        report["plain_split"] = leakage(plain.set_index("sample_id")["subset"], groups)
-        log.info("leakage across subsets: %s groups shared by this split, %s by the plain split",
-                 report["this_split"]["groups_in_several_subsets"], report["plain_split"]["groups_in_several_subsets"])
-    return assignment, counts.reset_index(), report
+    return assignment, counts.reset_index()
+
+
+def stratification(option: str | None, info: dict, meta: pd.DataFrame) -> tuple[str | None, str]:
+    """The column ``split.stratify`` names (``auto``: the dataset's own) and why, in words. A column with one
+    value (a dataset where every image has its lesion) stratifies nothing: lesion-size buckets instead."""
+    column = info["stratify"] if option == "auto" else option
+    if column and column in meta and meta[column].nunique() == 1 and option == "auto" and "size_bucket" in meta:
+        return "size_bucket", (f"stratified by lesion size (size_bucket: tertiles of the lesion's share of the "
+                               f"image), since every image has the same {column} ({meta[column].iloc[0]})")
+    return column, f"stratified by {column}" if column else "not stratified (random)"
+
+
+def grouping(group_by, meta: pd.DataFrame, pairs: pd.DataFrame, columns: list[str]) -> pd.Series | None:
+    """A group label per sample id, or None. ``group_by``: null, a list of meta.csv columns, or "auto": the
+    near-duplicate clusters joined with the dataset's own group columns (``columns``, from info.json)."""
+    if group_by is None:
+        return None
+    ids = meta["sample_id"].astype(str)
+    if group_by != "auto":
+        missing = [c for c in group_by if c not in meta.columns]
+        if missing:
+            raise SegbenchError(f"split.group_by: {missing} not among meta.csv's columns ({list(meta.columns)})")
+        return pd.Series(meta[group_by].astype(str).agg("|".join, axis=1).to_numpy(), index=ids)
+    edges = [pairs[["a", "b"]].to_numpy()]
+    if columns:  # chain each metadata group's members together
+        keys = meta[columns].astype(str).agg("|".join, axis=1)
+        for members in keys.groupby(keys).indices.values():
+            edges.append(np.stack([members[:-1], members[1:]], 1))
+    both = np.concatenate(edges) if edges else np.zeros((0, 2), int)
+    labels = clusters(len(meta), pd.DataFrame(both, columns=["a", "b"]))
+    return pd.Series([f"cluster{c}" for c in labels], index=ids)
+
+
+def parts(assignment: pd.DataFrame) -> pd.Series:
+    """Each sample's side of the split's boundaries, by sample id: its subset, or with folds its fold (test
+    stays test): what the audit checks for pairs on both sides."""
+    part = assignment["subset"].astype(str)
+    if "fold" in assignment:
+        part = pd.Series(np.where(assignment["fold"] >= 0, "fold" + assignment["fold"].astype(str), "test"))
+    return pd.Series(part.to_numpy(), index=assignment["sample_id"].astype(str))
 
 
 def split_stage(options: dict, processed_dir, split_csv, counts_csv, leakage_json) -> pd.DataFrame:
     """The `split` stage: split the samples of ``processed_dir/meta.csv`` as ``options`` (params' split
-    section) say; ``stratify: auto`` takes the dataset's own choice from info.json. Writes the three files."""
-    meta_csv, info_json = processed_dir / paths.META, processed_dir / paths.INFO
-    for path in (meta_csv, info_json):
-        if not path.exists():
-            raise SegbenchError(f"{path}: missing; run `segbench preprocess` first")
-    options = dict(options)
-    if options["stratify"] == "auto":  # BTXRD: subtype; Pets: breed; your data: the classes present
-        options["stratify"] = read_json(info_json)["stratify"]
-    assignment, counts, leakage = split(pd.read_csv(meta_csv), **options)
+    section) say, then audit what the split leaks (``audit``). Writes the assignment, the count table and
+    the leakage report."""
+    for name in (paths.META, paths.INFO, paths.HASHES):
+        if not (processed_dir / name).exists():
+            raise SegbenchError(f"{processed_dir / name}: missing; run `segbench preprocess` first")
+    meta = pd.read_csv(processed_dir / paths.META).astype({"sample_id": str})
+    info = read_json(processed_dir / paths.INFO)
+    pairs = near_duplicates(np.load(processed_dir / paths.HASHES))
+    stratify, stratified = stratification(options["stratify"], info, meta)
+    columns = info.get("groups", [])
+    groups = grouping(options["group_by"], meta, pairs, columns)
+    kept = {k: options[k] for k in ("seed", "test_fraction", "val_fraction", "folds", "val_fold", "official_test")}
+    assignment, counts = split(meta, stratify=stratify, groups=groups, **kept)
+    report = {"group_by": options["group_by"], "stratified": stratified, "skipped_images": info.get("skipped", []),
+              **audit(meta, pairs, parts(assignment), columns)}
+    if groups is not None:  # what grouping prevented: the same split without it
+        plain = audit(meta, pairs, parts(split(meta, stratify=stratify, **kept)[0]), columns)
+        report["without_grouping"] = {k: plain[k] for k in ("pairs_across_subsets", "groups_across_subsets",
+                                                            "leaked_test_images") if k in plain}
     write_csv(split_csv, assignment)
     write_csv(counts_csv, counts)
-    write_json(leakage_json, leakage)
-    log.info("split: %s", assignment["subset"].value_counts().to_dict())
+    write_json(leakage_json, report)
+    crossing = sum(report["pairs_across_subsets"].values())
+    log.info("split: %s; %s; %d near-duplicate pairs across subsets, %d test images with a near-duplicate or group "
+             "mate in training", assignment["subset"].value_counts().to_dict(), stratified, crossing,
+             len(report["leaked_test_images"]))
     return assignment

@@ -157,7 +157,8 @@ def evaluate_replicate(arch: str, loss: str, seed: int, params: dict, where: pat
     table = score_test(ensemble, data, protocol, strata, batch, out_dir)
     write_csv(out_dir / paths.PER_IMAGE, table)
 
-    metrics = summarise(table, strata, data.class_names)
+    leaked = set(read_json(paths.split_leakage_json(params["dataset"]["key"]))["leaked_test_images"])
+    metrics = summarise(table, strata, data.class_names, leaked)
     metrics.update(run=f"{arch}__{loss}/seed{seed}", seed=seed, folds=list(folds), resolution=options["resolution"],
                    units=protocol.units, nsd_tolerance=options["nsd_tolerance_px"],
                    boundary_penalty=options["boundary_penalty"], detection=metrics["detection"] | options["detection"],

@@ -49,13 +49,15 @@ def _detection(table: pd.DataFrame, lesion: np.ndarray) -> dict:
         "lesions_false_positive": int((predicted - matched).sum())}
 
 
-def summarise(table: pd.DataFrame, strata: list[str], class_names: list[str]) -> dict:
+def summarise(table: pd.DataFrame, strata: list[str], class_names: list[str], leaked: set[str] = frozenset()) -> dict:
     """metrics.json's numbers from per_image.csv's rows.
 
     Segmentation metrics are means (and SDs, n - 1) over the images with a lesion: an image without
     one (a normal X-ray) is a detection question, where one false-positive pixel would give Dice 0.
     HD95 and ASSD also come as ``<metric>_matched``: the mean over the images where no mask was empty, so
     no penalty enters it, beside ``boundary_penalised``, the number of images that took the penalty.
+    ``without_leaked``: the same means without the test images the leakage audit found a near-duplicate or a
+    group mate of in training (``leaked``).
     """
     lesion = table["lesion"].to_numpy(bool)
     segmented = table[lesion] if lesion.any() else table
@@ -77,6 +79,9 @@ def summarise(table: pd.DataFrame, strata: list[str], class_names: list[str]) ->
     if len(class_names) > 2:  # a class absent from both masks of an image is left out of its mean
         out["per_class"] = {c: {m: float(segmented[f"{m}_{c}"].mean()) for m in STRATUM_METRICS}
                             for c in class_names[1:]}
+    clean = segmented[~segmented["sample_id"].astype(str).isin(leaked)]
+    out["without_leaked"] = {"n_lesion_images": int(len(clean)),
+                             **{m: float(clean[m].mean()) if len(clean) else None for m in STRATUM_METRICS}}
     out["strata"] = {column: {str(value): {"n": int(len(group)), **{m: float(group[m].mean()) for m in STRATUM_METRICS}}
                               for value, group in segmented.groupby(column)}
                      for column in strata}

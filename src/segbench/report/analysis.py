@@ -25,8 +25,17 @@ def _num(value):
     return None if value is None or (isinstance(value, float) and np.isnan(value)) else float(value)
 
 
-def analyse(results: Results, options: dict) -> dict:
-    """statistics.json from the results and ``params.yaml: statistics``."""
+def leakage_effect(results: Results, leaked: list[str], order: list[str]) -> dict:
+    """Each pair's mean test Dice with and without the test images the audit found leaked into training."""
+    scores = results.image_scores("dice")
+    clean = scores.drop(index=[s for s in leaked if s in scores.index])
+    return {"leaked_test_images": len([s for s in leaked if s in scores.index]),
+            "per_pair": {p: {"dice": float(scores[p].mean()), "dice_without_leaked": float(clean[p].mean())
+                             if len(clean) else None, "n_without_leaked": int(len(clean))} for p in order}}
+
+
+def analyse(results: Results, options: dict, leaked: list[str] = ()) -> dict:
+    """statistics.json from the results, ``params.yaml: statistics`` and the leakage audit's leaked test images."""
     scores = results.image_scores("dice")
     alpha, margin = options["alpha"], options["noninferiority_margin"]
     ci = st.bootstrap_ci(scores, options["bootstrap_resamples"], options["seed"])
@@ -58,7 +67,10 @@ def analyse(results: Results, options: dict) -> dict:
         "rank_stability_method": "ranks by mean Dice on 1,000 bootstrap resamples of the test images",
         "loss_rankings": {"ranks": ranks.to_dict(orient="index"), "kendall_w": kendall},
         "caveats": st.caveats(len(scores), len(seeds), len(scores.columns),
-                              (float(stability.loc[best, "rank_low"]), float(stability.loc[best, "rank_high"]))),
+                              (float(stability.loc[best, "rank_low"]), float(stability.loc[best, "rank_high"])))
+        + ([f"Leakage: {len(leaked)} test images have a near-duplicate or a group mate in training; the Leakage "
+            "section gives every pair's Dice without them."] if leaked else []),
+        "leakage": leakage_effect(results, list(leaked), order),
     }
 
 

@@ -11,14 +11,14 @@ import numpy as np
 import pandas as pd
 
 from segbench import paths
-from segbench.io import atomic_path, write_json
+from segbench.io import atomic_path, read_json, write_json
 from segbench.paths import run_name
 from segbench.report import figures, html, latex, workbook
 from segbench.report.analysis import analyse, verdict
 from segbench.report.collect import Results, load_results
 from segbench.report.tables import (DETECTION, METRICS, comparison_table, detection_table, dice_matrix,
-                                    efficiency_table, markdown, metric_title, metrics_table, statistics_tables,
-                                    strata_table)
+                                    efficiency_table, leakage_tables, markdown, metric_title, metrics_table,
+                                    statistics_tables, strata_table)
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,41 @@ def provenance(params: dict, results: Results, info: dict) -> dict[str, str]:
             "MLflow runs": ", ".join(f"{p}/seed{s}/fold{f}: {r}" for (p, s, f), r in run_ids.items()) or "none"}
 
 
+def _canvas(data, index: int) -> np.ndarray:
+    """Image ``index`` of the processed set without its padding: (h, w) or (h, w, 3)."""
+    geometry, image = data.geometry(index), data.images[index]
+    return np.moveaxis(geometry.crop(np.moveaxis(image, -1, 0)), 0, -1) if data.channels > 1 else geometry.crop(image)
+
+
+def leaked_pairs(leakage: dict, data) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """The flagged near-duplicate pairs, closest first, as (title, image a, image b) for ``plot_leakage``."""
+    row_of = {sid: i for i, sid in enumerate(data.meta["sample_id"].astype(str))}
+    flagged = sorted(leakage["pairs"], key=lambda r: r["distance"])[:figures.LEAK_PAIRS]
+    return [(f"{r['a']} ({r['subset_a']})\n{r['b']} ({r['subset_b']})\n{r['distance']} bits",
+             _canvas(data, row_of[r["a"]]), _canvas(data, row_of[r["b"]])) for r in flagged]
+
+
+def _leaks(report: dict) -> str:
+    text = (f"near-duplicate pairs across subsets: {sum(report['pairs_across_subsets'].values())}; test images "
+            f"with a near-duplicate or group mate in training: {len(report['leaked_test_images'])}")
+    return text + (f"; metadata groups spanning subsets: {report['groups_across_subsets']}"
+                   if "groups_across_subsets" in report else "")
+
+
+def audit_summary(leakage: dict) -> dict[str, str]:
+    """The leakage audit in words: what was checked, how the split was made, what it leaks."""
+    group_by = leakage["group_by"]
+    return {"checked": "; ".join(leakage["checked"]), "split": leakage["stratified"],
+            "grouping (split.group_by)": "none" if group_by is None else "near-duplicate clusters and the dataset's "
+            "own groups (auto)" if group_by == "auto" else ", ".join(group_by),
+            "near-duplicate pairs in the dataset": str(leakage["near_duplicate_pairs"]),
+            "this split": _leaks(leakage),
+            **({"the same split without grouping": _leaks(leakage["without_grouping"])}
+               if "without_grouping" in leakage else {}),
+            "images skipped in preprocessing": "; ".join(f"{s['file']}: {s['reason']}"
+                                                        for s in leakage["skipped_images"]) or "none"}
+
+
 def qualitative(results: Results, statistics: dict, params: dict, where: paths.Sweep,
                 data) -> list[tuple[str, list[np.ndarray]]]:
     """The best, median and worst test image of the best pair and of the last-ranked pair: image, truth,
@@ -103,9 +138,7 @@ def qualitative(results: Results, statistics: dict, params: dict, where: paths.S
             for label, score in picks.items():
                 sid, index = str(score["sample_id"]), row_of[str(score["sample_id"])]
                 geometry = data.geometry(index)
-                image = data.images[index]
-                image = np.moveaxis(geometry.crop(np.moveaxis(image, -1, 0)), 0, -1) if data.channels > 1 \
-                    else geometry.crop(image)
+                image = _canvas(data, index)
                 probability = probs[sid]
                 size = (probability.shape[1], probability.shape[0])
                 post = np.asarray(Image.fromarray(final[sid]).resize(size, Image.Resampling.NEAREST))
@@ -116,7 +149,7 @@ def qualitative(results: Results, statistics: dict, params: dict, where: paths.S
 
 
 def make_figures(results: Results, statistics: dict, efficiency: pd.DataFrame, strata: pd.DataFrame,
-                 params: dict, where: paths.Sweep, data) -> dict[str, figures.Figure]:
+                 params: dict, where: paths.Sweep, data, leakage: dict) -> dict[str, figures.Figure]:
     palette = figures.Palette(statistics["ranking"], [p for p, r in statistics["per_pair"].items() if r["failed"]])
     matrix = dice_matrix(results)
     per_pair = statistics["per_pair"]
@@ -138,6 +171,7 @@ def make_figures(results: Results, statistics: dict, efficiency: pd.DataFrame, s
         "rank_stability": figures.plot_rank_stability(pd.DataFrame(statistics["rank_stability"]).T, palette),
         "strata": figures.plot_strata(strata, palette),
         "cases": figures.plot_cases(qualitative(results, statistics, params, where, data)),
+        "leakage": figures.plot_leakage(leaked_pairs(leakage, data)),
     }
 
 
@@ -158,7 +192,8 @@ def build_report(params: dict, where: paths.Sweep, tracker=None) -> Path:
     out, key = where.report, params["dataset"]["key"]
     data = Processed.load(paths.processed_dir(key), paths.split_csv(key))
     results = load_results(params, where)
-    statistics = analyse(results, params["statistics"])
+    leakage = read_json(paths.split_leakage_json(key))
+    statistics = analyse(results, params["statistics"], leakage["leaked_test_images"])
     units = results.replicates["units"].iloc[0]
     penalty = "the image's diagonal" if params["evaluate"]["boundary_penalty"] == "diagonal" \
         else f"{params['evaluate']['boundary_penalty']} {units}"
@@ -171,6 +206,8 @@ def build_report(params: dict, where: paths.Sweep, tracker=None) -> Path:
     meta = provenance(params, results, data.info)
     summary = verdict(statistics)
     sections = statistics_tables(statistics)
+    leaks = leakage_tables(leakage, statistics)
+    audited = audit_summary(leakage)
     failed = [bool(statistics["per_pair"][p]["failed"]) for p in statistics["ranking"]]
 
     write_json(out / paths.STATISTICS, statistics)
@@ -193,6 +230,9 @@ def build_report(params: dict, where: paths.Sweep, tracker=None) -> Path:
           "## Statistics", "", statistics["friedman"]["versus_wilcoxon"], ""]
     for title, frame in sections.items():
         md += [f"### {title}", "", markdown(frame), ""]
+    md += ["## Leakage", "", *[f"- **{k}**: {v}" for k, v in audited.items()], ""]
+    for title, frame in leaks.items():
+        md += [f"### {title}", "", markdown(frame), ""]
     md += ["## Strata", "", markdown(strata), "", "## Split counts", "", markdown(counts), "",
            "## Provenance", "", *[f"- **{k}**: {v}" for k, v in meta.items()], ""]
     with atomic_path(out / paths.MARKDOWN) as tmp:
@@ -208,13 +248,15 @@ def build_report(params: dict, where: paths.Sweep, tracker=None) -> Path:
         "strata": (strata, "Mean test metrics per stratum value (images with a lesion)."),
         "per image": (results.per_image, "Every test image of every pair and seed."),
         "split counts": (counts, "Images per class and subset."),
+        **{f"leakage {i + 1}": (frame, title) for i, (title, frame) in enumerate(leaks.items())},
         "runs": (results.training[[c for c in ("pair", "seed", "fold", "epochs", "best_epoch", "best_val_dice",
                                                "trivial_val_dice", "train_seconds", "device", "mlflow_run_id")
                                    if c in results.training]], "Training runs and their MLflow run ids.")},
         dice_matrix(results), {"verdict": summary, **{f"caveat {i + 1}": c for i, c in enumerate(
-            statistics["caveats"])}, **described, **losses, **meta})
+            statistics["caveats"])}, **described, **losses, **{f"leakage: {k}": v for k, v in audited.items()}, **meta})
     figure_files = {}
-    for name, figure in make_figures(results, statistics, efficiency, strata, params, where, data).items():
+    for name, figure in make_figures(results, statistics, efficiency, strata, params, where, data,
+                                        leakage).items():
         for suffix in paths.FIGURE_FORMATS:
             with atomic_path(where.figure(name, suffix)) as tmp:
                 figures.save(figure, tmp, suffix)
@@ -235,7 +277,10 @@ def build_report(params: dict, where: paths.Sweep, tracker=None) -> Path:
         ("cases", "Cases", figs["cases"]),
         ("setup", "Set-up and definitions", "<h3>Set-up</h3>" + html.definitions(described) + "<h3>Losses</h3>"
          + html.definitions(losses) + "<h3>Metrics</h3>" + html.definitions(definitions(units, penalty))),
-        ("split", "Split", html.table(counts)),
+        ("split", "Split", html.note(leakage["stratified"]) + html.table(counts)),
+        ("leakage", "Leakage", html.definitions(audited) + "".join(f"<h3>{title}</h3>{html.table(frame)}"
+                                                                  for title, frame in leaks.items())
+         + figs["leakage"]),
         ("provenance", "Provenance", html.definitions(meta)),
     ])
     with atomic_path(out / paths.PAGE) as tmp:

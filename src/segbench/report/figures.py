@@ -330,6 +330,33 @@ def plot_strata(strata: pd.DataFrame, palette: Palette, ax=None) -> Figure:
     return figure
 
 
+LEAK_PAIRS = 12
+
+
+@styled
+def plot_leakage(pairs: list[tuple[str, np.ndarray, np.ndarray]], ax=None) -> Figure:
+    """Flagged near-duplicate pairs side by side, closest first (at most ``LEAK_PAIRS``): per pair (title, image
+    a, image b); or a note that none was found."""
+    shown = pairs[:LEAK_PAIRS]
+    if not shown:
+        figure, ax = _axes(ax, (WIDTH, 1.0))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "No near-duplicate images on both sides of a subset boundary", ha="center", va="center")
+        return figure
+    columns = 3  # pairs per row, each pair two images
+    rows = -(-len(shown) // columns)
+    figure = Figure(figsize=(WIDTH, 1.6 * rows + 0.3), layout="constrained")
+    axes = figure.subplots(rows, 2 * columns, squeeze=False)
+    for panel in axes.ravel():
+        panel.axis("off")
+    for k, (title, a, b) in enumerate(shown):
+        left, right = axes[k // columns, 2 * (k % columns)], axes[k // columns, 2 * (k % columns) + 1]
+        for panel, image in ((left, a), (right, b)):
+            panel.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=255)
+        left.set_title(title, fontsize=7, loc="left")
+    return figure
+
+
 @styled
 def plot_cases(rows: list[tuple[str, list[np.ndarray]]], ax=None) -> Figure:
     """The thesis's figure 4.1: per row (title, [image, truth, probability, raw, post-processed]); the

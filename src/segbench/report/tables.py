@@ -38,7 +38,8 @@ DETECTION = {
                                                                          "lesion"),
 }
 INTEGERS = {"rank", "n", "seed", "fold", "epochs", "best epoch", "epoch", "penalised", "images", "true lesions",
-            "matched", "false positives", "train", "val", "test", "total"}
+            "matched", "false positives", "train", "val", "test", "total", "near-duplicate pairs",
+            "hamming distance"}
 
 
 def metric_title(name: str, units: str) -> str:
@@ -172,6 +173,24 @@ def statistics_tables(statistics: dict) -> dict[str, pd.DataFrame]:
     return out
 
 
+def leakage_tables(leakage: dict, statistics: dict) -> dict[str, pd.DataFrame]:
+    """The leakage audit (``split`` stage) as tables: near-duplicate pairs per pair of subsets, the flagged pairs,
+    and every pair's test Dice with and without the test images that leaked."""
+    crossing = leakage["pairs_across_subsets"]
+    counts = pd.DataFrame({"subsets": list(crossing), "near-duplicate pairs": list(crossing.values())})
+    flagged = pd.DataFrame(leakage["pairs"], columns=["a", "subset_a", "b", "subset_b", "distance"]).rename(
+        columns={"subset_a": "subset a", "subset_b": "subset b", "distance": "Hamming distance"})
+    effect = statistics["leakage"]
+    dice = pd.DataFrame([{"pair": pair, "Dice": row["dice"], "Dice without leaked": row["dice_without_leaked"],
+                          "Δ": (row["dice"] - row["dice_without_leaked"])
+                          if row["dice_without_leaked"] is not None else None, "n without leaked": row["n_without_leaked"]}
+                         for pair, row in effect["per_pair"].items()])
+    return {"Near-duplicate pairs per pair of subsets": counts,
+            "Flagged pairs, closest first": flagged.sort_values("Hamming distance", kind="stable"),
+            f"Mean test Dice with and without the {effect['leaked_test_images']} leaked test images "
+            "(Δ: the inflation)": dice}
+
+
 def format_p(value) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return MISSING
@@ -196,7 +215,7 @@ def _cell(column: str, value) -> str:
     if column.startswith("p ") or column.startswith("p_"):
         return format_p(value)
     if column.startswith("Δ"):
-        return f"{value:+.3f}"
+        return f"{value:+.3f}" if round(value, 3) else "0.000"
     return f"{value:,.3f}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
@@ -207,4 +226,8 @@ def display(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def markdown(frame: pd.DataFrame) -> str:
-    return display(frame).to_markdown(index=False) if len(frame) else "(none)"
+    """A GitHub table of ``display(frame)``, numbers right-aligned (and not re-parsed: "-0.000" stays)."""
+    if not len(frame):
+        return "(none)"
+    align = ["left" if frame[c].map(lambda v: isinstance(v, str)).all() else "right" for c in frame.columns]
+    return display(frame).to_markdown(index=False, disable_numparse=True, colalign=align)
