@@ -30,6 +30,9 @@ DEFAULT_DB = "mlflow.db"  # in the project folder
 ROLE = "segbench.role"
 SWEEP_RUN_TAG = "segbench.sweep_run_id"
 KIND = {"mlflow.experimentKind": "custom_model_development"}  # MLflow 3's "Machine learning" view, not GenAI
+SHARED_VIEW = "mlflow.sharedViewState."  # + key: a saved runs-table view; the UI opens it by ?viewStateShareKey=key
+VIEW_COLUMNS = ("test_dice", "test_dice_ci_low", "test_dice_ci_high", "test_hd95", "test_nsd", "latency_ms_cpu",
+                "parameters_m")
 
 
 def tracking_uri() -> str:
@@ -203,21 +206,35 @@ class Tracker:
         with self._lock:
             self.client.set_terminated(run_id, status)
 
-    def compare_url(self, ui: str = "http://127.0.0.1:5000") -> str:
-        """The MLflow UI page listing the sweep's runs flat, best test Dice first, in the "Model training"
-        view (a search filter shows child runs without their collapsed parent)."""
+    def save_view(self) -> str:
+        """Save the sweep's table view in the experiment (MLflow's shared view state, an experiment tag): its runs
+        flat, best test Dice first, the ``VIEW_COLUMNS`` shown. Returns the view's key."""
+        parent, key = self.sweep_run(), f"segbench-{self.dataset}-{self.sweep}"
+        state = {"searchFilter": f"tags.`mlflow.parentRunId` = '{parent}'", "orderByKey": "metrics.`test_dice`",
+                 "orderByAsc": False, "selectedColumns": [f"metrics.`{m}`" for m in VIEW_COLUMNS]}
+        with self._lock:
+            self.client.set_experiment_tag(self.experiment_id(), f"{SHARED_VIEW}{key}", json.dumps(state))
+        return key
+
+    def view_url(self, ui: str | None = None) -> str:
+        """The link to the saved view (``save_view``) in the MLflow UI at ``ui``; by default the tracking server,
+        or ``mlflow ui``'s default address for a local store."""
         from urllib.parse import quote
 
-        base = self.uri.rstrip("/") if self.uri.startswith("http") else ui
-        query = quote(f"tags.`mlflow.parentRunId` = '{self.sweep_run()}'")
+        base = (ui or (self.uri if self.uri.startswith("http") else "http://127.0.0.1:5000")).rstrip("/")
+        key = f"segbench-{self.dataset}-{self.sweep}"
         return (f"{base}/#/experiments/{self.experiment_id()}/runs?workflowType=machine_learning"
-                f"&searchFilter={query}&orderByKey=metrics.%60test_dice%60&orderByAsc=false")
+                f"&viewStateShareKey={quote(key)}")
 
     def finish_sweep(self, metrics: dict[str, float], tags: dict[str, str], files: list[Path],
-                     champion: str) -> None:
-        """Log the report onto the parent run and close it; give the registered model version of the run
-        ``champion`` (``<pair>/seed<k>``) the alias ``champion``."""
+                     champion: str, per_run: dict[str, dict[str, float]]) -> None:
+        """Log the report onto the parent run and close it; log ``per_run``'s numbers (the pair's Dice CI, its
+        architecture's cost) on each training run; save the table view; give the registered model version of
+        the run ``champion`` (``<pair>/seed<k>``) the alias ``champion``."""
         parent, sweep = self.sweep_run(), self.model_name
+        for run_id, values in per_run.items():
+            self.log_metrics(run_id, values)
+        self.save_view()
         with self._lock:
             for key, value in tags.items():
                 self.client.set_tag(parent, key, value)

@@ -12,7 +12,8 @@ import yaml
 
 from support import slurm_cluster
 from segbench import paths
-from support import BIN, PAIRS, REPO, SWEEP, TINY, make_project, metrics_of, new_project, run, tool_env
+from support import (BIN, PAIRS, REPO, SWEEP, TINY, make_project, metrics_of, mlflow_server, new_project, run,
+                     tool_env)
 
 
 def test_snakemake_lint_and_snakefmt_find_nothing(tmp_path):
@@ -158,29 +159,10 @@ def _sweep_job(uri: str, start, swept: Path, job: int) -> None:
 def test_eight_jobs_write_to_one_mlflow_server_without_losing_or_doubling_anything(swept, tmp_path):
     """8 parallel writers against a real `mlflow server` (SQLite backend, proxied artifact store)."""
     import multiprocessing
-    import socket
-    import time
-    import urllib.request
 
     from segbench.tracking import ROLE, Tracker
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen([str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-                               "--backend-store-uri", f"sqlite:///{tmp_path}/mlflow.db",
-                               "--artifacts-destination", str(tmp_path / "artifacts")],
-                              stdout=subprocess.DEVNULL, stderr=open(tmp_path / "server.log", "w"))
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{uri}/health", timeout=2)
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "server.log").read_text()
-                time.sleep(0.5)
+    with mlflow_server(f"sqlite:///{tmp_path}/mlflow.db", tmp_path) as uri:
         spawn = multiprocessing.get_context("spawn")
         start = spawn.Barrier(8)
         jobs = [spawn.Process(target=_sweep_job, args=(uri, start, swept, k)) for k in range(8)]
@@ -207,9 +189,6 @@ def test_eight_jobs_write_to_one_mlflow_server_without_losing_or_doubling_anythi
             for r in children)
         assert {v.run_id for v in versions} == {r.info.run_id for r in children}
         assert len(list((tmp_path / "artifacts").rglob("MLmodel"))) == 8  # through the server, into its store
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_a_sweep_parent_deleted_in_the_ui_is_restored_not_doubled(tmp_path):

@@ -275,4 +275,4 @@ def test_the_readme_quick_tour(snakemade, tmp_path):
     assert f"Best pair: {best}" in (snakemade / SWEEP.report / "comparison.md").read_text()
     image = next((snakemade / "data/raw/synthetic/extracted/BTXRD/images").glob("*.jpeg"))
     out = run(snakemade, "segbench", "predict", str(image), "--out", str(tmp_path))
-    assert f"synthetic/tiny/{best}/seed0: 1 image(s)" in out and (tmp_path / f"{image.stem}_mask.png").exists()
+    assert f"synthetic/tiny/{best}/seed0: 1 image(s)" in out and (tmp_path / f"{image.name}.mask.png").exists()

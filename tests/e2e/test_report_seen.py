@@ -11,7 +11,7 @@ import pytest
 
 from segbench import paths
 from support import SWEEP
-from support.browser import BROWSER
+from support.browser import BROWSER, SCREENSHOTS
 from support.results import fabricate
 
 SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
@@ -44,7 +44,7 @@ def pages(pdf) -> list[str]:
 
 @pytest.mark.skipif(not BROWSER, reason="Chromium (Debian's chromium) is not installed")
 @pytest.mark.parametrize("which", ["tiny sweep", "18 pairs"])
-def test_the_page_fits_1280_pixels_with_every_figure(swept, eighteen, tmp_path, which):
+def test_the_page_fits_1280_pixels_with_every_figure(swept, eighteen, which):
     from support.browser import open_page
 
     report = swept / SWEEP.report if which == "tiny sweep" else eighteen
@@ -59,7 +59,8 @@ def test_the_page_fits_1280_pixels_with_every_figure(swept, eighteen, tmp_path, 
         page.locator("#comparison table th", has_text="Dice").first.click()  # sort by Dice, ascending
         assert page.locator("#comparison table tbody tr td:nth-child(2)").first.inner_text() != first or \
             page.locator("#comparison table tbody tr").count() == 1
-        page.screenshot(path=str(tmp_path / f"report-{which.replace(' ', '-')}.png"), full_page=False)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"report-{which.replace(' ', '-')}.png"), full_page=False)
 
 
 @pytest.mark.skipif(not PDFLATEX or not POPPLER, reason="pdflatex (texlive-latex-base, -recommended) or poppler-utils "

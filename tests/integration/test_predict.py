@@ -71,16 +71,16 @@ def test_predict_gives_the_images_own_size_and_evaluations_mask(big, monkeypatch
     sample = split.loc[split["subset"] == "test", "sample_id"].iloc[0]
     image = big / f"data/raw/btxrd/extracted/BTXRD/images/{sample}.jpeg"
     assert main(["predict", str(image), "--run", "attention_unet__dice", "--out", str(tmp_path)]) == 0
-    mask = np.asarray(Image.open(tmp_path / f"{sample}_mask.png"))
+    mask = np.asarray(Image.open(tmp_path / f"{sample}.jpeg.mask.png"))
     assert mask.shape == (H, W) and set(np.unique(mask)) <= {0, 255}
     with np.load(big / BTXRD.seed("attention_unet", "dice", 0) / "test_predictions.npz") as evaluated:
         assert (mask // 255 == evaluated[sample]).all()  # the same image, the same mask, pixel for pixel
-    record = json.loads((tmp_path / f"{sample}.json").read_text())
+    record = json.loads((tmp_path / f"{sample}.jpeg.json").read_text())
     assert (record["width"], record["height"]) == (W, H) and record["lesion_count"] == len(record["lesions"])
     for lesion in record["lesions"]:
         assert set(lesion) == {"id", "class", "area_px", "area_percent", "bbox", "mean_probability"}
         assert lesion["area_percent"] == pytest.approx(100 * lesion["area_px"] / (W * H), abs=1e-4)
-    assert Image.open(tmp_path / f"{sample}_overlay.png").size == (W, H)
+    assert Image.open(tmp_path / f"{sample}.jpeg.overlay.png").size == (W, H)
 
 
 def test_python_api_three_lines(big, monkeypatch):
@@ -92,7 +92,7 @@ def test_python_api_three_lines(big, monkeypatch):
     assert mask.shape == probability.shape == (H, W) and 0 <= probability.min() <= probability.max() <= 1
 
 
-def test_folders_png_rgb_exif_and_dicom(big, monkeypatch, tmp_path, caplog):
+def test_folders_png_rgb_exif_and_dicom(big, monkeypatch, tmp_path, caplog, capsys):
     import pydicom
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
@@ -115,10 +115,37 @@ def test_folders_png_rgb_exif_and_dicom(big, monkeypatch, tmp_path, caplog):
     ds.save_as(folder / "scan.dcm", enforce_file_format=True)
     assert pydicom.dcmread(folder / "scan.dcm").pixel_array.shape == (120, 160)
     monkeypatch.chdir(big)
+    Image.new("L", (90, 60), 60).save(folder / "rgb.jpeg")  # the same stem as rgb.png: its own outputs
+    Image.new("L", (70, 50), 60).save(folder / "nested" / "rgb.png")  # the same name, another folder
+    monkeypatch.chdir(big)
     assert main(["predict", str(folder), "--run", "attention_unet__dice/seed0", "--out", str(tmp_path / "out")]) == 0
     assert "broken.png: cannot decode image" in caplog.text
-    sizes = {p.name: Image.open(p).size for p in (tmp_path / "out").glob("*_mask.png")}
-    assert sizes == {"rgb_mask.png": (300, 200), "rotated_mask.png": (200, 300), "scan_mask.png": (160, 120)}
+    out = tmp_path / "out"
+    sizes = {p.relative_to(out).as_posix(): Image.open(p).size for p in out.rglob("*.mask.png")}
+    assert sizes == {"rgb.png.mask.png": (300, 200), "rgb.jpeg.mask.png": (90, 60), "nested/rgb.png.mask.png": (70, 50),
+                     "nested/rotated.jpg.mask.png": (200, 300), "scan.dcm.mask.png": (160, 120)}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["images"] == 5 and [s["image"] for s in summary["skipped"]] == [str(folder / "broken.png")]
+    assert summary["skipped"][0]["reason"].startswith("cannot decode image: its content is not")
+    assert "skipped " + str(folder / "broken.png") in capsys.readouterr().out  # and the printed summary says why
+
+
+def test_a_dicom_over_the_pixel_limit_is_refused_before_its_pixels_are_decoded(tmp_path, monkeypatch):
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    from segbench.data.images import TooLarge, load_image
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = "1.2.840.10008.5.1.4.1.1.1", generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset("big.dcm", {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.Rows, ds.Columns, ds.BitsAllocated, ds.BitsStored, ds.HighBit = 3000, 4000, 8, 8, 7
+    ds.SamplesPerPixel, ds.PixelRepresentation, ds.PhotometricInterpretation = 1, 0, "MONOCHROME2"
+    ds.PixelData = b"\0" * 12  # a header that claims 12 MP: decoding the pixels would fail, the guard comes first
+    ds.save_as(tmp_path / "big.dcm", enforce_file_format=True)
+    with pytest.raises(TooLarge, match=r"4,000 x 3,000 pixels \(12 megapixels\) is over the limit of 10 megapixels"):
+        load_image((tmp_path / "big.dcm").read_bytes(), "L", max_pixels=10_000_000)
 
 
 def test_runs_are_named_and_unknown_names_listed(big, monkeypatch, tmp_path, capsys):

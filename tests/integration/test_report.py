@@ -52,6 +52,41 @@ def test_every_figure_draws_from_a_tiny_table(tmp_path):
     assert shown.shape[0] > 2 * figures.plot_leakage([]).get_size_inches()[1] * 60  # two rows; "none found": a line
 
 
+def test_every_figure_stays_readable_at_440_pairs(tmp_path):
+    """The thesis's 22 architectures x 20 losses: top pairs coloured, the rest folded, figures of a page's size."""
+    rng = np.random.default_rng(0)
+    archs, losses = [f"arch{i:02d}" for i in range(22)], [f"loss{j:02d}" for j in range(20)]
+    order = [f"{a}__{l}" for a in archs for l in losses]
+    palette = figures.Palette(order)
+    matrix = pd.DataFrame(rng.uniform(0, 1, (22, 20)), index=archs, columns=losses)
+    history = pd.DataFrame([{"pair": p, "epoch": e, "train_loss": 1 / e, "val_loss": 1 / e, "val_dice": 1 - 1 / e}
+                            for p in order for e in (1, 2)])
+    strata = pd.DataFrame([{"pair": p, "stratum": "bone", "value": v, "n": 5, "dice": 0.5}
+                           for p in order for v in ("femur", "tibia")])
+    drawn = {
+        "matrix": figures.plot_dice_matrix(matrix, {(a, l): (0.1, 0.9) for a in archs for l in losses}),
+        "distributions": figures.plot_distributions(pd.DataFrame(rng.uniform(0, 1, (30, 440)), columns=order),
+                                                    palette),
+        "pareto": figures.plot_pareto(pd.DataFrame({"pair": order, "Dice": rng.uniform(0, 1, 440),
+                                                    "GFLOPs": np.repeat(rng.uniform(1, 50, 22), 20),
+                                                    "GFLOPs IQR": 0.1}), {"GFLOPs": "GFLOPs"}, palette),
+        "curves": figures.plot_learning_curves(history, palette),
+        "cd": figures.plot_critical_difference(pd.Series(np.linspace(1, 440, 440), index=order), None, palette),
+        "stability": figures.plot_rank_stability(pd.DataFrame({"median_rank": np.arange(1, 441),
+                                                               "rank_low": np.arange(1, 441),
+                                                               "rank_high": np.arange(6, 446)}, index=order), palette),
+        "strata": figures.plot_strata(strata, palette),
+    }
+    for name, figure in drawn.items():
+        width, height = figure.get_size_inches()
+        assert width <= figures.WIDTH and height <= 9, (name, width, height)  # one page, one column or two
+        texts = [t for t in figure.findobj(lambda a: hasattr(a, "get_fontsize") and hasattr(a, "get_text"))
+                 if t.get_text().strip()]
+        assert len(texts) < 400, (name, len(texts))  # no label per pair: the rest is folded
+        assert min(t.get_fontsize() for t in texts) >= 8, (name, min(t.get_fontsize() for t in texts))
+        png(figure, tmp_path / f"{name}.png")
+
+
 def test_one_colour_per_pair_in_rank_order_the_rest_grey():
     palette = figures.Palette([f"p{i}" for i in range(18)])
     assert [palette(f"p{i}") for i in range(8)] == list(figures.OKABE_ITO)
@@ -129,7 +164,7 @@ def test_failed_runs_are_marked_and_never_called_best(swept, tmp_path, monkeypat
     assert "Did not learn the task, so not ranked: all_fg__dice (predicts (nearly) the whole image" in page
     assert '<tr class="failed">' in page
     md = (where.report / "comparison.md").read_text()
-    assert re.search(r"\| –\s+\| all_fg\s+\|.*failed: predicts \(nearly\) the whole image", md)
+    assert re.search(r"\|\s*–\s*\| all_fg\s+\|.*failed: predicts \(nearly\) the whole image", md)
     assert r"$^\ast$" in (where.report / "comparison.tex").read_text()
 
 

@@ -178,3 +178,53 @@ def serve(files: dict[str, bytes], cut_once: set[str] = frozenset()):
         yield f"http://127.0.0.1:{httpd.server_port}", state
     finally:
         httpd.shutdown()
+
+
+@contextlib.contextmanager
+def asgi_server(app):
+    """``app`` (FastAPI) under a real uvicorn on a free loopback port; yields its base URL."""
+    import time
+
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def mlflow_server(backend_uri: str, folder: Path):
+    """A real `mlflow server` on a free loopback port over ``backend_uri``, its artifacts and log in ``folder``;
+    yields its URL once /health answers."""
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = folder / "mlflow-server.log"
+    server = subprocess.Popen([str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+                               "--backend-store-uri", backend_uri, "--artifacts-destination", str(folder / "artifacts")],
+                              stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=2)
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -8,7 +8,10 @@ from __future__ import annotations
 import contextlib
 import shutil
 
+from support import REPO
+
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
+SCREENSHOTS = REPO / "build" / "screenshots"  # kept by the tests that look; `make screenshots` copies them to docs
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
 

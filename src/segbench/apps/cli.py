@@ -162,9 +162,9 @@ def cmd_report(params: dict, args) -> None:
     path = build_report(view, where, tracker)
     print(f"Report: {path}")
     if tracker:
-        link = tracker.compare_url()
-        print(f"MLflow: `mlflow ui --backend-store-uri {tracker.uri}`, then {link}" if tracker.uri.startswith(
-            "sqlite") else f"MLflow: {link}")
+        link = tracker.view_url(args.mlflow_ui)
+        local = not tracker.uri.startswith("http") and not args.mlflow_ui
+        print(f"MLflow: `mlflow ui --backend-store-uri {tracker.uri}`, then {link}" if local else f"MLflow: {link}")
 
 
 def cmd_results(params: dict, args) -> None:
@@ -211,9 +211,11 @@ def cmd_predict(params: dict, args) -> None:
     from segbench.predict.predictor import Predictor
 
     _threads(args.threads)
-    records = predict_files(Predictor.from_run(run.path), files, args.out)
+    records, skipped = predict_files(Predictor.from_run(run.path), files, args.out)
     lesions = sum(r["lesion_count"] for r in records)
     print(f"{run.name}: {len(records)} image(s), {lesions} lesion(s); masks, overlays and JSON in {args.out}")
+    for item in skipped:
+        print(f"  skipped {item['image']}: {item['reason']}")
 
 
 def cmd_serve(params: dict, args) -> None:
@@ -223,7 +225,7 @@ def cmd_serve(params: dict, args) -> None:
     dataset = _dataset(params, args)
     runs = trained_runs(params, dataset)
     default = resolve(args.run, params, dataset).name if runs else None
-    serve(runs, default, args.host, args.port, args.max_upload_mb)
+    serve(runs, default, args.host, args.port, args.max_upload_mb, lambda name: resolve(name, params, dataset))
 
 
 def cmd_list(params: dict | None, args) -> None:
@@ -302,7 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     _pair_options(stage("evaluate", cmd_evaluate, "score one pair's seed on the test images"), fold=False)
     stage("latency", cmd_latency, "time an architecture at the dataset's input size (one thread)").add_argument(
         "--arch", required=True, help="a key of 'architectures:' in params.yaml")
-    stage("report", cmd_report, "comparison tables, statistics and figures of every pair")
+    report = stage("report", cmd_report, "comparison tables, statistics and figures of every pair")
+    report.add_argument("--mlflow-ui", metavar="URL", help="the MLflow UI the printed link opens (default: the "
+                        "tracking server, or http://127.0.0.1:5000 for `mlflow ui` on a local store)")
     stage("results", cmd_results, "what the sweep found, and where its reports are", dataset=False)
     dag = stage("dag", cmd_dag, "the pipeline definition: print it, or write or check dvc.yaml", dataset=False)
     dag.add_argument("--write", action="store_true", help="write dvc.yaml from the pipeline definition")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
 from segbench.metrics.detection import CONNECTIVITY
@@ -68,20 +68,46 @@ def overlay(image: Image.Image, mask: np.ndarray, opacity: float = 0.45) -> Imag
     return Image.fromarray(pixels)
 
 
+def heat(p: np.ndarray) -> np.ndarray:
+    """Probabilities in [0, 1] -> RGB uint8 (..., 3): black at 0, through red, to yellow at 1."""
+    p = np.clip(p, 0, 1)
+    return np.stack([p * 255, p ** 2 * 230, p ** 6 * 60], -1).astype(np.uint8)
+
+
 def probability_image(probability: np.ndarray) -> Image.Image:
-    """The foreground probability as a heat map (black 0 -> yellow 1)."""
-    p = np.clip(probability, 0, 1)
-    return Image.fromarray(np.stack([p * 255, p ** 2 * 230, p ** 6 * 60], -1).astype(np.uint8))
+    """The foreground probability as a heat map (``heat``)."""
+    return Image.fromarray(heat(probability))
 
 
-def annotate(image: Image.Image, found: list[dict]) -> Image.Image:
-    """``image`` with each lesion's box and number drawn on it."""
+def heat_scale(stops: int = 11) -> list[str]:
+    """``heat`` at ``stops`` evenly spaced probabilities, as CSS colours: the page's colour bar."""
+    return ["#%02x%02x%02x" % tuple(int(c) for c in rgb) for rgb in heat(np.linspace(0, 1, stops))]
+
+
+def badge_size(image_size: tuple[int, int]) -> int:
+    """The lesion numbers' font size in px: 3 % of the image's longest side, at least 12 px."""
+    return max(12, round(0.03 * max(image_size)))
+
+
+def annotate(image: Image.Image, found: list[dict], scale: float = 1.0) -> Image.Image:
+    """``image`` (RGB or RGBA) with each lesion's box and its number in a badge: white on near-black with a
+    white rim, sized to the image (``badge_size``), above the box's corner where there is room, else inside.
+    ``scale``: the image's size over the size the lesions' boxes were measured at."""
     image = image.copy()
     draw = ImageDraw.Draw(image)
+    line = max(1, max(image.size) // 400)
+    font = ImageFont.load_default(size=badge_size(image.size))
+    opaque = (255,) if image.mode == "RGBA" else ()
     for lesion in found:
-        x0, y0, x1, y1 = lesion["bbox"]
-        draw.rectangle([x0, y0, x1, y1], outline=(255, 255, 255), width=max(1, max(image.size) // 500))
-        draw.text((x0 + 2, y0 + 2), str(lesion["id"]), fill=(255, 255, 255))
+        x0, y0, x1, y1 = (round(v * scale) for v in lesion["bbox"])
+        draw.rectangle([x0, y0, x1, y1], outline=(255, 255, 255, *opaque), width=line)
+        left, top, right, bottom = draw.textbbox((0, 0), str(lesion["id"]), font=font)
+        pad = max(2, font.size // 5)
+        w, h = right - left + 2 * pad, bottom - top + 2 * pad
+        bx, by = x0, y0 - h if y0 - h >= 0 else y0
+        draw.rounded_rectangle([bx, by, bx + w, by + h], radius=pad, fill=(20, 20, 20, *opaque),
+                               outline=(255, 255, 255, *opaque), width=line)
+        draw.text((bx + pad - left, by + pad - top), str(lesion["id"]), font=font, fill=(255, 255, 255, *opaque))
     return image
 
 

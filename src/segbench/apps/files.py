@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from segbench import SegbenchError
 from segbench.apps import drawing as draw
-from segbench.io import atomic_path
+from segbench.io import atomic_path, write_json
 
 if TYPE_CHECKING:  # the predictor imports torch: files are listed and names checked before it loads
     from segbench.predict.predictor import Predictor
@@ -48,30 +48,44 @@ def describe(predictor: Predictor, mask: np.ndarray, probability: np.ndarray) ->
             "postprocessing": predictor.postprocessing["name"], "lesion_count": len(found), "lesions": found}
 
 
-def predict_files(predictor: Predictor, files: list[Path], out_dir: Path) -> list[dict]:
-    """Predict each file; write ``<stem>_mask.png`` (original size; class c as c * 255 // (K - 1)),
-    ``<stem>_overlay.png`` and ``<stem>.json`` into ``out_dir``. A file that does not decode is skipped
-    with a warning naming it (an error when it is the only one)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    records, stems = [], set()
-    for path in tqdm(files, desc="predict", disable=len(files) < 2):
+def output_names(files: list[Path]) -> dict[Path, str]:
+    """Each file's name for its outputs: its path below the folder all the files share, extension kept
+    (``a/x.png``, ``a/x.jpeg``, ``b/x.png`` stay three names), so no two inputs write the same output."""
+    files = [f.resolve() for f in files]
+    root = Path(os.path.commonpath([f.parent for f in files]))
+    return {f: f.relative_to(root).as_posix() for f in dict.fromkeys(files)}
+
+
+def predict_files(predictor: Predictor, files: list[Path], out_dir: Path) -> tuple[list[dict], list[dict]]:
+    """Predict each file; per input ``<name>`` (``output_names``) write ``<name>.mask.png`` (original size; class c
+    as c * 255 // (K - 1)), ``<name>.overlay.png`` (numbered lesions) and ``<name>.json`` into ``out_dir``,
+    then ``summary.json``. A file that does not decode is skipped with a warning naming it.
+
+    Returns:
+        (one record per predicted image, one {"image", "reason"} per skipped file).
+
+    Raises:
+        SegbenchError: when no file could be predicted.
+    """
+    records, skipped = [], []
+    for path, name in tqdm(output_names(files).items(), desc="predict", disable=len(files) < 2):
         try:
             image, mask, probability = predictor.predict_file(path)
         except SegbenchError as exc:
-            if len(files) == 1:
-                raise
             log.warning("skipped %s", exc)
+            skipped.append({"image": str(path), "reason": str(exc).removeprefix(f"{path}: ")})
             continue
-        stem = path.stem if path.stem not in stems else f"{path.stem}_{len(stems)}"
-        stems.add(stem)
         record = {"image": str(path), **describe(predictor, mask, probability)}
         image = image.resize((mask.shape[1], mask.shape[0]), Image.Resampling.BILINEAR)  # back from draft size
-        outputs = {f"{stem}_mask.png": draw.mask_image(mask, predictor.classes),
-                   f"{stem}_overlay.png": draw.annotate(draw.overlay(image, mask), record["lesions"])}
-        for name, picture in outputs.items():
-            with atomic_path(out_dir / name) as tmp:
+        outputs = {f"{name}.mask.png": draw.mask_image(mask, predictor.classes),
+                   f"{name}.overlay.png": draw.annotate(draw.overlay(image, mask), record["lesions"])}
+        for output, picture in outputs.items():
+            with atomic_path(out_dir / output) as tmp:
                 picture.save(tmp, "PNG")
-        with atomic_path(out_dir / f"{stem}.json") as tmp:
-            tmp.write_text(json.dumps(record, indent=2) + "\n")
+        write_json(out_dir / f"{name}.json", record)
         records.append(record)
-    return records
+    if not records:
+        raise SegbenchError("nothing predicted: " + "; ".join(f"{s['image']}: {s['reason']}" for s in skipped))
+    write_json(out_dir / "summary.json", {"run": predictor.source, "images": len(records),
+                                          "lesions": sum(r["lesion_count"] for r in records), "skipped": skipped})
+    return records, skipped

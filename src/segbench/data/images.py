@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from segbench import SegbenchError
 
@@ -24,17 +25,35 @@ def is_dicom(head: bytes) -> bool:
     return head[128:132] == b"DICM"
 
 
-def _dicom(source, name: str, mode: str) -> Image.Image:
-    """A DICOM file's pixels, windowed to 8 bits (MONOCHROME1 inverted), as a PIL image."""
+class TooLarge(SegbenchError):
+    """An image with more pixels than the caller accepts (refused before its pixels are decoded)."""
+
+
+FORMATS = "PNG, JPEG, TIFF, BMP or DICOM"
+
+
+def _guard(name: str, width: int, height: int, max_pixels: int | None) -> None:
+    if max_pixels and width * height > max_pixels:
+        raise TooLarge(f"{name}: {width:,} x {height:,} pixels ({width * height / 1e6:.0f} megapixels) is over the "
+                       f"limit of {max_pixels / 1e6:.0f} megapixels; downscale it (an X-ray needs no more than "
+                       "4,000 px on its longest side) and try again")
+
+
+def _dicom(source, name: str, mode: str, max_pixels: int | None = None) -> Image.Image:
+    """A DICOM file's pixels, windowed to 8 bits (MONOCHROME1 inverted), as a PIL image; its size is checked
+    against ``max_pixels`` before its pixel data are decoded."""
     try:
         import pydicom
     except ImportError:
         raise SegbenchError(f"{name}: reading DICOM needs pydicom (pip install pydicom)") from None
     try:
         ds = pydicom.dcmread(source)
+        _guard(name, int(ds.Columns), int(ds.Rows), max_pixels)
         pixels = ds.pixel_array.astype(np.float64)
+    except TooLarge:
+        raise
     except Exception as exc:  # pydicom raises many types on a damaged file
-        raise SegbenchError(f"{name}: cannot decode DICOM: {exc}") from None
+        raise SegbenchError(f"{name}: cannot decode DICOM: {_plain(exc)}") from None
     if pixels.ndim == 3 and pixels.shape[-1] != 3:
         pixels = pixels[0]  # a multi-frame file: its first frame
     low, high = np.percentile(pixels, [0.5, 99.5])
@@ -53,13 +72,13 @@ def load_image(source: Path | bytes, mode: str, scale_to: int | None = None,
     so a 4,000 px X-ray is never decoded in full. CMYK, greyscale, palette and 16-bit images are
     converted, as torchvision and smp's Pets example do; the file's content decides its type,
     not its name (a PNG behind ``.jpg`` decodes). DICOM needs pydicom. ``max_pixels`` refuses a larger
-    image before decoding it (PIL's own decompression-bomb guard applies too).
+    image, DICOM included, before decoding its pixels (PIL's own decompression-bomb guard applies too).
 
     Returns:
         The image and its original (height, width) after EXIF rotation.
 
     Raises:
-        SegbenchError: a file that does not decode, or is too large, naming it.
+        SegbenchError: a file that does not decode, naming it; ``TooLarge`` for one over ``max_pixels``.
     """
     name = "upload" if isinstance(source, (bytes, bytearray)) else str(source)
     stream = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else Path(source)
@@ -72,13 +91,12 @@ def load_image(source: Path | bytes, mode: str, scale_to: int | None = None,
         except OSError as exc:
             raise SegbenchError(f"{name}: cannot read: {exc}") from None
     if is_dicom(head):
-        image = _dicom(stream, name, mode)
+        image = _dicom(stream, name, mode, max_pixels)
         return image, (image.height, image.width)
     try:
         image = Image.open(stream)
         w, h = image.size
-        if max_pixels and w * h > max_pixels:
-            raise SegbenchError(f"{name}: {w}x{h} pixels is over the limit of {max_pixels:,}")
+        _guard(name, w, h, max_pixels)
         if scale_to and image.format == "JPEG":
             scale = scale_to / max(w, h)
             image.draft(mode, (math.ceil(w * scale), math.ceil(h * scale)))
@@ -89,8 +107,18 @@ def load_image(source: Path | bytes, mode: str, scale_to: int | None = None,
             low, high = pixels.min(), pixels.max()
             rotated = Image.fromarray(((pixels - low) / max(high - low, 1e-9) * 255).astype(np.uint8))
         return rotated.convert(mode), orig
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:  # PIL's errors for bad files
-        raise SegbenchError(f"{name}: cannot decode image: {exc}") from None
+    except UnidentifiedImageError:
+        raise SegbenchError(f"{name}: cannot decode image: its content is not a {FORMATS} image, whatever its "
+                            "name says") from None
+    except Image.DecompressionBombError as exc:
+        raise TooLarge(f"{name}: {_plain(exc)}") from None
+    except (OSError, SyntaxError, ValueError) as exc:  # PIL's errors for damaged files
+        raise SegbenchError(f"{name}: cannot decode image: {_plain(exc)}") from None
+
+
+def _plain(error: Exception) -> str:
+    """An exception's message for people: without Python object reprs such as <_io.BytesIO object at 0x7f...>."""
+    return re.sub(r"\s*<[^<>]* at 0x[0-9a-f]+>", "", str(error)).strip() or type(error).__name__
 
 
 @dataclass(frozen=True)

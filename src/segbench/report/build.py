@@ -175,6 +175,23 @@ def make_figures(results: Results, statistics: dict, efficiency: pd.DataFrame, s
     }
 
 
+def run_columns(results: Results, statistics: dict, efficiency: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Per MLflow training run: its pair's test Dice CI and its architecture's cost, so the MLflow table view
+    shows them beside the run's own test metrics."""
+    cost = efficiency.set_index("pair")
+    out = {}
+    if "mlflow_run_id" not in results.training:
+        return out
+    for row in results.training.dropna(subset=["mlflow_run_id"]).itertuples():
+        pair = statistics["per_pair"][row.pair]
+        values = {"test_dice_ci_low": pair["ci_low"], "test_dice_ci_high": pair["ci_high"]}
+        for column, metric in (("CPU latency (ms)", "latency_ms_cpu"), ("parameters (M)", "parameters_m")):
+            if column in cost and pd.notna(cost.loc[row.pair, column]):
+                values[metric] = float(cost.loc[row.pair, column])
+        out[row.mlflow_run_id] = values
+    return out
+
+
 def definitions(units: str, penalty: str) -> dict[str, str]:
     return {**{metric_title(m, units): text.format(penalty=penalty) for m, (_, text, _) in METRICS.items()},
             **{title: text for title, text in DETECTION.values()}}
@@ -289,6 +306,7 @@ def build_report(params: dict, where: paths.Sweep, tracker=None) -> Path:
         tracker.finish_sweep({k: float(v) for k, v in headline.items() if k != "best_pair"}, {"best_pair": best},
                              [out / name for name in paths.REPORT_FILES if name != paths.STATISTICS]
                              + [out / paths.STATISTICS, *figure_files.values()],
-                             champion=f"{best}/seed{params['sweep']['seeds'][0]}")
+                             champion=f"{best}/seed{params['sweep']['seeds'][0]}",
+                             per_run=run_columns(results, statistics, efficiency))
     log.info("report: %s", out / paths.PAGE)
     return out / paths.PAGE

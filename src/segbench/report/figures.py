@@ -9,6 +9,7 @@ scale a figure shows the best ``TOP`` pairs and says how many it leaves to the t
 from __future__ import annotations
 
 import functools
+from itertools import product
 
 import matplotlib
 import numpy as np
@@ -84,25 +85,25 @@ def _axes(ax, size):
 
 @styled
 def plot_dice_matrix(means: pd.DataFrame, ci: dict[tuple[str, str], tuple[float, float]], ax=None) -> Figure:
-    """Architectures x losses heatmap of mean test Dice, each cell with its 95% CI when there is room."""
+    """Architectures x losses heatmap of mean test Dice: each cell with its 95% CI when there is room, its value
+    up to 12 losses, colour alone beyond (the comparison table has the numbers)."""
     rows, cols = means.shape
-    with_ci = rows * cols <= 48
+    with_ci, with_values = rows * cols <= 48, cols <= 12
     figure, ax = _axes(ax, (min(WIDTH, 2.2 + 1.3 * cols), 1.2 + (0.55 if with_ci else 0.3) * rows))
     values = means.to_numpy(float)
     image = ax.imshow(values, cmap="viridis", vmin=np.nanmin(values), vmax=np.nanmax(values), aspect="auto")
     middle = (np.nanmin(values) + np.nanmax(values)) / 2
-    for i, arch in enumerate(means.index):
-        for j, loss in enumerate(means.columns):
-            value = values[i, j]
-            text = f"{value:.3f}" + (f"\n[{ci[(arch, loss)][0]:.3f}, {ci[(arch, loss)][1]:.3f}]" if with_ci else "")
-            ax.text(j, i, text, ha="center", va="center", fontsize=8 if with_ci else 7,
-                    color="black" if value > middle else "white")
+    for (i, arch), (j, loss) in product(enumerate(means.index), enumerate(means.columns) if with_values else []):
+        value = values[i, j]
+        text = f"{value:.3f}\n[{ci[(arch, loss)][0]:.3f}, {ci[(arch, loss)][1]:.3f}]" if with_ci else f"{value:.2f}"
+        ax.text(j, i, text, ha="center", va="center", fontsize=8, color="black" if value > middle else "white")
     ax.set_xticks(range(cols), means.columns, rotation=30 if cols > 3 else 0, ha="right" if cols > 3 else "center")
     ax.set_yticks(range(rows), means.index)
     ax.set_xlabel("loss")
     ax.set_ylabel("architecture")
     ax.spines[:].set_visible(False)
-    ax.set_title("Mean test Dice" + (" [95% bootstrap CI]" if with_ci else ""))
+    ax.set_title("Mean test Dice" + (" [95% bootstrap CI]" if with_ci else "" if with_values
+                                     else " (values in the comparison table)"))
     figure.colorbar(image, ax=ax, label="Dice", shrink=0.9)
     return figure
 
@@ -316,7 +317,7 @@ def plot_strata(strata: pd.DataFrame, palette: Palette, ax=None) -> Figure:
         for i in range(len(rows)):
             for j in range(len(pairs)):
                 if not np.isnan(values[i, j]):
-                    ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                    ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=8,
                             color="black" if values[i, j] > 0.5 else "white")
     ax.set_yticks(range(len(rows)), [f"{stratum}: {value} (n={int(counts[(stratum, value)])})"
                                      for stratum, value in rows], fontsize=8)
@@ -353,7 +354,7 @@ def plot_leakage(pairs: list[tuple[str, np.ndarray, np.ndarray]], ax=None) -> Fi
         left, right = axes[k // columns, 2 * (k % columns)], axes[k // columns, 2 * (k % columns) + 1]
         for panel, image in ((left, a), (right, b)):
             panel.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=255)
-        left.set_title(title, fontsize=7, loc="left")
+        left.set_title(title, fontsize=8, loc="left")
     return figure
 
 
@@ -375,7 +376,7 @@ def plot_cases(rows: list[tuple[str, list[np.ndarray]]], ax=None) -> Figure:
             panel.spines[:].set_visible(False)
             if r == 0:
                 panel.set_title(titles[c], fontsize=8)
-        axes[r][0].set_ylabel(title, fontsize=7)
+        axes[r][0].set_ylabel(title, fontsize=8)
     if shown is not None:
         bar = figure.colorbar(shown, ax=axes[:, 2], shrink=0.8, location="bottom", aspect=30)
         bar.set_ticks([0, 127.5, 255], labels=["0", "0.5", "1"])

@@ -6,17 +6,22 @@ so nothing a client sends reaches the filesystem. Routes stay thin and call the 
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import io
 import threading
+from collections.abc import Callable
 from functools import lru_cache
 from importlib.resources import files
+from pathlib import Path
 
 import numpy as np
 from fastapi import FastAPI, File, Form, HTTPException, UploadFile
 from fastapi.responses import HTMLResponse
+from PIL import Image
 
 from segbench import SegbenchError
-from segbench.data.images import load_image
+from segbench.data.images import TooLarge, load_image
 from segbench.apps import drawing as draw
 from segbench.apps.files import describe
 from segbench.predict.predictor import Predictor
@@ -24,38 +29,84 @@ from segbench.apps.runs import Run
 from segbench.metrics.overlap import class_overlap, confusion_matrix
 
 MAX_PIXELS = 80_000_000  # far above any X-ray (BTXRD's largest are 12 MP), far below a decompression bomb
+DISPLAY = 1024           # px: the longest side of the pictures the page shows (the mask download is full size)
 
 
-def _data_uri(picture) -> str:
-    return "data:image/png;base64," + base64.b64encode(draw.png_bytes(picture)).decode()
+def _data_uri(picture: Image.Image, kind: str = "PNG") -> str:
+    out = io.BytesIO()
+    picture.save(out, kind, **({"quality": 85} if kind == "JPEG" else {"compress_level": 1}))
+    return f"data:image/{kind.lower()};base64," + base64.b64encode(out.getvalue()).decode()
 
 
 async def _read(upload: UploadFile, limit: int, what: str) -> bytes:
     data = await upload.read(limit + 1)
     if len(data) > limit:
-        raise HTTPException(413, f"{what} is larger than the limit of {limit / 2**20:.0f} MB")
+        raise HTTPException(413, f"{what} is larger than the limit of {limit / 2**20:.0f} MB; compress or downscale "
+                                 "it (the server's limit is set by segbench serve --max-upload-mb)")
     if not data:
-        raise HTTPException(400, f"{what} is empty")
+        raise HTTPException(400, f"{what} is empty: choose the file again")
     return data
 
 
-def create_app(runs: list[Run], default: str | None, max_upload_mb: float = 25.0) -> FastAPI:
-    """The web app over ``runs`` (best first); ``default`` is the run picked first."""
-    app = FastAPI(title="segbench Bone Detect", description="Research use only, not for diagnosis.")
+def pictures(model: Predictor, image: Image.Image, mask: np.ndarray, probability: np.ndarray,
+             found: list[dict]) -> dict[str, str]:
+    """What the page shows, as data URIs: the image and the probability (JPEG) and the coloured mask with
+    numbered lesions (PNG with transparency), at most ``DISPLAY`` px; the mask to download, full size."""
+    height, width = mask.shape
+    scale = min(1.0, DISPLAY / max(height, width))
+    shown = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = np.asarray(Image.fromarray(mask).resize(shown, Image.Resampling.NEAREST))
+    return {"image": _data_uri(image.convert("RGB").resize(shown, Image.Resampling.BILINEAR), "JPEG"),
+            "mask_overlay": _data_uri(draw.annotate(draw.colour_mask(small), found, scale)),
+            "probability": _data_uri(draw.probability_image(
+                np.asarray(Image.fromarray(probability).resize(shown, Image.Resampling.BILINEAR))), "JPEG"),
+            "mask": _data_uri(draw.mask_image(mask, model.classes))}
+
+
+def exact_names(runs: list[Run], default: str | None) -> Callable[[str], Run]:
+    """A run by its name as listed, or ``best``: the default run."""
     by_name = {run.name: run for run in runs}
+
+    def find(name: str) -> Run:
+        name = default if name == "best" else name
+        if name not in by_name:
+            raise SegbenchError(f"unknown run {name!r}; available: best, {', '.join(sorted(by_name))}")
+        return by_name[name]
+    return find
+
+
+def create_app(runs: list[Run], default: str | None, max_upload_mb: float = 25.0,
+               resolve: Callable[[str], Run] | None = None) -> FastAPI:
+    """The web app over ``runs`` (best first); ``default`` is the run picked first. ``resolve`` finds the run a
+    request names (``segbench serve`` passes ``runs.resolve``: every name ``segbench predict --run`` takes);
+    by default, the names listed and ``best``."""
+    app = FastAPI(title="segbench Bone Detect", description="Research use only, not for diagnosis.")
+    resolve = resolve or exact_names(runs, default)
     limit = int(max_upload_mb * 2**20)
     lock = threading.Lock()  # one prediction at a time: the models share the CPU threads
 
     @lru_cache(maxsize=4)
-    def predictor(name: str) -> Predictor:
-        return Predictor.from_run(by_name[name].path)
+    def predictor(path: Path) -> Predictor:
+        return Predictor.from_run(path)
+
+    def segment(run: Run, data: bytes, filename: str, truth: bytes | None) -> dict:
+        """Everything one prediction takes; run in a worker thread, so the event loop keeps answering."""
+        with lock:
+            model = predictor(run.path)
+            image, mask, probability = model.predict_file(data, max_pixels=MAX_PIXELS)
+        record = {**describe(model, mask, probability), "run": run.name, "filename": filename}
+        return {**record, "legend": [{"name": name, "colour": "#%02x%02x%02x" % draw.colour(c)}
+                                     for c, name in enumerate(model.class_names) if c],
+                "probability_scale": draw.heat_scale(),
+                **pictures(model, image.resize((mask.shape[1], mask.shape[0])), mask, probability, record["lesions"]),
+                **(_scores(mask, truth, model.classes) if truth else {})}
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:
         return files("segbench.apps.serve").joinpath("page.html").read_text()
 
     @app.get("/health")
-    def health() -> dict:
+    async def health() -> dict:
         return {"status": "ok", "runs": len(runs)}
 
     @app.get("/api/runs")
@@ -65,28 +116,18 @@ def create_app(runs: list[Run], default: str | None, max_upload_mb: float = 25.0
     @app.post("/api/predict")
     async def predict(file: UploadFile = File(...), run: str | None = Form(None),
                       truth: UploadFile | None = File(None)) -> dict:
-        name = run or default
-        if name not in by_name:
-            raise HTTPException(404, f"unknown run {name!r}; available: {sorted(by_name)}")
-        data = await _read(file, limit, "the image")
-        model = predictor(name)
         try:
-            with lock:
-                image, mask, probability = model.predict_file(data, max_pixels=MAX_PIXELS)
+            chosen = resolve(run or default or "best")
         except SegbenchError as exc:
-            status = 413 if "limit" in str(exc) else 415  # too many pixels (ours, or PIL's bomb guard)
-            raise HTTPException(status, f"{file.filename}: not an image segbench can read (PNG, JPEG, TIFF, BMP "
-                                        f"or DICOM): {str(exc).removeprefix('upload: ')}") from None
-        image = image.resize((mask.shape[1], mask.shape[0]))
-        record = {**describe(model, mask, probability), "run": name, "filename": file.filename,
-                  "legend": [{"name": name, "colour": "#%02x%02x%02x" % draw.colour(c)}
-                             for c, name in enumerate(model.class_names) if c],
-                  "image": _data_uri(image.convert("RGB")),
-                  "mask_overlay": _data_uri(draw.colour_mask(mask)), "probability": _data_uri(
-                      draw.probability_image(probability)), "mask": _data_uri(draw.mask_image(mask, model.classes))}
-        if truth is not None and truth.filename:
-            record.update(_scores(mask, await _read(truth, limit, "the ground-truth mask"), model.classes))
-        return record
+            raise HTTPException(404, str(exc)) from None
+        name = file.filename or "the image"
+        data = await _read(file, limit, name)
+        mask = await _read(truth, limit, "the ground-truth mask") if truth is not None and truth.filename else None
+        try:
+            return await asyncio.to_thread(segment, chosen, data, name, mask)
+        except SegbenchError as exc:
+            message = str(exc).replace("upload: ", f"{name}: ", 1)
+            raise HTTPException(413 if isinstance(exc, TooLarge) else 415, message) from None
 
     return app
 
@@ -97,10 +138,10 @@ def _scores(mask: np.ndarray, data: bytes, classes: int) -> dict:
     try:
         truth = np.asarray(load_image(data, "L", max_pixels=MAX_PIXELS)[0])
     except SegbenchError as exc:
-        raise HTTPException(415, f"the ground-truth mask is not an image: {exc}") from None
+        raise HTTPException(415, f"the ground-truth mask: {str(exc).removeprefix('upload: ')}") from None
     if truth.shape != mask.shape:
         raise HTTPException(422, f"the ground-truth mask is {truth.shape[1]}x{truth.shape[0]}, the image "
-                                 f"{mask.shape[1]}x{mask.shape[0]}")
+                                 f"{mask.shape[1]}x{mask.shape[0]}: upload the mask of this image, at its size")
     step = 255 // max(1, classes - 1)
     truth = (truth > 0).astype(np.uint8) if classes == 2 else np.where(truth % step == 0, truth // step, truth)
     matrix = confusion_matrix(mask, truth, classes)
@@ -108,10 +149,11 @@ def _scores(mask: np.ndarray, data: bytes, classes: int) -> dict:
     return {"dice": float(np.mean([s["dice"] for s in scores])), "iou": float(np.mean([s["iou"] for s in scores]))}
 
 
-def serve(runs: list[Run], default: str | None, host: str, port: int, max_upload_mb: float) -> None:
+def serve(runs: list[Run], default: str | None, host: str, port: int, max_upload_mb: float,
+          resolve: Callable[[str], Run] | None = None) -> None:
     import uvicorn
 
     if not runs:
         raise SegbenchError("no trained run to serve: run the sweep first (`make demo`)")
     print(f"Bone Detect: http://{host}:{port}/  ({len(runs)} trained runs; research use only, not for diagnosis)")
-    uvicorn.run(create_app(runs, default, max_upload_mb), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(runs, default, max_upload_mb, resolve), host=host, port=port, log_level="info")
