@@ -58,11 +58,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:<k>: the API and the bare "
+                                                        "forward both run there")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
         run = make_run(Path(tmp))
-        app = create_app([Run("attention_unet__dice_focal/seed0", run, None)], "attention_unet__dice_focal/seed0")
+        app = create_app([Run("attention_unet__dice_focal/seed0", run, None)], "attention_unet__dice_focal/seed0",
+                         device=device)
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
@@ -70,10 +74,10 @@ def main() -> None:
             time.sleep(0.05)
         url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}/api/predict"
         image = xray()
-        model = build_model(ARCH, 1, 2).eval()
+        model = build_model(ARCH, 1, 2).eval().to(device)
         model.load_state_dict(torch.load(run / "folds/fold0/model_best.pt", weights_only=True)["model"])
         canvas = Geometry.fit(SIZE, SIZE, SIZE).place(Image.open(io.BytesIO(image)).convert("L"))
-        tensor = normalise(canvas[None], [0.4], [0.25])
+        tensor = normalise(canvas[None], [0.4], [0.25]).to(device)
 
         def api():
             answer = requests.post(url, files={"file": ("xray.png", image)}, timeout=120)
@@ -82,6 +86,8 @@ def main() -> None:
         def forward():
             with torch.inference_mode():
                 model(tensor)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
 
         times = {"api": [], "forward": []}
         for fn in (api, forward):  # warm-up: the server loads and caches the model on its first request
@@ -94,7 +100,7 @@ def main() -> None:
         server.should_exit = True
         thread.join(timeout=10)
     api_s, forward_s = statistics.median(times["api"]), statistics.median(times["forward"])
-    print(f"Attention U-Net (32 base channels), {SIZE}x{SIZE} X-ray, CPU, {args.threads} threads, "
+    print(f"Attention U-Net (32 base channels), {SIZE}x{SIZE} X-ray, on {device}, {args.threads} threads, "
           f"median of {args.repeats} alternating runs")
     print(f"web API, end to end : {api_s * 1000:7.0f} ms")
     print(f"model forward only  : {forward_s * 1000:7.0f} ms")

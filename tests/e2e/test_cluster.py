@@ -28,17 +28,20 @@ def test_profiles_set_the_cluster_resources_and_the_rules_count_gpus():
     assert slurm["executor"] == "slurm" and slurm["retries"] >= 1
     for rule in ("train", "evaluate"):
         assert {"mem_mb", "runtime", "cpus_per_task"} <= set(slurm["set-resources"][rule])
-    assert yaml.safe_load((REPO / "workflow/profiles/kubernetes/config.yaml").read_text())["executor"] == "kubernetes"
+    kubernetes = yaml.safe_load((REPO / "workflow/profiles/kubernetes/config.yaml").read_text())
+    assert kubernetes["executor"] == "kubernetes" and kubernetes["config"] == ["train={workers: 0}"]
+    assert all(kubernetes["set-resources"][rule]["scale"] == 0 for rule in ("train", "evaluate"))  # GPU limits
 
 
 @pytest.mark.parametrize("profile", [[], ["--profile", "workflow/profiles/default"]])
-def test_every_train_and_evaluate_job_counts_a_gpu_with_or_without_a_profile(tmp_path, profile):
+def test_every_gpu_job_counts_a_gpu_with_or_without_a_profile(tmp_path, profile):
     root = make_project(tmp_path, TINY)
     out = run(root, "snakemake", "--cores", "16", "--resources", "gpu=2", "--dry-run", *profile)
     jobs = re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    resources: (.*)$", out, re.MULTILINE)
-    assert {rule for rule, _ in jobs} == {"download", "preprocess", "split", "train", "evaluate", "report", "all"}
+    assert {rule for rule, _ in jobs} == {"download", "preprocess", "split", "train", "evaluate", "latency", "report",
+                                          "all"}
     for rule, resources in jobs:
-        assert ("gpu=1" in resources) == (rule in ("train", "evaluate")), (rule, resources)
+        assert ("gpu=1" in resources) == (rule in ("train", "evaluate", "latency")), (rule, resources)
 
 
 @pytest.mark.e2e

@@ -190,3 +190,22 @@ def test_a_report_of_eighteen_pairs_is_ordered_and_readable(swept, tmp_path, mon
     for name in ("distributions", "strata", "learning_curves", "rank_stability", "critical_difference"):
         width, height = Image.open(where.figure(name)).size
         assert width <= 7.2 * 150 and height < 12 * 150, name  # a page's width, not a poster
+
+
+def test_gpu_latency_and_memory_appear_beside_the_cpu_figures(swept, tmp_path, monkeypatch):
+    """The latency stage's GPU numbers (on a GPU machine) reach the cost table and name the device."""
+    from segbench.report import build_report
+
+    ids = pd.read_csv(swept / "data/processed/synthetic/meta.csv").astype({"sample_id": str})["sample_id"][:20]
+    monkeypatch.chdir(tmp_path)
+    view, where = fabricate(swept, tmp_path, pd.DataFrame({"arch_a__dice": np.linspace(0.5, 0.8, 20)}, index=ids))
+    latency = json.loads(where.latency("arch_a").read_text())
+    where.latency("arch_a").write_text(json.dumps({**latency, "latency_ms_gpu": 3.25, "latency_ms_gpu_iqr": 0.1,
+                                                   "weights_mb_gpu": 7.5, "activations_mb_gpu": 120.0,
+                                                   "gpu": "NVIDIA A100-SXM4-40GB"}))
+    build_report(view, where)
+    md = (where.report / "comparison.md").read_text()
+    cost = md.split("## Cost")[1].split("##")[0]
+    for column in ("CPU latency (ms)", "GPU latency (ms)", "GPU weights (MB)", "GPU activations (MB)"):
+        assert column in cost, column
+    assert "3.250" in cost and "GPU columns: on NVIDIA A100-SXM4-40GB" in md

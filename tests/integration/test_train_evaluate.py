@@ -236,7 +236,7 @@ def test_distance_maps_follow_the_augmented_mask(data):
 
     processed = Processed.load(*data)
     dataset = SegmentationDataset(processed, processed.indices("train"), [0.0], [1.0],
-                                  augmentation(params()["train"]["augment"], 0), distances=True)
+                                  augmentation(params()["train"]["augment"]), distances=True)
     for i in range(len(dataset)):
         item = dataset[i]
         inside = item["mask"] > 0

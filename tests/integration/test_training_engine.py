@@ -1,4 +1,4 @@
-"""Resume after a kill, the GPU lease (simulated devices), augmentation alignment."""
+"""Resume after a kill (with loader workers too), early stopping, augmentation alignment."""
 
 import subprocess
 import sys
@@ -11,9 +11,9 @@ import torch
 
 from support import tiny_view as params
 from segbench.data.dataset import augmentation
+from segbench import SegbenchError
 from segbench.tracking import Tracker
 from segbench.training import trainer
-from segbench.training.lease import DeviceLease, visible_devices
 
 def weights(path):
     return torch.load(path, weights_only=True)["model"]  # checkpoints hold tensors and plain values only
@@ -57,6 +57,52 @@ def test_killed_run_resumes_to_the_same_result(data, tmp_path, monkeypatch):
     assert [m.step for m in tracker.client.get_metric_history(child.info.run_id, "val_dice")] == [1, 2, 3, 4]
 
 
+def kill_after_epoch(monkeypatch, epoch: int) -> None:
+    """The next train_pair raises KeyboardInterrupt once history.csv has ``epoch`` rows."""
+    real_write, calls = trainer.write_csv, []
+
+    def killed(path, frame):
+        real_write(path, frame)
+        calls.append(path.name == "history.csv")
+        if sum(calls) == epoch:
+            raise KeyboardInterrupt("simulated kill")
+
+    monkeypatch.setattr(trainer, "write_csv", killed)
+
+
+def test_loader_workers_change_nothing_and_resume_exactly(data, tmp_path, monkeypatch):
+    """Augmentation is seeded per sample: 2 workers give the history 0 workers give, and a run killed after
+    epoch 3 and resumed with 2 workers ends as the uninterrupted one."""
+    p = params(epochs=4, workers=2, augment={**params()["train"]["augment"], "affine_p": 1.0})
+    trainer.train_pair("attention_unet", "dice", p, *data, tmp_path / "workers2")
+    single = params(epochs=4, workers=0, augment=p["train"]["augment"])
+    trainer.train_pair("attention_unet", "dice", single, *data, tmp_path / "workers0")
+    kill_after_epoch(monkeypatch, 3)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train_pair("attention_unet", "dice", p, *data, tmp_path / "killed")
+    monkeypatch.undo()
+    trainer.train_pair("attention_unet", "dice", p, *data, tmp_path / "killed")
+    histories = [pd.read_csv(tmp_path / run / "history.csv") for run in ("workers2", "workers0", "killed")]
+    assert len(histories[0]) == 4
+    for other in histories[1:]:
+        pd.testing.assert_frame_equal(other, histories[0])
+
+
+def test_a_resume_on_another_kind_of_device_is_refused_naming_both(data, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    kill_after_epoch(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train_pair("smp_unet", "dice", params(epochs=3), *data, run)
+    monkeypatch.undo()
+    state = torch.load(run / "resume.pt", weights_only=True)
+    assert state["precision"] == {"device": "cpu", "amp": "off"}
+    state["precision"] = {"device": "cuda", "amp": "bfloat16"}
+    torch.save(state, run / "resume.pt")
+    with pytest.raises(SegbenchError, match=r"written training on \{'device': 'cuda', 'amp': 'bfloat16'\}; this "
+                                            r"job trains on \{'device': 'cpu', 'amp': 'off'\}"):
+        trainer.train_pair("smp_unet", "dice", params(epochs=3), *data, run)
+
+
 def test_changed_params_start_afresh_instead_of_resuming(data, tmp_path, monkeypatch):
     run = tmp_path / "smp_unet__dice"
     monkeypatch.setattr(trainer, "write_csv", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
@@ -79,38 +125,11 @@ def test_early_stopping_and_plateau_schedule(data, tmp_path, monkeypatch):
     assert list(history["lr"]) == pytest.approx([1e-3, 1e-3, 5e-4, 2.5e-4])
 
 
-def test_lease_gives_each_job_its_own_device(tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from segbench.training.lease import DeviceLease\n"
-        f"lease = DeviceLease(['0', '1'], __import__('pathlib').Path({str(tmp_path)!r})); "
-        "print(lease.acquire(), flush=True); time.sleep(60)")], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "0"          # another process holds GPU 0
-        second = DeviceLease(["0", "1"], tmp_path, poll=0.05)
-        assert second.acquire() == 1
-        with pytest.raises(TimeoutError, match="no free GPU"):
-            DeviceLease(["0", "1"], tmp_path, poll=0.05, timeout=0.3).acquire()
-        holder.kill()
-        holder.wait()
-        started = time.monotonic()
-        assert DeviceLease(["0", "1"], tmp_path, poll=0.05, timeout=5).acquire() == 0  # freed by the exit
-        assert time.monotonic() - started < 5
-        second.release()
-    finally:
-        holder.kill()
-
-
-def test_visible_devices_follow_cuda_visible_devices(monkeypatch):
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
-    assert visible_devices(2) == ["3", "5"]
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
-    assert visible_devices(2) == ["0", "1"]
-
-
 def test_augmentation_moves_image_and_mask_together():
     options = {**params()["train"]["augment"], "affine_p": 1.0, "brightness_contrast_p": 0.0, "hflip": 0.5,
                "vflip": 0.5, "rotate": 30, "scale": 0.2}
-    compose = augmentation(options, seed=0)
+    compose = augmentation(options)
+    compose.set_random_seed(0)
     mask = np.zeros((64, 64), np.uint8)
     mask[10:30, 20:50] = 1
     image = (mask * 200 + 20).astype(np.uint8)

@@ -88,6 +88,10 @@ def _seed_fold(params: dict, args) -> tuple[int, int]:
     return seed, fold if fold is not None else params["sweep"]["folds"][0]
 
 
+DEVICE_HELP = ("auto (a free GPU, leased, else the CPU), cpu, cuda or cuda:<k>; a GPU a scheduler assigned is used "
+               "as given")
+
+
 def _threads(count: int) -> None:
     import torch
 
@@ -147,8 +151,12 @@ def cmd_latency(params: dict, args) -> None:
     from segbench.evaluation.latency import architecture_latency
     from segbench.io import read_json, write_json
 
+    from segbench.devices import device
+
     info = read_json(paths.processed_dir(where.dataset) / paths.INFO)
-    result = architecture_latency(view["architectures"][args.arch], info, view["preprocess"]["size"])
+    with device() as dev:  # on the job's own GPU too, where there is one: alone, nothing else loaded
+        result = architecture_latency(view["architectures"][args.arch], info, view["preprocess"]["size"],
+                                      gpu=dev if dev.type == "cuda" else None)
     write_json(where.latency(args.arch), result)
     log.info("%s: %.2f ms per image on the CPU (IQR %.2f)", args.arch, result["latency_ms_cpu"],
              result["latency_ms_cpu_iqr"])
@@ -210,8 +218,11 @@ def cmd_predict(params: dict, args) -> None:
     run = resolve(args.run, params, _dataset(params, args))
     from segbench.predict.predictor import Predictor
 
+    from segbench.devices import device
+
     _threads(args.threads)
-    records, skipped = predict_files(Predictor.from_run(run.path), files, args.out)
+    with device(args.device) as dev:
+        records, skipped = predict_files(Predictor.from_run(run.path, map_location=dev), files, args.out)
     lesions = sum(r["lesion_count"] for r in records)
     print(f"{run.name}: {len(records)} image(s), {lesions} lesion(s); masks, overlays and JSON in {args.out}")
     for item in skipped:
@@ -225,7 +236,17 @@ def cmd_serve(params: dict, args) -> None:
     dataset = _dataset(params, args)
     runs = trained_runs(params, dataset)
     default = resolve(args.run, params, dataset).name if runs else None
-    serve(runs, default, args.host, args.port, args.max_upload_mb, lambda name: resolve(name, params, dataset))
+    from segbench.devices import device
+
+    with device(args.device) as dev:  # held while the server runs
+        serve(runs, default, args.host, args.port, args.max_upload_mb, lambda name: resolve(name, params, dataset),
+              dev)
+
+
+def cmd_doctor(params: dict | None, args) -> int:
+    from segbench.apps.doctor import doctor
+
+    return doctor()
 
 
 def cmd_list(params: dict | None, args) -> None:
@@ -323,11 +344,16 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "<arch>__<loss>/seed<k> or <arch>__<loss>/seed<k>/fold<f>")
     predict.add_argument("--out", type=Path, default=Path("predictions"), help="output folder (default predictions)")
     predict.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default 2)")
+    predict.add_argument("--device", default="auto", help=DEVICE_HELP)
     web = stage("serve", cmd_serve, "Bone Detect: the web page that segments uploaded images")
     web.add_argument("--run", default="best", help="the model picked first (default: best)")
     web.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)")
     web.add_argument("--port", type=int, default=8000)
     web.add_argument("--max-upload-mb", type=float, default=25.0, help="largest upload accepted (default 25 MB)")
+    web.add_argument("--device", default="auto", help=DEVICE_HELP)
+    check = stage("doctor", cmd_doctor, "check every visible GPU: lease, one mixed-precision training step",
+                  dataset=False)
+    check.set_defaults(needs_params=False)
     listing = stage("list", cmd_list, "registered loss terms or architectures, with their options", dataset=False)
     listing.add_argument("what", choices=["losses", "architectures"])
     listing.add_argument("--complexity", action="store_true",
@@ -343,11 +369,11 @@ def main(argv: list[str] | None = None) -> int:
     args.params = getattr(args, "params", Path("params.yaml"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        args.func(load_params(args.params) if getattr(args, "needs_params", True) else None, args)
+        status = args.func(load_params(args.params) if getattr(args, "needs_params", True) else None, args)
     except SegbenchError as exc:
         print(f"segbench {args.stage}: error: {exc}", file=sys.stderr)
         return 1
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

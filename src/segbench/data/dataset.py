@@ -4,7 +4,6 @@ and the Dataset that augments them."""
 from __future__ import annotations
 
 import os
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import albumentations as A
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, RandomSampler, Sampler
 
 from segbench import SegbenchError, paths
 from segbench.data.distance import signed_distance
@@ -183,21 +182,33 @@ class Processed:
         return self._originals[self.meta["sample_id"].iloc[index]]
 
 
-def augmentation(options: dict, seed: int) -> A.Compose:
-    """Flips, rotation and zoom (image and mask together), brightness/contrast (image only).
-
-    One seeded generator pair drives every transform, so its state can be saved and restored.
-    """
-    compose = A.Compose([
+def augmentation(options: dict) -> A.Compose:
+    """Flips, rotation and zoom (image and mask together), brightness/contrast (image only). The dataset seeds
+    it per sample (``SegmentationDataset``)."""
+    return A.Compose([
         A.HorizontalFlip(p=options["hflip"]),
         A.VerticalFlip(p=options["vflip"]),
         A.Affine(rotate=(-options["rotate"], options["rotate"]), scale=(1 - options["scale"], 1 + options["scale"]),
                  p=options["affine_p"]),
         A.RandomBrightnessContrast(options["brightness_contrast"], options["brightness_contrast"],
                                    p=options["brightness_contrast_p"]),
-    ], seed=seed)
-    compose.set_random_state(np.random.default_rng(seed), random.Random(seed))
-    return compose
+    ])
+
+
+class EpochSampler(Sampler):
+    """Shuffled indices, each paired with the epoch: (epoch, i). The dataset seeds a sample's augmentation from
+    (seed, epoch, index), so what a sample draws depends neither on which loader worker loads it nor on how
+    many there are, and a resumed run draws what the uninterrupted one did."""
+
+    def __init__(self, size: int, generator: torch.Generator):
+        self.order = RandomSampler(range(size), generator=generator)
+        self.epoch = 0
+
+    def __iter__(self):
+        return ((self.epoch, i) for i in self.order)
+
+    def __len__(self) -> int:
+        return len(self.order)
 
 
 class SegmentationDataset(Dataset):
@@ -210,17 +221,21 @@ class SegmentationDataset(Dataset):
     """
 
     def __init__(self, data: Processed, indices: np.ndarray, mean: list[float], std: list[float],
-                 transform: A.Compose | None = None, distances: bool = False, classes: int = 2):
+                 transform: A.Compose | None = None, distances: bool = False, classes: int = 2, seed: int = 0):
         self.data, self.indices, self.mean, self.std = data, indices, mean, std
-        self.transform, self.distances, self.classes = transform, distances, classes
+        self.transform, self.distances, self.classes, self.seed = transform, distances, classes, seed
 
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        """Item ``key``: a position, or (epoch, position) from ``EpochSampler``, which seeds its augmentation."""
+        epoch, i = key if isinstance(key, tuple) else (0, key)
         index = self.indices[i]
         image, mask = self.data.images[index], self.data.masks[index]
         if self.transform is not None:
+            self.transform.set_random_seed(int(np.random.SeedSequence([self.seed, epoch, int(index)])
+                                               .generate_state(1)[0]))
             out = self.transform(image=image, mask=mask)
             image, mask = out["image"], out["mask"]
         item = {"image": normalise(image, self.mean, self.std),

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from segbench import SegbenchError, paths
+from segbench import SegbenchError, devices, paths
 from segbench.data.dataset import Processed
 from segbench.evaluation.summary import choose_postprocessing, degenerate, summarise
 from segbench.io import NpzWriter, read_json, write_csv, write_json
@@ -141,21 +141,23 @@ def evaluate_replicate(arch: str, loss: str, seed: int, params: dict, where: pat
     data = Processed.load(processed_dir, split_csv)
     protocol = Protocol.of(params, data.class_names)
     fold_runs = {f: where.fold(arch, loss, seed, f) for f in folds}
-    models = {f: Predictor.from_checkpoints([d / paths.CHECKPOINT], source=str(d)) for f, d in fold_runs.items()}
-    trained = [read_json(d / paths.TRAINED) for d in fold_runs.values()]
+    with devices.device() as dev:  # the GPU the job leased (or was given), else the CPU
+        models = {f: Predictor.from_checkpoints([d / paths.CHECKPOINT], source=str(d), map_location=dev)
+                  for f, d in fold_runs.items()}
+        trained = [read_json(d / paths.TRAINED) for d in fold_runs.values()]
 
-    candidates = [c for c in CANDIDATES if c in options["postprocessing"] or c == "none"]
-    with NpzWriter(out_dir / paths.VAL_PREDICTIONS) as saved:
-        val = out_of_fold(models, data, protocol, candidates, batch, saved)
-    chosen = choose_postprocessing(val, candidates, protocol.min_fraction)
-    log.info("%s__%s seed %d: post-processing %r (val lesion Dice %s)", arch, loss, seed, chosen["name"],
-             chosen["val_lesion_dice"])
+        candidates = [c for c in CANDIDATES if c in options["postprocessing"] or c == "none"]
+        with NpzWriter(out_dir / paths.VAL_PREDICTIONS) as saved:
+            val = out_of_fold(models, data, protocol, candidates, batch, saved)
+        chosen = choose_postprocessing(val, candidates, protocol.min_fraction)
+        log.info("%s__%s seed %d: post-processing %r (val lesion Dice %s)", arch, loss, seed, chosen["name"],
+                 chosen["val_lesion_dice"])
 
-    ensemble = Predictor.ensemble(list(models.values()), chosen, str(out_dir))
-    strata = [c for c in dict.fromkeys([*data.info["strata"], params["split"]["stratify"]])
-              if c and c in data.meta.columns]
-    table = score_test(ensemble, data, protocol, strata, batch, out_dir)
-    write_csv(out_dir / paths.PER_IMAGE, table)
+        ensemble = Predictor.ensemble(list(models.values()), chosen, str(out_dir))
+        strata = [c for c in dict.fromkeys([*data.info["strata"], params["split"]["stratify"]])
+                  if c and c in data.meta.columns]
+        table = score_test(ensemble, data, protocol, strata, batch, out_dir)
+        write_csv(out_dir / paths.PER_IMAGE, table)
 
     leaked = set(read_json(paths.split_leakage_json(params["dataset"]["key"]))["leaked_test_images"])
     metrics = summarise(table, strata, data.class_names, leaked)

@@ -23,11 +23,6 @@ from segbench.io import read_json
 from segbench.models import build_model
 
 
-
-def device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def load_checkpoint(path: Path, map_location="cpu") -> tuple[torch.nn.Module, dict]:
     """A checkpoint's model (eval mode) and its plain values (arch_cfg, mean, std, classes, size, ...).
 
@@ -90,11 +85,12 @@ class Predictor:
 
     @classmethod
     def from_checkpoints(cls, paths: list[Path], postprocessing: dict | None = None, source: str = "",
-                         map_location=None) -> "Predictor":
+                         map_location: torch.device | str = "cpu") -> "Predictor":
+        """The models of ``paths`` on ``map_location`` (a device ``segbench.devices.device`` gave, or the CPU)."""
         members, infos = [], []
         for path in paths:
             net, info = load_checkpoint(path)
-            members.append(Member(net.to(map_location or device()), list(np.atleast_1d(info["mean"])),
+            members.append(Member(net.to(map_location), list(np.atleast_1d(info["mean"])),
                                   list(np.atleast_1d(info["std"]))))
             infos.append(info)
         first = infos[0]
@@ -118,7 +114,7 @@ class Predictor:
         return self
 
     @classmethod
-    def from_run(cls, path: str | Path, map_location=None) -> "Predictor":
+    def from_run(cls, path: str | Path, map_location: torch.device | str = "cpu") -> "Predictor":
         """A fold folder (``.../folds/fold<f>``: one model) or a seed folder (``.../seed<s>``: its folds'
         ensemble), with the post-processing its evaluation chose (none before evaluation)."""
         path = Path(path)

@@ -65,7 +65,10 @@ def setup(params: dict, results: Results) -> dict[str, str]:
                   "(torch.utils.flop_counter; a multiply-add counts 2)",
         "latency": "per architecture, not per pair: median (and interquartile range) of 30 passes of one image "
                    "(batch 1) after 5 warm-up passes, one model with random weights, 1 CPU thread; a k-fold "
-                   "ensemble takes k times as long. Memory: peak resident increase during those passes",
+                   "ensemble takes k times as long. Memory: peak resident increase during those passes"
+                   + (f". GPU columns: on {', '.join(sorted(set(results.replicates['gpu'].dropna())))}, the "
+                      "latency job alone on its device; weights and activations (peak above the weights) apart"
+                      if "gpu" in results.replicates and results.replicates["gpu"].notna().any() else ""),
     }
 
 

@@ -67,7 +67,7 @@ def load_results(params: dict, where: paths.Sweep) -> Results:
     sweep = params["sweep"]
     replicates, per_image, training, history, metrics, failed = [], [], [], [], {}, {}
     latency = {arch: {k: v for k, v in _read(where.latency(arch), f"latency --arch {arch}").items()
-                      if k.startswith(("latency_", "memory_", "weights_", "activations_"))}
+                      if k.startswith(("latency_", "memory_", "weights_", "activations_")) or k == "gpu"}
                for arch in sweep["architectures"]}
     pairs = [run_name(a, l) for a in sweep["architectures"] for l in sweep["losses"]]
     for arch in sweep["architectures"]:

@@ -79,28 +79,25 @@ class Checkpointer:
             raise error
 
 
-def rng_state(loader_generator: torch.Generator, augment) -> dict:
-    """Every random stream a training epoch draws from, as tensors and plain values only (so the
-    checkpoint loads with ``weights_only=True``)."""
+def rng_state(loader_generator: torch.Generator, device: torch.device) -> dict:
+    """Every random stream a training epoch draws from, as tensors and plain values only (so the checkpoint
+    loads with ``weights_only=True``): Python's, NumPy's, torch's, the loader's shuffling and, on a GPU, the
+    job's own device's (not every visible one: a resumed job may see fewer). Augmentation needs none: it is
+    seeded per sample."""
     numpy = np.random.get_state(legacy=False)
     numpy["state"] = {**numpy["state"], "key": numpy["state"]["key"].tolist()}
     state = {"python": random.getstate(), "numpy": numpy, "torch": torch.get_rng_state(),
              "loader": loader_generator.get_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    if augment is not None:
-        state["augment"] = (augment.random_generator.bit_generator.state, augment.py_random.getstate())
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def restore_rng_state(state: dict, loader_generator: torch.Generator, augment) -> None:
+def restore_rng_state(state: dict, loader_generator: torch.Generator, device: torch.device) -> None:
     random.setstate(state["python"])
     numpy = state["numpy"]
     np.random.set_state({**numpy, "state": {**numpy["state"], "key": np.asarray(numpy["state"]["key"], np.uint32)}})
     torch.set_rng_state(state["torch"])
     loader_generator.set_state(state["loader"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    if augment is not None and "augment" in state:
-        augment.random_generator.bit_generator.state, py_state = state["augment"]
-        augment.py_random.setstate(py_state)
+    if "cuda" in state and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)

@@ -1,24 +1,18 @@
-"""Where training runs: the CPU, or a leased CUDA device with mixed precision."""
+"""Per-device training settings: autocast dtype, memory format, loader workers."""
 
 from __future__ import annotations
 
-import contextlib
 import resource
 from dataclasses import dataclass
 
 import torch
 
-from segbench.training.lease import DeviceLease, visible_devices
 
-
-@contextlib.contextmanager
-def leased_device():
-    """The CPU, or a CUDA device leased for the life of the block."""
-    if not torch.cuda.is_available():
-        yield torch.device("cpu")
-        return
-    with DeviceLease(visible_devices(torch.cuda.device_count())) as lease:
-        yield torch.device("cuda", lease.index)
+def amp_dtype(device: torch.device) -> torch.dtype:
+    """bf16 where the device computes it natively (compute capability 8.0 and above: A100, RTX 30xx, H100),
+    else fp16 with a grad scaler (V100, T4, RTX 20xx). ``torch.cuda.is_bf16_supported`` would say yes on older
+    cards too, where bf16 is emulated: slow, and unsupported by some cuDNN kernels."""
+    return torch.bfloat16 if torch.cuda.get_device_capability(device) >= (8, 0) else torch.float16
 
 
 @dataclass(frozen=True)
@@ -31,19 +25,26 @@ class Accelerator:
     workers: int = 0
 
     @classmethod
-    def for_device(cls, device: torch.device, recipe: dict, threads: int) -> "Accelerator":
-        if device.type != "cuda":  # CPU: the cores compute; loader workers would only compete
-            return cls(device)
+    def for_device(cls, device: torch.device, recipe: dict) -> "Accelerator":
+        """``recipe``: params' train section. Loader workers: ``train.workers``, else threads - 1 on CUDA and
+        none on the CPU (there the cores compute; workers would compete with them)."""
+        workers = recipe.get("workers")
+        if device.type != "cuda":
+            return cls(device, workers=workers or 0)
         torch.backends.cudnn.benchmark = True
-        amp = None
-        if recipe["amp"]:
-            amp = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return cls(device, amp, torch.channels_last if recipe["channels_last"] else torch.contiguous_format,
-                   max(0, threads - 1))
+        return cls(device, amp_dtype(device) if recipe["amp"] else None,
+                   torch.channels_last if recipe["channels_last"] else torch.contiguous_format,
+                   max(0, recipe["threads"] - 1) if workers is None else workers)
 
     @property
     def cuda(self) -> bool:
         return self.device.type == "cuda"
+
+    @property
+    def precision(self) -> dict[str, str]:
+        """What a resumed run must share with the killed one: the device type and the autocast dtype."""
+        return {"device": self.device.type, "amp": str(self.amp_dtype).removeprefix("torch.") if self.amp_dtype
+                else "off"}
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)

@@ -31,14 +31,15 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from segbench import SegbenchError, paths
-from segbench.data.dataset import Processed, SegmentationDataset, augmentation
+from segbench import devices
+from segbench.data.dataset import EpochSampler, Processed, SegmentationDataset, augmentation
 from segbench.io import atomic_path, write_csv, write_json
 from segbench.losses import BLIND_ON_EMPTY, create_loss
 from segbench.models import MODELS, build_model
 from segbench.models.complexity import complexity
 from segbench.tracking import git_commit
 from segbench.training.checkpoint import Checkpointer, link_or_copy, restore_rng_state, rng_state, to_cpu
-from segbench.training.device import Accelerator, leased_device
+from segbench.training.device import Accelerator
 from segbench.training.optim import build_optimizer, build_scheduler, step_scheduler
 from segbench.training.validation import Validation
 
@@ -91,8 +92,8 @@ def fingerprint(params: dict, arch: str, loss: str, seed: int, fold: int, proces
 class Session:
     """Everything a training run changes, and its (de)serialisation for ``resume.pt``."""
 
-    def __init__(self, net, recipe: dict, acc: Accelerator, augment, seed: int):
-        self.net, self.acc, self.augment = net, acc, augment
+    def __init__(self, net, recipe: dict, acc: Accelerator, seed: int):
+        self.net, self.acc = net, acc
         self.model = torch.compile(net) if recipe["compile"] else net
         self.optimizer = build_optimizer(net.parameters(), recipe)
         self.scheduler = build_scheduler(self.optimizer, recipe)
@@ -108,7 +109,8 @@ class Session:
         return {"fingerprint": key, "epoch": len(self.history), "model": self.net.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-                "scaler": self.scaler.state_dict(), "rng": rng_state(self.generator, self.augment),
+                "scaler": self.scaler.state_dict(), "rng": rng_state(self.generator, self.acc.device),
+                "precision": self.acc.precision,
                 "history": self.history, "best": {k: v for k, v in self.best.items() if k != "model"},
                 "stale": self.stale, "mlflow_run_id": self.run_id}
 
@@ -117,8 +119,9 @@ class Session:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
-        restore_rng_state(state["rng"], self.generator, self.augment)
+        if state["scaler"]:  # empty when the killed run had no fp16 scaler
+            self.scaler.load_state_dict(state["scaler"])
+        restore_rng_state(state["rng"], self.generator, self.acc.device)
         self.history, self.best, self.stale, self.run_id = state["history"], state["best"], state["stale"], \
             state["mlflow_run_id"]
 
@@ -130,7 +133,8 @@ class Session:
             Diverged: a non-finite loss, before it reaches the weights.
         """
         self.model.train()
-        total, seen = 0.0, 0
+        loader.sampler.epoch = epoch
+        total, seen = torch.zeros((), device=self.acc.device), 0
         bar = tqdm(loader, desc=f"{pair} epoch {epoch}/{epochs}", leave=False, total=min(len(loader), steps or
                                                                                            len(loader)))
         for step, batch in enumerate(bar):
@@ -140,16 +144,16 @@ class Session:
             with self.acc.autocast():
                 outputs = self.model(images)
             value = batch_loss(loss_fn, outputs, batch, self.acc.device)
-            # Only non-finite values are divergence: boundary-type losses may be negative.
+            # Only non-finite values are divergence: boundary-type losses may be negative. The step's one sync.
             if not torch.isfinite(value):
                 raise Diverged(epoch, value.item())
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(value).backward()
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            total += value.item() * len(images)
+            total += value.detach() * len(images)
             seen += len(images)
-        return total / max(1, seen)
+        return total.item() / max(1, seen)
 
 
 class Diverged(Exception):
@@ -168,9 +172,10 @@ TIMING = ("seconds", "train_seconds", "val_seconds", "peak_memory_mb")  # timing
 
 
 def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_csv: Path, out_dir: Path,
-               seed: int = 0, fold: int = 0, tracker=None) -> dict:
+               seed: int = 0, fold: int = 0, tracker=None, device: str | None = None) -> dict:
     """Train ``arch`` with ``loss`` from ``seed``, validating on ``fold``; write the fold folder
-    ``out_dir``; return the train.json summary. ``params``: one dataset's (``config.dataset_params``)."""
+    ``out_dir``; return the train.json summary. ``params``: one dataset's (``config.dataset_params``);
+    ``device``: as ``segbench.devices.device`` takes it (default: a leased GPU, else the CPU)."""
     recipe, pair = params["train"], f"{arch}__{loss}/seed{seed}/fold{fold}"
     seed_everything(seed)
     data = Processed.load(processed_dir, split_csv)
@@ -188,19 +193,21 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
     loss_fn = create_loss(params["losses"][loss], mode="binary" if classes == 2 else "multiclass", classes=classes,
                           class_frequencies=data.class_frequencies(train_idx, classes),
                           deep_supervision=recipe["deep_supervision"])
-    augment = augmentation(recipe["augment"], seed)
-    train_set = SegmentationDataset(data, train_idx, mean, std, augment, loss_fn.needs_distance, classes)
+    train_set = SegmentationDataset(data, train_idx, mean, std, augmentation(recipe["augment"]),
+                                    loss_fn.needs_distance, classes, seed)
     val_set = SegmentationDataset(data, val_idx, mean, std, distances=loss_fn.needs_distance, classes=classes)
     validate = Validation(data, val_idx, classes, params["evaluate"]["resolution"] == "original")
     meta = {"arch": arch, "loss": loss, "seed": seed, "fold": fold, "arch_cfg": arch_cfg, "mean": mean, "std": std,
             "in_channels": data.channels, "classes": classes, "class_names": names, "size": data.size}
 
-    with leased_device() as dev:
-        acc = Accelerator.for_device(dev, recipe, recipe["threads"])
+    with devices.device(device) as dev:
+        acc = Accelerator.for_device(dev, recipe)
         net = build_model(arch_cfg, data.channels, classes).to(dev, memory_format=acc.memory_format)
-        run = Session(net, recipe, acc, augment, seed)
-        loader = DataLoader(train_set, batch_size=recipe["batch_size"], shuffle=True, generator=run.generator,
-                            num_workers=acc.workers, pin_memory=acc.cuda, persistent_workers=acc.workers > 0)
+        run = Session(net, recipe, acc, seed)
+        # Workers are started afresh each epoch (not persistent), so the loader draws from run.generator the
+        # same way with any number of them: the history does not depend on the worker count.
+        loader = DataLoader(train_set, batch_size=recipe["batch_size"], sampler=EpochSampler(len(train_set),
+                            run.generator), generator=run.generator, num_workers=acc.workers, pin_memory=acc.cuda)
         val_loader = DataLoader(val_set, batch_size=recipe["batch_size"], num_workers=acc.workers,
                                 pin_memory=acc.cuda)
         efficiency = complexity(net, data.channels, data.size)
@@ -215,6 +222,10 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
             log.warning("%s: params or data changed since %s was written; starting afresh", pair, resume_path)
             state = None
         if state is not None:
+            if state.get("precision") != acc.precision:
+                raise SegbenchError(f"{resume_path} was written training on {state.get('precision')}; this job "
+                                    f"trains on {acc.precision}: resume it on the same kind of device, or delete "
+                                    "it to start the run afresh")
             run.load(state)
             if run.best["epoch"]:
                 run.best["model"] = torch.load(resume_best, map_location="cpu", weights_only=True)["model"]

@@ -37,8 +37,7 @@ class Validation:
         total_loss, scores, lesion = 0.0, [], []
         with torch.no_grad():
             for batch in loader:
-                with acc.autocast():
-                    logits = model(acc.images(batch))
+                logits = model(acc.images(batch))  # in float32, as evaluation predicts the test images
                 total_loss += batch_loss(loss_fn, logits, batch, acc.device).item() * len(batch["image"])
                 for index, p in zip(batch["index"].tolist(), probabilities(logits.float()).cpu().numpy()):
                     labels = to_labels(self.geometry[index].restore(p, self.original))

@@ -16,6 +16,7 @@ from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
+import torch
 from fastapi import FastAPI, File, Form, HTTPException, UploadFile
 from fastapi.responses import HTMLResponse
 from PIL import Image
@@ -76,10 +77,10 @@ def exact_names(runs: list[Run], default: str | None) -> Callable[[str], Run]:
 
 
 def create_app(runs: list[Run], default: str | None, max_upload_mb: float = 25.0,
-               resolve: Callable[[str], Run] | None = None) -> FastAPI:
+               resolve: Callable[[str], Run] | None = None, device: torch.device | str = "cpu") -> FastAPI:
     """The web app over ``runs`` (best first); ``default`` is the run picked first. ``resolve`` finds the run a
     request names (``segbench serve`` passes ``runs.resolve``: every name ``segbench predict --run`` takes);
-    by default, the names listed and ``best``."""
+    by default, the names listed and ``best``. Models run on ``device``."""
     app = FastAPI(title="segbench Bone Detect", description="Research use only, not for diagnosis.")
     resolve = resolve or exact_names(runs, default)
     limit = int(max_upload_mb * 2**20)
@@ -87,7 +88,7 @@ def create_app(runs: list[Run], default: str | None, max_upload_mb: float = 25.0
 
     @lru_cache(maxsize=4)
     def predictor(path: Path) -> Predictor:
-        return Predictor.from_run(path)
+        return Predictor.from_run(path, map_location=device)
 
     def segment(run: Run, data: bytes, filename: str, truth: bytes | None) -> dict:
         """Everything one prediction takes; run in a worker thread, so the event loop keeps answering."""
@@ -150,10 +151,11 @@ def _scores(mask: np.ndarray, data: bytes, classes: int) -> dict:
 
 
 def serve(runs: list[Run], default: str | None, host: str, port: int, max_upload_mb: float,
-          resolve: Callable[[str], Run] | None = None) -> None:
+          resolve: Callable[[str], Run] | None = None, device: torch.device | str = "cpu") -> None:
     import uvicorn
 
     if not runs:
         raise SegbenchError("no trained run to serve: run the sweep first (`make demo`)")
     print(f"Bone Detect: http://{host}:{port}/  ({len(runs)} trained runs; research use only, not for diagnosis)")
-    uvicorn.run(create_app(runs, default, max_upload_mb, resolve), host=host, port=port, log_level="info")
+    print(f"Models run on {device}.")
+    uvicorn.run(create_app(runs, default, max_upload_mb, resolve, device), host=host, port=port, log_level="info")
