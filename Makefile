@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 RUN    := PATH="$(CURDIR)/$(BIN):$$PATH"
 
-.PHONY: demo test pull install clean
+.PHONY: demo test test-fast pull install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,11 @@ demo: $(STAMP)
 	@$(RUN) segbench results
 	@echo "The commands in the README run in the project's environment: source $(BIN)/activate"
 
-test: $(STAMP)
+test: $(STAMP)  # every tier: unit, integration, e2e (real snakemake, dvc, Slurm, Chromium, LibreOffice)
 	$(RUN) pytest
+
+test-fast: $(STAMP)  # the unit tier: no training, no pipeline tools
+	$(RUN) pytest tests/unit
 
 pull: $(STAMP)  # a collaborator's clone: data and models from the DVC remote, nothing left to rerun
 	$(RUN) workflow/scripts/pull

@@ -57,8 +57,8 @@ def main() -> None:
     for name, (pred, truth) in cases().items():
         times = {"segbench": [], "MONAI": []}
         for _ in range(args.repeats):
-            for side, fn in (("segbench", lambda: boundary_scores(pred, truth, 2.0)),
-                             ("MONAI", lambda: monai(pred, truth, 2.0))):
+            for side, fn in (("segbench", lambda p=pred, t=truth: boundary_scores(p, t, 2.0)),
+                             ("MONAI", lambda p=pred, t=truth: monai(p, t, 2.0))):
                 start = time.perf_counter()
                 values = fn()
                 times[side].append(time.perf_counter() - start)

@@ -3,7 +3,8 @@
 The thesis's model (Attention U-Net, 32 base channels) at its size (512 px), on the CPU. The API side
 is a real HTTP request over loopback to `segbench serve`'s app under uvicorn: upload, decode,
 resize and pad, forward, resample to the original size, threshold, lesion table, and the pictures in the
-JSON answer (image and probability as JPEG, overlay and mask as PNG, at most 1,024 px but the mask). The forward side is the same model on the same preprocessed tensor.
+JSON answer (image and probability as JPEG, overlay and mask as PNG, at most 1,024 px but the mask). The forward
+side is the same model on the same preprocessed tensor.
 Runs alternate; medians are compared.
 
     python benchmarks/predict.py [--repeats 15] [--threads 2]
@@ -25,10 +26,10 @@ import torch
 import uvicorn
 from PIL import Image
 
-from segbench.data.images import Geometry, normalise
 from segbench.apps.runs import Run
-from segbench.models import build_model
 from segbench.apps.serve import create_app
+from segbench.data.images import Geometry, normalise
+from segbench.models import build_model
 
 SIZE = 512
 ARCH = {"family": "attention_unet", "base_channels": 32, "dropout": 0.3}
@@ -41,7 +42,8 @@ def make_run(folder: Path) -> Path:
     fold = folder / "seed0" / "folds" / "fold0"
     fold.mkdir(parents=True)
     torch.save({"model": model.state_dict(), "arch_cfg": ARCH, "mean": [0.4], "std": [0.25], "in_channels": 1,
-                "classes": 2, "class_names": ["background", "tumour"], "size": SIZE, "epoch": 1}, fold / "model_best.pt")
+                "classes": 2, "class_names": ["background", "tumour"], "size": SIZE, "epoch": 1},
+               fold / "model_best.pt")
     return folder / "seed0"
 
 

@@ -30,8 +30,8 @@ from segbench import paths
 from segbench.apps.cli import main as segbench
 from segbench.config import dataset_params, validate_params
 from segbench.data.dataset import Processed, SegmentationDataset, augmentation
-from segbench.tracking import Tracker
 from segbench.models import build_model
+from segbench.tracking import Tracker
 from segbench.training.trainer import seed_everything, train_pair
 
 REPO = Path(__file__).resolve().parents[1]

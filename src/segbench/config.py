@@ -119,6 +119,23 @@ def _check_replicates(params: dict, source: str) -> None:
                             + ("" if k else " (set split.folds for cross-validation)"))
 
 
+def _check_external(params: dict, source: str) -> None:
+    """``evaluate.external`` names defined datasets, each preprocessed like every dataset of the sweep and with
+    the same pixel spacing (the models take its canvases; boundary metrics keep one unit)."""
+    for name in params["evaluate"]["external"]:
+        if name not in params["datasets"]:
+            raise SegbenchError(f"{source}: evaluate.external: {name!r} is not defined under 'datasets:' (defined: "
+                                f"{sorted(params['datasets'])}){did_you_mean(name, params['datasets'])}")
+        other = dataset_params(params, name)
+        for key in params["sweep"]["datasets"]:
+            own = dataset_params(params, key)
+            for what, a, b in (("preprocess.size", own["preprocess"]["size"], other["preprocess"]["size"]),
+                               ("spacing_mm", own["dataset"]["spacing_mm"], other["dataset"]["spacing_mm"])):
+                if a != b:
+                    raise SegbenchError(f"{source}: evaluate.external: {name!r} has {what} {b}, dataset {key!r} "
+                                        f"{a}: models trained on {key!r} are scored on {name!r} as they are")
+
+
 def _named_datasets(params: dict, source: str) -> None:
     """The one ``dataset:`` section becomes ``datasets: {<its name>: ...}`` run by ``sweep.datasets``; every
     name ``sweep.datasets`` lists must be defined."""
@@ -173,6 +190,7 @@ def validate_params(params: dict, source: str = "params.yaml") -> dict:
     _named_datasets(params, source)
     _check_names(params, source)
     _check_replicates(params, source)
+    _check_external(params, source)
     for name, options in params["architectures"].items():
         options.setdefault("family", name)  # an entry's options, or a variant of the entry 'family' names
     return params

@@ -113,7 +113,7 @@ class Lease:
             self._lock.release()
             self._lock, self.index = None, None
 
-    def __enter__(self) -> "Lease":
+    def __enter__(self) -> Lease:
         self.acquire()
         return self
 

@@ -7,8 +7,8 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 
 @contextlib.contextmanager
@@ -56,7 +56,7 @@ class NpzWriter:
     def __init__(self, path: str | os.PathLike, compresslevel: int = 1):
         self.path, self.compresslevel = Path(path), compresslevel
 
-    def __enter__(self) -> "NpzWriter":
+    def __enter__(self) -> NpzWriter:
         import zipfile
 
         self._atomic = atomic_path(self.path)
@@ -92,7 +92,7 @@ class MaskZip:
 
         return np.asarray(Image.open(io.BytesIO(self._zip.read(f"{key}.png"))))
 
-    def __enter__(self) -> "MaskZip":
+    def __enter__(self) -> MaskZip:
         return self
 
     def __exit__(self, *exc) -> None:

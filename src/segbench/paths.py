@@ -32,7 +32,14 @@ FOLD_IN_SEED = "folds/fold{fold}"
 FOLD = f"{SEED}/{FOLD_IN_SEED}"
 REPORT = SWEEP + "/report"
 LATENCY = SWEEP + "/latency/{arch}.json"  # an architecture's latency and memory at the dataset's input size
+BASELINE_DATA = "data/baselines/{baseline}/{dataset}"  # a baseline's own copy of the data (nnU-Net's folders)
+BASELINE_LOSS, BASELINE_SEED = "default", 0  # a baseline's row: <baseline>__default, one seed (its own recipe)
 CROSS_DATASET = "results/_all/{sweep}"  # "_" starts no dataset name: the sweep's summary over its datasets
+CROSS_INPUT = CROSS_DATASET + "/datasets/{dataset}.json"  # a dataset's statistics, left there by its report
+CROSS_PAGE, CROSS_MARKDOWN, CROSS_WORKBOOK, CROSS_JSON = ("cross_dataset.html", "cross_dataset.md",
+                                                          "cross_dataset.xlsx", "cross_dataset.json")
+CROSS_FILES = (CROSS_PAGE, CROSS_MARKDOWN, CROSS_WORKBOOK, CROSS_JSON)
+CROSS_FIGURE = "cross_dataset"  # its critical-difference diagram over the datasets
 
 # a fold folder: the checkpoints, train.json (the run's summary), history.csv (results per epoch), timing.csv
 CHECKPOINT, LAST, TRAINED, HISTORY, TIMING = "model_best.pt", "model_last.pt", "train.json", "history.csv", "timing.csv"
@@ -43,6 +50,8 @@ PER_IMAGE, METRICS = "per_image.csv", "metrics.json"
 TEST_PREDICTIONS, VAL_PREDICTIONS, TEST_PROBABILITIES = ("test_predictions.npz", "val_predictions.npz",
                                                          "test_probabilities.npz")
 EVALUATE_FILES = (PER_IMAGE, METRICS, TEST_PREDICTIONS, VAL_PREDICTIONS, TEST_PROBABILITIES)
+GENERALISATION = "generalisation"  # a seed folder's other test sets: in_group.csv, <external dataset>.csv
+IN_GROUP = "in_group"  # the split's subset of in-group test images, with a group hold-out
 # the report folder
 PAGE, MARKDOWN, LATEX, WORKBOOK = "report.html", "comparison.md", "comparison.tex", "comparison.xlsx"
 STATISTICS, SUMMARY = "statistics.json", "summary.json"
@@ -122,14 +131,26 @@ class Sweep:
         return self._at(FOLD, arch=arch, loss=loss, seed=seed, fold=fold)
 
 
-def fold_checkpoints(seed_dir: Path) -> list[Path]:
-    """The best checkpoint of every fold trained in a seed folder, in fold order."""
-    return sorted(seed_dir.glob(f"{FOLD_IN_SEED.format(fold='*')}/{CHECKPOINT}"))
+def trained_folds(seed_dir: Path) -> list[Path]:
+    """Every fold folder of a seed folder whose training finished (its train.json is written last), in fold
+    order."""
+    return sorted(p.parent for p in seed_dir.glob(f"{FOLD_IN_SEED.format(fold='*')}/{TRAINED}"))
 
 
 def fold_in(seed_dir: Path, fold: int | str) -> Path:
     """A fold folder of a seed folder (``fold``: its number, or ``fold<f>`` as a run name writes it)."""
     return seed_dir / FOLD_IN_SEED.format(fold=str(fold).removeprefix("fold"))
+
+
+def baseline_data(baseline: str, dataset: str) -> Path:
+    return at(BASELINE_DATA, baseline=baseline, dataset=dataset)
+
+
+def members(sweep: dict) -> list[tuple[str, str, list[int]]]:
+    """Every row of a sweep's tables: (architecture, loss, seeds) of each pair, then of each baseline (whose
+    architecture is its name)."""
+    return ([(a, l, list(sweep["seeds"])) for a in sweep["architectures"] for l in sweep["losses"]]
+            + [(b, BASELINE_LOSS, [BASELINE_SEED]) for b in sweep.get("baselines", [])])
 
 
 def cross_dataset(sweep: str) -> Path:

@@ -31,7 +31,8 @@ from segbench import SegbenchError, paths
 
 SRC = Path(__file__).resolve().parent.parent  # the folder holding the segbench package
 CATALOGS = ("segbench.models.catalog", "segbench.losses.catalog")  # tracked per entry, never as files
-AXES = {"dataset": "datasets", "arch": "architectures", "loss": "losses", "seed": "seeds", "fold": "folds"}
+AXES = {"dataset": "datasets", "arch": "architectures", "loss": "losses", "seed": "seeds", "fold": "folds",
+        "baseline": "baselines"}
 # the dataset view's sections that DVC reads from the dataset's entry of `datasets:` as well
 PER_DATASET = ("dataset", "synthetic", "preprocess", "split")
 
@@ -77,6 +78,25 @@ _PROCESSED = tuple(Input(f"{paths.PROCESSED}/{name}") for name in paths.PROCESSE
 _FIGURES = tuple(Output(f"{paths.REPORT}/figures/{name}.{suffix}", figure=name if suffix == "png" else None)
                  for name in paths.FIGURES for suffix in paths.FIGURE_FORMATS)
 
+def _baseline(pattern: str) -> str:
+    """A pair's path pattern for a baseline's row: <baseline>__default, seed 0."""
+    return (pattern.replace("{arch}", "{baseline}").replace("{loss}", paths.BASELINE_LOSS)
+            .replace("{seed}", str(paths.BASELINE_SEED)))
+
+
+def _external(pattern: str) -> str:
+    """A dataset's path pattern for an ``evaluate.external`` dataset."""
+    return pattern.replace("{dataset}", "{external}")
+
+
+# evaluate scores the models on each external dataset's test images too (DVC: on any dataset's)
+_EXTERNAL = (*(Input(_external(f"{paths.PROCESSED}/{name}"), ("external",), "data/processed")
+               for name in paths.PROCESSED_FILES),
+             Input(_external(paths.SPLIT), ("external",), "data/splits"))
+BASELINE_FOLD, BASELINE_SEED = _baseline(paths.FOLD), _baseline(paths.SEED)
+BASELINE_LATENCY = _baseline(paths.LATENCY)
+_SCORED = tuple(name for name in paths.EVALUATE_FILES if name != paths.VAL_PREDICTIONS)  # what the report reads
+
 STAGES = (
     Stage("download", ("dataset",), ("dataset.name", "dataset.source", "dataset.checksum", "synthetic"), (),
           (Output(paths.RAW, directory=True),), "segbench.data.sources"),
@@ -96,22 +116,46 @@ STAGES = (
           ("evaluate", "dataset.spacing_mm", "sweep.folds"),
           (*_PROCESSED, Input(paths.SPLIT), Input(paths.SPLIT_LEAKAGE),
            *(Input(f"{paths.FOLD}/{name}", ("fold",), f"{paths.SEED}/folds") for name in (paths.CHECKPOINT,
-                                                                                         paths.TRAINED))),
-          _files(paths.SEED, paths.EVALUATE_FILES, **{"metrics.json": {"cache": False}}),
+                                                                                         paths.TRAINED)),
+           *_EXTERNAL),
+          (*_files(paths.SEED, paths.EVALUATE_FILES, **{"metrics.json": {"cache": False}}),
+           Output(f"{paths.SEED}/{paths.GENERALISATION}", cache=False, directory=True)),
           "segbench.evaluation.evaluate", ("arch",), gpu=True),
     Stage("latency", ("dataset", "arch"), ("architectures.{arch}", "preprocess"),
           (Input(f"{paths.PROCESSED}/{paths.INFO}"),), (Output(paths.LATENCY),), "segbench.evaluation.latency",
           ("arch",), gpu=True),
+    Stage("baseline_prepare", ("dataset", "baseline"), ("sweep.folds",),
+          (*_PROCESSED, Input(paths.SPLIT)), (Output(paths.BASELINE_DATA, directory=True),),
+          "segbench.baselines.nnunet", threads="all"),
+    Stage("baseline_train", ("dataset", "baseline", "fold"), ("baselines.{baseline}", "preprocess.size"),
+          (Input(paths.BASELINE_DATA),), (Output(BASELINE_FOLD, directory=True),), "segbench.baselines.nnunet",
+          gpu=True),
+    Stage("baseline_evaluate", ("dataset", "baseline"), ("evaluate", "dataset.spacing_mm", "sweep.folds"),
+          (*_PROCESSED, Input(paths.SPLIT), Input(paths.SPLIT_LEAKAGE),
+           Input(BASELINE_FOLD, ("fold",), f"{BASELINE_SEED}/folds"), *_EXTERNAL),
+          (*_files(BASELINE_SEED, paths.EVALUATE_FILES, **{"metrics.json": {"cache": False}}),
+           Output(f"{BASELINE_SEED}/{paths.GENERALISATION}", cache=False, directory=True),
+           Output(BASELINE_LATENCY)), "segbench.evaluation.evaluate", gpu=True),
     Stage("report", ("dataset",), ("sweep", "evaluate", "statistics", "train", "preprocess", "losses"),
           (*_PROCESSED, Input(paths.SPLIT), Input(paths.SPLIT_COUNTS), Input(paths.SPLIT_LEAKAGE),
            Input(paths.LATENCY, ("arch",), f"{paths.SWEEP}/latency"),
-           *(Input(f"{paths.SEED}/{name}", ("arch", "loss", "seed"), f"{paths.SWEEP}/runs")
-             for name in paths.EVALUATE_FILES if name != paths.VAL_PREDICTIONS),
+           *(Input(f"{paths.SEED}/{name}", ("arch", "loss", "seed"), f"{paths.SWEEP}/runs") for name in _SCORED),
            *(Input(f"{paths.FOLD}/{name}", ("arch", "loss", "seed", "fold"), f"{paths.SWEEP}/runs")
-             for name in (paths.TRAINED, paths.HISTORY, paths.TIMING))),
+             for name in (paths.TRAINED, paths.HISTORY, paths.TIMING)),
+           Input(BASELINE_LATENCY, ("baseline",), f"{paths.SWEEP}/latency"),
+           *(Input(f"{BASELINE_SEED}/{name}", ("baseline",), f"{paths.SWEEP}/runs") for name in _SCORED),
+           Input(f"{paths.SEED}/{paths.GENERALISATION}", ("arch", "loss", "seed"), f"{paths.SWEEP}/runs"),
+           Input(f"{BASELINE_SEED}/{paths.GENERALISATION}", ("baseline",), f"{paths.SWEEP}/runs"),
+           Input(BASELINE_FOLD, ("baseline", "fold"), f"{paths.SWEEP}/runs")),
           (*_files(paths.REPORT, paths.REPORT_FILES, **{"statistics.json": {"cache": False},
                                                         paths.SUMMARY: {"cache": False, "metric": True}}),
-           *_FIGURES), "segbench.report.build"),
+           *_FIGURES, Output(paths.CROSS_INPUT, cache=False)), "segbench.report.build"),
+    Stage("summary", (), ("sweep.datasets", "statistics.alpha"),
+          (Input(paths.CROSS_INPUT, ("dataset",), f"{paths.CROSS_DATASET}/datasets"),),
+          (*_files(paths.CROSS_DATASET, paths.CROSS_FILES, **{paths.CROSS_JSON: {"cache": False}}),
+           *(Output(f"{paths.CROSS_DATASET}/figures/{paths.CROSS_FIGURE}.{suffix}")
+             for suffix in paths.FIGURE_FORMATS)),
+          "segbench.report.cross_dataset"),
 )
 BY_NAME = {stage.name: stage for stage in STAGES}
 
@@ -227,7 +271,8 @@ def job_inputs(stage_: Stage, params: dict, fields: dict) -> list[str]:
     """A job's input files: each input pattern expanded over its ``over`` fields' lists in the sweep."""
     files = []
     for item in stage_.inputs:
-        for values in product(*(params["sweep"][AXES[f]] for f in item.over)):
+        for values in product(*(params["evaluate"]["external"] if f == "external" else params["sweep"][AXES[f]]
+                                for f in item.over)):
             files.append(fill(item.pattern, params, **fields, **dict(zip(item.over, values))))
     return files
 

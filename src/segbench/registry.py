@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import ast
 import importlib
-import json
 import importlib.util
+import json
 import operator
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from segbench import SegbenchError, did_you_mean, look_up
 

@@ -1,14 +1,13 @@
 """Bone Detect in a real headless Chromium: upload, overlay, colour bar, lesion table, full model names, errors.
 Skips, saying why, where Chromium is missing. Keeps its screenshot in build/screenshots/."""
 
-import io
 
 import pytest
 from PIL import Image
 
+from segbench.apps.runs import Run
 from support import SWEEP, asgi_server
 from support.browser import BROWSER, SCREENSHOTS
-from segbench.apps.runs import Run
 
 
 @pytest.fixture(scope="module")

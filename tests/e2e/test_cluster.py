@@ -10,10 +10,21 @@ from pathlib import Path
 import pytest
 import yaml
 
-from support import slurm_cluster
 from segbench import paths
-from support import (BIN, PAIRS, REPO, SWEEP, TINY, make_project, metrics_of, mlflow_server, new_project, run,
-                     tool_env)
+from support import (
+    BIN,
+    PAIRS,
+    REPO,
+    SWEEP,
+    TINY,
+    make_project,
+    metrics_of,
+    mlflow_server,
+    new_project,
+    run,
+    slurm_cluster,
+    tool_env,
+)
 
 
 def test_snakemake_lint_and_snakefmt_find_nothing(tmp_path):
@@ -139,11 +150,11 @@ def test_a_collaborator_pulls_the_sweep_from_the_dvc_remote_with_nothing_to_reru
 
 def _sweep_job(uri: str, start, swept: Path, job: int) -> None:
     """What one train + evaluate job of a sweep writes to MLflow (run in its own process)."""
-    from segbench.apps.drawing import png_bytes
-    from segbench.tracking import Tracker
     from PIL import Image
 
+    from segbench.apps.drawing import png_bytes
     from segbench.apps.model_registry import log_run_model
+    from segbench.tracking import Tracker
 
     arch, loss = PAIRS[job % 4]
     seed, seed_dir = job // 4, swept / SWEEP.seed(arch, loss, 0)

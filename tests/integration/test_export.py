@@ -9,9 +9,9 @@ import pytest
 import torch
 import yaml
 
-from support import SWEEP, TINY, build, valid_sizes
 from segbench.models import MODELS
 from segbench.models.export import export_onnx
+from support import SWEEP, TINY, build, valid_sizes
 
 
 def onnx_logits(path, images: torch.Tensor) -> np.ndarray:

@@ -6,13 +6,13 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from PIL import Image
 
 from segbench import SegbenchError
 from segbench.data import folder, nnunet
 from segbench.data.download import EXTRACTED
 from support.own_data import LABELS, make_folder, make_nnunet
+
 
 def options(**extra):
     return {"name": "folder", "labels": LABELS, "channels": None, **extra}

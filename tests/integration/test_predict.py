@@ -1,6 +1,5 @@
 """`segbench predict`, the Python API and the MLflow model: new images at their own size."""
 
-import copy
 import hashlib
 import io
 import json
@@ -11,11 +10,11 @@ import pandas as pd
 import pytest
 import yaml
 from PIL import Image
+from test_real_archives import labelme, row
 
 from segbench import paths
-from support import BIN, SWEEP, TINY, tool_env, with_dataset
 from segbench.apps.cli import main
-from test_real_archives import labelme, row
+from support import BIN, SWEEP, TINY, tool_env, with_dataset
 
 W, H = 1000, 700
 BTXRD = paths.Sweep("btxrd", "tiny")
@@ -194,7 +193,8 @@ def test_mlflow_models_serve_answers_posted_images_with_masks(swept, tmp_path):
         port = probe.getsockname()[1]
     env = tool_env(MLFLOW_TRACKING_URI=f"sqlite:///{swept}/mlflow.db")  # MLflow runs `uvicorn` from PATH
     server = subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m",
-                               "models:/segbench-synthetic-tiny@champion", "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
+                               "models:/segbench-synthetic-tiny@champion", "--env-manager", "local",
+                               "-h", "127.0.0.1", "-p", str(port)],
                               cwd=swept, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "serve.log", "w"))
     try:
         deadline = time.monotonic() + 180

@@ -1,7 +1,6 @@
 """Miniature BTXRD and Oxford-IIIT Pet archives carrying the real ones' quirks, served from
 127.0.0.1 and run through the real CLI: download -> preprocess -> split (-> train on Pets)."""
 
-import copy
 import hashlib
 import io
 import json
@@ -16,9 +15,9 @@ import yaml
 from PIL import Image
 
 from segbench import paths
-from support import TINY, serve, with_dataset
 from segbench.apps.cli import main
 from segbench.data.btxrd import COLUMNS
+from support import TINY, serve, with_dataset
 
 
 def jpeg(size=(60, 40), mode="L", exif_orientation=None) -> bytes:

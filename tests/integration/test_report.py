@@ -6,7 +6,6 @@ import re
 
 import numpy as np
 import pandas as pd
-import pytest
 from openpyxl import load_workbook
 from PIL import Image
 
@@ -104,7 +103,8 @@ def test_the_report_has_every_part(swept):
     report = swept / SWEEP.report
     page = (report / "report.html").read_text()
     for section in ("Comparison", "Metrics", "Detection", "Statistics", "Accuracy against cost", "Training",
-                    "Cases", "Set-up and definitions", "Split", "Leakage", "imagehash phash", "Provenance", "data checksum", "params hash",
+                    "Cases", "Set-up and definitions", "Split", "Leakage", "imagehash phash", "Provenance",
+                    "data checksum", "params hash",
                     "dice_focal</dt><dd>0.7·dice + 0.3·focal", "HD95 (px)", "HD95 matched (px)", "penalised",
                     "Lesion sensitivity", "FP / image", "Read with care", "One training seed",
                     "different power", "Hodges-Lehmann"):
@@ -139,7 +139,8 @@ def test_the_verdict_says_when_mean_and_paired_test_disagree(swept, tmp_path, mo
     build_report(view, where)
     words = "higher than the mean-best on the paired test (mean and paired test disagree)"
     statistics = json.loads((where.report / "statistics.json").read_text())
-    assert statistics["best"] == "arch_a__dice" and statistics["versus_best"]["pairs"]["arch_b__dice"]["verdict"] == words
+    assert statistics["best"] == "arch_a__dice"
+    assert statistics["versus_best"]["pairs"]["arch_b__dice"]["verdict"] == words
     assert "worse" not in json.dumps(statistics["versus_best"])
     assert f"{words[0].upper()}{words[1:]} (one-sided Wilcoxon, Holm, alpha 0.05): arch_b__dice" in (
         where.report / "report.html").read_text()

@@ -7,14 +7,14 @@ import io
 import threading
 import time
 
-import requests
 import numpy as np
 import pytest
+import requests
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from support import DATASET, SWEEP, TINY, asgi_server
 from segbench.apps.runs import Run
+from support import DATASET, SWEEP, TINY, asgi_server
 
 
 def png(size=(120, 90), mode="L", value=128) -> bytes:

@@ -11,13 +11,12 @@ import torch
 import yaml
 from mlflow.tracking import MlflowClient
 
-from support import PAPER, SWEEP, TINY, small
-from support import tiny_view as params
 from segbench import SegbenchError
 from segbench.io import MaskZip, read_json
 from segbench.losses.weighted_sum import WeightedSum
-from segbench.tracking import Tracker
 from segbench.training import trainer
+from support import PAPER, SWEEP, TINY, small
+from support import tiny_view as params
 
 TIMING = list(trainer.TIMING)
 

@@ -1,19 +1,17 @@
 """Resume after a kill (with loader workers too), early stopping, augmentation alignment."""
 
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from support import tiny_view as params
-from segbench.data.dataset import augmentation
 from segbench import SegbenchError
+from segbench.data.dataset import augmentation
 from segbench.tracking import Tracker
 from segbench.training import trainer
+from support import tiny_view as params
+
 
 def weights(path):
     return torch.load(path, weights_only=True)["model"]  # checkpoints hold tensors and plain values only

@@ -46,6 +46,8 @@ def small(name: str, **extra) -> dict:
     if name.startswith("smp_"):
         return extra
     cfg = {"base_channels": 4, **extra}
+    if name.startswith("nnunet_"):
+        cfg.update(stages=4)  # a size multiple of 8, as the tiny canvases need
     if name == "transunet":
         cfg.update(hidden=16, layers=1, heads=2, img_size=64)
     return cfg
@@ -212,7 +214,8 @@ def mlflow_server(backend_uri: str, folder: Path):
         port = probe.getsockname()[1]
     log = folder / "mlflow-server.log"
     server = subprocess.Popen([str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-                               "--backend-store-uri", backend_uri, "--artifacts-destination", str(folder / "artifacts")],
+                               "--backend-store-uri", backend_uri,
+                               "--artifacts-destination", str(folder / "artifacts")],
                               stdout=subprocess.DEVNULL, stderr=open(log, "w"))
     url = f"http://127.0.0.1:{port}"
     try:

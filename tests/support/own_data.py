@@ -18,7 +18,8 @@ def case(rng, size=(48, 40), rgb=False):
     cy, cx = rng.integers(10, h - 10), rng.integers(10, w - 20)
     mask[(yy - cy) ** 2 + (xx - cx) ** 2 < 36] = 1
     mask[cy - 3:cy + 3, cx + 8:cx + 14] = 2
-    image = rng.integers(10, 60, (h, w), np.uint8) + np.where(mask == 1, 150, np.where(mask == 2, 80, 0)).astype(np.uint8)
+    lesions = np.where(mask == 1, 150, np.where(mask == 2, 80, 0)).astype(np.uint8)
+    image = rng.integers(10, 60, (h, w), np.uint8) + lesions
     if rgb:
         image = np.stack([image, image // 2, 255 - image], -1)
     return image, mask

@@ -3,9 +3,9 @@ import copy
 import pytest
 import yaml
 
-from support import REPO, TINY
 from segbench import SegbenchError
 from segbench.config import dataset_params, load_params, typed, validate_params
+from support import REPO, TINY
 
 
 def test_defaults_are_filled():

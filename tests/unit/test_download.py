@@ -5,10 +5,9 @@ import zipfile
 
 import pytest
 
-from support import serve
-
 from segbench import SegbenchError
 from segbench.data.download import EXTRACTED, STAMP, extract, fetch
+from support import serve
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
 SHA = "sha256:" + hashlib.sha256(PAYLOAD).hexdigest()

@@ -6,8 +6,14 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from monai.metrics import (compute_average_surface_distance, compute_hausdorff_distance, compute_iou,
-                           compute_surface_dice, get_confusion_matrix, compute_confusion_matrix_metric)
+from monai.metrics import (
+    compute_average_surface_distance,
+    compute_confusion_matrix_metric,
+    compute_hausdorff_distance,
+    compute_iou,
+    compute_surface_dice,
+    get_confusion_matrix,
+)
 from monai.metrics.meandice import compute_dice
 
 from segbench.labels import IGNORE

@@ -4,12 +4,12 @@ import pytest
 import torch
 
 from segbench import SegbenchError
-from support import PAPER, build, small, valid_sizes
 from segbench.models import MODELS, SMP, create_model
 from segbench.models.attention_unet import AttentionUNet
 from segbench.models.blocks import AttentionGate
 from segbench.models.multiresunet import MultiResBlock, MultiResUNet, ResPath, multires_split
 from segbench.models.unet import UNet
+from support import PAPER, build, valid_sizes
 
 DEEP_SUPERVISION = {"unet_plusplus": 4, "unet3plus": 5}
 
@@ -18,8 +18,9 @@ def test_registry_has_every_smp_architecture_and_every_paper_model():
     assert {f"smp_{arch.lower()}" for arch, _, _, _ in SMP.values()} <= set(MODELS.names())
     assert len(SMP) == 12
     assert set(PAPER) == {"unet", "attention_unet", "unet_plusplus", "r2unet", "r2attunet", "multiresunet",
-                          "unet_respath", "unet_multires", "unet3plus", "transunet", "stacked_unet"}
-    assert len(MODELS.names()) == 23 and all(MODELS.entry(n).source for n in MODELS.names())
+                          "unet_respath", "unet_multires", "unet3plus", "transunet", "stacked_unet",
+                          "nnunet_plain", "nnunet_resenc"}
+    assert len(MODELS.names()) == 25 and all(MODELS.entry(n).source for n in MODELS.names())
 
 
 @pytest.mark.parametrize("name", MODELS.names())

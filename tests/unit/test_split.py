@@ -135,3 +135,23 @@ def test_too_few_groups_for_the_folds_is_named():
     meta = btxrd_like(n_groups=3)
     with pytest.raises(SegbenchError, match="split.group_by: .* too few for"):
         split(meta, 42, 0.1, 0.2, "tumor_type", groups=groups_of(meta), folds=5)
+
+
+def test_a_held_out_center_is_the_test_subset_and_absent_from_train_and_val():
+    meta = btxrd_like()
+    meta["center"] = [1, 2, 3] * (len(meta) // 3) + [1] * (len(meta) % 3)
+    assignment, counts = split(meta, 42, 0.1, 0.2, "tumor_type", holdout={"by": "center", "values": [3]})
+    subset = assignment.set_index("sample_id")["subset"]
+    center = meta.set_index("sample_id")["center"]
+    assert (subset[center == 3] == "test").all() and (center[subset == "test"] == 3).all()
+    assert set(center[subset.isin(["train", "val", "in_group"])]) == {1, 2}
+    in_group = (subset == "in_group").sum()
+    assert in_group == pytest.approx(0.1 * (center != 3).sum(), abs=1) and "in_group" in counts.columns
+    folded = split(meta, 42, 0.1, 0.2, "tumor_type", folds=3, holdout={"by": "center", "values": ["3"]})[0]
+    assert (folded.loc[folded["subset"] == "in_group", "fold"] == -1).all()
+    with pytest.raises(SegbenchError, match=r"split.holdout: center has no \['4'\]; its values: \['1', '2', '3'\]"):
+        split(meta, 42, 0.1, 0.2, "tumor_type", holdout={"by": "center", "values": [4]})
+    with pytest.raises(SegbenchError, match="holds every sample"):
+        split(meta, 42, 0.1, 0.2, "tumor_type", holdout={"by": "center", "values": [1, 2, 3]})
+    with pytest.raises(SegbenchError, match=r"split.holdout.by: \['site'\] not among"):
+        split(meta, 42, 0.1, 0.2, "tumor_type", holdout={"by": "site", "values": [1]})

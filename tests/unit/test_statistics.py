@@ -129,7 +129,7 @@ def permutation_count(ranks: np.ndarray) -> float:
 
     def w(matrix):
         totals = matrix.sum(0)
-        ties = sum(((c ** 3 - c).sum() for c in (np.unique(r, return_counts=True)[1] for r in matrix)))
+        ties = sum((c ** 3 - c).sum() for c in (np.unique(r, return_counts=True)[1] for r in matrix))
         return 12 * ((totals - totals.mean()) ** 2).sum() / (m ** 2 * (n ** 3 - n) - m * ties)
 
     observed = w(ranks)

@@ -57,3 +57,27 @@ def test_subtypes_look_different(tmp_path):
             sizes.append(sum(synthetic._fill(image.shape, p).sum() for p in lesions) / image.size)
         ratios[subtype] = np.mean(sizes)
     assert ratios["osteosarcoma"] > 3 * ratios["osteofibroma"]
+
+
+def _by_center(path) -> dict[int, list[bytes]]:
+    with zipfile.ZipFile(path) as archive:
+        table = pd.read_excel(io.BytesIO(archive.read("BTXRD/dataset.xlsx")))
+        return {c: [archive.read(f"BTXRD/images/{n}") for n in group["image_id"]]
+                for c, group in table.groupby("center")}
+
+
+def test_each_center_has_its_own_look_and_a_dataset_can_draw_from_some_centers(tmp_path):
+    import numpy as np
+    from PIL import Image
+    from scipy import ndimage
+
+    shifted, alike = _by_center(build(tmp_path)), _by_center(build(tmp_path, "b.zip", center_shift=0.0))
+    assert set(shifted) == {1, 2, 3}
+    assert shifted[1] == alike[1] and shifted[3] != alike[3]  # centre 1 is the reference look
+
+    def noise(images):  # grey-level std of the finest detail (the scanner's noise)
+        return np.mean([np.std(a - ndimage.median_filter(a, 3)) for a in
+                        (np.asarray(Image.open(io.BytesIO(b)), float) for b in images)])
+
+    assert noise(shifted[3]) > 1.5 * noise(shifted[1]) and noise(alike[3]) < 1.2 * noise(alike[1])
+    assert set(_by_center(build(tmp_path, "c.zip", centers=[3]))) == {3}

@@ -11,7 +11,7 @@ from support import REPO, TINY, tiny_params
 LAYERS = [
     ["segbench", "segbench.labels", "segbench.registry", "segbench.io", "segbench.paths", "segbench.tracking"],
     ["segbench.data"],
-    ["segbench.models", "segbench.losses", "segbench.metrics"],
+    ["segbench.models", "segbench.losses", "segbench.metrics", "segbench.baselines"],
     ["segbench.predict"],
     ["segbench.training", "segbench.evaluation"],
     ["segbench.report"],
@@ -88,7 +88,8 @@ def test_jobs_read_the_params_of_their_own_entries():
 
 def test_every_stage_runs_one_segbench_command_over_its_fields():
     assert [s.name for s in pipeline.STAGES] == ["download", "preprocess", "split", "train", "evaluate", "latency",
-                                                 "report"]
+                                                 "baseline_prepare", "baseline_train", "baseline_evaluate", "report",
+                                                 "summary"]
     assert pipeline.stage("train").command() == ("segbench train --dataset {dataset} --arch {arch} --loss {loss} "
                                                  "--seed {seed} --fold {fold}")
     with pytest.raises(Exception, match="unknown stage 'deploy'"):

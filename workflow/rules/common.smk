@@ -44,6 +44,7 @@ wildcard_constraints:
     dataset="|".join(SWEEP["datasets"]),
     arch="|".join(SWEEP["architectures"]),
     loss="|".join(SWEEP["losses"]),
+    baseline="|".join(SWEEP["baselines"]) or "(?!)",
     seed=r"\d+",
     fold=r"\d+",
 
@@ -113,13 +114,13 @@ def threads(stage):
 
 
 def gpus(stage):
-    """A GPU counted for train and evaluate jobs: `--resources gpu=N` runs N at once, each leasing its own."""
+    """A GPU counted for the jobs that use one: `--resources gpu=N` runs N at once, each leasing its own."""
     return {"gpu": 1} if stage.gpu else {}
 
 
 def targets():
-    """Every dataset's report."""
+    """Every dataset's report, and the sweep's summary across them."""
     return [
         fill(f"{paths.REPORT}/report.html", config, dataset=d)
         for d in SWEEP["datasets"]
-    ]
+    ] + [fill(f"{paths.CROSS_DATASET}/{paths.CROSS_PAGE}", config)]

@@ -127,6 +127,65 @@ def cmd_evaluate(params: dict, args) -> None:
              metrics["units"])
 
 
+def _baseline(params: dict, args) -> str:
+    if args.baseline not in params["sweep"]["baselines"]:
+        raise SegbenchError(f"--baseline {args.baseline!r}: not in sweep.baselines {params['sweep']['baselines']} "
+                            f"of {args.params}")
+    return args.baseline
+
+
+def cmd_baseline_prepare(params: dict, args) -> None:
+    """nnU-Net's raw dataset, plan and preprocessing, with segbench's folds (``baselines.nnunet``)."""
+    _baseline(params, args)
+    view, where = _view(params, args)
+    from segbench.baselines import nnunet
+    from segbench.data.dataset import Processed
+
+    data = Processed.load(paths.processed_dir(where.dataset), paths.split_csv(where.dataset))
+    out = paths.baseline_data(args.baseline, where.dataset)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    nnunet.prepare(data, view["sweep"]["folds"], where.dataset, out, processes=cores)
+    log.info("nnU-Net's dataset, plans and splits in %s", out)
+
+
+def cmd_baseline_train(params: dict, args) -> None:
+    baseline = _baseline(params, args)
+    view, where = _view(params, args)
+    from segbench.baselines import nnunet
+    from segbench.devices import device
+
+    fold = args.fold if args.fold is not None else view["sweep"]["folds"][0]
+    with device() as dev:
+        summary = nnunet.train(paths.baseline_data(baseline, where.dataset), where.dataset, fold,
+                               view["baselines"][baseline], where.fold(baseline, paths.BASELINE_LOSS,
+                                                                        paths.BASELINE_SEED, fold),
+                               dev, view["preprocess"]["size"], _tracker(where) if view["tracking"]["mlflow"] else None)
+    log.info("nnU-Net fold %d: %d epochs, last pseudo-Dice %.4f", fold, summary["epochs"], summary["best_val_dice"])
+
+
+def cmd_baseline_evaluate(params: dict, args) -> None:
+    """The baseline's fold models through segbench's own evaluation; its latency beside the architectures'."""
+    baseline = _baseline(params, args)
+    view, where = _view(params, args)
+    from segbench.baselines import nnunet
+    from segbench.evaluation.evaluate import evaluate_replicate
+    from segbench.evaluation.latency import measure
+    from segbench.io import read_json, write_json
+    from segbench.predict.predictor import Predictor
+
+    _threads(1)
+    tracker = _tracker(where) if view["tracking"]["mlflow"] else None
+    metrics = evaluate_replicate(baseline, paths.BASELINE_LOSS, paths.BASELINE_SEED, view, where,
+                                 paths.processed_dir(where.dataset), paths.split_csv(where.dataset), tracker)
+    fold = where.fold(baseline, paths.BASELINE_LOSS, paths.BASELINE_SEED, view["sweep"]["folds"][0])
+    channels, size = read_json(paths.processed_dir(where.dataset) / paths.INFO)["channels"], view["preprocess"]["size"]
+    member = nnunet.NnunetMember(fold)  # nnU-Net's predictor on one canvas, timed like every architecture
+    predictor = Predictor([member], size, channels, max(2, member.classes))
+    write_json(where.latency(baseline), {"architecture": baseline, "input": [channels, size, size],
+                                         **measure(predictor, repeats=10, warmup=2)})
+    log.info("%s: test Dice %.4f", baseline, metrics["dice"])
+
+
 def _register(tracker, where: paths.Sweep, arch: str, loss: str, seed: int, view: dict) -> None:
     """The seed's fold ensemble as an MLflow model, a version of the (dataset, sweep)'s registered model."""
     from PIL import Image
@@ -148,10 +207,9 @@ def cmd_latency(params: dict, args) -> None:
         raise SegbenchError(f"--arch {args.arch!r}: not defined under 'architectures:' in {args.params} (defined: "
                             f"{sorted(params['architectures'])}){did_you_mean(args.arch, params['architectures'])}")
     view, where = _view(params, args)
+    from segbench.devices import device
     from segbench.evaluation.latency import architecture_latency
     from segbench.io import read_json, write_json
-
-    from segbench.devices import device
 
     info = read_json(paths.processed_dir(where.dataset) / paths.INFO)
     with device() as dev:  # on the job's own GPU too, where there is one: alone, nothing else loaded
@@ -173,6 +231,13 @@ def cmd_report(params: dict, args) -> None:
         link = tracker.view_url(args.mlflow_ui)
         local = not tracker.uri.startswith("http") and not args.mlflow_ui
         print(f"MLflow: `mlflow ui --backend-store-uri {tracker.uri}`, then {link}" if local else f"MLflow: {link}")
+
+
+def cmd_summary(params: dict, args) -> None:
+    """The sweep across its datasets (results/_all/<sweep>/), from each dataset's report."""
+    from segbench.report.cross_dataset import build_summary
+
+    print(f"Across datasets: {build_summary(params['sweep'], params['statistics']['alpha'])}")
 
 
 def cmd_results(params: dict, args) -> None:
@@ -216,9 +281,8 @@ def cmd_predict(params: dict, args) -> None:
 
     files = image_files(args.inputs)
     run = resolve(args.run, params, _dataset(params, args))
-    from segbench.predict.predictor import Predictor
-
     from segbench.devices import device
+    from segbench.predict.predictor import Predictor
 
     _threads(args.threads)
     with device(args.device) as dev:
@@ -323,11 +387,21 @@ def build_parser() -> argparse.ArgumentParser:
     stage("split", cmd_split, "stratified train/val/test split (and folds)")
     _pair_options(stage("train", cmd_train, "train one pair for one seed and fold (train.threads CPU threads)"))
     _pair_options(stage("evaluate", cmd_evaluate, "score one pair's seed on the test images"), fold=False)
+    for name, run, text in (("baseline_prepare", cmd_baseline_prepare, "a baseline's own data: nnU-Net's dataset, "
+                             "plan and preprocessing on segbench's split"),
+                            ("baseline_train", cmd_baseline_train, "train a baseline on one fold of segbench's split"),
+                            ("baseline_evaluate", cmd_baseline_evaluate,
+                             "score a baseline with segbench's evaluation")):
+        sub = stage(name, run, text)
+        sub.add_argument("--baseline", required=True, choices=["nnunet"], help="a name in sweep.baselines")
+        if name == "baseline_train":
+            sub.add_argument("--fold", type=int, help="the fold validated on (default: the first of sweep.folds)")
     stage("latency", cmd_latency, "time an architecture at the dataset's input size (one thread)").add_argument(
         "--arch", required=True, help="a key of 'architectures:' in params.yaml")
     report = stage("report", cmd_report, "comparison tables, statistics and figures of every pair")
     report.add_argument("--mlflow-ui", metavar="URL", help="the MLflow UI the printed link opens (default: the "
                         "tracking server, or http://127.0.0.1:5000 for `mlflow ui` on a local store)")
+    stage("summary", cmd_summary, "the sweep across its datasets: mean ranks, Friedman, winners", dataset=False)
     stage("results", cmd_results, "what the sweep found, and where its reports are", dataset=False)
     dag = stage("dag", cmd_dag, "the pipeline definition: print it, or write or check dvc.yaml", dataset=False)
     dag.add_argument("--write", action="store_true", help="write dvc.yaml from the pipeline definition")

@@ -81,7 +81,7 @@ def probability_image(probability: np.ndarray) -> Image.Image:
 
 def heat_scale(stops: int = 11) -> list[str]:
     """``heat`` at ``stops`` evenly spaced probabilities, as CSS colours: the page's colour bar."""
-    return ["#%02x%02x%02x" % tuple(int(c) for c in rgb) for rgb in heat(np.linspace(0, 1, stops))]
+    return ["#{:02x}{:02x}{:02x}".format(*(int(c) for c in rgb)) for rgb in heat(np.linspace(0, 1, stops))]
 
 
 def badge_size(image_size: tuple[int, int]) -> int:

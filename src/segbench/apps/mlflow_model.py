@@ -28,8 +28,8 @@ class SegbenchModel(PythonModel):
                                                     map_location="cpu")
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        from segbench.apps.files import describe
         from segbench.apps.drawing import mask_image, png_bytes
+        from segbench.apps.files import describe
 
         rows = []
         for data in model_input["image"]:

@@ -22,18 +22,17 @@ class Run:
 
 
 def trained_runs(params: dict, dataset: str) -> list[Run]:
-    """Every (pair, seed) of the sweep on ``dataset`` with a trained model, best test Dice first."""
-    sweep, runs = params["sweep"], []
-    where = paths.Sweep(dataset, sweep["name"])
-    for arch in sweep["architectures"]:
-        for loss in sweep["losses"]:
-            for seed in sweep["seeds"]:
-                seed_dir = where.seed(arch, loss, seed)
-                if paths.fold_checkpoints(seed_dir):
-                    metrics = seed_dir / paths.METRICS
-                    dice = read_json(metrics)["dice"] if metrics.exists() else None
-                    runs.append(Run(f"{dataset}/{sweep['name']}/{paths.run_name(arch, loss)}/seed{seed}", seed_dir,
-                                    dice))
+    """Every (pair, seed) of the sweep on ``dataset`` with a trained model, and its baselines', best test Dice
+    first."""
+    where, runs = paths.Sweep(dataset, params["sweep"]["name"]), []
+    for arch, loss, seeds in paths.members(params["sweep"]):
+        for seed in seeds:
+            seed_dir = where.seed(arch, loss, seed)
+            if paths.trained_folds(seed_dir):
+                metrics = seed_dir / paths.METRICS
+                dice = read_json(metrics)["dice"] if metrics.exists() else None
+                runs.append(Run(f"{dataset}/{params['sweep']['name']}/{paths.run_name(arch, loss)}/seed{seed}",
+                                seed_dir, dice))
     return sorted(runs, key=lambda r: -1.0 if r.dice is None else -r.dice)
 
 
@@ -62,7 +61,7 @@ def resolve(name: str, params: dict, dataset: str) -> Run:
         name = f"{prefix}{parts[0]}/seed{params['sweep']['seeds'][0]}"
     elif len(parts) == 3 and parts[2].startswith("fold") and (seed_name := prefix + "/".join(parts[:2])) in by_name:
         fold_dir = paths.fold_in(by_name[seed_name].path, parts[2])
-        if (fold_dir / paths.CHECKPOINT).exists():
+        if (fold_dir / paths.TRAINED).exists():
             return Run(name, fold_dir, None)
     if name not in by_name:
         raise SegbenchError(f"--run {name!r}: not a trained run; trained: {sorted(by_name)}"

@@ -7,8 +7,8 @@ preprocessing: of the whole image, and of nine windows of 95 % of its width and 
 distance (the least Hamming distance among whole against whole, and either whole image against the other's
 windows) is at most ``HAMMING`` bits.
 
-Measured on 300 embedded synthetic X-rays, which look far more alike than real ones (``tests/integration/test_leakage.py``
-plants the same copies): a copy resized to 80 %, re-encoded as JPEG at quality
+Measured on 300 embedded synthetic X-rays, which look far more alike than real ones
+(``tests/integration/test_leakage.py`` plants the same copies): a copy resized to 80 %, re-encoded as JPEG at quality
 70, 10 % brighter, or with 5 % of its width and height trimmed evenly from the borders is found in 150 of 150
 cases; trimmed at random from the sides, 148 of 150. Distinct images pair up falsely 6 times among the 300 (4 of
 them two lesion-free images, which the generator draws nearly alike): 1 per 50 images.

@@ -87,7 +87,7 @@ class Processed:
     _originals: MaskZip | None = field(default=None, repr=False)
 
     @classmethod
-    def load(cls, processed_dir: Path, split_csv: Path) -> "Processed":
+    def load(cls, processed_dir: Path, split_csv: Path) -> Processed:
         for path in (processed_dir / paths.IMAGES, processed_dir / paths.MASKS, processed_dir / paths.META,
                      processed_dir / paths.INFO, split_csv):
             if not path.exists():

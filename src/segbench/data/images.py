@@ -19,7 +19,6 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from segbench import SegbenchError
 
 
-
 def is_dicom(head: bytes) -> bool:
     """DICOM Part 10 files carry "DICM" after a 128-byte preamble."""
     return head[128:132] == b"DICM"
@@ -135,7 +134,7 @@ class Geometry:
     orig_w: int
 
     @classmethod
-    def fit(cls, orig_h: int, orig_w: int, size: int) -> "Geometry":
+    def fit(cls, orig_h: int, orig_w: int, size: int) -> Geometry:
         scale = size / max(orig_h, orig_w)
         h, w = max(1, round(orig_h * scale)), max(1, round(orig_w * scale))
         return cls(size, scale, h, w, (size - h) // 2, (size - w) // 2, orig_h, orig_w)
@@ -167,7 +166,7 @@ class Geometry:
                                                align_corners=False)[0].numpy()
 
     @classmethod
-    def of(cls, row, size: int) -> "Geometry":
+    def of(cls, row, size: int) -> Geometry:
         """The geometry recorded in a meta.csv row (orig_h, orig_w, scale, pad_top, pad_left)."""
         g = cls.fit(int(row["orig_h"]), int(row["orig_w"]), size)
         if (g.pad_top, g.pad_left) != (int(row["pad_top"]), int(row["pad_left"])):

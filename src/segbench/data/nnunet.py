@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+from functools import cache
 from pathlib import Path
 
 from segbench import SegbenchError
@@ -101,8 +102,14 @@ def describe(extracted: Path, options: dict) -> Listing:
     return Listing(samples, names, mode, ["classes_present", "size_bucket"], "classes_present")
 
 
-def load_mask(sample: Sample, height: int, width: int, options: dict):
-    root = find_root(sample.annotation_path.parents[1])
+@cache
+def _label_values(root: Path):
+    """dataset.json's label map, parsed once per dataset (not once per mask: reading stays linear in cases)."""
     labels = {value: name for name, value in read_dataset_json(root)["labels"].items()}
-    return read_label_map(sample.annotation_path, height, width, class_map(labels, "dataset.json: labels")[0])
+    return class_map(labels, f"{root / 'dataset.json'}: labels")[0]
+
+
+def load_mask(sample: Sample, height: int, width: int, options: dict):
+    root = sample.annotation_path.parents[1]  # <root>/labelsTr/<case><ending>
+    return read_label_map(sample.annotation_path, height, width, _label_values(root))
 

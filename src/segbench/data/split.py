@@ -8,8 +8,11 @@ Variants: ``official_test`` takes the dataset's own test list (Oxford-IIIT Pet);
 ``group_by`` keeps images of one group in one subset, with scikit-learn's StratifiedGroupKFold
 (``auto``: near-duplicate images and the dataset's own groups, e.g. BTXRD's centre + age + gender +
 subtype + bone, a proxy for "same patient, same lesion"); ``folds`` adds a k-fold assignment of the
-non-test images, as nnU-Net's 5-fold cross-validation does. Whatever the variant, the split is
-audited for leakage (``audit``): near-duplicates and groups on both sides of a boundary.
+non-test images, as nnU-Net's 5-fold cross-validation does; ``holdout`` tests on held-out groups of a
+metadata column (e.g. BTXRD's centre 3: trained on two hospitals, tested on the third) and keeps an
+``in_group`` test subset of the other groups (``test_fraction`` of them), so the report can set in-group
+against held-out metrics. Whatever the variant, the split is audited for leakage (``audit``): near-duplicates
+and groups on both sides of a boundary.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from segbench.io import read_json, write_csv, write_json
 
 log = logging.getLogger(__name__)
 SUBSETS = ["train", "val", "test"]
+IN_GROUP = paths.IN_GROUP  # with split.holdout: test images from the groups the models train on
 
 
 def _strata(labels: pd.Series, n_held: int, n_rest: int, stage: str) -> pd.Series | None:
@@ -98,9 +102,10 @@ def _held_out(labels: pd.Series, groups: pd.Series | None, fraction: float, seed
 
 def split(meta: pd.DataFrame, seed: int, test_fraction: float, val_fraction: float, stratify: str | None,
           groups: pd.Series | None = None, folds: int | None = None, val_fold: int = 0,
-          official_test: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+          official_test: bool = False, holdout: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Assign every sample to train, val or test (and to a fold with ``folds``); ``groups`` (a label per
-    sample id) are never split.
+    sample id) are never split. ``holdout`` ({by: column, values: [...]}): the test subset is the samples whose
+    ``by`` is one of ``values``; ``test_fraction`` of the others become the ``in_group`` subset.
 
     Returns:
         (assignment: sample_id, subset[, fold]; count table of ``stratify`` x subset).
@@ -109,18 +114,25 @@ def split(meta: pd.DataFrame, seed: int, test_fraction: float, val_fraction: flo
         SegbenchError: a column that meta.csv lacks, or too few samples.
     """
     for key, columns in (("stratify", [stratify] if stratify else []),
-                         ("official_test", ["official_split"] if official_test else [])):
+                         ("official_test", ["official_split"] if official_test else []),
+                         ("holdout.by", [holdout["by"]] if holdout else [])):
         missing = [c for c in columns if c not in meta.columns]
         if missing:
             raise SegbenchError(f"split.{key}: {missing} not among meta.csv's columns ({list(meta.columns)})")
     if len(meta) < 3:
         raise SegbenchError(f"split: need at least 3 samples, got {len(meta)}")
+    if official_test and holdout:
+        raise SegbenchError("split: official_test and holdout both choose the test subset; set one of them")
     indexed = meta.set_index("sample_id")
     labels = indexed[stratify].astype(str) if stratify else pd.Series("all", index=indexed.index)
 
-    if official_test:
-        is_test = (indexed["official_split"] == "test").to_numpy()
+    in_group = pd.Index([])
+    if official_test or holdout:
+        is_test = (indexed["official_split"] == "test").to_numpy() if official_test else _in_holdout(indexed, holdout)
         rest, test = indexed.index[~is_test], indexed.index[is_test]
+        if holdout:
+            rest, in_group = _held_out(labels.loc[rest], groups.loc[rest] if groups is not None else None,
+                                       test_fraction, seed, "in-group test split")
     else:
         rest, test = _held_out(labels, groups, test_fraction, seed, "test split")
     rest_groups = groups.loc[rest] if groups is not None else None
@@ -133,15 +145,30 @@ def split(meta: pd.DataFrame, seed: int, test_fraction: float, val_fraction: flo
     else:
         val = _held_out(labels.loc[rest], rest_groups, val_fraction, seed, "val split")[1]
     subset = pd.Series("train", index=indexed.index)
-    subset.loc[val], subset.loc[test] = "val", "test"
+    subset.loc[val], subset.loc[test], subset.loc[in_group] = "val", "test", IN_GROUP
     assignment = pd.DataFrame({"sample_id": indexed.index, "subset": subset.to_numpy()})
     if fold is not None:
         assignment["fold"] = assignment["sample_id"].map(fold).fillna(-1).astype(int)  # -1: test
 
-    counts = pd.crosstab(labels.rename(stratify or "all"), subset).reindex(columns=SUBSETS, fill_value=0)
+    columns = SUBSETS + ([IN_GROUP] if len(in_group) else [])
+    counts = pd.crosstab(labels.rename(stratify or "all"), subset).reindex(columns=columns, fill_value=0)
     counts["total"] = counts.sum(axis=1)
     counts.loc["total"] = counts.sum()
     return assignment, counts.reset_index()
+
+
+def _in_holdout(indexed: pd.DataFrame, holdout: dict) -> np.ndarray:
+    """Which samples the held-out groups hold. Raises: SegbenchError: a value the column lacks, or nothing left
+    to train on, naming the column and its values."""
+    column = indexed[holdout["by"]].astype(str)
+    values = [str(v) for v in holdout["values"]]
+    absent = [v for v in values if v not in set(column)]
+    if absent:
+        raise SegbenchError(f"split.holdout: {holdout['by']} has no {absent}; its values: {sorted(set(column))}")
+    held = column.isin(values).to_numpy()
+    if held.all():
+        raise SegbenchError(f"split.holdout: {holdout['by']} in {values} holds every sample; nothing left to train on")
+    return held
 
 
 def stratification(option: str | None, info: dict, meta: pd.DataFrame) -> tuple[str | None, str]:
@@ -195,9 +222,14 @@ def split_stage(options: dict, processed_dir, split_csv, counts_csv, leakage_jso
     info = read_json(processed_dir / paths.INFO)
     pairs = near_duplicates(np.load(processed_dir / paths.HASHES))
     stratify, stratified = stratification(options["stratify"], info, meta)
+    if options["holdout"]:
+        held = options["holdout"]
+        stratified += (f"; test: the held-out {held['by']} {held['values']}; in_group: {options['test_fraction']:.0%} "
+                       f"of the other groups' images, tested too")
     columns = info.get("groups", [])
     groups = grouping(options["group_by"], meta, pairs, columns)
-    kept = {k: options[k] for k in ("seed", "test_fraction", "val_fraction", "folds", "val_fold", "official_test")}
+    kept = {k: options[k] for k in ("seed", "test_fraction", "val_fraction", "folds", "val_fold", "official_test",
+                                    "holdout")}
     assignment, counts = split(meta, stratify=stratify, groups=groups, **kept)
     report = {"group_by": options["group_by"], "stratified": stratified, "skipped_images": info.get("skipped", []),
               **audit(meta, pairs, parts(assignment), columns)}

@@ -6,6 +6,12 @@ with the subtype) and ``BTXRD/dataset.xlsx`` with BTXRD's 37 columns. Normal ima
 no JSON. Subtypes follow BTXRD's frequencies, and each has its own size, contrast and
 texture, so the task is learnable but not trivial. Everything derives from one seed and
 the archive is byte-for-byte reproducible.
+
+Each image comes from one of BTXRD's three centres (the ``center`` column), and each centre has its own
+appearance (``CENTERS``: its scanner's intensity curve, contrast, noise and blur, and its lesion-size mix), so
+a model trained on two centres and tested on the third meets a real domain shift. ``center_shift`` scales how
+far the centres are from centre 1 (0: all alike); ``centers`` picks the centres a dataset draws from, so two
+synthetic datasets can differ in domain.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +77,28 @@ def _fill(shape: tuple[int, int], polygon: np.ndarray) -> np.ndarray:
     return np.asarray(canvas, np.float32) / 255.0
 
 
+@dataclass(frozen=True)
+class CenterLook:
+    """One centre's appearance: gamma of the intensity curve, contrast about mid-grey, noise std (grey levels),
+    blur sigma (px) and the scale of its lesions."""
+
+    gamma: float = 1.0
+    contrast: float = 1.0
+    noise: float = 7.0
+    blur: float = 0.7
+    lesion_scale: float = 1.0
+
+    def shifted(self, amount: float) -> CenterLook:
+        """This look moved ``amount`` of the way from centre 1's (0: centre 1's look, 1: its own)."""
+        base = CENTERS[1]
+        return CenterLook(*(b + amount * (own - b) for b, own in zip(astuple(base), astuple(self))))
+
+
+CENTERS = {1: CenterLook(),
+           2: CenterLook(gamma=0.75, contrast=0.9, noise=11, blur=1.0, lesion_scale=0.9),
+           3: CenterLook(gamma=1.7, contrast=0.6, noise=18, blur=1.8, lesion_scale=0.7)}
+
+
 def _bone(rng, h: int, w: int):
     """Draw soft tissue and one long bone; return (image, bone mask, axis point, direction, width)."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -88,8 +116,8 @@ def _bone(rng, h: int, w: int):
     return image, bone, np.array([cx, h / 2]), direction, width
 
 
-def render_image(rng: np.random.Generator, subtype: str | None):
-    """One synthetic X-ray.
+def render_image(rng: np.random.Generator, subtype: str | None, look: CenterLook = CenterLook()):
+    """One synthetic X-ray as centre ``look`` shows it.
 
     Returns:
         image: (H, W) uint8; lesions: list of (n, 2) polygons in (x, y) pixel coords.
@@ -98,23 +126,25 @@ def render_image(rng: np.random.Generator, subtype: str | None):
     image, bone, axis_point, direction, width = _bone(rng, h, w)
     lesions = []
     if subtype is not None:
-        look = LOOKS[subtype]
+        lesion = LOOKS[subtype]
         normal = np.array([direction[1], -direction[0]])
-        for _ in range(int(rng.integers(look.count[0], look.count[1] + 1))):
+        for _ in range(int(rng.integers(lesion.count[0], lesion.count[1] + 1))):
             along = rng.uniform(-0.3, 0.3) * h
-            if look.outside:  # from the cortex outwards, on either side
+            if lesion.outside:  # from the cortex outwards, on either side
                 offset = width * rng.uniform(0.45, 0.8) * rng.choice([-1, 1])
             else:
                 offset = rng.uniform(-0.2, 0.2) * width
             center = axis_point + direction * along + normal * offset
-            radius = width / 2 * rng.uniform(*look.size)
+            radius = width / 2 * rng.uniform(*lesion.size) * look.lesion_scale
             polygon = np.clip(_blob(rng, center, radius), 0, [w - 1, h - 1])
             alpha = ndimage.gaussian_filter(_fill((h, w), polygon), 0.8)
-            texture = ndimage.gaussian_filter(rng.normal(0, look.texture, (h, w)), 1.2) * 2.5
-            base = 150.0 if look.outside else image
-            image = image * (1 - alpha) + (base + look.contrast + texture) * alpha
+            texture = ndimage.gaussian_filter(rng.normal(0, lesion.texture, (h, w)), 1.2) * 2.5
+            base = 150.0 if lesion.outside else image
+            image = image * (1 - alpha) + (base + lesion.contrast + texture) * alpha
             lesions.append(polygon)
-    image = ndimage.gaussian_filter(image, 0.7) + rng.normal(0, 7, (h, w))
+    image = 255 * (np.clip(image, 0, 255) / 255) ** look.gamma  # the centre's intensity curve and contrast
+    image = 128 + look.contrast * (image - 128)
+    image = ndimage.gaussian_filter(image, look.blur) + rng.normal(0, look.noise, (h, w))
     return np.clip(image, 0, 255).astype(np.uint8), lesions
 
 
@@ -132,11 +162,11 @@ def labelme(file_name: str, label: str, lesions: list[np.ndarray], h: int, w: in
             "imageData": None, "imageHeight": h, "imageWidth": w}
 
 
-def metadata_row(rng: np.random.Generator, image_id: str, subtype: str | None) -> list:
+def metadata_row(rng: np.random.Generator, image_id: str, subtype: str | None, center: int) -> list:
     """One dataset.xlsx row in COLUMNS order."""
     row = dict.fromkeys(COLUMNS, 0)
     bone = BONES[int(rng.integers(len(BONES)))]
-    row.update({"image_id": image_id, "center": int(rng.integers(1, 4)), "age": int(rng.integers(5, 80)),
+    row.update({"image_id": image_id, "center": center, "age": int(rng.integers(5, 80)),
                 "gender": str(rng.choice(["M", "F"])), bone: 1})
     row["upper limb" if bone in UPPER else "pelvis" if bone == "hip bone" else "lower limb"] = 1
     row[str(rng.choice(["frontal", "lateral", "oblique"], p=[0.6, 0.3, 0.1]))] = 1
@@ -155,8 +185,13 @@ def _xlsx_bytes(rows: list[list]) -> bytes:
     return xlsx_bytes(book)
 
 
-def build_archive(path: str | Path, n_images: int, normal_fraction: float, seed: int) -> None:
-    """Write the synthetic BTXRD-format zip to ``path`` (not atomic: callers use a temp path)."""
+def build_archive(path: str | Path, n_images: int, normal_fraction: float, seed: int,
+                  centers: tuple[int, ...] = tuple(CENTERS), center_shift: float = 1.0) -> None:
+    """Write the synthetic BTXRD-format zip to ``path`` (not atomic: callers use a temp path); its images come
+    from ``centers``, each looking as ``CENTERS`` says, moved ``center_shift`` of the way from centre 1."""
+    unknown = sorted(set(centers) - set(CENTERS))
+    if unknown or not centers:
+        raise ValueError(f"synthetic.centers: {unknown or 'none'}; the centres are {list(CENTERS)}")
     rng = np.random.default_rng(seed)
     n_normal = int(round(n_images * normal_fraction))
     subtypes = [None] * n_normal + list(rng.choice(SUBTYPES, n_images - n_normal, p=SUBTYPE_FREQ / SUBTYPE_FREQ.sum()))
@@ -168,13 +203,14 @@ def build_archive(path: str | Path, n_images: int, normal_fraction: float, seed:
 
         for index, subtype in enumerate(subtypes, start=1):
             image_rng = np.random.default_rng([seed, index])
+            center = int(np.random.default_rng([seed, index, 1]).choice(centers))  # apart: images stay as they were
             file_name = f"IMG{index:06d}.{'jpg' if index % 25 == 0 else 'jpeg'}"  # BTXRD mixes both
-            image, lesions = render_image(image_rng, subtype)
+            image, lesions = render_image(image_rng, subtype, CENTERS[center].shifted(center_shift))
             jpeg = io.BytesIO()
             Image.fromarray(image).save(jpeg, "JPEG", quality=92)
             put(f"images/{file_name}", jpeg.getvalue())
             if subtype is not None:
                 note = labelme(file_name, subtype, lesions, *image.shape)
                 put(f"Annotations/IMG{index:06d}.json", json.dumps(note, indent=1).encode())
-            rows.append(metadata_row(image_rng, file_name, subtype))
+            rows.append(metadata_row(image_rng, file_name, subtype, center))
         put("dataset.xlsx", _xlsx_bytes(rows))

@@ -8,8 +8,12 @@ nnU-Net's protocol, in four steps, each fold checkpoint loaded once:
    raise the share of normal val images with a false positive (``summary.choose_postprocessing``);
 3. test scoring: the mean of the fold models' probabilities, resampled to each image's original size
    before the threshold, post-processed, scored by ``Protocol`` (overlap, boundary, lesion detection);
-4. writing: ``per_image.csv`` (every test image, post-processed metrics and ``*_raw`` ones),
-   ``metrics.json`` (results only: the same inputs give the same bytes), ``test_predictions.npz`` / ``val_predictions.npz`` (label maps at the evaluation
+4. the same ensemble on the other test sets, zero-shot: the split's ``in_group`` images (with a group hold-out,
+   the test images from the groups trained on) and each ``evaluate.external`` dataset's test images, one CSV
+   each in ``generalisation/``;
+5. writing: ``per_image.csv`` (every test image, post-processed metrics and ``*_raw`` ones),
+   ``metrics.json`` (results only: the same inputs give the same bytes), ``test_predictions.npz`` /
+   ``val_predictions.npz`` (label maps at the evaluation
    resolution, by sample id) and ``test_probabilities.npz`` (the foreground probability on the un-padded
    canvas, uint8 0-255, for figures).
 
@@ -56,7 +60,7 @@ class Protocol:
     iou_threshold: float
 
     @classmethod
-    def of(cls, params: dict, class_names: list[str]) -> "Protocol":
+    def of(cls, params: dict, class_names: list[str]) -> Protocol:
         options, spacing = params["evaluate"], params["dataset"]["spacing_mm"]
         pixel = spacing or 1.0
         penalty = options["boundary_penalty"]
@@ -107,29 +111,76 @@ def out_of_fold(models: dict[int, Predictor], data: Processed, protocol: Protoco
     return pd.DataFrame(rows)
 
 
-def score_test(ensemble: Predictor, data: Processed, protocol: Protocol, strata: list[str], batch: int,
-               out_dir: Path) -> pd.DataFrame:
-    """The ensemble on the test images: one row per image of post-processed and raw scores; saves the label
-    maps and the foreground probabilities."""
-    test = data.indices("test")
-    if not len(test):
-        raise SegbenchError("the split's test subset is empty")
+def score(ensemble: Predictor, data: Processed, protocol: Protocol, strata: list[str], batch: int,
+          indices: np.ndarray, desc: str, saved: NpzWriter | None = None,
+          probabilities: NpzWriter | None = None) -> pd.DataFrame:
+    """The ensemble on the images ``indices``: one row per image of post-processed and raw scores; saves the
+    label maps and the foreground probabilities when given writers."""
     rows = []
-    with NpzWriter(out_dir / paths.TEST_PREDICTIONS) as saved, \
-            NpzWriter(out_dir / paths.TEST_PROBABILITIES) as probabilities:
-        for index, p in predictions(ensemble, data, test, batch, "test"):
-            geometry, meta = data.geometry(index), data.meta.iloc[index]
-            restored, truth = geometry.restore(p, protocol.original), data.truth(index, protocol.original)
-            raw, final = to_labels(restored), ensemble.labels(restored)
-            raw_scores = protocol.score(raw, truth)
-            rows.append({"sample_id": meta["sample_id"], **{c: meta[c] for c in strata},
-                         "lesion": has_lesion(truth), "foreground_fraction": float((final > 0).mean()),
-                         **protocol.score(final, truth),
-                         **{f"{k}_raw": v for k, v in raw_scores.items() if not k.startswith(("empty_", "lesions_"))
-                            and k not in ("tp", "fp", "fn", "boundary_penalised")}})
+    for index, p in predictions(ensemble, data, indices, batch, desc):
+        geometry, meta = data.geometry(index), data.meta.iloc[index]
+        restored, truth = geometry.restore(p, protocol.original), data.truth(index, protocol.original)
+        raw, final = to_labels(restored), ensemble.labels(restored)
+        raw_scores = protocol.score(raw, truth)
+        rows.append({"sample_id": meta["sample_id"], **{c: meta[c] for c in strata if c in meta},
+                     "lesion": has_lesion(truth), "foreground_fraction": float((final > 0).mean()),
+                     **protocol.score(final, truth),
+                     **{f"{k}_raw": v for k, v in raw_scores.items() if not k.startswith(("empty_", "lesions_"))
+                        and k not in ("tp", "fp", "fn", "boundary_penalised")}})
+        if saved is not None:
             saved.add(meta["sample_id"], final)
             probabilities.add(meta["sample_id"], np.round(geometry.crop(foreground(p)) * 255).astype(np.uint8))
     return pd.DataFrame(rows)
+
+
+def score_test(ensemble: Predictor, data: Processed, protocol: Protocol, strata: list[str], batch: int,
+               out_dir: Path) -> pd.DataFrame:
+    """``score`` on the split's test images, saving their label maps and foreground probabilities."""
+    test = data.indices("test")
+    if not len(test):
+        raise SegbenchError("the split's test subset is empty")
+    with NpzWriter(out_dir / paths.TEST_PREDICTIONS) as saved, \
+            NpzWriter(out_dir / paths.TEST_PROBABILITIES) as probabilities:
+        return score(ensemble, data, protocol, strata, batch, test, "test", saved, probabilities)
+
+
+def external_data(key: str, own: Processed) -> Processed:
+    """Dataset ``key``'s processed images and split, checked to be scored by a model trained on ``own``.
+
+    Label mapping: two binary datasets share their foreground, whatever its name; otherwise the class names must
+    be the same, in the same order.
+
+    Raises:
+        SegbenchError: another canvas size or channel count, or classes that cannot be mapped, naming both.
+    """
+    data = Processed.load(paths.processed_dir(key), paths.split_csv(key))
+    if data.images.shape[1:] != own.images.shape[1:]:
+        raise SegbenchError(f"evaluate.external: {key}'s images are {list(data.images.shape[1:])} after "
+                            f"preprocessing, the models' {list(own.images.shape[1:])}; give both the same "
+                            "preprocess.size and channels")
+    binary = len(data.class_names) == len(own.class_names) == 2
+    if not binary and list(data.class_names) != list(own.class_names):
+        raise SegbenchError(f"evaluate.external: {key}'s classes {list(data.class_names)} cannot be mapped to the "
+                            f"models' {list(own.class_names)}: segbench maps two binary datasets' foregrounds, or "
+                            "classes of the same names in the same order")
+    return data
+
+
+def generalisation(ensemble: Predictor, data: Processed, params: dict, strata: list[str], batch: int,
+                   out_dir: Path) -> None:
+    """Zero-shot scores on the other test sets, into ``out_dir/generalisation/``: ``in_group.csv`` (a group
+    hold-out's in-group test images) and ``<dataset>.csv`` per ``evaluate.external`` dataset but this one."""
+    folder = out_dir / paths.GENERALISATION
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.csv"):
+        stale.unlink()
+    sets = [(paths.IN_GROUP, data)] if len(data.indices(paths.IN_GROUP)) else []
+    sets += [(key, external_data(key, data)) for key in params["evaluate"]["external"]
+             if key != params["dataset"]["key"]]
+    for name, other in sets:
+        protocol = Protocol.of(params, data.class_names)
+        indices = other.indices(paths.IN_GROUP if other is data else "test")
+        write_csv(folder / f"{name}.csv", score(ensemble, other, protocol, strata, batch, indices, name))
 
 
 def evaluate_replicate(arch: str, loss: str, seed: int, params: dict, where: paths.Sweep, processed_dir: Path,
@@ -142,8 +193,7 @@ def evaluate_replicate(arch: str, loss: str, seed: int, params: dict, where: pat
     protocol = Protocol.of(params, data.class_names)
     fold_runs = {f: where.fold(arch, loss, seed, f) for f in folds}
     with devices.device() as dev:  # the GPU the job leased (or was given), else the CPU
-        models = {f: Predictor.from_checkpoints([d / paths.CHECKPOINT], source=str(d), map_location=dev)
-                  for f, d in fold_runs.items()}
+        models = {f: Predictor.from_folds([d], source=str(d), map_location=dev) for f, d in fold_runs.items()}
         trained = [read_json(d / paths.TRAINED) for d in fold_runs.values()]
 
         candidates = [c for c in CANDIDATES if c in options["postprocessing"] or c == "none"]
@@ -157,6 +207,7 @@ def evaluate_replicate(arch: str, loss: str, seed: int, params: dict, where: pat
         strata = [c for c in dict.fromkeys([*data.info["strata"], params["split"]["stratify"]])
                   if c and c in data.meta.columns]
         table = score_test(ensemble, data, protocol, strata, batch, out_dir)
+        generalisation(ensemble, data, params, strata, batch, out_dir)
         write_csv(out_dir / paths.PER_IMAGE, table)
 
     leaked = set(read_json(paths.split_leakage_json(params["dataset"]["key"]))["leaked_test_images"])

@@ -13,7 +13,6 @@ activations apart (peak allocated above the weights). A fold ensemble of k model
 from __future__ import annotations
 
 import os
-import statistics
 import threading
 import time
 from contextlib import contextmanager

@@ -50,6 +50,26 @@ def bootstrap_ci(scores: pd.DataFrame, n_resamples: int = 2000, seed: int = 0,
     return pd.DataFrame(rows).set_index("pair")
 
 
+def gap_ci(reference: pd.Series, other: pd.Series, n_resamples: int = 2000, seed: int = 0,
+           confidence: float = 0.95) -> dict:
+    """The generalisation gap, mean(reference) - mean(other) (per-image scores indexed by image id), with a
+    percentile bootstrap interval: paired when both sets hold the same images, else each set resampled on its
+    own (``scipy.stats.bootstrap``)."""
+    paired = set(reference.index) == set(other.index)
+    a = reference.to_numpy(float)
+    b = other.loc[reference.index].to_numpy(float) if paired else other.to_numpy(float)
+    out = {"reference": float(a.mean()), "other": float(b.mean()), "gap": float(a.mean() - b.mean()),
+           "n_reference": len(a), "n_other": len(b), "paired": paired, "gap_low": None, "gap_high": None}
+    if min(len(a), len(b)) > 1:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ci = stats.bootstrap((a, b), lambda x, y, axis: x.mean(axis) - y.mean(axis), paired=paired,
+                                 vectorized=True, n_resamples=n_resamples, confidence_level=confidence,
+                                 method="percentile", rng=np.random.default_rng(seed)).confidence_interval
+        out.update(gap_low=float(ci.low), gap_high=float(ci.high))
+    return out
+
+
 def _signed_rank_lower_quantile(n: int, alpha: float) -> int:
     """The largest c with P(T+ <= c - 1) <= alpha / 2 under the null (T+: Wilcoxon's signed-rank statistic
     of n non-zero differences): the Hodges-Lehmann interval is the c-th smallest and the c-th largest
@@ -98,8 +118,10 @@ def pick_best(scores: pd.DataFrame, excluded: set[str] = frozenset()) -> str:
 
 
 def versus_best(scores: pd.DataFrame, alpha: float = ALPHA, margin: float | None = None,
-                excluded: set[str] = frozenset(), confidence: float = 0.95) -> pd.DataFrame:
-    """Every pair against the pair with the best mean (``pick_best``), image by image: d = pair - best.
+                excluded: set[str] = frozenset(), confidence: float = 0.95,
+                reference: str | None = None) -> pd.DataFrame:
+    """Every pair against the pair with the best mean (``pick_best``), or against ``reference`` (a baseline such as
+    nnU-Net), image by image: d = pair - best.
 
     - ``median_difference``, ``difference_low`` / ``difference_high``: the Hodges-Lehmann estimate of d with
       its confidence interval;
@@ -109,7 +131,7 @@ def versus_best(scores: pd.DataFrame, alpha: float = ALPHA, margin: float | None
     - with ``margin`` delta: ``p_noninferior`` (Holm), the one-sided test of "pair > best - delta";
     - ``verdict``: the words that follow from them.
     """
-    best = pick_best(scores, excluded)
+    best = reference or pick_best(scores, excluded)
     others = [p for p in scores.columns if p != best]
     rows = {}
     for pair in others:
@@ -125,7 +147,7 @@ def versus_best(scores: pd.DataFrame, alpha: float = ALPHA, margin: float | None
     for column in [c for c in table.columns if c.startswith("p_")]:
         table[f"{column}_holm"] = _holm(table[column].tolist())
     table = table.reindex(scores.columns)
-    table["verdict"] = [_verdict(table.loc[p], p == best, alpha, margin) for p in table.index]
+    table["verdict"] = [_verdict(table.loc[p], p == best, alpha, margin, reference) for p in table.index]
     table.attrs.update(best=best, alpha=alpha, margin=margin, correction="Holm over the pairs, per direction",
                        test="Wilcoxon signed-rank, paired by image, one-sided per direction, zero_method='wilcox'",
                        effect="Hodges-Lehmann estimate of the median per-image difference (pair - best), "
@@ -133,10 +155,14 @@ def versus_best(scores: pd.DataFrame, alpha: float = ALPHA, margin: float | None
     return table
 
 
-def _verdict(row: pd.Series, is_best: bool, alpha: float, margin: float | None) -> str:
+def _verdict(row: pd.Series, is_best: bool, alpha: float, margin: float | None, reference: str | None = None) -> str:
     if is_best:
-        return "best mean"
-    if row["p_lower_holm"] < alpha:
+        return "the baseline" if reference else "best mean"
+    if reference:
+        words = ("significantly lower than the baseline" if row["p_lower_holm"] < alpha else
+                 "significantly higher than the baseline" if row["p_higher_holm"] < alpha else
+                 "not significantly different from the baseline")
+    elif row["p_lower_holm"] < alpha:
         words = "significantly lower than the best"
     elif row["p_higher_holm"] < alpha:
         words = "higher than the mean-best on the paired test (mean and paired test disagree)"
@@ -159,10 +185,11 @@ DIFFERENT_TESTS = ("Nemenyi's test (every pair against every other, on ranks wit
                    "significantly lower on the paired test, or the reverse.")
 
 
-def friedman_nemenyi(scores: pd.DataFrame, alpha: float = ALPHA) -> dict:
+def friedman_nemenyi(scores: pd.DataFrame, alpha: float = ALPHA, blocks: str = "images") -> dict:
     """Friedman's test over all pairs, Nemenyi's post-hoc p-values, and the critical-difference
     diagram's data (Demsar, 2006): mean ranks and CD = q_alpha * sqrt(k (k + 1) / (6 N)). ``significant``
-    says whether Friedman rejects; the post-hoc is read only then."""
+    says whether Friedman rejects; the post-hoc is read only then. ``scores``: (blocks x pairs), the blocks
+    being test images, or datasets."""
     import scikit_posthocs as sp
 
     k, n = scores.shape[1], scores.shape[0]
@@ -171,14 +198,14 @@ def friedman_nemenyi(scores: pd.DataFrame, alpha: float = ALPHA) -> dict:
            "mean_ranks": ranks.to_dict(), "n_images": n, "versus_wilcoxon": DIFFERENT_TESTS}
     if k < 3 or n < 2:
         out.update(statistic=None, p_value=None, significant=None,
-                   note="Friedman's test needs at least 3 pairs and 2 images")
+                   note=f"Friedman's test needs at least 3 pairs and 2 {blocks}")
         return out
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         friedman = stats.friedmanchisquare(*(scores[c].to_numpy(float) for c in scores.columns))
     if not np.isfinite(friedman.statistic):
-        out.update(statistic=None, p_value=None, significant=None, note="every pair ties on every image: nothing "
-                                                                        "to rank")
+        out.update(statistic=None, p_value=None, significant=None,
+                   note=f"every pair ties on every one of the {blocks}: nothing to rank")
         return out
     q = stats.studentized_range.ppf(1 - alpha, k, np.inf) / np.sqrt(2)
     nemenyi = sp.posthoc_nemenyi_friedman(scores.to_numpy(float))

@@ -38,7 +38,7 @@ class UNet(SegmentationModel):
         self.encoder = nn.ModuleList([DoubleConv(a, b) for a, b in zip([in_channels] + w[:-2], w[:-1])])
         self.pool = nn.MaxPool2d(2, return_indices=self.unpool)
         self.bottleneck = DoubleConv(w[-2], w[-1], dropout)
-        # max-unpooling keeps the skip's width, so the concatenation doubles it; the others halve first
+        # every mode projects the deeper level's b channels to the skip's a, so the concatenation has 2a
         self.up = nn.ModuleList([Upsample(b, a, upsampling) for a, b in zip(w, w[1:])][::-1])
         self.decoder = nn.ModuleList([DoubleConv(2 * a, a) for a in w[:-1]][::-1])
         self.head = nn.Conv2d(w[0], classes, 1)

@@ -44,8 +44,3 @@ def postprocess(labels: np.ndarray, name: str, classes: int, min_fraction: float
     for label in range(1, classes):
         out[_apply_one(labels == label, name, min_fraction) & (out == 0)] = label
     return out
-
-
-def lesion_count(labels: np.ndarray, min_fraction: float) -> int:
-    """Predicted regions (any foreground class) of at least ``min_fraction`` of the image: detections."""
-    return int((components(labels > 0)[1] >= min_fraction * labels.size).sum())

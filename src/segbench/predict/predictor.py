@@ -16,11 +16,11 @@ import torch
 from PIL import Image
 
 from segbench import SegbenchError, paths
-from segbench.paths import CHECKPOINT
 from segbench.data.images import Geometry, load_image, normalise
-from segbench.predict.postprocess import postprocess
 from segbench.io import read_json
 from segbench.models import build_model
+from segbench.paths import CHECKPOINT
+from segbench.predict.postprocess import postprocess
 
 
 def load_checkpoint(path: Path, map_location="cpu") -> tuple[torch.nn.Module, dict]:
@@ -62,6 +62,11 @@ class Member:
     mean: list[float]
     std: list[float]
 
+    def probabilities(self, canvases: np.ndarray) -> torch.Tensor:
+        """Canvases (N, S, S[, C]) uint8 -> probabilities (N, K', S, S) float32, on the model's device."""
+        dev = next(self.net.parameters()).device
+        return probabilities(self.net(normalise(canvases, self.mean, self.std).to(dev)).float())
+
 
 @dataclass
 class Predictor:
@@ -85,7 +90,7 @@ class Predictor:
 
     @classmethod
     def from_checkpoints(cls, paths: list[Path], postprocessing: dict | None = None, source: str = "",
-                         map_location: torch.device | str = "cpu") -> "Predictor":
+                         map_location: torch.device | str = "cpu") -> Predictor:
         """The models of ``paths`` on ``map_location`` (a device ``segbench.devices.device`` gave, or the CPU)."""
         members, infos = [], []
         for path in paths:
@@ -101,32 +106,47 @@ class Predictor:
                    postprocessing or {"name": "none"}, source, list(first.get("class_names", [])))
 
     @classmethod
-    def ensemble(cls, folds: list["Predictor"], postprocessing: dict, source: str = "") -> "Predictor":
+    def ensemble(cls, folds: list[Predictor], postprocessing: dict, source: str = "") -> Predictor:
         """One predictor averaging the members of ``folds`` (already loaded), with ``postprocessing``."""
         first = folds[0]
         return cls([m for fold in folds for m in fold.members], first.size, first.channels, first.classes,
                    postprocessing, source, first.class_names)
 
-    def to(self, device) -> "Predictor":
+    def to(self, device) -> Predictor:
         """Move every member's weights to ``device``; returns itself."""
         for member in self.members:
             member.net.to(device)
         return self
 
     @classmethod
-    def from_run(cls, path: str | Path, map_location: torch.device | str = "cpu") -> "Predictor":
+    def from_folds(cls, folds: list[Path], postprocessing: dict | None = None, source: str = "",
+                   map_location: torch.device | str = "cpu") -> Predictor:
+        """The models of trained fold folders: segbench's (``model_best.pt``) or a baseline's (nnU-Net's folder,
+        run through nnU-Net's own predictor)."""
+        from segbench.baselines import nnunet
+
+        if not any(nnunet.is_nnunet(f) for f in folds):
+            return cls.from_checkpoints([f / CHECKPOINT for f in folds], postprocessing, source, map_location)
+        trained = read_json(folds[0] / paths.TRAINED)
+        labels = trained["nnunet"]["labels"]
+        names = [n for n, _ in sorted(labels.items(), key=lambda item: item[1]) if n != "ignore"]
+        return cls([nnunet.NnunetMember(f, map_location) for f in folds], trained["size"], trained["in_channels"],
+                   len(names), postprocessing or {"name": "none"}, source, names)
+
+    @classmethod
+    def from_run(cls, path: str | Path, map_location: torch.device | str = "cpu") -> Predictor:
         """A fold folder (``.../folds/fold<f>``: one model) or a seed folder (``.../seed<s>``: its folds'
         ensemble), with the post-processing its evaluation chose (none before evaluation)."""
         path = Path(path)
-        if (path / CHECKPOINT).is_file():
-            checkpoints, evaluated = [path / CHECKPOINT], path.parent.parent / paths.METRICS
+        if (path / paths.TRAINED).is_file():
+            folds, evaluated = [path], path.parent.parent / paths.METRICS
         else:
-            checkpoints, evaluated = paths.fold_checkpoints(path), path / paths.METRICS
-        if not checkpoints:
-            raise SegbenchError(f"{path}: no trained model here: expected {CHECKPOINT} (a fold folder) or "
-                                f"{paths.FOLD_IN_SEED.format(fold='*')}/{CHECKPOINT} (a seed folder)")
+            folds, evaluated = paths.trained_folds(path), path / paths.METRICS
+        if not folds:
+            raise SegbenchError(f"{path}: no trained model here: expected {paths.TRAINED} (a fold folder) or "
+                                f"{paths.FOLD_IN_SEED.format(fold='*')}/{paths.TRAINED} (a seed folder)")
         chosen = read_json(evaluated).get("postprocessing") if evaluated.is_file() else None
-        return cls.from_checkpoints(checkpoints, chosen, str(path), map_location)
+        return cls.from_folds(folds, chosen, str(path), map_location)
 
     @torch.inference_mode()
     def canvas_probabilities(self, canvases: np.ndarray) -> np.ndarray:
@@ -136,10 +156,9 @@ class Predictor:
         """
         total = None
         for member in self.members:
-            dev = next(member.net.parameters()).device
-            p = probabilities(member.net(normalise(canvases, member.mean, member.std).to(dev)).float())
+            p = member.probabilities(canvases).cpu()
             total = p if total is None else total + p
-        return (total / len(self.members)).cpu().numpy()
+        return (total / len(self.members)).numpy()
 
     def labels(self, probabilities: np.ndarray, postprocessing: dict | None = None) -> np.ndarray:
         """Probabilities (K', H, W) -> the label map (H, W), post-processed (by ``postprocessing``, else

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from segbench import paths
 from segbench.evaluation import statistics as st
 from segbench.report.collect import Results
 from segbench.report.tables import dice_matrix
@@ -34,6 +35,33 @@ def leakage_effect(results: Results, leaked: list[str], order: list[str]) -> dic
                              if len(clean) else None, "n_without_leaked": int(len(clean))} for p in order}}
 
 
+def _versus(table, order: list[str], alpha: float, margin) -> dict:
+    """``statistics.versus_best``'s table as statistics.json holds it, pairs in rank order."""
+    return {"best": table.attrs["best"], "test": table.attrs["test"], "effect": table.attrs["effect"],
+            "correction": table.attrs["correction"], "alpha": alpha, "margin": margin,
+            "pairs": {p: {**{k: _num(v) for k, v in row.items() if k != "verdict"}, "verdict": row["verdict"]}
+                      for p, row in table.loc[order].iterrows()}}
+
+
+def generalisation(results: Results, options: dict) -> dict:
+    """Per other test set, every pair's generalisation gap in Dice (images with a lesion, averaged over seeds):
+    in-group minus held-out group for a group hold-out (``in_group``), in-domain minus out-of-domain for an
+    external dataset; with its bootstrap CI (``statistics.gap_ci``)."""
+    if results.other_tests.empty:
+        return {}
+    test, out = results.image_scores("dice"), {}
+    for name, rows in results.other_tests[results.other_tests["lesion"]].groupby("test set"):
+        other = rows.pivot_table(index="sample_id", columns="pair", values="dice", aggfunc="mean")
+        held_out = name == paths.IN_GROUP
+        gaps = {p: st.gap_ci(other[p], test[p]) if held_out else st.gap_ci(test[p], other[p])
+                for p in results.pairs if p in other}
+        out[name] = {"reference": "in-group test images" if held_out else "in-domain test images",
+                     "other": "held-out group (the test images)" if held_out else f"{name}'s test images",
+                     "pairs": {p: {k: _num(v) if isinstance(v, float) else v for k, v in g.items()}
+                               for p, g in gaps.items()}}
+    return out
+
+
 def analyse(results: Results, options: dict, leaked: list[str] = ()) -> dict:
     """statistics.json from the results, ``params.yaml: statistics`` and the leakage audit's leaked test images."""
     scores = results.image_scores("dice")
@@ -54,15 +82,16 @@ def analyse(results: Results, options: dict, leaked: list[str] = ()) -> dict:
                          "ci_high": float(ci.loc[p, "ci_high"]), "ci_method": ci.loc[p, "ci_method"],
                          "sd_across_seeds": _num(float(sd_seeds.get(p, np.nan))),
                          "failed": results.failed.get(p, [])} for p in order},
-        "ci": f"95% bootstrap confidence interval of the mean (scipy.stats.bootstrap, {options['bootstrap_resamples']:,}"
-              " resamples of the test images, the same ones for every pair; BCa, percentile where BCa is "
-              "degenerate, as each pair's ci_method says). It covers the sampling of test images only: not the "
-              "variance between training seeds, nor the selection of the best pair out of all of them.",
-        "versus_best": {"best": best, "test": versus.attrs["test"], "effect": versus.attrs["effect"],
-                        "correction": versus.attrs["correction"], "alpha": alpha, "margin": margin,
-                        "pairs": {p: {**{k: _num(v) for k, v in row.items() if k != "verdict"},
-                                      "verdict": row["verdict"]} for p, row in versus.loc[order].iterrows()}},
+        "ci": "95% bootstrap confidence interval of the mean (scipy.stats.bootstrap, "
+              f"{options['bootstrap_resamples']:,} resamples of the test images, the same ones for every pair; "
+              "BCa, percentile where BCa is degenerate, as each pair's ci_method says). It covers the sampling of "
+              "test images only: not the variance between training seeds, nor the selection of the best pair out "
+              "of all of them.",
+        "versus_best": _versus(versus, order, alpha, margin),
+        **({"versus_baseline": _versus(st.versus_best(scores, alpha, margin, failed, reference=results.baselines[0]),
+                                       order, alpha, margin)} if results.baselines else {}),
         "friedman": st.friedman_nemenyi(scores, alpha),
+        "generalisation": generalisation(results, options),
         "rank_stability": stability.loc[order].to_dict(orient="index"),
         "rank_stability_method": "ranks by mean Dice on 1,000 bootstrap resamples of the test images",
         "loss_rankings": {"ranks": ranks.to_dict(orient="index"), "kendall_w": kendall},
@@ -90,6 +119,14 @@ def verdict(statistics: dict) -> str:
     for words, pairs in groups.items():
         text.append(f"{words[0].upper()}{words[1:]} (one-sided Wilcoxon, Holm, alpha {versus['alpha']}): "
                     f"{', '.join(pairs)}.")
+    if "versus_baseline" in statistics:
+        baseline, against = statistics["versus_baseline"]["best"], {}
+        for pair, row in statistics["versus_baseline"]["pairs"].items():
+            if pair != baseline and not per_pair[pair]["failed"]:
+                against.setdefault(row["verdict"].removesuffix(" than the baseline").removesuffix(" from the baseline"),
+                                   []).append(pair)
+        text.append(f"Against the baseline {baseline} (mean {per_pair[baseline]['mean']:.3f}): " + "; ".join(
+            f"{words}: {', '.join(pairs)}" for words, pairs in against.items()) + ".")
     failed = {p: r["failed"] for p, r in per_pair.items() if r["failed"]}
     if failed:
         text.append("Did not learn the task, so not ranked: " + "; ".join(

@@ -16,11 +16,30 @@ from segbench.paths import run_name
 from segbench.report import figures, html, latex, workbook
 from segbench.report.analysis import analyse, verdict
 from segbench.report.collect import Results, load_results
-from segbench.report.tables import (DETECTION, METRICS, comparison_table, detection_table, dice_matrix,
-                                    efficiency_table, leakage_tables, markdown, metric_title, metrics_table,
-                                    statistics_tables, strata_table)
+from segbench.report.tables import (
+    DETECTION,
+    METRIC_COLUMNS,
+    comparison_table,
+    detection_table,
+    dice_matrix,
+    efficiency_table,
+    generalisation_tables,
+    leakage_tables,
+    markdown,
+    metric_title,
+    metrics_table,
+    statistics_tables,
+    strata_table,
+)
 
 log = logging.getLogger(__name__)
+
+
+GENERALISATION = ("Zero-shot scores of the same models (each seed's fold ensemble, its post-processing) on other "
+                  "test sets: with split.holdout, the in-group test images against the held-out group's (the test "
+                  "images); with evaluate.external, the test images of another dataset. The gap is the reference "
+                  "set's mean Dice (images with a lesion) minus the other's; its 95% percentile bootstrap CI "
+                  "resamples the images, paired where both sets hold the same images.")
 
 
 def loss_definition(spec: list[dict]) -> str:
@@ -45,9 +64,9 @@ def setup(params: dict, results: Results) -> dict[str, str]:
         "dataset": f"{params['dataset']['key']} ({params['dataset']['name']}); {first['n_images']} test images "
                    f"({first['n_lesion_images']} with a lesion)",
         "preprocessing": f"longest side to {params['preprocess']['size']} px, zero-padded to a square",
-        "training": f"{train['epochs']} epochs max, batch {train['batch_size']}, {train['optimizer']} lr {train['lr']}, "
-                    f"weight decay {train['weight_decay']}, {train['scheduler']} schedule, early stopping after "
-                    f"{train['early_stopping_patience']} epochs without a better val Dice",
+        "training": f"{train['epochs']} epochs max, batch {train['batch_size']}, {train['optimizer']} "
+                    f"lr {train['lr']}, weight decay {train['weight_decay']}, {train['scheduler']} schedule, "
+                    f"early stopping after {train['early_stopping_patience']} epochs without a better val Dice",
         "augmentation": ", ".join(f"{k} {v}" for k, v in sorted(train["augment"].items())),
         "replicates": f"seeds {params['sweep']['seeds']}, folds {params['sweep']['folds']} "
                       "(the test images are predicted by the mean of a seed's fold models)",
@@ -69,7 +88,21 @@ def setup(params: dict, results: Results) -> dict[str, str]:
                    + (f". GPU columns: on {', '.join(sorted(set(results.replicates['gpu'].dropna())))}, the "
                       "latency job alone on its device; weights and activations (peak above the weights) apart"
                       if "gpu" in results.replicates and results.replicates["gpu"].notna().any() else ""),
+        **({"baseline": _baseline(results)} if results.baselines else {}),
     }
+
+
+def _baseline(results: Results) -> str:
+    """The nnU-Net row in words: its own recipe and length, and its own post-processing beside segbench's."""
+    rows = results.training[results.training["pair"].isin(results.baselines)]
+    own = {fold: ", ".join(n["own_postprocessing"]) or "none" for fold, n in zip(rows["fold"], rows["nnunet"])}
+    first = rows["nnunet"].iloc[0]
+    return (f"{', '.join(results.baselines)}: nnU-Net v2 unmodified (its {first['configuration']} plan, network, "
+            f"loss, augmentation and predictor) on segbench's split, {first['epochs']} epochs of "
+            f"{first['iterations_per_epoch']} iterations (nnU-Net's default: 1000 of 250); scored by segbench's "
+            "evaluation like every pair, with segbench's post-processing choice; its latency is nnU-Net's own "
+            "predictor (sliding window, test-time mirroring) with the trained weights. nnU-Net's own post-processing "
+            f"choice, per fold: {'; '.join(f'fold {f}: {text}' for f, text in own.items())}")
 
 
 def provenance(params: dict, results: Results, info: dict) -> dict[str, str]:
@@ -196,7 +229,7 @@ def run_columns(results: Results, statistics: dict, efficiency: pd.DataFrame) ->
 
 
 def definitions(units: str, penalty: str) -> dict[str, str]:
-    return {**{metric_title(m, units): text.format(penalty=penalty) for m, (_, text, _) in METRICS.items()},
+    return {**{metric_title(m, units): text.format(penalty=penalty) for m, (_, text, _) in METRIC_COLUMNS.items()},
             **{title: text for title, text in DETECTION.values()}}
 
 
@@ -227,10 +260,12 @@ def build_report(params: dict, where: paths.Sweep, tracker=None) -> Path:
     summary = verdict(statistics)
     sections = statistics_tables(statistics)
     leaks = leakage_tables(leakage, statistics)
+    shifts = generalisation_tables(statistics)
     audited = audit_summary(leakage)
     failed = [bool(statistics["per_pair"][p]["failed"]) for p in statistics["ranking"]]
 
     write_json(out / paths.STATISTICS, statistics)
+    write_json(paths.at(paths.CROSS_INPUT, sweep=params["sweep"]["name"], dataset=key), statistics)  # the summary's
     best = statistics["best"]
     verdicts = [r["verdict"] for r in statistics["versus_best"]["pairs"].values()]
     headline = {"best_pair": best, "best_dice": statistics["per_pair"][best]["mean"],
@@ -250,6 +285,10 @@ def build_report(params: dict, where: paths.Sweep, tracker=None) -> Path:
           "## Statistics", "", statistics["friedman"]["versus_wilcoxon"], ""]
     for title, frame in sections.items():
         md += [f"### {title}", "", markdown(frame), ""]
+    if shifts:
+        md += ["## Generalisation", "", GENERALISATION, ""]
+        for title, frame in shifts.items():
+            md += [f"### {title}", "", markdown(frame), ""]
     md += ["## Leakage", "", *[f"- **{k}**: {v}" for k, v in audited.items()], ""]
     for title, frame in leaks.items():
         md += [f"### {title}", "", markdown(frame), ""]
@@ -269,6 +308,7 @@ def build_report(params: dict, where: paths.Sweep, tracker=None) -> Path:
         "per image": (results.per_image, "Every test image of every pair and seed."),
         "split counts": (counts, "Images per class and subset."),
         **{f"leakage {i + 1}": (frame, title) for i, (title, frame) in enumerate(leaks.items())},
+        **{f"generalisation {i + 1}": (frame, title) for i, (title, frame) in enumerate(shifts.items())},
         "runs": (results.training[[c for c in ("pair", "seed", "fold", "epochs", "best_epoch", "best_val_dice",
                                                "trivial_val_dice", "train_seconds", "device", "mlflow_run_id")
                                    if c in results.training]], "Training runs and their MLflow run ids.")},
@@ -292,6 +332,8 @@ def build_report(params: dict, where: paths.Sweep, tracker=None) -> Path:
         ("statistics", "Statistics", figs["critical_difference"] + html.note(statistics["friedman"]["versus_wilcoxon"])
          + figs["rank_stability"] + "".join(f"<h3>{title}</h3>{html.table(frame)}"
                                             for title, frame in sections.items())),
+        *([("generalisation", "Generalisation", html.note(GENERALISATION) + "".join(
+            f"<h3>{title}</h3>{html.table(frame)}" for title, frame in shifts.items()))] if shifts else []),
         ("cost", "Accuracy against cost", figs["pareto"] + html.table(efficiency, failed)),
         ("training", "Training", figs["learning_curves"]),
         ("cases", "Cases", figs["cases"]),

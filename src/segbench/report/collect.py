@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,9 @@ class Results:
     metrics:    (pair, seed) -> its metrics.json.
     failed:     pair -> why it did not learn the task (metrics.json's ``degenerate``, over its seeds); only
                 pairs that failed.
+    baselines:  the rows that are baselines (``<baseline>__default``), last in ``pairs``.
+    other_tests: one row per (pair, seed, other test set, image): the seed folder's generalisation/*.csv
+                (``test set``: in_group, or an external dataset's key).
     """
 
     pairs: list[str]
@@ -34,6 +37,8 @@ class Results:
     history: pd.DataFrame
     metrics: dict[tuple[str, int], dict]
     failed: dict[str, list[str]]
+    baselines: list[str] = field(default_factory=list)
+    other_tests: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def image_scores(self, metric: str = "dice") -> pd.DataFrame:
         """(test images with a lesion x pairs): each image's ``metric`` averaged over the pair's seeds."""
@@ -65,33 +70,38 @@ def load_results(params: dict, where: paths.Sweep) -> Results:
         SegbenchError: a missing file, naming it and the stage that makes it.
     """
     sweep = params["sweep"]
-    replicates, per_image, training, history, metrics, failed = [], [], [], [], {}, {}
+    replicates, per_image, training, history, metrics, failed, other_tests = [], [], [], [], {}, {}, []
+    members = paths.members(sweep)
     latency = {arch: {k: v for k, v in _read(where.latency(arch), f"latency --arch {arch}").items()
                       if k.startswith(("latency_", "memory_", "weights_", "activations_")) or k == "gpu"}
-               for arch in sweep["architectures"]}
-    pairs = [run_name(a, l) for a in sweep["architectures"] for l in sweep["losses"]]
-    for arch in sweep["architectures"]:
-        for loss in sweep["losses"]:
-            pair = run_name(arch, loss)
-            for seed in sweep["seeds"]:
-                seed_dir = where.seed(arch, loss, seed)
-                keys = {"pair": pair, "architecture": arch, "loss": loss, "seed": seed}
-                evaluate = f"evaluate --arch {arch} --loss {loss} --seed {seed}"
-                m = _read(seed_dir / paths.METRICS, evaluate)
-                metrics[(pair, seed)] = m
-                for reason in m.get("degenerate", []):
-                    failed.setdefault(pair, []).append(f"seed {seed}: {reason}" if len(sweep["seeds"]) > 1 else reason)
-                replicates.append({**keys, **_flat(m), **latency[arch]})
-                per_image.append(_read(seed_dir / paths.PER_IMAGE, evaluate, pd.read_csv).assign(**keys))
-                for fold in sweep["folds"]:
-                    fold_dir = where.fold(arch, loss, seed, fold)
-                    what = f"train --arch {arch} --loss {loss} --seed {seed} --fold {fold}"
-                    training.append({**keys, "fold": fold, **_read(fold_dir / paths.TRAINED, what)})
-                    history.append(_read(fold_dir / paths.HISTORY, what, pd.read_csv).merge(
-                        _read(fold_dir / paths.TIMING, what, pd.read_csv), on="epoch").assign(**keys, fold=fold))
+               for arch in dict.fromkeys(a for a, _, _ in members)}
+    pairs = [run_name(a, l) for a, l, _ in members]
+    for arch, loss, seeds in members:
+        pair = run_name(arch, loss)
+        for seed in seeds:
+            seed_dir = where.seed(arch, loss, seed)
+            keys = {"pair": pair, "architecture": arch, "loss": loss, "seed": seed}
+            evaluate = f"evaluate --arch {arch} --loss {loss} --seed {seed}"
+            m = _read(seed_dir / paths.METRICS, evaluate)
+            metrics[(pair, seed)] = m
+            for reason in m.get("degenerate", []):
+                failed.setdefault(pair, []).append(f"seed {seed}: {reason}" if len(seeds) > 1 else reason)
+            replicates.append({**keys, **_flat(m), **latency[arch]})
+            per_image.append(_read(seed_dir / paths.PER_IMAGE, evaluate, pd.read_csv).assign(**keys))
+            other_tests += [pd.read_csv(f).assign(**keys, **{"test set": f.stem})
+                            for f in sorted((seed_dir / paths.GENERALISATION).glob("*.csv"))]
+            for fold in sweep["folds"]:
+                fold_dir = where.fold(arch, loss, seed, fold)
+                what = f"train --arch {arch} --loss {loss} --seed {seed} --fold {fold}"
+                training.append({**keys, "fold": fold, **_read(fold_dir / paths.TRAINED, what)})
+                history.append(_read(fold_dir / paths.HISTORY, what, pd.read_csv).merge(
+                    _read(fold_dir / paths.TIMING, what, pd.read_csv), on="epoch").assign(**keys, fold=fold))
     images = pd.concat(per_image, ignore_index=True).astype({"sample_id": str})
     return Results(pairs, pd.DataFrame(replicates), images, pd.DataFrame(training),
-                   pd.concat(history, ignore_index=True), metrics, failed)
+                   pd.concat(history, ignore_index=True), metrics, failed,
+                   [run_name(b, paths.BASELINE_LOSS) for b in sweep["baselines"]],
+                   pd.concat(other_tests, ignore_index=True).astype({"sample_id": str}) if other_tests
+                   else pd.DataFrame())
 
 
 def pair_summary(results: Results, metric_names: list[str]) -> pd.DataFrame:

@@ -64,10 +64,6 @@ class Palette:
         """The pairs drawn in colour, rank order (of ``pairs``, if given)."""
         return [p for p in (pairs or self.ranking)[:TOP] if p in self.colours and self.colours[p] != GREY]
 
-    def rest_note(self) -> str:
-        rest = len(self.ranking) - TOP
-        return f"; the other {rest} pairs in grey (every pair in the tables)" if rest > 0 else ""
-
 
 def _legend_below(figure: Figure, handles) -> None:
     """A legend under the axes, in as many columns as its longest label leaves room for at 8 pt."""
@@ -232,10 +228,12 @@ CD_PAIRS = 20  # a critical-difference diagram stays readable up to about this m
 
 @styled
 def plot_critical_difference(mean_ranks: pd.Series, nemenyi: pd.DataFrame | None, palette: Palette,
-                             alpha: float = 0.05, friedman_p: float | None = None, ax=None) -> Figure:
-    """Demsar's (2006) critical-difference diagram: each pair at its mean rank on one axis (1 = best, left),
-    a bar under the pairs Nemenyi's test does not separate. Bars only when Friedman's test rejects; without
-    a post-hoc (fewer than 3 pairs), the mean ranks alone. At most ``CD_PAIRS`` best-ranked labels."""
+                             alpha: float = 0.05, friedman_p: float | None = None, over: str = "test images",
+                             ax=None) -> Figure:
+    """Demsar's (2006) critical-difference diagram: each pair at its mean rank over the blocks (``over``: test
+    images, or datasets) on one axis (1 = best, left), a bar under the pairs Nemenyi's test does not separate.
+    Bars only when Friedman's test rejects; without a post-hoc (fewer than 3 pairs), the mean ranks alone. At
+    most ``CD_PAIRS`` best-ranked labels."""
     ranks = mean_ranks.sort_values(kind="stable")
     total = len(ranks)
     ranks = ranks.iloc[:CD_PAIRS]
@@ -255,8 +253,8 @@ def plot_critical_difference(mean_ranks: pd.Series, nemenyi: pd.DataFrame | None
         row = -(0.45 + 0.25 * (i if left else k - 1 - i))
         end = low - 0.4 if left else high + 0.4
         ax.plot([rank, rank, end], [0, row, row], color=palette(pair), lw=1)
-        ax.text(end + (-0.05 if left else 0.05), row, f"{palette.label(pair)} ({rank:.2f})", ha="right" if left else "left",
-                va="center", fontsize=8)
+        ax.text(end + (-0.05 if left else 0.05), row, f"{palette.label(pair)} ({rank:.2f})",
+                ha="right" if left else "left", va="center", fontsize=8)
     rejected = friedman_p is not None and friedman_p < alpha
     if nemenyi is not None and rejected:
         for level, group in enumerate(not_separated(ranks, nemenyi.loc[ranks.index, ranks.index], alpha)):
@@ -265,11 +263,11 @@ def plot_critical_difference(mean_ranks: pd.Series, nemenyi: pd.DataFrame | None
     ax.axis("off")
     shown = f" (the best {k} of {total})" if total > k else ""
     if nemenyi is None:
-        title = f"Mean rank over test images{shown} (1 = best); fewer than 3 pairs: no post-hoc test"
+        title = f"Mean rank over {over}{shown} (1 = best); no post-hoc test (too few pairs or {over})"
     elif rejected:
-        title = f"Mean rank over test images{shown}; a bar joins pairs Nemenyi's test does not separate"
+        title = f"Mean rank over {over}{shown}; a bar joins pairs Nemenyi's test does not separate"
     else:
-        title = (f"Mean rank over test images{shown}; Friedman's test does not reject equal ranks (p = "
+        title = (f"Mean rank over {over}{shown}; Friedman's test does not reject equal ranks (p = "
                  f"{friedman_p:.3g}): no pair is separated")
     ax.set_title(title, fontsize=9)
     return figure

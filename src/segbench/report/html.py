@@ -79,7 +79,7 @@ def table(frame: pd.DataFrame, rows_failed: list[bool] | None = None) -> str:
     body = []
     for i in range(len(frame)):
         cells = []
-        for j, column in enumerate(frame.columns):
+        for j in range(len(frame.columns)):
             value = _sort_value(frame.iloc[i, j])
             attribute = f' data-v="{value}"' if value is not None else ""
             content = html.escape(shown.iloc[i, j])

@@ -12,7 +12,7 @@ from segbench.report.collect import Results, pair_summary
 MISSING = "–"
 P_FLOOR = 1e-4
 # metric -> (column title, definition, higher is better); {units}: px or mm
-METRICS = {
+METRIC_COLUMNS = {
     "dice": ("Dice", "2TP / (2TP + FP + FN) per image, = F1; mean over test images with a lesion", True),
     "iou": ("IoU", "TP / (TP + FP + FN) per image (the thesis's tumour IoU)", True),
     "precision": ("Precision", "TP / (TP + FP) per image", True),
@@ -39,18 +39,19 @@ DETECTION = {
 }
 INTEGERS = {"rank", "n", "seed", "fold", "epochs", "best epoch", "epoch", "penalised", "images", "true lesions",
             "matched", "false positives", "train", "val", "test", "total", "near-duplicate pairs",
-            "hamming distance"}
+            "hamming distance", "wins", "within best's ci", "not significantly lower", "test images"}
 
 
 def metric_title(name: str, units: str) -> str:
-    return METRICS[name][0].format(units=units)
+    return METRIC_COLUMNS[name][0].format(units=units)
 
 
 def dice_matrix(results: Results, metric: str = "dice") -> pd.DataFrame:
-    """Architectures (rows) x losses (columns): the pair's mean test ``metric``."""
-    means = results.replicates.groupby(["architecture", "loss"], sort=False)[metric].mean().unstack("loss")
-    architectures = list(dict.fromkeys(results.replicates["architecture"]))
-    losses = list(dict.fromkeys(results.replicates["loss"]))
+    """Architectures (rows) x losses (columns): the pair's mean test ``metric`` (baselines left out)."""
+    pairs = results.replicates[~results.replicates["pair"].isin(results.baselines)]
+    means = pairs.groupby(["architecture", "loss"], sort=False)[metric].mean().unstack("loss")
+    architectures = list(dict.fromkeys(pairs["architecture"]))
+    losses = list(dict.fromkeys(pairs["loss"]))
     return means.loc[architectures, losses]
 
 
@@ -72,26 +73,31 @@ def comparison_table(results: Results, statistics: dict) -> pd.DataFrame:
     rows = []
     for pair in statistics["ranking"]:
         v, ci = versus[pair], per_pair[pair]
-        rows.append({"rank": ranks[pair], "architecture": names[pair][0], "loss": names[pair][1],
-                     "Dice": ci["mean"], "95% CI": (ci["ci_low"], ci["ci_high"]),
+        baseline = statistics.get("versus_baseline")
+        rows.append({"rank": ranks[pair], "architecture": names[pair][0] + (" (baseline)" if pair in
+                                                                            results.baselines else ""),
+                     "loss": names[pair][1], "Dice": ci["mean"], "95% CI": (ci["ci_low"], ci["ci_high"]),
                      "Δ Dice vs best (median)": v["median_difference"],
                      "Δ 95% CI": (v["difference_low"], v["difference_high"]) if v["difference_low"] is not None
                      else None,
-                     "p lower (Holm)": v["p_lower_holm"], "verdict": v["verdict"], "status": _status(statistics, pair)})
+                     "p lower (Holm)": v["p_lower_holm"], "verdict": v["verdict"],
+                     **({f"Δ vs {baseline['best']} (median)": baseline["pairs"][pair]["median_difference"],
+                         f"vs {baseline['best']}": baseline["pairs"][pair]["verdict"]} if baseline else {}),
+                     "status": _status(statistics, pair)})
     return pd.DataFrame(rows)
 
 
 def metrics_table(results: Results, statistics: dict) -> pd.DataFrame:
     """Every segmentation metric of every pair (means over seeds of the test means), in rank order."""
     units = results.replicates["units"].iloc[0]
-    names = [*METRICS, *[c for c in results.replicates.columns if c.startswith("dice ")]]
+    names = [*METRIC_COLUMNS, *[c for c in results.replicates.columns if c.startswith("dice ")]]
     summary = pair_summary(results, [*names, "boundary_penalised"])
     ranks = _ranks(statistics)
     rows = []
     for pair in statistics["ranking"]:
         row = summary.loc[pair]
         rows.append({"rank": ranks[pair], "pair": pair,
-                     **{metric_title(m, units) if m in METRICS else m.replace("dice ", "Dice "): row[m]
+                     **{metric_title(m, units) if m in METRIC_COLUMNS else m.replace("dice ", "Dice "): row[m]
                         for m in names if m in row},
                      "penalised": row.get("boundary_penalised")})
     return pd.DataFrame(rows)
@@ -154,6 +160,13 @@ def statistics_tables(statistics: dict) -> dict[str, pd.DataFrame]:
                      "verdict": test["verdict"]})
     out = {f"Every pair against the best ({versus['best']}): {versus['test']}; {versus['correction']}; Δ: "
            f"{versus['effect']}": pd.DataFrame(rows)}
+    if "versus_baseline" in statistics:  # "better than nnU-Net?"
+        baseline = statistics["versus_baseline"]
+        out[f"Every pair against the baseline {baseline['best']}: the same tests"] = pd.DataFrame([
+            {"pair": pair, "Δ median": test["median_difference"],
+             "Δ 95% CI": (test["difference_low"], test["difference_high"]) if test["difference_low"] is not None
+             else None, "p lower (Holm)": test["p_lower_holm"], "p higher (Holm)": test["p_higher_holm"],
+             "verdict": test["verdict"]} for pair, test in baseline["pairs"].items()])
     stability = pd.DataFrame(statistics["rank_stability"]).T.loc[order]
     ranks = pd.Series(friedman["mean_ranks"]).loc[order]
     text = (f"Friedman chi² = {friedman['statistic']:.3f}, p = {format_p(friedman['p_value'])}; Nemenyi critical "
@@ -183,12 +196,27 @@ def leakage_tables(leakage: dict, statistics: dict) -> dict[str, pd.DataFrame]:
     effect = statistics["leakage"]
     dice = pd.DataFrame([{"pair": pair, "Dice": row["dice"], "Dice without leaked": row["dice_without_leaked"],
                           "Δ": (row["dice"] - row["dice_without_leaked"])
-                          if row["dice_without_leaked"] is not None else None, "n without leaked": row["n_without_leaked"]}
+                          if row["dice_without_leaked"] is not None else None,
+                          "n without leaked": row["n_without_leaked"]}
                          for pair, row in effect["per_pair"].items()])
     return {"Near-duplicate pairs per pair of subsets": counts,
             "Flagged pairs, closest first": flagged.sort_values("Hamming distance", kind="stable"),
             f"Mean test Dice with and without the {effect['leaked_test_images']} leaked test images "
             "(Δ: the inflation)": dice}
+
+
+def generalisation_tables(statistics: dict) -> dict[str, pd.DataFrame]:
+    """Per other test set (a held-out group, an external dataset): every pair's Dice there and on the reference
+    set, and the gap with its 95% bootstrap CI, in the report's ranking."""
+    tables = {}
+    for found in statistics["generalisation"].values():
+        rows = [{"pair": pair, f"Dice, {found['reference']}": g["reference"], f"Dice, {found['other']}": g["other"],
+                 "gap": g["gap"], "gap 95% CI": MISSING if g["gap_low"] is None else
+                 f"{g['gap_low']:.3f}–{g['gap_high']:.3f}", "images": f"{g['n_reference']} / {g['n_other']}",
+                 "paired": "yes" if g["paired"] else "no"}
+                for pair in statistics["ranking"] if (g := found["pairs"].get(pair))]
+        tables[f"{found['reference'].capitalize()} against {found['other']}"] = pd.DataFrame(rows)
+    return tables
 
 
 def format_p(value) -> str:

@@ -85,7 +85,8 @@ def sheet(book: Workbook, title: str, frame: pd.DataFrame, note: str | None = No
     return ws
 
 
-def write(path: Path, tables: dict[str, tuple[pd.DataFrame, str]], matrix: pd.DataFrame, setup: dict[str, str]) -> None:
+def write(path: Path, tables: dict[str, tuple[pd.DataFrame, str]], matrix: pd.DataFrame, setup: dict[str, str],
+          matrix_note: str = "Mean test Dice: architectures (rows) x losses (columns).") -> None:
     """Sheets: summary (verdict, set-up, definitions), then one per table of ``tables`` (title -> (frame, note)),
     the Dice matrix with a colour scale among them."""
     book = Workbook()
@@ -93,8 +94,7 @@ def write(path: Path, tables: dict[str, tuple[pd.DataFrame, str]], matrix: pd.Da
     sheet(book, "summary", pd.DataFrame({"item": list(setup), "value": list(setup.values())}))
     for title, (frame, note) in tables.items():
         sheet(book, title, frame, note)
-    ws = sheet(book, "dice matrix", matrix.reset_index().rename(columns={"architecture": "architecture"}),
-               "Mean test Dice: architectures (rows) x losses (columns).")
+    ws = sheet(book, "dice matrix", matrix.reset_index(), matrix_note)
     last = f"{get_column_letter(matrix.shape[1] + 1)}{matrix.shape[0] + 3}"
     ws.conditional_formatting.add(f"B4:{last}", ColorScaleRule(start_type="min", start_color="F8696B",
                                                                mid_type="percentile", mid_value=50,

@@ -25,7 +25,7 @@ class Accelerator:
     workers: int = 0
 
     @classmethod
-    def for_device(cls, device: torch.device, recipe: dict) -> "Accelerator":
+    def for_device(cls, device: torch.device, recipe: dict) -> Accelerator:
         """``recipe``: params' train section. Loader workers: ``train.workers``, else threads - 1 on CUDA and
         none on the CPU (there the cores compute; workers would compete with them)."""
         workers = recipe.get("workers")

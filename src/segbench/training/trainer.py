@@ -30,8 +30,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from segbench import SegbenchError, paths
-from segbench import devices
+from segbench import SegbenchError, devices, paths
 from segbench.data.dataset import EpochSampler, Processed, SegmentationDataset, augmentation
 from segbench.io import atomic_path, write_csv, write_json
 from segbench.losses import BLIND_ON_EMPTY, create_loss
@@ -206,8 +205,10 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
         run = Session(net, recipe, acc, seed)
         # Workers are started afresh each epoch (not persistent), so the loader draws from run.generator the
         # same way with any number of them: the history does not depend on the worker count.
+        # a last batch of one image is dropped: batch norm cannot train on it (a 1 x 1 bottleneck of one sample)
         loader = DataLoader(train_set, batch_size=recipe["batch_size"], sampler=EpochSampler(len(train_set),
-                            run.generator), generator=run.generator, num_workers=acc.workers, pin_memory=acc.cuda)
+                            run.generator), generator=run.generator, num_workers=acc.workers, pin_memory=acc.cuda,
+                            drop_last=len(train_set) % recipe["batch_size"] == 1)
         val_loader = DataLoader(val_set, batch_size=recipe["batch_size"], num_workers=acc.workers,
                                 pin_memory=acc.cuda)
         efficiency = complexity(net, data.channels, data.size)

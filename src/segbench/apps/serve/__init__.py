@@ -22,12 +22,12 @@ from fastapi.responses import HTMLResponse
 from PIL import Image
 
 from segbench import SegbenchError
-from segbench.data.images import TooLarge, load_image
 from segbench.apps import drawing as draw
 from segbench.apps.files import describe
-from segbench.predict.predictor import Predictor
 from segbench.apps.runs import Run
+from segbench.data.images import TooLarge, load_image
 from segbench.metrics.overlap import class_overlap, confusion_matrix
+from segbench.predict.predictor import Predictor
 
 MAX_PIXELS = 80_000_000  # far above any X-ray (BTXRD's largest are 12 MP), far below a decompression bomb
 DISPLAY = 1024           # px: the longest side of the pictures the page shows (the mask download is full size)
@@ -96,7 +96,7 @@ def create_app(runs: list[Run], default: str | None, max_upload_mb: float = 25.0
             model = predictor(run.path)
             image, mask, probability = model.predict_file(data, max_pixels=MAX_PIXELS)
         record = {**describe(model, mask, probability), "run": run.name, "filename": filename}
-        return {**record, "legend": [{"name": name, "colour": "#%02x%02x%02x" % draw.colour(c)}
+        return {**record, "legend": [{"name": name, "colour": "#{:02x}{:02x}{:02x}".format(*draw.colour(c))}
                                      for c, name in enumerate(model.class_names) if c],
                 "probability_scale": draw.heat_scale(),
                 **pictures(model, image.resize((mask.shape[1], mask.shape[0])), mask, probability, record["lesions"]),

@@ -1,0 +1,232 @@
+"""nnU-Net v2 as a sweep member (Isensee et al., Nature Methods 2021; "nnU-Net Revisited", MICCAI 2024): its own
+planning, preprocessing, network, loss and training, unmodified, on segbench's split, scored by segbench.
+
+Three stages per dataset (``sweep.baselines: [nnunet]``):
+
+1. ``baseline_prepare``: segbench's processed canvases (the images every pair trains on) exported to nnU-Net's raw
+   2D format (PNG, NaturalImage2DIO), the train and val images as its training cases, then nnU-Net's fingerprint,
+   ``2d`` plan and preprocessing, and ``splits_final.json`` holding segbench's folds, so nnU-Net trains and
+   validates on exactly segbench's subsets. The test images never reach nnU-Net's folders.
+2. ``baseline_train`` per fold: nnU-Net's trainer for ``nnunet.epochs`` x ``nnunet.iterations_per_epoch`` (its
+   default: 1000 x 250), on the job's device; also writes segbench's train.json and history.csv.
+3. ``baseline_evaluate``: segbench's own evaluation (``evaluate.evaluate_replicate``) of the fold models, each
+   wrapped as a segbench predictor (``NnunetMember``): the same out-of-fold post-processing choice, resolution,
+   metrics and detection as every pair. nnU-Net's own post-processing (``determine_postprocessing`` on its fold
+   validations) is recorded beside it.
+
+nnU-Net reads its folders from environment variables when it is imported, so these stages run in their own
+process (as Snakemake and DVC run every stage).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from segbench import SegbenchError, paths
+from segbench.data.dataset import Processed
+from segbench.io import write_csv, write_json
+from segbench.labels import IGNORE
+
+log = logging.getLogger(__name__)
+
+NAME = "nnunet"                 # in sweep.baselines
+ARCH, LOSS = NAME, paths.BASELINE_LOSS  # its row: nnunet__default (nnU-Net's network, loss and recipe)
+DATASET_ID = 501                # nnU-Net's dataset number inside segbench's folders (its own, one per folder)
+CONFIGURATION, PLANS = "2d", "nnUNetPlans"
+TRAINER = "nnUNetTrainer"       # the class name recorded in checkpoints: nnU-Net rebuilds the network by it
+MODEL = "nnunet"                # a fold folder's nnU-Net results folder (nnUNet_results)
+
+
+def dataset_name(key: str) -> str:
+    return f"Dataset{DATASET_ID}_{''.join(c for c in key.title() if c.isalnum()) or 'Segbench'}"
+
+
+@contextmanager
+def folders(raw: Path | None = None, preprocessed: Path | None = None, results: Path | None = None,
+            augmentation_workers: int | None = None):
+    """nnU-Net's three folders as its environment variables; set before nnunetv2 is first imported."""
+    import sys
+
+    if any(name.startswith("nnunetv2.paths") for name in sys.modules):
+        raise SegbenchError("nnU-Net was imported before its folders were set: run each nnunet stage in its own "
+                            "process (segbench baseline_prepare / baseline_train / baseline_evaluate)")
+    values = {"nnUNet_raw": raw, "nnUNet_preprocessed": preprocessed, "nnUNet_results": results}
+    for key, value in values.items():
+        os.environ[key] = str((value or Path(os.devnull)).resolve())
+    if augmentation_workers is not None:  # nnU-Net's own knob; 0: augmentation in the training process
+        os.environ.setdefault("nnUNet_n_proc_DA", str(augmentation_workers))
+    yield
+
+
+def check(data: Processed, folds: list[int]) -> None:
+    """What nnU-Net cannot take, before anything trains.
+
+    Raises:
+        SegbenchError: too few cases in a fold, or a fold without val cases, naming the fold.
+    """
+    for fold in folds:
+        train, val = data.fold_indices(fold)
+        if len(train) < 2 or not len(val):
+            raise SegbenchError(f"nnU-Net baseline: fold {fold} has {len(train)} training and {len(val)} validation "
+                                "cases; nnU-Net's planner and trainer need at least 2 and 1")
+
+
+def export(data: Processed, folds: list[int], raw_root: Path, key: str) -> Path:
+    """Write nnU-Net's raw dataset from segbench's processed canvases (train and val images as training cases),
+    with ``dataset.json``; returns its folder. Labels as segbench's class ids; an ignore label, if any, last."""
+    check(data, folds)
+    root = raw_root / dataset_name(key)
+    (root / "imagesTr").mkdir(parents=True, exist_ok=True)
+    (root / "labelsTr").mkdir(exist_ok=True)
+    cases = np.concatenate([data.indices("train"), data.indices("val")])
+    ignore = any((data.masks[i] == IGNORE).any() for i in cases)
+    classes = len(data.class_names)
+    for index in cases:
+        sid = str(data.meta["sample_id"].iloc[index])
+        Image.fromarray(data.images[index]).save(root / "imagesTr" / f"{sid}_0000.png")
+        mask = data.masks[index].copy()
+        mask[mask == IGNORE] = classes
+        Image.fromarray(mask).save(root / "labelsTr" / f"{sid}.png")
+    labels = {name: value for value, name in enumerate(data.class_names)} | ({"ignore": classes} if ignore else {})
+    channels = {"0": "L"} if data.channels == 1 else {"0": "R", "1": "G", "2": "B"}
+    write_json(root / "dataset.json", {"channel_names": channels, "labels": labels, "numTraining": len(cases),
+                                       "file_ending": ".png", "overwrite_image_reader_writer": "NaturalImage2DIO"})
+    return root
+
+
+def splits(data: Processed, folds: list[int]) -> list[dict[str, list[str]]]:
+    """nnU-Net's splits_final.json: segbench's folds, by case (sample id)."""
+    ids = data.meta["sample_id"].astype(str).to_numpy()
+    return [{"train": sorted(ids[train]), "val": sorted(ids[val])}
+            for train, val in (data.fold_indices(fold) for fold in folds)]
+
+
+def prepare(data: Processed, folds: list[int], key: str, out: Path, processes: int = 1) -> None:
+    """Stage 1, into ``out`` (``nnUNet_raw`` and ``nnUNet_preprocessed``): export, plan, preprocess, split."""
+    raw, preprocessed = out / "nnUNet_raw", out / "nnUNet_preprocessed"
+    with folders(raw, preprocessed):
+        export(data, folds, raw, key)
+        from nnunetv2.experiment_planning.plan_and_preprocess_api import (
+            extract_fingerprints,
+            plan_experiments,
+            preprocess,
+        )
+
+        extract_fingerprints([DATASET_ID], num_processes=processes, check_dataset_integrity=True,
+                             show_progress_bar=False)
+        plan_experiments([DATASET_ID])
+        preprocess([DATASET_ID], PLANS, (CONFIGURATION,), (processes,), show_progress_bar=False)
+    write_json(preprocessed / dataset_name(key) / "splits_final.json", splits(data, folds))
+
+
+def trainer_class(epochs: int, iterations: int, val_iterations: int):
+    """nnU-Net's trainer with the training length from params (its own default: 1000 epochs of 250
+    iterations). Named as nnU-Net's, so its predictor rebuilds the same network from the checkpoint."""
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):  # nnU-Net records its init arguments by name
+        nnUNetTrainer.__init__(self, plans, configuration, fold, dataset_json, device)
+        self.num_epochs, self.num_iterations_per_epoch = epochs, iterations
+        self.num_val_iterations_per_epoch = val_iterations
+
+    return type(TRAINER, (nnUNetTrainer,), {"__init__": __init__})
+
+
+def train(prepared: Path, key: str, fold: int, options: dict, fold_dir: Path, device: torch.device, size: int,
+          tracker=None) -> dict:
+    """Stage 2: one fold; writes nnU-Net's model folder and segbench's train.json, history.csv, timing.csv."""
+    with folders(prepared / "nnUNet_raw", prepared / "nnUNet_preprocessed", fold_dir / MODEL,
+                 augmentation_workers=options["augmentation_workers"]):
+        from batchgenerators.utilities.file_and_folder_operations import load_json
+
+        base = prepared / "nnUNet_preprocessed" / dataset_name(key)
+        plans = load_json(str(base / f"{PLANS}.json"))
+        plans["continue_training"] = False
+        cls = trainer_class(options["epochs"], options["iterations_per_epoch"], options["val_iterations_per_epoch"])
+        trainer = cls(plans=plans, configuration=CONFIGURATION, fold=fold,
+                      dataset_json=load_json(str(base / "dataset.json")), device=device)
+        run_id = tracker.start_training(ARCH, LOSS, 0, fold, {"baseline": NAME, "nnunet": options,
+                                                              "configuration": CONFIGURATION}, {}) if tracker else None
+        started = time.time()
+        trainer.run_training()
+        seconds = time.time() - started
+        trainer.perform_actual_validation(False)  # its own validation of this fold, and from it
+        from nnunetv2.postprocessing.remove_connected_components import determine_postprocessing
+
+        validation = Path(trainer.output_folder) / "validation"
+        determine_postprocessing(str(validation), str(base / "gt_segmentations"), plans,  # its own post-processing
+                                 load_json(str(base / "dataset.json")), num_processes=1, keep_postprocessed_files=False)
+        own = json.loads((validation / "postprocessing.json").read_text())
+        logged = trainer.logger.get_checkpoint()  # nnU-Net's per-epoch log: losses, fg Dice, lr, timestamps
+        n_params = sum(p.numel() for p in trainer.network.parameters())
+    epochs = len(logged["train_losses"])
+    history = pd.DataFrame({"epoch": np.arange(1, epochs + 1), "train_loss": logged["train_losses"],
+                            "val_loss": logged["val_losses"], "val_dice": logged["mean_fg_dice"], "lr": logged["lrs"]})
+    write_csv(fold_dir / paths.HISTORY, history)
+    seconds_per_epoch = np.subtract(logged["epoch_end_timestamps"], logged["epoch_start_timestamps"])[:epochs]
+    write_csv(fold_dir / paths.TIMING, pd.DataFrame({"epoch": history["epoch"], "seconds": seconds_per_epoch,
+                                                     "train_seconds": seconds_per_epoch, "val_seconds": 0.0,
+                                                     "peak_memory_mb": np.nan}))
+    data = json.loads((base / "dataset.json").read_text())
+    summary = {"arch": ARCH, "loss": LOSS, "seed": 0, "fold": fold, "size": size,
+               "in_channels": len(data["channel_names"]), "epochs": epochs, "best_epoch": epochs,
+               "best_val_dice": float(history["val_dice"].iloc[-1]), "n_params": int(n_params),
+               "gflops": None, "train_seconds": round(seconds, 1), "device": str(device), "mlflow_run_id": run_id,
+               "git_commit": None, "diverged": None, "trivial_val_dice": None, "baseline": NAME,
+               "nnunet": {**options, "configuration": CONFIGURATION, "labels": data["labels"],
+                          "own_postprocessing": own.get("postprocessing_fns", []),
+                          "own_validation_dice": json.loads((validation / "summary.json").read_text())
+                          ["foreground_mean"]["Dice"]}}
+    write_json(fold_dir / paths.TRAINED, summary)
+    if tracker:
+        tracker.log_history(run_id, history.to_dict("records"))
+        tracker.end(run_id)
+    return summary
+
+
+class NnunetMember:
+    """One trained nnU-Net fold as a segbench predictor member: canvases in, probabilities out.
+
+    nnU-Net's own predictor (sliding window, its normalisation, test-time mirroring) on each canvas; its softmax
+    gives the layout segbench's models give: the foreground's probability (1, S, S) for two classes, else all K.
+    """
+
+    def __init__(self, fold_dir: Path, device: torch.device | str = "cpu"):
+        trained = json.loads((fold_dir / paths.TRAINED).read_text())
+        folder = next((fold_dir / MODEL).glob(f"*/{TRAINER}__{PLANS}__{CONFIGURATION}"), None)
+        if folder is None:
+            raise SegbenchError(f"{fold_dir}: no trained nnU-Net model here; "
+                                "run `segbench baseline_train --baseline nnunet` first")
+        from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+        self.predictor = nnUNetPredictor(device=torch.device(device), verbose=False, allow_tqdm=False)
+        self.predictor.initialize_from_trained_model_folder(str(folder), (trained["fold"],), "checkpoint_final.pth")
+        self.classes = len([k for k in trained["nnunet"]["labels"] if k != "ignore"])
+        self.net = self.predictor.network  # moved by Predictor.to, as segbench's members are
+
+    def probabilities(self, canvases: np.ndarray) -> torch.Tensor:
+        """(N, S, S[, C]) uint8 -> (N, K', S, S) float32."""
+        out = []
+        for canvas in canvases:
+            image = canvas[None, None] if canvas.ndim == 2 else np.moveaxis(canvas, -1, 0)[:, None]
+            _, p = self.predictor.predict_single_npy_array(image.astype(np.float32), {"spacing": [999, 1, 1]},
+                                                           None, None, True)
+            p = torch.from_numpy(np.asarray(p, np.float32))[:, 0]  # (K, S, S)
+            out.append(p[1:2] if self.classes == 2 else p)
+        return torch.stack(out)
+
+
+def is_nnunet(fold_dir: Path) -> bool:
+    return (fold_dir / MODEL).is_dir()
+
