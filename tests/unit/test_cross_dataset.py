@@ -33,7 +33,8 @@ def test_the_table_ranks_pairs_over_datasets_and_counts_wins_and_ties_with_the_b
     friedman = friedman_nemenyi(scores, blocks="datasets")
     assert friedman["p_value"] == pytest.approx(stats.friedmanchisquare(*scores.T.to_numpy()).pvalue)
     text = cross_dataset.verdict(friedman, cross_dataset.table(statistics, scores), 3)
-    assert text.startswith("Over 3 datasets, x has the best mean rank (1.33)")
+    assert text.startswith("Over 3 datasets, x has the best mean rank (1.33): the best pair on 2 of them, within "
+                           "the best's CI on 3.")
     assert "Friedman's test over datasets does not reject" in text
 
 

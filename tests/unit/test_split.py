@@ -155,3 +155,21 @@ def test_a_held_out_center_is_the_test_subset_and_absent_from_train_and_val():
         split(meta, 42, 0.1, 0.2, "tumor_type", holdout={"by": "center", "values": [1, 2, 3]})
     with pytest.raises(SegbenchError, match=r"split.holdout.by: \['site'\] not among"):
         split(meta, 42, 0.1, 0.2, "tumor_type", holdout={"by": "site", "values": [1]})
+
+
+def test_leave_one_group_out_makes_one_fold_per_group_and_names_what_it_cannot_split():
+    meta = btxrd_like()
+    meta["site"] = (["b", "a", "c"] * len(meta))[:len(meta)]
+    assignment, counts = split(meta, 42, 0.1, 0.2, "tumor_type", folds={"by": "site"})
+    fold = assignment.set_index("sample_id")["fold"]
+    site = meta.set_index("sample_id")["site"]
+    assert (fold[site == "a"] == 0).all() and (fold[site == "c"] == 2).all()  # sorted values
+    assert set(assignment["subset"]) == {"train", "val", "in_group"}  # no common test subset: each fold's group
+    share = assignment.groupby(fold.to_numpy())["subset"].apply(lambda s: (s == "in_group").mean())
+    assert share.between(0.08, 0.12).all() and list(counts.columns)[:2] == ["fold (site)", "train"]
+    with pytest.raises(SegbenchError, match=r"split.folds.by: site has one value \(\['a'\]\)"):
+        split(meta.assign(site="a"), 42, 0.1, 0.2, "tumor_type", folds={"by": "site"})
+    with pytest.raises(SegbenchError, match=r"split.folds.by: 'scanner' not among"):
+        split(meta, 42, 0.1, 0.2, "tumor_type", folds={"by": "scanner"})
+    with pytest.raises(SegbenchError, match="each choose the test images; set one"):
+        split(meta, 42, 0.1, 0.2, "tumor_type", folds={"by": "site"}, holdout={"by": "site", "values": ["a"]})

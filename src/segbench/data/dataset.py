@@ -121,9 +121,35 @@ class Processed:
     def indices(self, subset: str) -> np.ndarray:
         return np.flatnonzero(self.meta["subset"].to_numpy() == subset)
 
+    @property
+    def leave_one_group_out(self) -> bool:
+        """The split's folds are groups (``split.folds: {by: ...}``): each fold's test set is its held-out group,
+        and there is no common test subset."""
+        return "fold" in self.meta and not (self.meta["subset"] == "test").any()
+
+    def held_out(self, fold: int) -> np.ndarray:
+        """Leave-one-group-out: the indices of fold ``fold``'s held-out group, its test images."""
+        return np.flatnonzero(self.meta["fold"].to_numpy() == fold)
+
+    def in_group(self, fold: int | None = None) -> np.ndarray:
+        """The in-group test images (``paths.IN_GROUP``); leave-one-group-out: those of the groups ``fold`` trains
+        on."""
+        chosen = self.meta["subset"].to_numpy() == paths.IN_GROUP
+        if fold is not None:
+            chosen &= self.meta["fold"].to_numpy() != fold
+        return np.flatnonzero(chosen)
+
     def fold_indices(self, fold: int) -> tuple[np.ndarray, np.ndarray]:
         """(train, val) indices of the run that validates on ``fold``: with ``split.folds`` the other folds
-        train it; without, the only fold is 0, and its train and val are the split's subsets."""
+        train it; leave-one-group-out: the train and val images of the other groups; without folds, the only
+        fold is 0, and its train and val are the split's subsets."""
+        if self.leave_one_group_out:
+            folds, subset = self.meta["fold"].to_numpy(), self.meta["subset"].to_numpy()
+            if fold not in folds:
+                raise SegbenchError(f"sweep.folds: the split has folds {sorted(set(folds))} (one per group), "
+                                    f"not {fold}")
+            return (np.flatnonzero((folds != fold) & (subset == "train")),
+                    np.flatnonzero((folds != fold) & (subset == "val")))
         if "fold" not in self.meta:
             if fold != 0:
                 raise SegbenchError(f"sweep.folds: fold {fold} needs split.folds; without it the split has one "

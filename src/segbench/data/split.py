@@ -121,10 +121,14 @@ def split(meta: pd.DataFrame, seed: int, test_fraction: float, val_fraction: flo
             raise SegbenchError(f"split.{key}: {missing} not among meta.csv's columns ({list(meta.columns)})")
     if len(meta) < 3:
         raise SegbenchError(f"split: need at least 3 samples, got {len(meta)}")
-    if official_test and holdout:
-        raise SegbenchError("split: official_test and holdout both choose the test subset; set one of them")
+    if sum(map(bool, (official_test, holdout, isinstance(folds, dict)))) > 1:
+        raise SegbenchError("split: official_test, holdout and folds: {by: ...} each choose the test images; set one "
+                            "of them")
     indexed = meta.set_index("sample_id")
     labels = indexed[stratify].astype(str) if stratify else pd.Series("all", index=indexed.index)
+    if isinstance(folds, dict):
+        return _leave_one_group_out(indexed, labels, groups, folds["by"], seed, test_fraction, val_fraction,
+                                    stratify)
 
     in_group = pd.Index([])
     if official_test or holdout:
@@ -152,6 +156,56 @@ def split(meta: pd.DataFrame, seed: int, test_fraction: float, val_fraction: flo
 
     columns = SUBSETS + ([IN_GROUP] if len(in_group) else [])
     counts = pd.crosstab(labels.rename(stratify or "all"), subset).reindex(columns=columns, fill_value=0)
+    counts["total"] = counts.sum(axis=1)
+    counts.loc["total"] = counts.sum()
+    return assignment, counts.reset_index()
+
+
+def group_values(column: pd.Series) -> list:
+    """A column's values in fold order: numbers numerically, else as text."""
+    values = column.dropna().unique().tolist()
+    return sorted(values, key=lambda v: (0, float(v), "") if _number(v) else (1, 0.0, str(v)))
+
+
+def _number(value) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _leave_one_group_out(indexed: pd.DataFrame, labels: pd.Series, groups: pd.Series | None, by: str, seed: int,
+                         test_fraction: float, val_fraction: float, stratify: str | None):
+    """Leave-one-group-out (``split.folds: {by: column}``): fold k is the k-th value's images. Within each group,
+    ``test_fraction`` become in_group test images and ``val_fraction`` of the rest val (stratified, whole
+    ``groups``): fold k trains on the other groups' train images, validates on their val images, and is tested
+    on its own group, all of it, and on the other groups' in_group images.
+
+    Raises:
+        SegbenchError: a column with one value, or a group too small to split, naming them.
+    """
+    if by not in indexed.columns:
+        raise SegbenchError(f"split.folds.by: {by!r} not among meta.csv's columns ({['sample_id', *indexed.columns]})")
+    if indexed[by].isna().any():
+        raise SegbenchError(f"split.folds.by: {by} is empty for {int(indexed[by].isna().sum())} samples; every "
+                            "sample needs a group")
+    values = group_values(indexed[by])
+    if len(values) < 2:
+        raise SegbenchError(f"split.folds.by: {by} has one value ({values}); leaving one group out needs two")
+    fold = indexed[by].map({v: i for i, v in enumerate(values)}).astype(int)
+    subset = pd.Series("train", index=indexed.index)
+    for value in values:
+        ids = indexed.index[indexed[by] == value]
+        own = groups.loc[ids] if groups is not None else None
+        stage = f"{by} {value}"
+        rest, in_group = _held_out(labels.loc[ids], own, test_fraction, seed, f"in-group test split ({stage})")
+        val = _held_out(labels.loc[rest], own.loc[rest] if own is not None else None, val_fraction, seed,
+                        f"val split ({stage})")[1]
+        subset.loc[in_group], subset.loc[val] = IN_GROUP, "val"
+    assignment = pd.DataFrame({"sample_id": indexed.index, "subset": subset.to_numpy(), "fold": fold.to_numpy()})
+    counts = pd.crosstab(indexed[by].rename(f"fold ({by})").map(lambda v: f"{values.index(v)} ({v})"),
+                         subset).reindex(columns=["train", "val", IN_GROUP], fill_value=0)
     counts["total"] = counts.sum(axis=1)
     counts.loc["total"] = counts.sum()
     return assignment, counts.reset_index()
@@ -222,6 +276,10 @@ def split_stage(options: dict, processed_dir, split_csv, counts_csv, leakage_jso
     info = read_json(processed_dir / paths.INFO)
     pairs = near_duplicates(np.load(processed_dir / paths.HASHES))
     stratify, stratified = stratification(options["stratify"], info, meta)
+    if isinstance(options["folds"], dict):
+        by = options["folds"]["by"]
+        stratified += ("; leave-one-group-out by " + by + ": " + ", ".join(
+            f"fold {i} holds out {v}" for i, v in enumerate(group_values(meta[by]))) if by in meta else "")
     if options["holdout"]:
         held = options["holdout"]
         stratified += (f"; test: the held-out {held['by']} {held['values']}; in_group: {options['test_fraction']:.0%} "

@@ -107,7 +107,8 @@ def out_of_fold(models: dict[int, Predictor], data: Processed, protocol: Protoco
                 row[f"dice:{name}"] = mean_overlap(processed, truth, protocol.classes)["dice"]
                 row[f"lesions:{name}"] = protocol.lesions(processed, truth)["lesions_predicted"]
             rows.append(row)
-            saved.add(row["sample_id"], labels)
+            # leave-one-group-out validates an image in every fold but its group's: one map per fold
+            saved.add(f"{row['sample_id']}/fold{fold}" if data.leave_one_group_out else row["sample_id"], labels)
     return pd.DataFrame(rows)
 
 
@@ -133,14 +134,21 @@ def score(ensemble: Predictor, data: Processed, protocol: Protocol, strata: list
     return pd.DataFrame(rows)
 
 
-def score_test(ensemble: Predictor, data: Processed, protocol: Protocol, strata: list[str], batch: int,
-               out_dir: Path) -> pd.DataFrame:
-    """``score`` on the split's test images, saving their label maps and foreground probabilities."""
-    test = data.indices("test")
-    if not len(test):
-        raise SegbenchError("the split's test subset is empty")
+def score_test(models: dict[int, Predictor], chosen: dict, data: Processed, protocol: Protocol, strata: list[str],
+               batch: int, out_dir: Path) -> pd.DataFrame:
+    """``score`` on the test images, saving their label maps and foreground probabilities: the fold models'
+    ensemble on the split's test subset; leave-one-group-out, each fold's model on its held-out group (every
+    image tested once, by the one model that never saw its group; a ``fold`` column says which)."""
     with NpzWriter(out_dir / paths.TEST_PREDICTIONS) as saved, \
             NpzWriter(out_dir / paths.TEST_PROBABILITIES) as probabilities:
+        if data.leave_one_group_out:
+            return pd.concat([score(Predictor.ensemble([model], chosen, str(out_dir)), data, protocol, strata, batch,
+                                    data.held_out(fold), f"held-out fold {fold}", saved, probabilities)
+                              .assign(fold=fold) for fold, model in models.items()], ignore_index=True)
+        test = data.indices("test")
+        if not len(test):
+            raise SegbenchError("the split's test subset is empty")
+        ensemble = Predictor.ensemble(list(models.values()), chosen, str(out_dir))
         return score(ensemble, data, protocol, strata, batch, test, "test", saved, probabilities)
 
 
@@ -166,21 +174,39 @@ def external_data(key: str, own: Processed) -> Processed:
     return data
 
 
-def generalisation(ensemble: Predictor, data: Processed, params: dict, strata: list[str], batch: int,
-                   out_dir: Path) -> None:
-    """Zero-shot scores on the other test sets, into ``out_dir/generalisation/``: ``in_group.csv`` (a group
-    hold-out's in-group test images) and ``<dataset>.csv`` per ``evaluate.external`` dataset but this one."""
+def in_group_scores(models: dict[int, Predictor], chosen: dict, data: Processed, protocol: Protocol,
+                    strata: list[str], batch: int, out_dir: Path) -> pd.DataFrame:
+    """The in-group test images: by the fold ensemble (a group hold-out); leave-one-group-out, each image by the
+    ensemble of the folds that trained on its group (all but its own)."""
+    if not data.leave_one_group_out:
+        ensemble = Predictor.ensemble(list(models.values()), chosen, str(out_dir))
+        return score(ensemble, data, protocol, strata, batch, data.in_group(), paths.IN_GROUP)
+    groups = data.meta["fold"].to_numpy()
+    return pd.concat([score(Predictor.ensemble([m for f, m in models.items() if f != group], chosen, str(out_dir)),
+                            data, protocol, strata, batch, indices, f"{paths.IN_GROUP} ({group})")
+                      for group in sorted(set(groups)) if len(indices := np.intersect1d(
+                          data.in_group(), np.flatnonzero(groups == group)))], ignore_index=True)
+
+
+def generalisation(models: dict[int, Predictor], chosen: dict, data: Processed, params: dict, strata: list[str],
+                   batch: int, out_dir: Path) -> None:
+    """Zero-shot scores on the other test sets, into ``out_dir/generalisation/``: ``in_group.csv`` (the in-group
+    test images of a group hold-out or of leave-one-group-out) and ``<dataset>.csv`` per ``evaluate.external``
+    dataset but this one (by the fold ensemble)."""
     folder = out_dir / paths.GENERALISATION
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob("*.csv"):
         stale.unlink()
-    sets = [(paths.IN_GROUP, data)] if len(data.indices(paths.IN_GROUP)) else []
-    sets += [(key, external_data(key, data)) for key in params["evaluate"]["external"]
-             if key != params["dataset"]["key"]]
-    for name, other in sets:
-        protocol = Protocol.of(params, data.class_names)
-        indices = other.indices(paths.IN_GROUP if other is data else "test")
-        write_csv(folder / f"{name}.csv", score(ensemble, other, protocol, strata, batch, indices, name))
+    protocol = Protocol.of(params, data.class_names)
+    if len(data.in_group()):
+        write_csv(folder / f"{paths.IN_GROUP}.csv", in_group_scores(models, chosen, data, protocol, strata, batch,
+                                                                     out_dir))
+    ensemble = Predictor.ensemble(list(models.values()), chosen, str(out_dir))
+    for key in params["evaluate"]["external"]:
+        if key != params["dataset"]["key"]:
+            other = external_data(key, data)
+            write_csv(folder / f"{key}.csv", score(ensemble, other, protocol, strata, batch, other.indices("test"),
+                                                   key))
 
 
 def evaluate_replicate(arch: str, loss: str, seed: int, params: dict, where: paths.Sweep, processed_dir: Path,
@@ -190,6 +216,10 @@ def evaluate_replicate(arch: str, loss: str, seed: int, params: dict, where: pat
     options, folds, batch = params["evaluate"], params["sweep"]["folds"], params["train"]["batch_size"]
     out_dir = where.seed(arch, loss, seed)
     data = Processed.load(processed_dir, split_csv)
+    if data.leave_one_group_out and sorted(folds) != sorted(set(data.meta["fold"])):
+        raise SegbenchError(f"sweep.folds: {list(folds)}; leave-one-group-out (split.folds: "
+                            f"{params['split']['folds']}) has folds {sorted(set(data.meta['fold']))}: list every one, "
+                            "so that every group is tested once")
     protocol = Protocol.of(params, data.class_names)
     fold_runs = {f: where.fold(arch, loss, seed, f) for f in folds}
     with devices.device() as dev:  # the GPU the job leased (or was given), else the CPU
@@ -203,11 +233,10 @@ def evaluate_replicate(arch: str, loss: str, seed: int, params: dict, where: pat
         log.info("%s__%s seed %d: post-processing %r (val lesion Dice %s)", arch, loss, seed, chosen["name"],
                  chosen["val_lesion_dice"])
 
-        ensemble = Predictor.ensemble(list(models.values()), chosen, str(out_dir))
         strata = [c for c in dict.fromkeys([*data.info["strata"], params["split"]["stratify"]])
                   if c and c in data.meta.columns]
-        table = score_test(ensemble, data, protocol, strata, batch, out_dir)
-        generalisation(ensemble, data, params, strata, batch, out_dir)
+        table = score_test(models, chosen, data, protocol, strata, batch, out_dir)
+        generalisation(models, chosen, data, params, strata, batch, out_dir)
         write_csv(out_dir / paths.PER_IMAGE, table)
 
     leaked = set(read_json(paths.split_leakage_json(params["dataset"]["key"]))["leaked_test_images"])

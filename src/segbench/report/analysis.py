@@ -55,7 +55,7 @@ def generalisation(results: Results, options: dict) -> dict:
         held_out = name == paths.IN_GROUP
         gaps = {p: st.gap_ci(other[p], test[p]) if held_out else st.gap_ci(test[p], other[p])
                 for p in results.pairs if p in other}
-        out[name] = {"reference": "in-group test images" if held_out else "in-domain test images",
+        out[name] = {"reference": "in-group test images" if held_out else "this dataset's test images",
                      "other": "held-out group (the test images)" if held_out else f"{name}'s test images",
                      "pairs": {p: {k: _num(v) if isinstance(v, float) else v for k, v in g.items()}
                                for p, g in gaps.items()}}

@@ -76,11 +76,15 @@ def winners(statistics: dict[str, dict]) -> pd.DataFrame:
 
 def verdict(friedman: dict, ranking: pd.DataFrame, n: int) -> str:
     top = ranking[ranking["mean rank"] == ranking["mean rank"].iloc[0]]
-    lead = " and ".join(top["pair"])
-    text = (f"Over {n} datasets, {lead} {'share' if len(top) > 1 else 'has'} the best mean rank "
-            f"({top['mean rank'].iloc[0]:.2f}): "
-            + "; ".join(f"{row['pair']} the best pair on {row['wins']} of them and within the best's CI on "
-                        f"{row[WITHIN]}" for _, row in top.iterrows()) + ".")
+    rank = f"{top['mean rank'].iloc[0]:.2f}"
+    if len(top) == 1:
+        row = top.iloc[0]
+        text = (f"Over {n} datasets, {row['pair']} has the best mean rank ({rank}): the best pair on {row['wins']} "
+                f"of them, within the best's CI on {row[WITHIN]}.")
+    else:
+        text = (f"Over {n} datasets, {' and '.join(top['pair'])} share the best mean rank ({rank}): "
+                + "; ".join(f"{row['pair']} the best pair on {row['wins']}, within the best's CI on {row[WITHIN]}"
+                            for _, row in top.iterrows()) + ".")
     if friedman["p_value"] is None:
         return text + f" Friedman's test over datasets: not computed ({friedman.get('note', '')})."
     word = "rejects" if friedman["significant"] else "does not reject"

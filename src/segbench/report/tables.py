@@ -239,7 +239,7 @@ def _cell(column: str, value) -> str:
     if column.lower() in INTEGERS or column.startswith("n "):
         return f"{int(round(value)):,}"
     if "rank" in column:
-        return f"{value:g}"
+        return f"{round(value, 2):g}"
     if column.startswith("p ") or column.startswith("p_"):
         return format_p(value)
     if column.startswith("Δ"):
