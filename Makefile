@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 RUN    := PATH="$(CURDIR)/$(BIN):$$PATH"
 
-.PHONY: demo test test-fast pull install clean
+.PHONY: demo test test-fast docs pull install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ test: $(STAMP)  # every tier: unit, integration, e2e (real snakemake, dvc, Slurm
 
 test-fast: $(STAMP)  # the unit tier: no training, no pipeline tools
 	$(RUN) pytest tests/unit
+
+docs: $(STAMP)  # the reference pages from the code, then the site (site/), strictly
+	$(RUN) python docs/generate.py
+	$(RUN) mkdocs build --strict
 
 pull: $(STAMP)  # a collaborator's clone: data and models from the DVC remote, nothing left to rerun
 	$(RUN) workflow/scripts/pull
