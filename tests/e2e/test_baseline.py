@@ -2,6 +2,7 @@
 scored by segbench's evaluation, in every table, usable by `segbench predict`, reproduced by `dvc repro`."""
 
 import copy
+import html
 import io
 import json
 import zipfile
@@ -36,7 +37,7 @@ def test_the_report_has_the_baseline_row_on_the_same_test_images(with_nnunet):
     ids = {pair: set(pd.read_csv(with_nnunet / SWEEP.seed(*pair.split("__"), 0) / "per_image.csv")["sample_id"]
                      .astype(str)) for pair in ["smp_unet__dice", PAIR]}
     assert ids[PAIR] == ids["smp_unet__dice"] and ids[PAIR]
-    page = (with_nnunet / SWEEP.report / "report.html").read_text()
+    page = html.unescape((with_nnunet / SWEEP.report / "report.html").read_text())
     assert "nnunet (baseline)" in page and "Against the baseline nnunet__default" in page
     assert "nnU-Net v2 unmodified" in page and "nnU-Net's own post-processing choice, per fold: fold 0: " in page
     sheet = load_workbook(with_nnunet / SWEEP.report / "comparison.xlsx")["comparison"]

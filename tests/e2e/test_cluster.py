@@ -50,7 +50,7 @@ def test_every_gpu_job_counts_a_gpu_with_or_without_a_profile(tmp_path, profile)
     out = run(root, "snakemake", "--cores", "16", "--resources", "gpu=2", "--dry-run", *profile)
     jobs = re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    resources: (.*)$", out, re.MULTILINE)
     assert {rule for rule, _ in jobs} == {"download", "preprocess", "split", "train", "evaluate", "latency", "report",
-                                          "all"}
+                                          "summary", "all"}
     for rule, resources in jobs:
         assert ("gpu=1" in resources) == (rule in ("train", "evaluate", "latency")), (rule, resources)
 
@@ -80,7 +80,7 @@ def test_the_sweep_runs_on_a_real_slurm_cluster_and_matches_a_local_run(tmp_path
         mem_mb = asked["set-resources"].get(rule.removeprefix("rule_"), {}).get("mem_mb", asked[
             "default-resources"]["mem_mb"])
         assert f"MinMemoryNode={mem_mb}M " in granted[job], granted[job]
-        on_gpu = rule in ("rule_train", "rule_evaluate")
+        on_gpu = rule in ("rule_train", "rule_evaluate", "rule_latency")
         assert ("JOB_GRES=gpu:1" in granted[job]) == on_gpu, granted[job]
         assert f"Partition={'gpu' if on_gpu else 'debug'} " in granted[job], granted[job]
     assert metrics_of(root) == metrics_of(snakemade)

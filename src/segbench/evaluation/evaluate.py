@@ -192,21 +192,23 @@ def generalisation(models: dict[int, Predictor], chosen: dict, data: Processed, 
                    batch: int, out_dir: Path) -> None:
     """Zero-shot scores on the other test sets, into ``out_dir/generalisation/``: ``in_group.csv`` (the in-group
     test images of a group hold-out or of leave-one-group-out) and ``<dataset>.csv`` per ``evaluate.external``
-    dataset but this one (by the fold ensemble)."""
+    dataset but this one (by the fold ensemble); ``sets.json`` lists them (the folder is never empty: DVC and git
+    keep no empty folder)."""
     folder = out_dir / paths.GENERALISATION
     folder.mkdir(parents=True, exist_ok=True)
-    for stale in folder.glob("*.csv"):
+    for stale in folder.iterdir():
         stale.unlink()
-    protocol = Protocol.of(params, data.class_names)
+    protocol, scored = Protocol.of(params, data.class_names), {}
     if len(data.in_group()):
-        write_csv(folder / f"{paths.IN_GROUP}.csv", in_group_scores(models, chosen, data, protocol, strata, batch,
-                                                                     out_dir))
+        scored[paths.IN_GROUP] = in_group_scores(models, chosen, data, protocol, strata, batch, out_dir)
     ensemble = Predictor.ensemble(list(models.values()), chosen, str(out_dir))
     for key in params["evaluate"]["external"]:
         if key != params["dataset"]["key"]:
             other = external_data(key, data)
-            write_csv(folder / f"{key}.csv", score(ensemble, other, protocol, strata, batch, other.indices("test"),
-                                                   key))
+            scored[key] = score(ensemble, other, protocol, strata, batch, other.indices("test"), key)
+    for name, table in scored.items():
+        write_csv(folder / f"{name}.csv", table)
+    write_json(folder / "sets.json", {name: len(table) for name, table in scored.items()})
 
 
 def evaluate_replicate(arch: str, loss: str, seed: int, params: dict, where: paths.Sweep, processed_dir: Path,

@@ -1,0 +1,23 @@
+"""What a maintainer relies on beside the code: the changelog's version is the package's, the licence is stated."""
+
+import re
+
+import pytest
+
+from support import REPO
+
+tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
+
+
+def test_the_changelog_heads_with_the_packages_version_in_keep_a_changelog_form():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    released = re.findall(r"^## \[(\d+\.\d+\.\d+)\] - (\d{4}-\d{2}-\d{2})$", (REPO / "CHANGELOG.md").read_text(),
+                          re.MULTILINE)
+    assert released and released[0][0] == project["version"]
+    assert [v for v, _ in released] == sorted((v for v, _ in released), key=lambda v: tuple(map(int, v.split("."))),
+                                              reverse=True)
+
+
+def test_the_licence_is_stated_and_shipped():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "MIT" and (REPO / "LICENSE").read_text().startswith("MIT License")
