@@ -39,11 +39,11 @@ MODELS.add("transunet", f"{_ROOT}.transunet:TransUNet", "Chen et al., 2021", che
     Check("hidden", lambda o: o["hidden"] > 0 and o["hidden"] % o["heads"] == 0,
           "must be a positive multiple of heads (attention splits it into equal heads)"),
     Check("img_size", lambda o: o["img_size"] > 0 and o["img_size"] % 16 == 0, "must be a positive multiple of 16")))
-MODELS.add("nnunet_plain", f"{_ROOT}.nnunet_nets:NnunetPlainUNet", "Isensee et al., 2021 (nnU-Net's PlainConvUNet)",
-           checks=(at_least("stages", 2), at_least("base_channels", 1)))
-MODELS.add("nnunet_resenc", f"{_ROOT}.nnunet_nets:NnunetResEncUNet",
+MODELS.add("nnunet_plain", f"{_ROOT}.nnunet_nets:NnunetUNet", "Isensee et al., 2021 (nnU-Net's PlainConvUNet)",
+           bind={"residual": False}, checks=(at_least("stages", 2), at_least("base_channels", 1)))
+MODELS.add("nnunet_resenc", f"{_ROOT}.nnunet_nets:NnunetUNet",
            "Isensee et al., 2024 (nnU-Net Revisited: ResidualEncoderUNet, ResEnc M)",
-           checks=(at_least("stages", 2), at_least("base_channels", 1)))
+           bind={"residual": True}, checks=(at_least("stages", 2), at_least("base_channels", 1)))
 
 # segmentation_models_pytorch's 12 encoder-decoders (Iakubovskii, 2019): entry -> (class, its module,
 # default encoder, paper). Their own keyword options pass through, e.g. decoder_attention_type.

@@ -18,44 +18,25 @@ from segbench.models.base import SegmentationModel
 RESENC_M_BLOCKS = (1, 3, 4, 6, 6, 6, 6, 6)  # nnU-Net's ResEncUNetPlanner (M), per encoder stage
 
 
-def _common(in_channels: int, classes: int, stages: int, base_channels: int, max_channels: int) -> dict:
-    return {"input_channels": in_channels, "n_stages": stages, "num_classes": classes, "conv_op": nn.Conv2d,
-            "features_per_stage": [min(base_channels * 2 ** i, max_channels) for i in range(stages)],
-            "kernel_sizes": [[3, 3]] * stages, "strides": [[1, 1]] + [[2, 2]] * (stages - 1),
-            "n_conv_per_stage_decoder": [1] * (stages - 1), "conv_bias": True, "norm_op": nn.InstanceNorm2d,
-            "norm_op_kwargs": {"eps": 1e-5, "affine": True}, "nonlin": nn.LeakyReLU,
-            "nonlin_kwargs": {"inplace": True}, "deep_supervision": False}
-
-
-class NnunetPlainUNet(SegmentationModel):
-    """nnU-Net's PlainConvUNet: two convs per encoder stage, one per decoder stage.
+class NnunetUNet(SegmentationModel):
+    """nnU-Net's PlainConvUNet (two convs per encoder stage) or, with ``residual``, its ResidualEncoderUNet (ResEnc
+    M's residual blocks per stage, ``RESENC_M_BLOCKS``); one conv per decoder stage.
 
     Shape: (N, in_channels, H, W) -> logits (N, classes, H, W); H, W divisible by 2**(stages-1).
     """
 
     def __init__(self, in_channels: int = 1, classes: int = 1, stages: int = 7, base_channels: int = 32,
-                 max_channels: int = 512):
+                 max_channels: int = 512, residual: bool = False):
         super().__init__()
         self.size_multiple = 2 ** (stages - 1)
-        self.net = PlainConvUNet(**_common(in_channels, classes, stages, base_channels, max_channels),
-                                 n_conv_per_stage=[2] * stages)
-
-    def segment(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-
-class NnunetResEncUNet(SegmentationModel):
-    """nnU-Net's ResidualEncoderUNet with ResEnc M's blocks per stage (``RESENC_M_BLOCKS``).
-
-    Shape: (N, in_channels, H, W) -> logits (N, classes, H, W); H, W divisible by 2**(stages-1).
-    """
-
-    def __init__(self, in_channels: int = 1, classes: int = 1, stages: int = 7, base_channels: int = 32,
-                 max_channels: int = 512):
-        super().__init__()
-        self.size_multiple = 2 ** (stages - 1)
-        self.net = ResidualEncoderUNet(**_common(in_channels, classes, stages, base_channels, max_channels),
-                                       n_blocks_per_stage=list(RESENC_M_BLOCKS[:stages]))
+        common = {"input_channels": in_channels, "n_stages": stages, "num_classes": classes, "conv_op": nn.Conv2d,
+                  "features_per_stage": [min(base_channels * 2 ** i, max_channels) for i in range(stages)],
+                  "kernel_sizes": [[3, 3]] * stages, "strides": [[1, 1]] + [[2, 2]] * (stages - 1),
+                  "n_conv_per_stage_decoder": [1] * (stages - 1), "conv_bias": True, "norm_op": nn.InstanceNorm2d,
+                  "norm_op_kwargs": {"eps": 1e-5, "affine": True}, "nonlin": nn.LeakyReLU,
+                  "nonlin_kwargs": {"inplace": True}, "deep_supervision": False}
+        self.net = ResidualEncoderUNet(**common, n_blocks_per_stage=list(RESENC_M_BLOCKS[:stages])) if residual \
+            else PlainConvUNet(**common, n_conv_per_stage=[2] * stages)
 
     def segment(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
