@@ -60,18 +60,23 @@ def family(stem: str) -> str:
     return stem.split("_")[0]
 
 
-@pytest.mark.parametrize("group_by", [None, "auto"])
-def test_planted_near_duplicates_are_found_across_subsets_and_kept_together_by_auto(tmp_path, monkeypatch, group_by):
-    copies = planted_folder(tmp_path / "mine")
-    params = {**TINY, "split": {**TINY["split"], "group_by": group_by},
-              "datasets": {"mine": {"name": "folder", "source": str(tmp_path / "mine"), "labels": {0: "background",
-                                                                                                 1: "lesion"}}},
+def split_planted(tmp_path, monkeypatch, split: dict) -> dict:
+    """Download, preprocess and split the folder dataset ``tmp_path/mine`` with ``split``; its leakage report."""
+    params = {**TINY, "split": split,
+              "datasets": {"mine": {"name": "folder", "source": str(tmp_path / "mine"),
+                                    "labels": {0: "background", 1: "lesion"}}},
               "sweep": {**TINY["sweep"], "datasets": ["mine"]}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
     for stage in ("download", "preprocess", "split"):
         assert main([stage]) == 0
-    report = json.loads((tmp_path / "data/splits/mine_leakage.json").read_text())
+    return json.loads((tmp_path / "data/splits/mine_leakage.json").read_text())
+
+
+@pytest.mark.parametrize("group_by", [None, "auto"])
+def test_planted_near_duplicates_are_found_across_subsets_and_kept_together_by_auto(tmp_path, monkeypatch, group_by):
+    copies = planted_folder(tmp_path / "mine")
+    report = split_planted(tmp_path, monkeypatch, {**TINY["split"], "group_by": group_by})
     subset = pd.read_csv(tmp_path / "data/splits/mine.csv").set_index("sample_id")["subset"]
     planted = {tuple(sorted(p)) for p in copies.items()} | {  # copies of one original are copies of each other
         tuple(sorted((a, b))) for a in copies for b in copies if a < b and copies[a] == copies[b]}
@@ -92,14 +97,7 @@ def test_planted_near_duplicates_are_found_across_subsets_and_kept_together_by_a
 
 def test_a_dataset_where_every_image_has_its_lesion_is_stratified_by_lesion_size(tmp_path, monkeypatch, caplog):
     planted_folder(tmp_path / "mine")
-    params = {**TINY, "datasets": {"mine": {"name": "folder", "source": str(tmp_path / "mine"),
-                                            "labels": {0: "background", 1: "lesion"}}},
-              "sweep": {**TINY["sweep"], "datasets": ["mine"]}}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    monkeypatch.chdir(tmp_path)
-    for stage in ("download", "preprocess", "split"):
-        assert main([stage]) == 0
-    report = json.loads((tmp_path / "data/splits/mine_leakage.json").read_text())
+    report = split_planted(tmp_path, monkeypatch, TINY["split"])
     assert report["stratified"].startswith("stratified by lesion size (size_bucket")
     counts = pd.read_csv(tmp_path / "data/splits/mine_counts.csv")
     assert counts.columns[0] == "size_bucket" and "falling back to a random split" not in caplog.text
