@@ -151,11 +151,11 @@ def train(prepared: Path, key: str, fold: int, options: dict, fold_dir: Path, de
         from batchgenerators.utilities.file_and_folder_operations import load_json
 
         base = prepared / "nnUNet_preprocessed" / dataset_name(key)
-        plans = load_json(str(base / f"{PLANS}.json"))
+        plans, dataset_json = load_json(str(base / f"{PLANS}.json")), load_json(str(base / "dataset.json"))
         plans["continue_training"] = False
         cls = trainer_class(options["epochs"], options["iterations_per_epoch"], options["val_iterations_per_epoch"])
         trainer = cls(plans=plans, configuration=CONFIGURATION, fold=fold,
-                      dataset_json=load_json(str(base / "dataset.json")), device=device)
+                      dataset_json=dataset_json, device=device)
         run_id = tracker.start_training(ARCH, LOSS, 0, fold, {"baseline": NAME, "nnunet": options,
                                                               "configuration": CONFIGURATION}, {}) if tracker else None
         started = time.time()
@@ -166,7 +166,7 @@ def train(prepared: Path, key: str, fold: int, options: dict, fold_dir: Path, de
 
         validation = Path(trainer.output_folder) / "validation"
         determine_postprocessing(str(validation), str(base / "gt_segmentations"), plans,  # its own post-processing
-                                 load_json(str(base / "dataset.json")), num_processes=1, keep_postprocessed_files=False)
+                                 dataset_json, num_processes=1, keep_postprocessed_files=False)
         own = json.loads((validation / "postprocessing.json").read_text())
         logged = trainer.logger.get_checkpoint()  # nnU-Net's per-epoch log: losses, fg Dice, lr, timestamps
         n_params = sum(p.numel() for p in trainer.network.parameters())
@@ -178,13 +178,12 @@ def train(prepared: Path, key: str, fold: int, options: dict, fold_dir: Path, de
     write_csv(fold_dir / paths.TIMING, pd.DataFrame({"epoch": history["epoch"], "seconds": seconds_per_epoch,
                                                      "train_seconds": seconds_per_epoch, "val_seconds": 0.0,
                                                      "peak_memory_mb": np.nan}))
-    data = json.loads((base / "dataset.json").read_text())
     summary = {"arch": ARCH, "loss": LOSS, "seed": 0, "fold": fold, "size": size,
-               "in_channels": len(data["channel_names"]), "epochs": epochs, "best_epoch": epochs,
+               "in_channels": len(dataset_json["channel_names"]), "epochs": epochs, "best_epoch": epochs,
                "best_val_dice": float(history["val_dice"].iloc[-1]), "n_params": int(n_params),
                "gflops": None, "train_seconds": round(seconds, 1), "device": str(device), "mlflow_run_id": run_id,
                "git_commit": None, "diverged": None, "trivial_val_dice": None, "baseline": NAME,
-               "nnunet": {**options, "configuration": CONFIGURATION, "labels": data["labels"],
+               "nnunet": {**options, "configuration": CONFIGURATION, "labels": dataset_json["labels"],
                           "own_postprocessing": own.get("postprocessing_fns", []),
                           "own_validation_dice": json.loads((validation / "summary.json").read_text())
                           ["foreground_mean"]["Dice"]}}

@@ -188,8 +188,8 @@ def in_group_scores(models: dict[int, Predictor], chosen: dict, data: Processed,
                           data.in_group(), np.flatnonzero(groups == group)))], ignore_index=True)
 
 
-def generalisation(models: dict[int, Predictor], chosen: dict, data: Processed, params: dict, strata: list[str],
-                   batch: int, out_dir: Path) -> None:
+def generalisation(models: dict[int, Predictor], chosen: dict, data: Processed, params: dict, protocol: Protocol,
+                   strata: list[str], batch: int, out_dir: Path) -> None:
     """Zero-shot scores on the other test sets, into ``out_dir/generalisation/``: ``in_group.csv`` (the in-group
     test images of a group hold-out or of leave-one-group-out) and ``<dataset>.csv`` per ``evaluate.external``
     dataset but this one (by the fold ensemble); ``sets.json`` lists them (the folder is never empty: DVC and git
@@ -198,7 +198,7 @@ def generalisation(models: dict[int, Predictor], chosen: dict, data: Processed, 
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.iterdir():
         stale.unlink()
-    protocol, scored = Protocol.of(params, data.class_names), {}
+    scored = {}
     if len(data.in_group()):
         scored[paths.IN_GROUP] = in_group_scores(models, chosen, data, protocol, strata, batch, out_dir)
     ensemble = Predictor.ensemble(list(models.values()), chosen, str(out_dir))
@@ -238,7 +238,7 @@ def evaluate_replicate(arch: str, loss: str, seed: int, params: dict, where: pat
         strata = [c for c in dict.fromkeys([*data.info["strata"], params["split"]["stratify"]])
                   if c and c in data.meta.columns]
         table = score_test(models, chosen, data, protocol, strata, batch, out_dir)
-        generalisation(models, chosen, data, params, strata, batch, out_dir)
+        generalisation(models, chosen, data, params, protocol, strata, batch, out_dir)
         write_csv(out_dir / paths.PER_IMAGE, table)
 
     leaked = set(read_json(paths.split_leakage_json(params["dataset"]["key"]))["leaked_test_images"])

@@ -211,8 +211,8 @@ def generalisation_tables(statistics: dict) -> dict[str, pd.DataFrame]:
     tables = {}
     for found in statistics["generalisation"].values():
         rows = [{"pair": pair, f"Dice, {found['reference']}": g["reference"], f"Dice, {found['other']}": g["other"],
-                 "gap": g["gap"], "gap 95% CI": MISSING if g["gap_low"] is None else
-                 f"{g['gap_low']:.3f}–{g['gap_high']:.3f}", "images": f"{g['n_reference']} / {g['n_other']}",
+                 "gap": g["gap"], "gap 95% CI": None if g["gap_low"] is None else
+                 (g["gap_low"], g["gap_high"]), "images": f"{g['n_reference']} / {g['n_other']}",
                  "paired": "yes" if g["paired"] else "no"}
                 for pair in statistics["ranking"] if (g := found["pairs"].get(pair))]
         tables[f"{found['reference'].capitalize()} against {found['other']}"] = pd.DataFrame(rows)
