@@ -224,17 +224,7 @@ def parameters_page() -> str:
 
 def options_cell(options: dict) -> str:
     """An entry's options with their defaults, as `segbench list` prints them."""
-    from segbench.registry import REQUIRED, Source
-
-    parts = []
-    for key, value in options.items():
-        if value is REQUIRED:
-            parts.append(code(f"{key} (required)"))
-        elif isinstance(value, Source):
-            parts.append(code(f"{key}={value}"))
-        else:
-            parts.append(code(f"{key}={value!r}"))
-    return ", ".join(parts)
+    return ", ".join(code(f"{key}={value!r}") for key, value in options.items())
 
 
 def architectures_page() -> str:
@@ -255,7 +245,7 @@ def architectures_page() -> str:
         rows = []
         for name in members:
             entry = MODELS.entry(name)
-            rows.append([code(name), escape(entry.source), options_cell(entry.options()), escape(entry.summary())])
+            rows.append([code(name), escape(entry.source), options_cell(entry.options), escape(entry.summary)])
         text.append(table(["entry", "paper", "options (defaults)", "description"], rows) + "\n")
     return "".join(text).rstrip() + "\n"
 
@@ -274,7 +264,7 @@ def losses_page() -> str:
         rows = []
         for name in LOSSES.names(family):
             entry = LOSSES.entry(name)
-            rows.append([code(name), options_cell(entry.options()), escape(entry.summary()), escape(entry.source)])
+            rows.append([code(name), options_cell(entry.options), escape(entry.summary), escape(entry.source)])
         text.append(table(["term", "options (defaults)", "definition", "source, implementation"], rows) + "\n")
     return "".join(text).rstrip() + "\n"
 

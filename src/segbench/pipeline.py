@@ -30,9 +30,11 @@ import yaml
 from segbench import SegbenchError, paths
 
 SRC = Path(__file__).resolve().parent.parent  # the folder holding the segbench package
+TARGET = re.compile(r"segbench(\.\w+)+(:\w+)?")  # a registry target naming a segbench module
 CATALOGS = ("segbench.models.catalog", "segbench.losses.catalog")  # tracked per entry, never as files
-AXES = {"dataset": "datasets", "arch": "architectures", "loss": "losses", "seed": "seeds", "fold": "folds",
-        "baseline": "baselines"}
+# a wildcard -> the params key listing its values
+AXES = {"dataset": "sweep.datasets", "arch": "sweep.architectures", "loss": "sweep.losses", "seed": "sweep.seeds",
+        "fold": "sweep.folds", "baseline": "sweep.baselines", "external": "evaluate.external"}
 # the dataset view's sections that DVC reads from the dataset's entry of `datasets:` as well
 PER_DATASET = ("dataset", "synthetic", "preprocess", "split")
 
@@ -181,9 +183,15 @@ def _with_parents(module: str) -> set[str]:
 
 @cache
 def imports(module: str) -> frozenset[str]:
-    """The segbench modules ``module`` imports anywhere in it (function-level imports included)."""
+    """The segbench modules ``module`` imports anywhere in it (function-level imports included), and those it
+    names as a registry target (``"segbench.data.btxrd"``, ``"segbench.x.y:name"``), which load them."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(module_file(module).read_text())):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and TARGET.fullmatch(node.value):
+            target = node.value.partition(":")[0]
+            if module_file(target).exists():
+                found |= _with_parents(target)
+            continue
         if isinstance(node, ast.Import):
             names = [(a.name, None) for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
@@ -268,11 +276,10 @@ def fill(pattern: str, params: dict, **fields) -> str:
 
 
 def job_inputs(stage_: Stage, params: dict, fields: dict) -> list[str]:
-    """A job's input files: each input pattern expanded over its ``over`` fields' lists in the sweep."""
+    """A job's input files: each input pattern expanded over its ``over`` fields' lists in the params (``AXES``)."""
     files = []
     for item in stage_.inputs:
-        for values in product(*(params["evaluate"]["external"] if f == "external" else params["sweep"][AXES[f]]
-                                for f in item.over)):
+        for values in product(*(_get(params, AXES[f]) for f in item.over)):
             files.append(fill(item.pattern, params, **fields, **dict(zip(item.over, values))))
     return files
 
@@ -315,7 +322,7 @@ def _dvc_path(pattern: str) -> str:
 def _dvc_stage(stage_: Stage) -> dict:
     out: dict = {}
     if stage_.fields:
-        out["matrix"] = {field: f"${{sweep.{AXES[field]}}}" for field in stage_.fields}
+        out["matrix"] = {field: f"${{{AXES[field]}}}" for field in stage_.fields}
     out["cmd"] = stage_.command(lambda field: f"${{item.{field}}}")
     deps = [_dvc_path(i.dvc or i.pattern) for i in stage_.inputs]
     out["deps"] = list(dict.fromkeys(deps)) + stage_code(stage_)

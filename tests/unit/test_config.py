@@ -150,3 +150,30 @@ def test_snakemakes_string_config_values_get_their_yaml_types():
                   "sweep": {"seeds": ["0", "1"], "name": "demo"}}) == {
         "train": {"epochs": 2, "lr": 1.0e-3, "amp": False, "scheduler": "none"},
         "sweep": {"seeds": [0, 1], "name": "demo"}}
+
+
+def test_the_schemas_choices_are_the_registries_entries():
+    """dataset.name, train.optimizer, train.scheduler and evaluate.postprocessing list exactly what is registered
+    (the schema keeps its own copy: reading params must not import the readers)."""
+    from segbench.config import load_schema
+    from segbench.data.readers import READERS
+    from segbench.predict.postprocess import POSTPROCESSING
+    from segbench.training.optim import OPTIMIZERS, SCHEDULERS
+
+    schema = load_schema()
+    dataset = schema["definitions"]["dataset"]["properties"]
+    train, evaluate = (schema["properties"][k]["properties"] for k in ("train", "evaluate"))
+    assert dataset["name"]["enum"] == list(READERS)
+    assert train["optimizer"]["enum"] == list(OPTIMIZERS)
+    assert train["scheduler"]["enum"] == list(SCHEDULERS)
+    assert evaluate["postprocessing"]["items"]["enum"] == [c for c in POSTPROCESSING if c != "none"]
+
+
+def test_a_reader_without_the_protocols_functions_is_refused_as_it_is_registered():
+    from segbench.data.readers import Reader
+    from segbench.registry import Registry
+
+    readers = Registry("dataset", protocol=Reader)
+    lacks = r"dataset 'json': json lacks \['SKIP_UNREADABLE', 'describe', 'load_mask'\]"
+    with pytest.raises(SegbenchError, match=lacks):
+        readers.add("json", "json", "Python", "has neither")

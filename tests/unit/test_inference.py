@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from segbench import SegbenchError
 from segbench.data.images import Geometry
 from segbench.predict.postprocess import postprocess
 from segbench.predict.predictor import Member, Predictor, to_labels
@@ -70,7 +71,7 @@ def test_postprocessing_candidates():
     assert not postprocess(mask, "remove_small", 2, min_fraction=5 / 1600)[30:32, 30:32].any()
     assert postprocess(mask, "remove_small", 2, min_fraction=3 / 1600)[30:32, 30:32].all()
     assert (postprocess(mask, "none", 2) == mask).all()
-    with pytest.raises(ValueError, match="must be one of"):
+    with pytest.raises(SegbenchError, match=r"unknown post-processing 'dilate'; available: \['fill_holes'"):
         postprocess(mask, "dilate", 2)
 
 

@@ -24,21 +24,24 @@ def test_registry_has_every_smp_architecture_and_every_paper_model():
 
 
 @pytest.mark.parametrize("name", MODELS.names())
-def test_every_entrys_options_are_read_from_its_builder_without_importing_it(name):
-    """The statically read options are exactly the builder's keyword arguments (minus what the
-    registry binds), with the same defaults."""
+def test_every_entrys_declared_options_are_its_builders_keyword_arguments_with_their_defaults(name):
+    """What params may set is the builder's keyword arguments (minus what the registry binds or passes itself)
+    with the same defaults; an smp entry's, segbench's wrapper's and then smp's class's own."""
     import inspect
 
     entry = MODELS.entry(name)
-    signature = inspect.signature(entry.load().__init__).parameters
+    builder = entry.load()
+    signature = inspect.signature(builder.__init__).parameters
     own = {k: v.default for k, v in signature.items()
            if k not in ("self", "in_channels", "classes", "options", *entry.bind)}
-    static = entry.options()
-    assert {k: static[k] for k in own} == {**own, **entry.defaults}
-    if entry.extends:
-        smp_class = getattr(__import__("segmentation_models_pytorch"), entry.bind["arch"])
-        passed = inspect.signature(smp_class.__init__).parameters
-        assert set(static) - set(own) == set(passed) - {"self", "kwargs", *MODELS.reserved, *own}
+    if name not in SMP:
+        assert entry.options == own
+        return
+    assert {k: entry.options[k] for k in own} == {**own, "encoder": SMP[name][1]}
+    smp_class = getattr(__import__("segmentation_models_pytorch"), entry.bind["arch"])
+    passed = {k: v.default for k, v in inspect.signature(smp_class.__init__).parameters.items()
+              if k not in ("self", "kwargs", *MODELS.reserved, *own)}
+    assert {k: v for k, v in entry.options.items() if k not in own} == passed
 
 
 @pytest.mark.parametrize("name", MODELS.names())

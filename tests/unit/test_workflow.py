@@ -65,6 +65,13 @@ def test_data_stages_depend_on_no_model_or_loss_code():
         assert not [f for f in pipeline.stage_code(pipeline.stage(name)) if "models" in f or "losses" in f], name
 
 
+def test_a_module_named_as_a_registry_target_is_code_its_stage_depends_on():
+    """The readers are loaded by name from the registry, not imported: preprocessing still reruns when one
+    changes."""
+    code = pipeline.job_code(pipeline.stage("preprocess"), tiny_params(), {"dataset": "synthetic"})
+    assert {f"src/segbench/data/{m}.py" for m in ("btxrd", "pets", "folder", "nnunet")} <= set(code)
+
+
 def test_a_pair_depends_on_its_lines_of_the_registry_tables():
     params = tiny_params()
     train = pipeline.stage("train")

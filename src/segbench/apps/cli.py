@@ -169,7 +169,7 @@ def cmd_baseline_evaluate(params: dict, args) -> None:
     view, where = _view(params, args)
     from segbench.baselines import nnunet
     from segbench.evaluation.evaluate import evaluate_replicate
-    from segbench.evaluation.latency import measure
+    from segbench.evaluation.latency import predictor_latency
     from segbench.io import read_json, write_json
     from segbench.predict.predictor import Predictor
 
@@ -181,8 +181,7 @@ def cmd_baseline_evaluate(params: dict, args) -> None:
     channels, size = read_json(paths.processed_dir(where.dataset) / paths.INFO)["channels"], view["preprocess"]["size"]
     member = nnunet.NnunetMember(fold)  # nnU-Net's predictor on one canvas, timed like every architecture
     predictor = Predictor([member], size, channels, max(2, member.classes))
-    write_json(where.latency(baseline), {"architecture": baseline, "input": [channels, size, size],
-                                         **measure(predictor, repeats=10, warmup=2)})
+    write_json(where.latency(baseline), predictor_latency(baseline, predictor, repeats=10, warmup=2))
     log.info("%s: test Dice %.4f", baseline, metrics["dice"])
 
 
@@ -321,15 +320,15 @@ def cmd_list(params: dict | None, args) -> None:
             print(f"{family}:")
             for name in LOSSES.names(family):
                 entry = LOSSES.entry(name)
-                options = ", ".join(f"{k}={v!r}" for k, v in entry.options().items()) or "-"
-                print(f"  {name:<18} {options}\n  {'':<18} {entry.summary()}")
+                options = ", ".join(f"{k}={v!r}" for k, v in entry.options.items()) or "-"
+                print(f"  {name:<18} {options}\n  {'':<18} {entry.summary}")
         return
     from segbench.models import MODELS
 
     if not args.complexity:
         for name in MODELS.names():
             entry = MODELS.entry(name)
-            options = ", ".join(f"{k}={v!r}" for k, v in entry.options().items())
+            options = ", ".join(f"{k}={v!r}" for k, v in entry.options.items())
             print(f"{name:<18} {entry.source}\n  {'':<16} {options}")
         return
     from segbench.models import create_model

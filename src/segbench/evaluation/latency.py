@@ -101,6 +101,13 @@ def measure(predictor, repeats: int = 30, warmup: int = 5, gpu: torch.device | N
     return out
 
 
+def predictor_latency(name: str, predictor, gpu: torch.device | None = None, repeats: int = 30,
+                      warmup: int = 5) -> dict:
+    """``measure`` of ``predictor``, as the latency stage writes it: named ``name``, with its input shape."""
+    return {"architecture": name, "input": [predictor.channels, predictor.size, predictor.size],
+            **measure(predictor, repeats=repeats, warmup=warmup, gpu=gpu)}
+
+
 def architecture_latency(arch_cfg: dict, info: dict, size: int, gpu: torch.device | None = None,
                          repeats: int = 30) -> dict:
     """The latency and memory of the architecture ``arch_cfg`` (a params.yaml entry) on inputs of the dataset
@@ -112,5 +119,4 @@ def architecture_latency(arch_cfg: dict, info: dict, size: int, gpu: torch.devic
     channels, classes = info["channels"], len(info["class_names"])
     net = build_model(arch_cfg, channels, classes).eval()
     predictor = Predictor([Member(net, [0.5] * channels, [0.25] * channels)], size, channels, classes)
-    return {"architecture": arch_cfg["family"], "input": [channels, size, size],
-            **measure(predictor, repeats=repeats, gpu=gpu)}
+    return predictor_latency(arch_cfg["family"], predictor, gpu, repeats)

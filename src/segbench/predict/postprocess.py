@@ -1,11 +1,8 @@
 """Post-processing of predicted label maps, chosen per run on validation images (nnU-Net's rule:
 a candidate is kept only if it improves the validation Dice).
 
-Candidates, applied to each foreground class:
-- ``none``;
-- ``fill_holes``: fill holes inside predicted regions;
-- ``largest_component``: keep only the largest connected region (8-connected);
-- ``remove_small``: drop regions smaller than ``min_fraction`` of the image's area.
+Candidates, a registry of functions ``(mask (H, W) bool, min_fraction) -> mask``, applied to each foreground
+class in turn; ``CANDIDATES`` lists them in the order they are tried.
 """
 
 from __future__ import annotations
@@ -14,33 +11,48 @@ import numpy as np
 from scipy import ndimage
 
 from segbench.metrics.detection import components
+from segbench.registry import Registry
 
-CANDIDATES = ("none", "fill_holes", "largest_component", "remove_small")
+
+def unchanged(mask: np.ndarray, min_fraction: float) -> np.ndarray:
+    return mask
 
 
-def _apply_one(mask: np.ndarray, name: str, min_fraction: float) -> np.ndarray:
-    if name == "fill_holes":
-        return ndimage.binary_fill_holes(mask)
+def fill_holes(mask: np.ndarray, min_fraction: float) -> np.ndarray:
+    return ndimage.binary_fill_holes(mask)
+
+
+def largest_component(mask: np.ndarray, min_fraction: float) -> np.ndarray:
     labels, sizes = components(mask)
-    if not len(sizes):
-        return mask
-    if name == "largest_component":
-        return labels == int(np.argmax(sizes)) + 1
-    keep = np.flatnonzero(sizes >= min_fraction * mask.size) + 1
-    return np.isin(labels, keep)
+    return labels == int(np.argmax(sizes)) + 1 if len(sizes) else mask
+
+
+def remove_small(mask: np.ndarray, min_fraction: float) -> np.ndarray:
+    labels, sizes = components(mask)
+    return np.isin(labels, np.flatnonzero(sizes >= min_fraction * mask.size) + 1) if len(sizes) else mask
+
+
+POSTPROCESSING = Registry("post-processing")
+_HERE = "segbench.predict.postprocess"
+POSTPROCESSING.add("none", f"{_HERE}:unchanged", "segbench", "the prediction as it is")
+POSTPROCESSING.add("fill_holes", f"{_HERE}:fill_holes", "scipy.ndimage", "fill holes inside predicted regions")
+POSTPROCESSING.add("largest_component", f"{_HERE}:largest_component", "nnU-Net (Isensee et al., 2021)",
+                   "keep only the largest connected region (8-connected)")
+POSTPROCESSING.add("remove_small", f"{_HERE}:remove_small", "segbench",
+                   "drop regions smaller than evaluate.min_component_fraction of the image's area")
+CANDIDATES = tuple(POSTPROCESSING)
 
 
 def postprocess(labels: np.ndarray, name: str, classes: int, min_fraction: float = 1e-4) -> np.ndarray:
     """Apply candidate ``name`` to each foreground class of an (H, W) label map; returns a new map.
 
     Raises:
-        ValueError: an unknown candidate.
+        SegbenchError: an unknown candidate, naming the known ones.
     """
-    if name not in CANDIDATES:
-        raise ValueError(f"post-processing must be one of {CANDIDATES}, got {name!r}")
+    apply = POSTPROCESSING.entry(name).load()
     if name == "none":
         return labels
     out = np.zeros_like(labels)
     for label in range(1, classes):
-        out[_apply_one(labels == label, name, min_fraction) & (out == 0)] = label
+        out[apply(labels == label, min_fraction) & (out == 0)] = label
     return out
