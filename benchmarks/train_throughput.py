@@ -1,13 +1,15 @@
 """Trainer throughput against a minimal hand-written PyTorch loop: same model, data and batch.
 
     python benchmarks/train_throughput.py [--epochs 3] [--size 64] [--threads 2] [--repeats 5] [--device cpu]
+                                          [--resume-every-minutes 5]
 
 The trainer's figure counts the wall time of its epoch loop except the validation passes,
 which the minimal loop does not do: per-step loss checks, progress bars, history,
-checkpoints and MLflow logging are all inside it. Runs alternate, so drift in machine
-speed hits both alike; the ratio is the median over pairs. Target: ratio >= 0.95. Both run on one device,
-``--device`` (default: the CPU; ``cuda`` for a GPU, where the trainer uses its AMP and memory format and the
-minimal loop plain float32, as a newcomer's would).
+checkpoints and MLflow logging are all inside it; resume.pt is written as ``--resume-every-minutes`` says
+(default: the params' 5 minutes, so not in runs this short; 0: every epoch, as the tests do). Runs alternate,
+so drift in machine speed hits both alike; the ratio is the median over pairs. Target: ratio >= 0.95. Both
+run on one device, ``--device`` (default: the CPU; ``cuda`` for a GPU, where the trainer uses its AMP and
+memory format and the minimal loop plain float32, as a newcomer's would).
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def minimal_loop(params: dict, data: Processed, epochs: int, device: torch.devic
 def trainer_run(params: dict, data_dirs, epochs: int, out: Path, tracker: Tracker, device: torch.device) -> float:
     """Images per second of segbench's trainer, validation excluded."""
     p = copy.deepcopy(params)
-    p["train"].update(epochs=epochs, early_stopping_patience=None)
+    p["train"].update(epochs=epochs, early_stopping_patience=None)  # resume_every_minutes: as given
     summary = train_pair("smp_unet", "dice", p, *data_dirs, out, tracker=tracker, device=str(device))
     history = pd.read_csv(out / "timing.csv")
     n_train = int((pd.read_csv(data_dirs[1])["subset"] == "train").sum())
@@ -78,6 +80,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:<k>: both loops run there")
+    parser.add_argument("--resume-every-minutes", type=float, default=None,
+                        help="the trainer's train.resume_every_minutes (default: the params'; 0: every epoch)")
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.set_num_threads(args.threads)
@@ -90,6 +94,8 @@ def main() -> None:
         for stage in ("download", "preprocess", "split"):
             segbench([stage])
         params = dataset_params(validate_params(params), "synthetic")
+        if args.resume_every_minutes is not None:
+            params["train"]["resume_every_minutes"] = args.resume_every_minutes
         data_dirs = (paths.processed_dir("synthetic"), paths.split_csv("synthetic"))
         data = Processed.load(*data_dirs)
         tracker = Tracker("synthetic", "benchmark", uri=f"sqlite:///{tmp}/mlflow.db")
@@ -100,7 +106,8 @@ def main() -> None:
                                        device))
     ratios = sorted(t / m for t, m in zip(trainer, minimal))
     print(f"smp Unet-resnet18, {args.size}x{args.size}, batch {params['train']['batch_size']}, "
-          f"{args.epochs} epochs, {args.threads} threads, on {device}, {args.repeats} interleaved pairs")
+          f"{args.epochs} epochs, {args.threads} threads, on {device}, {args.repeats} interleaved pairs, "
+          f"resume.pt every {params['train']['resume_every_minutes']:g} min")
     print(f"minimal loop : median {statistics.median(minimal):6.1f} images/s  "
           f"(runs: {', '.join(f'{v:.1f}' for v in minimal)})")
     print(f"trainer      : median {statistics.median(trainer):6.1f} images/s  "

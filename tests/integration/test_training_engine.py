@@ -86,6 +86,21 @@ def test_loader_workers_change_nothing_and_resume_exactly(data, tmp_path, monkey
         pd.testing.assert_frame_equal(other, histories[0])
 
 
+def test_resume_state_is_written_only_as_often_as_asked_and_a_run_without_it_starts_afresh(data, tmp_path,
+                                                                                          monkeypatch):
+    """resume_every_minutes: 60 and two short epochs: no resume.pt yet when the job is killed; the rerun trains
+    from epoch 1 to the same result as an uninterrupted run."""
+    p = params(epochs=3, resume_every_minutes=60)
+    trainer.train_pair("smp_unet", "dice", p, *data, tmp_path / "full")
+    kill_after_epoch(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train_pair("smp_unet", "dice", p, *data, tmp_path / "killed")
+    monkeypatch.undo()
+    assert not (tmp_path / "killed" / "resume.pt").exists()
+    trainer.train_pair("smp_unet", "dice", p, *data, tmp_path / "killed")
+    pd.testing.assert_frame_equal(*(pd.read_csv(tmp_path / d / "history.csv") for d in ("killed", "full")))
+
+
 def test_a_resume_on_another_kind_of_device_is_refused_naming_both(data, tmp_path, monkeypatch):
     run = tmp_path / "run"
     kill_after_epoch(monkeypatch, 1)

@@ -24,7 +24,7 @@ BIN = Path(sys.executable).parent
 TINY = yaml.safe_load((REPO / "params.yaml").read_text())
 TINY["synthetic"].update(n_images=48, normal_fraction=0.1)
 TINY["preprocess"]["size"] = 32
-TINY["train"].update(epochs=1, batch_size=8)
+TINY["train"].update(epochs=1, batch_size=8, resume_every_minutes=0)  # resume.pt every epoch, as the tests kill jobs
 TINY["sweep"].update(name="tiny", architectures=["smp_unet", "attention_unet"], losses=["dice", "dice_focal"])
 TINY["architectures"]["attention_unet"]["base_channels"] = 4
 DATASET = "synthetic"

@@ -9,7 +9,9 @@ Outputs, in the fold folder: ``model_best.pt``, ``model_last.pt``, ``history.csv
 losses, val Dice, learning rate), ``timing.csv`` (each epoch's seconds and peak memory: apart, because a
 rerun changes them and history.csv is kept in git) and ``train.json``. ``resume.pt`` (every epoch, removed
 at the end) lets a killed job continue where it stopped and finish with the same result as an
-uninterrupted run on CPU.
+uninterrupted run on CPU. It is written at the end of an epoch once ``train.resume_every_minutes`` have passed
+since the last one: copying the model and optimiser state costs 8-12 % of a short epoch of smp's U-Net on
+two CPU cores (``benchmarks/train_throughput.py``), so writing it every epoch would tax small datasets most.
 Checkpoints hold tensors and plain values only: they load with ``weights_only=True``.
 """
 
@@ -55,7 +57,7 @@ def input_normalisation(arch_cfg: dict, data: Processed, train: np.ndarray) -> t
     """Per-channel mean and std of the inputs: the train images' own, or, for an smp encoder with
     pretrained weights, the statistics those weights were trained with (ImageNet's); one grey
     channel takes their mean, as smp sums the RGB kernels of the first convolution."""
-    options = {**MODELS.entry(arch_cfg["family"]).options(), **arch_cfg}  # the entry's defaults, then params'
+    options = {**MODELS.entry(arch_cfg["family"]).options, **arch_cfg}  # the entry's defaults, then params'
     weights = options.get("encoder_weights")
     if not weights:
         return data.normalisation(train)
@@ -245,6 +247,7 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
             }, {"segbench.data_checksum": checksum} if checksum else {})
 
         checkpoints, started, diverged = Checkpointer(), time.time(), None
+        resumable = started  # when resume.pt was last written (or the run started)
         previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
         try:
             for epoch in range(len(run.history) + 1, recipe["epochs"] + 1):
@@ -278,8 +281,10 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
                 row["seconds"] = time.time() - tick
                 run.history.append(row)
                 patience = recipe["early_stopping_patience"]
-                if epoch < recipe["epochs"] and not (patience and run.stale >= patience):
+                due = time.time() - resumable >= recipe["resume_every_minutes"] * 60
+                if due and epoch < recipe["epochs"] and not (patience and run.stale >= patience):
                     writes.append((resume_path, run.state(key)))  # the last epoch needs no resuming
+                    resumable = time.time()
                 checkpoints.save(writes, links)
                 history = pd.DataFrame(run.history)
                 write_csv(out_dir / paths.HISTORY, history.drop(columns=list(TIMING)))
