@@ -66,8 +66,10 @@ def test_the_sweep_runs_on_a_real_slurm_cluster_and_matches_a_local_run(tmp_path
     # sacct needs slurmdbd: this cluster keeps no accounting, so the executor asks squeue. CPU results are
     # reproducible for one torch thread count: train with the local run's.
     with slurm_cluster.cluster(tmp_path / "slurm"):
+        # status checks every 2 s, not the executor's default 40 s (a test's jobs take seconds, a real sweep's hours)
         run(root, "snakemake", "--profile", "workflow/profiles/slurm", "--jobs", "4", "--slurm-status-command",
-            "squeue", "--slurm-keep-successful-logs", "--set-threads", "train=1")
+            "squeue", "--slurm-keep-successful-logs", "--set-threads", "train=1",
+            "--slurm-init-seconds-before-status-checks", "2", "--seconds-between-status-checks", "2")
         logs = sorted((root / ".snakemake/slurm_logs").rglob("*.log"))  # <rule>/[<wildcards>/]<job id>.log
         jobs = {int(p.stem): p.relative_to(root / ".snakemake/slurm_logs").parts[0] for p in logs}
         granted = {job: subprocess.run(["scontrol", "--details", "show", "job", str(job)], capture_output=True,

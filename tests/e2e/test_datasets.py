@@ -12,6 +12,7 @@ from segbench import paths
 from support import TINY, new_project, run
 
 SWEEP = "tiny"
+pytestmark = pytest.mark.xdist_group("datasets")  # one worker builds the module's fixture
 
 
 @pytest.fixture(scope="module")

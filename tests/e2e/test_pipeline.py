@@ -145,16 +145,6 @@ def test_dvc_exp_run_set_param_reaches_the_job(tmp_path):
     assert len(pd.read_csv(root / paths.processed_dir("synthetic") / "meta.csv")) == 18
 
 
-def test_dvc_repro_gives_byte_identical_metrics_and_snakemake_agrees(snakemade, tmp_path):
-    root = new_project(tmp_path)
-    run(root, "dvc", "repro")
-    for pair in PAIRS:
-        metrics = SWEEP.seed(*pair, 0) / "metrics.json"
-        assert (root / metrics).read_bytes() == (snakemade / metrics).read_bytes(), pair
-    assert planned_jobs(root) == []
-    assert "up to date" in run(root, "dvc", "status")
-
-
 def test_after_the_demo_nothing_is_left_to_do_and_a_forced_report_changes_nothing(snakemade):
     """What `make demo` does after Snakemake; then a forced report rewrites the same bytes."""
     run(snakemade, "dvc", "commit", "--force", "--quiet")
@@ -223,9 +213,10 @@ def test_your_own_data_beside_the_demo_touches_none_of_its_files_runs_or_models(
     shutil.rmtree(snakemade / "data" / "processed" / "mine", ignore_errors=True)
 
 
-def test_seeds_and_folds_in_both_orchestrators(tmp_path):
+def test_seeds_and_folds_in_both_orchestrators_give_byte_identical_metrics(tmp_path):
     """A 2 x 1 sweep with 2 seeds and 2-fold cross-validation, through Snakemake and through `dvc repro`:
-    the same runs, the same metrics; the test images predicted by each seed's fold ensemble."""
+    the same runs, byte for byte the same metrics; the test images predicted by each seed's fold ensemble; after
+    `dvc repro`, Snakemake has nothing left to do."""
     import numpy as np
 
     outcomes = {}
@@ -242,6 +233,9 @@ def test_seeds_and_folds_in_both_orchestrators(tmp_path):
     for seed in (0, 1):
         snake, dvc = (metrics_of(outcomes[t], pairs=pairs, seed=seed) for t in outcomes)
         assert snake == dvc and all(m["folds"] == [0, 1] for m in snake.values())
+        for pair in pairs:
+            metrics = SWEEP.seed(*pair, seed) / "metrics.json"
+            assert (outcomes["snakemake"] / metrics).read_bytes() == (outcomes["dvc"] / metrics).read_bytes(), pair
         folds = [json.loads((outcomes["dvc"] / SWEEP.fold("unet", "dice", seed, f) / "train.json").read_text())
                  for f in (0, 1)]
         assert [f["fold"] for f in folds] == [0, 1] and {f["seed"] for f in folds} == {seed}
@@ -251,6 +245,7 @@ def test_seeds_and_folds_in_both_orchestrators(tmp_path):
     statistics = json.loads((outcomes["snakemake"] / SWEEP.report / "statistics.json").read_text())
     assert statistics["seeds"] == [0, 1] and set(statistics["per_pair"]) == {"attention_unet__dice", "unet__dice"}
     assert "up to date" in run(outcomes["dvc"], "dvc", "status")
+    assert planned_jobs(outcomes["dvc"]) == []
 
 
 def test_the_readme_quick_tour(snakemade, tmp_path):
