@@ -14,11 +14,11 @@ from mlflow.tracking import MlflowClient
 from segbench import SegbenchError
 from segbench.io import MaskZip, read_json
 from segbench.losses.weighted_sum import WeightedSum
-from segbench.training import trainer
+from segbench.training import callbacks, trainer
 from support import PAPER, SWEEP, TINY, small
 from support import tiny_view as params
 
-TIMING = list(trainer.TIMING)
+TIMING = list(callbacks.TIMING)
 
 
 def run_dir(root, pair: str):

@@ -9,7 +9,7 @@ import torch
 from segbench import SegbenchError
 from segbench.data.dataset import augmentation
 from segbench.tracking import Tracker
-from segbench.training import trainer
+from segbench.training import callbacks, trainer
 from support import tiny_view as params
 
 
@@ -21,7 +21,7 @@ def test_killed_run_resumes_to_the_same_result(data, tmp_path, monkeypatch):
     p = params(epochs=4, scheduler="cosine")
     trainer.train_pair("attention_unet", "dice_focal", p, *data, tmp_path / "full")
 
-    real_write, calls = trainer.write_csv, []
+    real_write, calls = callbacks.write_csv, []
 
     def killed_after_epoch_two(path, frame):
         real_write(path, frame)
@@ -31,7 +31,7 @@ def test_killed_run_resumes_to_the_same_result(data, tmp_path, monkeypatch):
             raise KeyboardInterrupt("simulated kill")
 
     tracker = Tracker("synthetic", "tiny", uri=f"sqlite:///{tmp_path}/mlflow.db")
-    monkeypatch.setattr(trainer, "write_csv", killed_after_epoch_two)
+    monkeypatch.setattr(callbacks, "write_csv", killed_after_epoch_two)
     run = tmp_path / "attention_unet__dice_focal"
     with pytest.raises(KeyboardInterrupt):
         trainer.train_pair("attention_unet", "dice_focal", p, *data, run, tracker=tracker)
@@ -42,7 +42,7 @@ def test_killed_run_resumes_to_the_same_result(data, tmp_path, monkeypatch):
 
     for output in ("model_best.pt", "history.csv"):  # Snakemake deletes a failed job's outputs
         (run / output).unlink()
-    monkeypatch.setattr(trainer, "write_csv", real_write)
+    monkeypatch.setattr(callbacks, "write_csv", real_write)
     summary = trainer.train_pair("attention_unet", "dice_focal", p, *data, run, tracker=tracker)
     assert summary["epochs"] == 4 and not (run / "resume.pt").exists() and not (run / "resume_best.pt").exists()
     resumed, full = (pd.read_csv(d / "history.csv") for d in (run, tmp_path / "full"))
@@ -57,7 +57,7 @@ def test_killed_run_resumes_to_the_same_result(data, tmp_path, monkeypatch):
 
 def kill_after_epoch(monkeypatch, epoch: int) -> None:
     """The next train_pair raises KeyboardInterrupt once history.csv has ``epoch`` rows."""
-    real_write, calls = trainer.write_csv, []
+    real_write, calls = callbacks.write_csv, []
 
     def killed(path, frame):
         real_write(path, frame)
@@ -65,7 +65,7 @@ def kill_after_epoch(monkeypatch, epoch: int) -> None:
         if sum(calls) == epoch:
             raise KeyboardInterrupt("simulated kill")
 
-    monkeypatch.setattr(trainer, "write_csv", killed)
+    monkeypatch.setattr(callbacks, "write_csv", killed)
 
 
 def test_loader_workers_change_nothing_and_resume_exactly(data, tmp_path, monkeypatch):
@@ -118,7 +118,7 @@ def test_a_resume_on_another_kind_of_device_is_refused_naming_both(data, tmp_pat
 
 def test_changed_params_start_afresh_instead_of_resuming(data, tmp_path, monkeypatch):
     run = tmp_path / "smp_unet__dice"
-    monkeypatch.setattr(trainer, "write_csv", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+    monkeypatch.setattr(callbacks, "write_csv", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
         trainer.train_pair("smp_unet", "dice", params(epochs=2), *data, run)
     monkeypatch.undo()

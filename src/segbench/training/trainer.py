@@ -5,41 +5,41 @@ stopping on validation Dice, train-set mean/std normalisation, flip / rotate / z
 brightness augmentation; the checkpoint kept is the best on validation Dice, scored as the
 test will be (``validation.py``).
 
-Outputs, in the fold folder: ``model_best.pt``, ``model_last.pt``, ``history.csv`` (one row per epoch:
-losses, val Dice, learning rate), ``timing.csv`` (each epoch's seconds and peak memory: apart, because a
-rerun changes them and history.csv is kept in git) and ``train.json``. ``resume.pt`` (every epoch, removed
-at the end) lets a killed job continue where it stopped and finish with the same result as an
-uninterrupted run on CPU. It is written at the end of an epoch once ``train.resume_every_minutes`` have passed
-since the last one: copying the model and optimiser state costs 8-12 % of a short epoch of smp's U-Net on
-two CPU cores (``benchmarks/train_throughput.py``), so writing it every epoch would tax small datasets most.
+The loop (``fit``) trains, validates, steps the schedule and keeps the best epoch; its callbacks
+(``callbacks.py``) write the checkpoints and history, mirror to MLflow, stop early and turn SIGTERM into a
+clean stop. Outputs, in the fold folder: ``model_best.pt``, ``model_last.pt``, ``history.csv`` (one row per
+epoch: losses, val Dice, learning rate), ``timing.csv`` (each epoch's seconds and peak memory) and
+``train.json``. ``resume.pt`` (removed at the end) lets a killed job continue where it stopped and finish with
+the same result as an uninterrupted run on CPU. It is written at the end of an epoch once
+``train.resume_every_minutes`` have passed since the last one: copying the model and optimiser state costs
+8-12 % of a short epoch of smp's U-Net on two CPU cores (``benchmarks/train_throughput.py``), so writing it
+every epoch would tax small datasets most.
 Checkpoints hold tensors and plain values only: they load with ``weights_only=True``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import random
-import signal
 import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from segbench import SegbenchError, devices, paths
 from segbench.data.dataset import EpochSampler, Processed, SegmentationDataset, augmentation
-from segbench.io import atomic_path, write_csv, write_json
+from segbench.io import write_json
 from segbench.losses import BLIND_ON_EMPTY, create_loss
 from segbench.models import MODELS, build_model
 from segbench.models.complexity import complexity
 from segbench.tracking import git_commit
-from segbench.training.checkpoint import Checkpointer, link_or_copy, restore_rng_state, rng_state, to_cpu
+from segbench.training.callbacks import Checkpoints, EarlyStopping, History, Tracking, sigterm_interrupts
+from segbench.training.checkpoint import link_or_copy, restore_rng_state, rng_state, to_cpu
 from segbench.training.device import Accelerator
 from segbench.training.optim import build_optimizer, build_scheduler, step_scheduler
 from segbench.training.validation import Validation
@@ -126,6 +126,39 @@ class Session:
         self.history, self.best, self.stale, self.run_id = state["history"], state["best"], state["stale"], \
             state["mlflow_run_id"]
 
+    def record(self, row: dict) -> None:
+        """Append an epoch's ``row``; keep a copy of the weights when its val Dice is the best so far."""
+        if row["val_dice"] > self.best["val_dice"]:
+            self.best = {"val_dice": row["val_dice"], "epoch": row["epoch"], "model": to_cpu(self.net.state_dict())}
+            self.stale = 0
+        else:
+            self.stale += 1
+        self.history.append(row)
+
+    def resume(self, out_dir: Path, key: str, pair: str) -> None:
+        """Continue from ``out_dir``'s resume.pt if it was written for the same ``key`` (``fingerprint``).
+
+        Raises:
+            SegbenchError: resume.pt was written training on another kind of device or autocast dtype.
+        """
+        resume_path, resume_best = out_dir / paths.RESUME, out_dir / paths.RESUME_BEST
+        if not resume_path.exists():
+            return
+        state = torch.load(resume_path, map_location="cpu", weights_only=True)
+        if state["fingerprint"] != key:
+            log.warning("%s: params or data changed since %s was written; starting afresh", pair, resume_path)
+            return
+        if state.get("precision") != self.acc.precision:
+            raise SegbenchError(f"{resume_path} was written training on {state.get('precision')}; this job "
+                                f"trains on {self.acc.precision}: resume it on the same kind of device, or delete "
+                                "it to start the run afresh")
+        self.load(state)
+        if self.best["epoch"]:  # model_best.pt under a second name: Snakemake deletes a failed job's outputs
+            self.best["model"] = torch.load(resume_best, map_location="cpu", weights_only=True)["model"]
+            if not (out_dir / paths.CHECKPOINT).exists():
+                link_or_copy(resume_best, out_dir / paths.CHECKPOINT)
+        log.info("%s: resuming after epoch %d", pair, state["epoch"])
+
     def train_epoch(self, loader: DataLoader, loss_fn, pair: str, epoch: int, epochs: int,
                     steps: int | None = None) -> float:
         """One pass over ``loader`` (or its first ``steps`` batches); returns the mean loss.
@@ -165,11 +198,36 @@ class Diverged(Exception):
         self.epoch, self.loss = epoch, loss
 
 
-def _raise_on_sigterm(*_):
-    raise KeyboardInterrupt("SIGTERM")
-
-
-TIMING = ("seconds", "train_seconds", "val_seconds", "peak_memory_mb")  # timing.csv's columns, not history.csv's
+def fit(run: Session, loader: DataLoader, val_loader: DataLoader, loss_fn, validate: Validation, recipe: dict,
+        pair: str, callbacks: list) -> dict | None:
+    """Epochs from the run's next to ``train.epochs``: train, validate, step the schedule, record; then each
+    callback's ``epoch_end``. Returns None, or the divergence {"epoch", "loss"} that stopped it."""
+    stopping = EarlyStopping(recipe["early_stopping_patience"])
+    for epoch in range(len(run.history) + 1, recipe["epochs"] + 1):
+        if stopping.stop(run):
+            log.info("%s: early stop, no better val Dice for %d epochs", pair, run.stale)
+            break
+        tick = time.time()
+        run.acc.reset_peak_memory()
+        loss_fn.set_epoch(epoch)
+        try:
+            train_loss = run.train_epoch(loader, loss_fn, pair, epoch, recipe["epochs"], recipe["steps_per_epoch"])
+        except Diverged as exc:  # a failed run, flagged in every table: not a failed sweep
+            log.warning("%s: training diverged (%s); stopping, the best epoch so far is kept", pair, exc)
+            return {"epoch": exc.epoch, "loss": str(exc.loss)}
+        val_tick = time.time()
+        scores = validate(run.model, val_loader, run.acc, loss_fn, batch_loss)
+        row = {"epoch": epoch, "train_loss": train_loss, **scores,
+               "lr": run.optimizer.param_groups[0]["lr"], "train_seconds": val_tick - tick,
+               "val_seconds": time.time() - val_tick, "peak_memory_mb": run.acc.peak_memory_mb()}
+        step_scheduler(run.scheduler, row["val_dice"])
+        row["seconds"] = time.time() - tick
+        run.record(row)
+        for callback in callbacks:
+            callback.epoch_end(run, row, last=epoch == recipe["epochs"] or stopping.stop(run))
+        log.info("%s epoch %d: train_loss %.4f val_loss %.4f val_dice %.4f", pair, epoch, row["train_loss"],
+                 row["val_loss"], row["val_dice"])
+    return None
 
 
 def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_csv: Path, out_dir: Path,
@@ -217,97 +275,28 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
         n_params = efficiency["parameters"]
 
         key = fingerprint(params, arch, loss, seed, fold, processed_dir, split_csv)
-        resume_path = out_dir / paths.RESUME
-        # model_best.pt under a second name: Snakemake deletes a failed job's outputs, not this
-        resume_best = out_dir / paths.RESUME_BEST
-        state = torch.load(resume_path, map_location="cpu", weights_only=True) if resume_path.exists() else None
-        if state is not None and state["fingerprint"] != key:
-            log.warning("%s: params or data changed since %s was written; starting afresh", pair, resume_path)
-            state = None
-        if state is not None:
-            if state.get("precision") != acc.precision:
-                raise SegbenchError(f"{resume_path} was written training on {state.get('precision')}; this job "
-                                    f"trains on {acc.precision}: resume it on the same kind of device, or delete "
-                                    "it to start the run afresh")
-            run.load(state)
-            if run.best["epoch"]:
-                run.best["model"] = torch.load(resume_best, map_location="cpu", weights_only=True)["model"]
-                if not (out_dir / paths.CHECKPOINT).exists():
-                    link_or_copy(resume_best, out_dir / paths.CHECKPOINT)
-            log.info("%s: resuming after epoch %d", pair, state["epoch"])
-            run.run_id = tracker.resume(run.run_id) if tracker and run.run_id else None
-            if run.run_id:
-                tracker.log_history(run.run_id, run.history)
-        if tracker and run.run_id is None:
+        run.resume(out_dir, key, pair)
+        checkpoints = Checkpoints(out_dir, meta, key, recipe["resume_every_minutes"])
+        callbacks, run.run_id = [checkpoints, History(out_dir)], run.run_id if tracker else None
+        if tracker:
             checksum = data.info.get("source_checksum")
-            run.run_id = tracker.start_training(arch, loss, seed, fold, {
+            tracking = Tracking(tracker)
+            tracking.open(run, (arch, loss, seed, fold), {
                 "arch": arch, "loss": loss, "seed": seed, "fold": fold, "architecture": arch_cfg,
                 "loss_terms": params["losses"][loss], "train": recipe, "preprocess": params["preprocess"],
                 "split": params["split"], "dataset": params["dataset"], "n_params": n_params,
             }, {"segbench.data_checksum": checksum} if checksum else {})
+            callbacks.append(tracking)
 
-        checkpoints, started, diverged = Checkpointer(), time.time(), None
-        resumable = started  # when resume.pt was last written (or the run started)
-        previous = signal.signal(signal.SIGTERM, _raise_on_sigterm)
+        started = time.time()
         try:
-            for epoch in range(len(run.history) + 1, recipe["epochs"] + 1):
-                if recipe["early_stopping_patience"] and run.stale >= recipe["early_stopping_patience"]:
-                    log.info("%s: early stop, no better val Dice for %d epochs", pair, run.stale)
-                    break
-                tick = time.time()
-                acc.reset_peak_memory()
-                loss_fn.set_epoch(epoch)
-                try:
-                    train_loss = run.train_epoch(loader, loss_fn, pair, epoch, recipe["epochs"],
-                                                 recipe["steps_per_epoch"])
-                except Diverged as exc:  # a failed run, flagged in every table: not a failed sweep
-                    log.warning("%s: training diverged (%s); stopping, the best epoch so far is kept", pair, exc)
-                    diverged = {"epoch": exc.epoch, "loss": str(exc.loss)}
-                    break
-                val_tick = time.time()
-                row = {"epoch": epoch, "train_loss": train_loss,
-                       **validate(run.model, val_loader, acc, loss_fn, batch_loss),
-                       "lr": run.optimizer.param_groups[0]["lr"], "train_seconds": val_tick - tick,
-                       "val_seconds": time.time() - val_tick, "peak_memory_mb": acc.peak_memory_mb()}
-                step_scheduler(run.scheduler, row["val_dice"])
-                writes, links = [], []
-                if row["val_dice"] > run.best["val_dice"]:
-                    run.best = {"val_dice": row["val_dice"], "epoch": epoch, "model": to_cpu(net.state_dict())}
-                    run.stale = 0
-                    writes.append((out_dir / paths.CHECKPOINT, {"model": run.best["model"], "epoch": epoch, **meta}))
-                    links.append((out_dir / paths.CHECKPOINT, resume_best))
-                else:
-                    run.stale += 1
-                row["seconds"] = time.time() - tick
-                run.history.append(row)
-                patience = recipe["early_stopping_patience"]
-                due = time.time() - resumable >= recipe["resume_every_minutes"] * 60
-                if due and epoch < recipe["epochs"] and not (patience and run.stale >= patience):
-                    writes.append((resume_path, run.state(key)))  # the last epoch needs no resuming
-                    resumable = time.time()
-                checkpoints.save(writes, links)
-                history = pd.DataFrame(run.history)
-                write_csv(out_dir / paths.HISTORY, history.drop(columns=list(TIMING)))
-                write_csv(out_dir / paths.TIMING, history[["epoch", *TIMING]])
-                log.info("%s epoch %d: train_loss %.4f val_loss %.4f val_dice %.4f", pair, epoch,
-                         row["train_loss"], row["val_loss"], row["val_dice"])
-                if tracker:
-                    tracker.log_metrics(run.run_id, {k: v for k, v in row.items() if k != "epoch"}, step=epoch)
-            checkpoints.wait()
+            with sigterm_interrupts():
+                diverged = fit(run, loader, val_loader, loss_fn, validate, recipe, pair, callbacks)
+                checkpoints.finish(run)
         except BaseException as exc:
-            with contextlib.suppress(BaseException):
-                checkpoints.wait()  # the last complete epoch stays resumable
-            if tracker and run.run_id:
-                tracker.end(run.run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+            for callback in callbacks:
+                callback.failed(run, exc)
             raise
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-
-        if not run.best["epoch"]:  # diverged in the first epoch: its weights are the only ones there are
-            with atomic_path(out_dir / paths.CHECKPOINT) as tmp:
-                torch.save({"model": to_cpu(net.state_dict()), "epoch": 0, **meta}, tmp)
-        with atomic_path(out_dir / paths.LAST) as tmp:
-            torch.save({"model": to_cpu(net.state_dict()), "epoch": len(run.history), **meta}, tmp)
         summary = {"arch": arch, "loss": loss, "seed": seed, "fold": fold, "epochs": len(run.history),
                    "best_epoch": run.best["epoch"], "best_val_dice": run.best["val_dice"], "n_params": n_params,
                    "gflops": efficiency["gflops"], "gflops_size": data.size, "mean": mean, "std": std,
@@ -315,8 +304,6 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
                    "mlflow_run_id": run.run_id, "git_commit": git_commit(), "diverged": diverged,
                    "trivial_val_dice": validate.trivial_dice()}
         write_json(out_dir / paths.TRAINED, summary)
-        if tracker:
-            tracker.end(run.run_id)
-        resume_path.unlink(missing_ok=True)
-        resume_best.unlink(missing_ok=True)
+        for callback in callbacks:
+            callback.closed(run)
     return summary
