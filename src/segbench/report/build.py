@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -233,6 +234,137 @@ def definitions(units: str, penalty: str) -> dict[str, str]:
             **{title: text for title, text in DETECTION.values()}}
 
 
+@dataclass
+class Contents:
+    """What the report shows, computed once from the stage's inputs; each format (Markdown, workbook, LaTeX,
+    HTML) writes it."""
+
+    title: str
+    statistics: dict
+    results: Results
+    units: str
+    penalty: str                      # how a missed lesion counts in HD95 / ASSD
+    verdict: str
+    comparison: pd.DataFrame
+    metrics: pd.DataFrame
+    detection: pd.DataFrame
+    efficiency: pd.DataFrame
+    strata: pd.DataFrame
+    counts: pd.DataFrame
+    sections: dict[str, pd.DataFrame]  # the statistics tables
+    leaks: dict[str, pd.DataFrame]
+    shifts: dict[str, pd.DataFrame]    # generalisation
+    setup: dict[str, str]
+    losses: dict[str, str]
+    provenance: dict[str, str]
+    audited: dict[str, str]
+    failed: list[bool]
+
+    @classmethod
+    def gather(cls, params: dict, results: Results, statistics: dict, leakage: dict, info: dict) -> Contents:
+        key, units = params["dataset"]["key"], results.replicates["units"].iloc[0]
+        penalty = "the image's diagonal" if params["evaluate"]["boundary_penalty"] == "diagonal" \
+            else f"{params['evaluate']['boundary_penalty']} {units}"
+        return cls(f"sweep '{params['sweep']['name']}' on {key}", statistics, results, units, penalty,
+                   verdict(statistics), comparison_table(results, statistics), metrics_table(results, statistics),
+                   detection_table(results, statistics), efficiency_table(results, statistics), strata_table(results),
+                   pd.read_csv(paths.split_counts_csv(key)), statistics_tables(statistics),
+                   leakage_tables(leakage, statistics), generalisation_tables(statistics), setup(params, results),
+                   {l: loss_definition(params["losses"][l]) for l in params["sweep"]["losses"]},
+                   provenance(params, results, info), audit_summary(leakage),
+                   [bool(statistics["per_pair"][p]["failed"]) for p in statistics["ranking"]])
+
+    def definitions(self) -> dict[str, str]:
+        return definitions(self.units, self.penalty)
+
+
+def headline(c: Contents) -> dict:
+    """summary.json: the numbers `dvc metrics show` and `dvc exp show` display."""
+    best, per_pair = c.statistics["best"], c.statistics["per_pair"]
+    verdicts = [r["verdict"] for r in c.statistics["versus_best"]["pairs"].values()]
+    return {"best_pair": best, "best_dice": per_pair[best]["mean"], "best_dice_ci_low": per_pair[best]["ci_low"],
+            "best_dice_ci_high": per_pair[best]["ci_high"], "pairs": len(c.results.pairs),
+            "pairs_significantly_lower": sum(v.startswith("significantly lower") for v in verdicts),
+            "pairs_failed": sum(c.failed)}
+
+
+def markdown_text(c: Contents) -> str:
+    """comparison.md: the verdict, then every table."""
+    md = [f"# segbench comparison: {c.title}", "", c.verdict, "", *[f"> {x}" for x in c.statistics["caveats"]], "",
+          markdown(c.comparison), "",
+          "## Metrics", "", markdown(c.metrics), "", "## Detection", "", markdown(c.detection), "",
+          "## Cost", "", markdown(c.efficiency), "",
+          "## Set-up", "", *[f"- **{k}**: {v}" for k, v in c.setup.items()], "",
+          "## Losses", "", *[f"- `{k}` = {v}" for k, v in c.losses.items()], "",
+          "## Definitions", "", *[f"- **{k}**: {v}" for k, v in c.definitions().items()], "",
+          "## Mean test Dice: architecture x loss", "", dice_matrix(c.results).to_markdown(floatfmt=".3f"), "",
+          "## Statistics", "", c.statistics["friedman"]["versus_wilcoxon"], ""]
+    for title, frame in c.sections.items():
+        md += [f"### {title}", "", markdown(frame), ""]
+    if c.shifts:
+        md += ["## Generalisation", "", GENERALISATION, ""]
+        for title, frame in c.shifts.items():
+            md += [f"### {title}", "", markdown(frame), ""]
+    md += ["## Leakage", "", *[f"- **{k}**: {v}" for k, v in c.audited.items()], ""]
+    for title, frame in c.leaks.items():
+        md += [f"### {title}", "", markdown(frame), ""]
+    md += ["## Strata", "", markdown(c.strata), "", "## Split counts", "", markdown(c.counts), "",
+           "## Provenance", "", *[f"- **{k}**: {v}" for k, v in c.provenance.items()], ""]
+    return "\n".join(md)
+
+
+def write_workbook(c: Contents, path: Path) -> None:
+    """comparison.xlsx: one sheet per table, then the set-up."""
+    training = c.results.training
+    runs = [col for col in ("pair", "seed", "fold", "epochs", "best_epoch", "best_val_dice", "trivial_val_dice",
+                            "train_seconds", "device", "mlflow_run_id") if col in training]
+    workbook.write(path, {
+        "comparison": (c.comparison, "One row per pair in rank order; pairs that did not learn last."),
+        "metrics": (c.metrics, f"Means over the test images with a lesion; boundary metrics in {c.units}."),
+        "detection": (c.detection, "Lesion-level and image-level detection."),
+        "cost": (c.efficiency, "Parameters, GFLOPs, latency per architecture, training time."),
+        **{f"statistics {i + 1}": (frame, title) for i, (title, frame) in enumerate(c.sections.items())},
+        "strata": (c.strata, "Mean test metrics per stratum value (images with a lesion)."),
+        "per image": (c.results.per_image, "Every test image of every pair and seed."),
+        "split counts": (c.counts, "Images per class and subset."),
+        **{f"leakage {i + 1}": (frame, title) for i, (title, frame) in enumerate(c.leaks.items())},
+        **{f"generalisation {i + 1}": (frame, title) for i, (title, frame) in enumerate(c.shifts.items())},
+        "runs": (training[runs], "Training runs and their MLflow run ids.")},
+        dice_matrix(c.results), {"verdict": c.verdict,
+                                 **{f"caveat {i + 1}": x for i, x in enumerate(c.statistics["caveats"])},
+                                 **c.setup, **c.losses, **{f"leakage: {k}": v for k, v in c.audited.items()},
+                                 **c.provenance})
+
+
+def page_html(c: Contents, figure_files: dict[str, Path], stratified: str) -> str:
+    """report.html: the verdict and caveats, then a section per part, figures embedded."""
+    figs = {name: html.figure(name, path) for name, path in figure_files.items()}
+    statistics, failed = c.statistics, c.failed
+    return html.page(f"segbench: {c.title}", c.verdict, statistics["caveats"], [
+        ("comparison", "Comparison", html.table(c.comparison, failed) + figs["dice_matrix"]),
+        ("metrics", "Metrics", html.note(f"Means over the {statistics['n_images']} test images with a lesion; "
+                                         f"HD95 and ASSD in {c.units}, a missed lesion counting as {c.penalty}.")
+         + html.table(c.metrics, failed)),
+        ("detection", "Detection", html.note(c.setup["detection"]) + html.table(c.detection, failed)),
+        ("distributions", "Per-image results", figs["distributions"] + figs["strata"]),
+        ("statistics", "Statistics", figs["critical_difference"] + html.note(statistics["friedman"]["versus_wilcoxon"])
+         + figs["rank_stability"] + "".join(f"<h3>{title}</h3>{html.table(frame)}"
+                                            for title, frame in c.sections.items())),
+        *([("generalisation", "Generalisation", html.note(GENERALISATION) + "".join(
+            f"<h3>{title}</h3>{html.table(frame)}" for title, frame in c.shifts.items()))] if c.shifts else []),
+        ("cost", "Accuracy against cost", figs["pareto"] + html.table(c.efficiency, failed)),
+        ("training", "Training", figs["learning_curves"]),
+        ("cases", "Cases", figs["cases"]),
+        ("setup", "Set-up and definitions", "<h3>Set-up</h3>" + html.definitions(c.setup) + "<h3>Losses</h3>"
+         + html.definitions(c.losses) + "<h3>Metrics</h3>" + html.definitions(c.definitions())),
+        ("split", "Split", html.note(stratified) + html.table(c.counts)),
+        ("leakage", "Leakage", html.definitions(c.audited) + "".join(f"<h3>{title}</h3>{html.table(frame)}"
+                                                                    for title, frame in c.leaks.items())
+         + figs["leakage"]),
+        ("provenance", "Provenance", html.definitions(c.provenance)),
+    ])
+
+
 def build_report(params: dict, where: paths.Sweep, tracker=None) -> Path:
     """Write the (dataset, sweep)'s report folder: statistics.json, summary.json, comparison.md/.tex/.xlsx,
     report.html and figures/; mirror them on its MLflow parent run. Returns report.html's path.
@@ -247,111 +379,32 @@ def build_report(params: dict, where: paths.Sweep, tracker=None) -> Path:
     results = load_results(params, where)
     leakage = read_json(paths.split_leakage_json(key))
     statistics = analyse(results, params["statistics"], leakage["leaked_test_images"])
-    units = results.replicates["units"].iloc[0]
-    penalty = "the image's diagonal" if params["evaluate"]["boundary_penalty"] == "diagonal" \
-        else f"{params['evaluate']['boundary_penalty']} {units}"
-    comparison, metrics = comparison_table(results, statistics), metrics_table(results, statistics)
-    detection, efficiency = detection_table(results, statistics), efficiency_table(results, statistics)
-    strata = strata_table(results)
-    counts = pd.read_csv(paths.split_counts_csv(key))
-    described = setup(params, results)
-    losses = {l: loss_definition(params["losses"][l]) for l in params["sweep"]["losses"]}
-    meta = provenance(params, results, data.info)
-    summary = verdict(statistics)
-    sections = statistics_tables(statistics)
-    leaks = leakage_tables(leakage, statistics)
-    shifts = generalisation_tables(statistics)
-    audited = audit_summary(leakage)
-    failed = [bool(statistics["per_pair"][p]["failed"]) for p in statistics["ranking"]]
+    c = Contents.gather(params, results, statistics, leakage, data.info)
 
     write_json(out / paths.STATISTICS, statistics)
     write_json(paths.at(paths.CROSS_INPUT, sweep=params["sweep"]["name"], dataset=key), statistics)  # the summary's
-    best = statistics["best"]
-    verdicts = [r["verdict"] for r in statistics["versus_best"]["pairs"].values()]
-    headline = {"best_pair": best, "best_dice": statistics["per_pair"][best]["mean"],
-                "best_dice_ci_low": statistics["per_pair"][best]["ci_low"],
-                "best_dice_ci_high": statistics["per_pair"][best]["ci_high"], "pairs": len(results.pairs),
-                "pairs_significantly_lower": sum(v.startswith("significantly lower") for v in verdicts),
-                "pairs_failed": sum(failed)}
-    write_json(out / paths.SUMMARY, headline)  # the numbers `dvc metrics show` and `dvc exp show` display
-    md = [f"# segbench comparison: sweep '{params['sweep']['name']}' on {key}", "", summary, "",
-          *[f"> {c}" for c in statistics["caveats"]], "", markdown(comparison), "",
-          "## Metrics", "", markdown(metrics), "", "## Detection", "", markdown(detection), "",
-          "## Cost", "", markdown(efficiency), "",
-          "## Set-up", "", *[f"- **{k}**: {v}" for k, v in described.items()], "",
-          "## Losses", "", *[f"- `{k}` = {v}" for k, v in losses.items()], "",
-          "## Definitions", "", *[f"- **{k}**: {v}" for k, v in definitions(units, penalty).items()], "",
-          "## Mean test Dice: architecture x loss", "", dice_matrix(results).to_markdown(floatfmt=".3f"), "",
-          "## Statistics", "", statistics["friedman"]["versus_wilcoxon"], ""]
-    for title, frame in sections.items():
-        md += [f"### {title}", "", markdown(frame), ""]
-    if shifts:
-        md += ["## Generalisation", "", GENERALISATION, ""]
-        for title, frame in shifts.items():
-            md += [f"### {title}", "", markdown(frame), ""]
-    md += ["## Leakage", "", *[f"- **{k}**: {v}" for k, v in audited.items()], ""]
-    for title, frame in leaks.items():
-        md += [f"### {title}", "", markdown(frame), ""]
-    md += ["## Strata", "", markdown(strata), "", "## Split counts", "", markdown(counts), "",
-           "## Provenance", "", *[f"- **{k}**: {v}" for k, v in meta.items()], ""]
+    summary = headline(c)
+    write_json(out / paths.SUMMARY, summary)
     with atomic_path(out / paths.MARKDOWN) as tmp:
-        tmp.write_text("\n".join(md))
+        tmp.write_text(markdown_text(c))
     with atomic_path(out / paths.LATEX) as tmp:
-        tmp.write_text(latex.table(comparison, metrics, units, statistics, key))
-    workbook.write(out / paths.WORKBOOK, {
-        "comparison": (comparison, "One row per pair in rank order; pairs that did not learn last."),
-        "metrics": (metrics, f"Means over the test images with a lesion; boundary metrics in {units}."),
-        "detection": (detection, "Lesion-level and image-level detection."),
-        "cost": (efficiency, "Parameters, GFLOPs, latency per architecture, training time."),
-        **{f"statistics {i + 1}": (frame, title) for i, (title, frame) in enumerate(sections.items())},
-        "strata": (strata, "Mean test metrics per stratum value (images with a lesion)."),
-        "per image": (results.per_image, "Every test image of every pair and seed."),
-        "split counts": (counts, "Images per class and subset."),
-        **{f"leakage {i + 1}": (frame, title) for i, (title, frame) in enumerate(leaks.items())},
-        **{f"generalisation {i + 1}": (frame, title) for i, (title, frame) in enumerate(shifts.items())},
-        "runs": (results.training[[c for c in ("pair", "seed", "fold", "epochs", "best_epoch", "best_val_dice",
-                                               "trivial_val_dice", "train_seconds", "device", "mlflow_run_id")
-                                   if c in results.training]], "Training runs and their MLflow run ids.")},
-        dice_matrix(results), {"verdict": summary, **{f"caveat {i + 1}": c for i, c in enumerate(
-            statistics["caveats"])}, **described, **losses, **{f"leakage: {k}": v for k, v in audited.items()}, **meta})
+        tmp.write_text(latex.table(c.comparison, c.metrics, c.units, statistics, key))
+    write_workbook(c, out / paths.WORKBOOK)
     figure_files = {}
-    for name, figure in make_figures(results, statistics, efficiency, strata, params, where, data,
-                                        leakage).items():
+    for name, figure in make_figures(results, statistics, c.efficiency, c.strata, params, where, data,
+                                     leakage).items():
         for suffix in paths.FIGURE_FORMATS:
             with atomic_path(where.figure(name, suffix)) as tmp:
                 figures.save(figure, tmp, suffix)
         figure_files[name] = where.figure(name)
-    figs = {name: html.figure(name, path) for name, path in figure_files.items()}
-    page = html.page(f"segbench: sweep '{params['sweep']['name']}' on {key}", summary, statistics["caveats"], [
-        ("comparison", "Comparison", html.table(comparison, failed) + figs["dice_matrix"]),
-        ("metrics", "Metrics", html.note(f"Means over the {statistics['n_images']} test images with a lesion; "
-                                         f"HD95 and ASSD in {units}, a missed lesion counting as {penalty}.")
-         + html.table(metrics, failed)),
-        ("detection", "Detection", html.note(described["detection"]) + html.table(detection, failed)),
-        ("distributions", "Per-image results", figs["distributions"] + figs["strata"]),
-        ("statistics", "Statistics", figs["critical_difference"] + html.note(statistics["friedman"]["versus_wilcoxon"])
-         + figs["rank_stability"] + "".join(f"<h3>{title}</h3>{html.table(frame)}"
-                                            for title, frame in sections.items())),
-        *([("generalisation", "Generalisation", html.note(GENERALISATION) + "".join(
-            f"<h3>{title}</h3>{html.table(frame)}" for title, frame in shifts.items()))] if shifts else []),
-        ("cost", "Accuracy against cost", figs["pareto"] + html.table(efficiency, failed)),
-        ("training", "Training", figs["learning_curves"]),
-        ("cases", "Cases", figs["cases"]),
-        ("setup", "Set-up and definitions", "<h3>Set-up</h3>" + html.definitions(described) + "<h3>Losses</h3>"
-         + html.definitions(losses) + "<h3>Metrics</h3>" + html.definitions(definitions(units, penalty))),
-        ("split", "Split", html.note(leakage["stratified"]) + html.table(counts)),
-        ("leakage", "Leakage", html.definitions(audited) + "".join(f"<h3>{title}</h3>{html.table(frame)}"
-                                                                  for title, frame in leaks.items())
-         + figs["leakage"]),
-        ("provenance", "Provenance", html.definitions(meta)),
-    ])
     with atomic_path(out / paths.PAGE) as tmp:
-        tmp.write_text(page)
+        tmp.write_text(page_html(c, figure_files, leakage["stratified"]))
     if tracker:
-        tracker.finish_sweep({k: float(v) for k, v in headline.items() if k != "best_pair"}, {"best_pair": best},
+        best = statistics["best"]
+        tracker.finish_sweep({k: float(v) for k, v in summary.items() if k != "best_pair"}, {"best_pair": best},
                              [out / name for name in paths.REPORT_FILES if name != paths.STATISTICS]
                              + [out / paths.STATISTICS, *figure_files.values()],
                              champion=f"{best}/seed{params['sweep']['seeds'][0]}",
-                             per_run=run_columns(results, statistics, efficiency))
+                             per_run=run_columns(results, statistics, c.efficiency))
     log.info("report: %s", out / paths.PAGE)
     return out / paths.PAGE
