@@ -26,7 +26,7 @@ demo: $(STAMP)
 	@echo "The commands in the README run in the project's environment: source $(BIN)/activate"
 
 test: $(STAMP)  # every tier: unit, integration, e2e (real snakemake, dvc, Slurm, Chromium, LibreOffice)
-	$(RUN) pytest --numprocesses auto --maxprocesses 4 --dist loadgroup
+	$(RUN) pytest --numprocesses auto --maxprocesses 4 --dist loadscope
 
 test-fast: $(STAMP)  # the unit tier: no training, no pipeline tools
 	$(RUN) pytest tests/unit

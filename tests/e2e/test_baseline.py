@@ -18,7 +18,6 @@ from segbench import paths
 from support import SWEEP, TINY, new_project, run
 
 PAIR = "nnunet__default"
-pytestmark = pytest.mark.xdist_group("baseline")  # one worker builds the module's fixture
 
 
 @pytest.fixture(scope="module")

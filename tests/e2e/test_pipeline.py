@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import re
 import shutil
 import sqlite3
 from pathlib import Path
@@ -15,20 +14,8 @@ import pandas as pd
 import yaml
 
 from segbench import paths, pipeline
-from support import PAIRS, SWEEP, TINY, metrics_of, new_project, run
+from support import PAIRS, SWEEP, TINY, planned_jobs, run
 from support.own_data import LABELS, make_folder
-
-
-def planned_jobs(cwd: Path, *extra: str) -> list[str]:
-    """Jobs a dry run would execute, as 'rule' or 'rule:arch,loss'."""
-    out = run(cwd, "snakemake", "--cores", "1", "--dry-run", *extra)
-    jobs = []
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
-        head = re.match(r"(?:local)?rule (\w+):", block.strip())
-        if head and head.group(1) != "all":
-            wild = re.search(r"arch=(\w+), loss=(\w+)", block)
-            jobs.append(head.group(1) + (f":{wild.group(1)},{wild.group(2)}" if wild else ""))
-    return sorted(jobs)
 
 
 @contextlib.contextmanager
@@ -58,19 +45,6 @@ def unet_copy(params: dict) -> None:
 
 def focal_gamma_3(params: dict) -> None:
     params["losses"]["dice_focal"][1]["gamma"] = 3.0
-
-
-def test_snakefile_and_dvc_yaml_have_the_same_stages_and_outputs(tmp_path):
-    from dvc.repo import Repo
-
-    root = new_project(tmp_path)
-    summary = run(root, "snakemake", "--cores", "1", "--summary").splitlines()
-    header = summary.index(next(line for line in summary if line.startswith("output_file")))
-    snakemake = {tuple(line.split("\t")[:3:2]) for line in summary[header + 1:] if "\t" in line}
-    dvc = {(str(out.def_path), stage.name.split("@")[0]) for stage in Repo(root).index.stages for out in stage.outs}
-    assert snakemake == dvc
-    assert not TINY["sweep"]["baselines"]  # so no baseline stage has a job (tests/e2e/test_baseline.py runs them)
-    assert {stage for _, stage in dvc} == {s.name for s in pipeline.STAGES if "baseline" not in s.fields}
 
 
 def test_snakemake_runs_everything_and_tracks_it(snakemade):
@@ -111,7 +85,8 @@ def test_code_changes_rerun_exactly_the_jobs_that_run_that_code(snakemade):
     (models / "unet_copy.py").write_text((models / "unet.py").read_text())
     try:
         with edited(models / "catalog.py", lambda text: text + '\nMODELS.add("unet_copy", f"{_ROOT}.unet_copy:UNet", '
-                                                                  '"a copy", checks=_WIDTH)\n'), \
+                                                                  '"a copy", "a copy of unet", options=MODELS.entry('
+                                                                  '"unet").options, checks=_WIDTH)\n'), \
                 edited(snakemade / "params.yaml", params_with(unet_copy)):
             assert planned_jobs(snakemade) == ["evaluate:unet_copy,dice", "evaluate:unet_copy,dice_focal",
                                                "latency", "report", "summary", "train:unet_copy,dice",
@@ -135,14 +110,6 @@ def test_configfile_and_config_reach_every_job(snakemade, tmp_path):
     assert len(pd.read_csv(root / target)) == 15
     run(root, "snakemake", "--cores", "2", target)  # params.yaml again: 48 images
     assert len(pd.read_csv(root / target)) == 43
-
-
-def test_dvc_exp_run_set_param_reaches_the_job(tmp_path):
-    root = new_project(tmp_path)
-    run(root, "git", "add", "--all")  # `dvc exp` needs a commit
-    run(root, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "--quiet", "-m", "project")
-    run(root, "dvc", "exp", "run", "-S", "synthetic.n_images=20", "preprocess@synthetic")
-    assert len(pd.read_csv(root / paths.processed_dir("synthetic") / "meta.csv")) == 18
 
 
 def test_after_the_demo_nothing_is_left_to_do_and_a_forced_report_changes_nothing(snakemade):
@@ -211,41 +178,6 @@ def test_your_own_data_beside_the_demo_touches_none_of_its_files_runs_or_models(
     assert champion.tags["segbench.run"] == "attention_unet__dice/seed0"
     shutil.rmtree(snakemade / "results" / "mine")  # the shared project as it was
     shutil.rmtree(snakemade / "data" / "processed" / "mine", ignore_errors=True)
-
-
-def test_seeds_and_folds_in_both_orchestrators_give_byte_identical_metrics(tmp_path):
-    """A 2 x 1 sweep with 2 seeds and 2-fold cross-validation, through Snakemake and through `dvc repro`:
-    the same runs, byte for byte the same metrics; the test images predicted by each seed's fold ensemble; after
-    `dvc repro`, Snakemake has nothing left to do."""
-    import numpy as np
-
-    outcomes = {}
-    for tool in ("snakemake", "dvc"):
-        (tmp_path / tool).mkdir()
-        params = copy.deepcopy(TINY)
-        params["split"]["folds"] = 2
-        params["sweep"].update(architectures=["attention_unet", "unet"], losses=["dice"], seeds=[0, 1], folds=[0, 1])
-        params["architectures"]["unet"] = {"base_channels": 4}
-        root = new_project(tmp_path / tool, params)
-        run(root, *(["snakemake", "--cores", "2"] if tool == "snakemake" else ["dvc", "repro"]))
-        outcomes[tool] = root
-    pairs = [("attention_unet", "dice"), ("unet", "dice")]
-    for seed in (0, 1):
-        snake, dvc = (metrics_of(outcomes[t], pairs=pairs, seed=seed) for t in outcomes)
-        assert snake == dvc and all(m["folds"] == [0, 1] for m in snake.values())
-        for pair in pairs:
-            metrics = SWEEP.seed(*pair, seed) / "metrics.json"
-            assert (outcomes["snakemake"] / metrics).read_bytes() == (outcomes["dvc"] / metrics).read_bytes(), pair
-        folds = [json.loads((outcomes["dvc"] / SWEEP.fold("unet", "dice", seed, f) / "train.json").read_text())
-                 for f in (0, 1)]
-        assert [f["fold"] for f in folds] == [0, 1] and {f["seed"] for f in folds} == {seed}
-    split = pd.read_csv(outcomes["dvc"] / paths.split_csv("synthetic"))
-    with np.load(outcomes["dvc"] / SWEEP.seed("unet", "dice", 0) / "val_predictions.npz") as oof:
-        assert set(oof.files) == set(split.loc[split["subset"] != "test", "sample_id"])  # every fold's val images
-    statistics = json.loads((outcomes["snakemake"] / SWEEP.report / "statistics.json").read_text())
-    assert statistics["seeds"] == [0, 1] and set(statistics["per_pair"]) == {"attention_unet__dice", "unet__dice"}
-    assert "up to date" in run(outcomes["dvc"], "dvc", "status")
-    assert planned_jobs(outcomes["dvc"]) == []
 
 
 def test_the_readme_quick_tour(snakemade, tmp_path):

@@ -17,7 +17,6 @@ from support.results import fabricate
 SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
 PDFLATEX = shutil.which("pdflatex")
 POPPLER = shutil.which("pdftotext") and shutil.which("pdfinfo")
-pytestmark = pytest.mark.xdist_group("report_seen")  # one worker builds the module's fixture
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ from segbench.evaluation.evaluate import evaluate_replicate
 from support import TINY, tiny_view
 
 SWEEP = paths.Sweep("synthetic", "tiny")
-pytestmark = pytest.mark.xdist_group("leave_one_group_out")  # one worker builds the module's fixture
 
 
 @pytest.fixture(scope="module")

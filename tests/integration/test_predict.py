@@ -18,7 +18,6 @@ from support import BIN, SWEEP, TINY, tool_env, with_dataset
 
 W, H = 1000, 700
 BTXRD = paths.Sweep("btxrd", "tiny")
-pytestmark = pytest.mark.xdist_group("predict")  # one worker builds the module's fixture
 
 
 def xray(seed: int) -> tuple[bytes, list]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -231,3 +232,15 @@ def mlflow_server(backend_uri: str, folder: Path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def planned_jobs(cwd: Path, *extra: str) -> list[str]:
+    """Jobs a dry run would execute, as 'rule' or 'rule:arch,loss'."""
+    out = run(cwd, "snakemake", "--cores", "1", "--dry-run", *extra)
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
+        head = re.match(r"(?:local)?rule (\w+):", block.strip())
+        if head and head.group(1) != "all":
+            wild = re.search(r"arch=(\w+), loss=(\w+)", block)
+            jobs.append(head.group(1) + (f":{wild.group(1)},{wild.group(2)}" if wild else ""))
+    return sorted(jobs)

@@ -321,7 +321,7 @@ def cmd_list(params: dict | None, args) -> None:
             for name in LOSSES.names(family):
                 entry = LOSSES.entry(name)
                 options = ", ".join(f"{k}={v!r}" for k, v in entry.options.items()) or "-"
-                print(f"  {name:<18} {options}\n  {'':<18} {entry.summary}")
+                print(f"  {name:<18} {options}\n  {'':<18} {entry.summary} ({entry.source})")
         return
     from segbench.models import MODELS
 

@@ -1,0 +1,69 @@
+"""Snakemake and DVC as two orchestrators of one pipeline definition: the same stages and outputs, `dvc exp run
+--set-param` reaching the job, and seeds x folds giving byte-identical metrics through either."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pandas as pd
+from test_pipeline import planned_jobs
+
+from segbench import paths, pipeline
+from support import SWEEP, TINY, metrics_of, new_project, run
+
+
+def test_snakefile_and_dvc_yaml_have_the_same_stages_and_outputs(tmp_path):
+    from dvc.repo import Repo
+
+    root = new_project(tmp_path)
+    summary = run(root, "snakemake", "--cores", "1", "--summary").splitlines()
+    header = summary.index(next(line for line in summary if line.startswith("output_file")))
+    snakemake = {tuple(line.split("\t")[:3:2]) for line in summary[header + 1:] if "\t" in line}
+    dvc = {(str(out.def_path), stage.name.split("@")[0]) for stage in Repo(root).index.stages for out in stage.outs}
+    assert snakemake == dvc
+    assert not TINY["sweep"]["baselines"]  # so no baseline stage has a job (tests/e2e/test_baseline.py runs them)
+    assert {stage for _, stage in dvc} == {s.name for s in pipeline.STAGES if "baseline" not in s.fields}
+
+
+def test_dvc_exp_run_set_param_reaches_the_job(tmp_path):
+    root = new_project(tmp_path)
+    run(root, "git", "add", "--all")  # `dvc exp` needs a commit
+    run(root, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "--quiet", "-m", "project")
+    run(root, "dvc", "exp", "run", "-S", "synthetic.n_images=20", "preprocess@synthetic")
+    assert len(pd.read_csv(root / paths.processed_dir("synthetic") / "meta.csv")) == 18
+
+
+def test_seeds_and_folds_in_both_orchestrators_give_byte_identical_metrics(tmp_path):
+    """A 2 x 1 sweep with 2 seeds and 2-fold cross-validation, through Snakemake and through `dvc repro`:
+    the same runs, byte for byte the same metrics; the test images predicted by each seed's fold ensemble; after
+    `dvc repro`, Snakemake has nothing left to do."""
+    import numpy as np
+
+    outcomes = {}
+    for tool in ("snakemake", "dvc"):
+        (tmp_path / tool).mkdir()
+        params = copy.deepcopy(TINY)
+        params["split"]["folds"] = 2
+        params["sweep"].update(architectures=["attention_unet", "unet"], losses=["dice"], seeds=[0, 1], folds=[0, 1])
+        params["architectures"]["unet"] = {"base_channels": 4}
+        root = new_project(tmp_path / tool, params)
+        run(root, *(["snakemake", "--cores", "2"] if tool == "snakemake" else ["dvc", "repro"]))
+        outcomes[tool] = root
+    pairs = [("attention_unet", "dice"), ("unet", "dice")]
+    for seed in (0, 1):
+        snake, dvc = (metrics_of(outcomes[t], pairs=pairs, seed=seed) for t in outcomes)
+        assert snake == dvc and all(m["folds"] == [0, 1] for m in snake.values())
+        for pair in pairs:
+            metrics = SWEEP.seed(*pair, seed) / "metrics.json"
+            assert (outcomes["snakemake"] / metrics).read_bytes() == (outcomes["dvc"] / metrics).read_bytes(), pair
+        folds = [json.loads((outcomes["dvc"] / SWEEP.fold("unet", "dice", seed, f) / "train.json").read_text())
+                 for f in (0, 1)]
+        assert [f["fold"] for f in folds] == [0, 1] and {f["seed"] for f in folds} == {seed}
+    split = pd.read_csv(outcomes["dvc"] / paths.split_csv("synthetic"))
+    with np.load(outcomes["dvc"] / SWEEP.seed("unet", "dice", 0) / "val_predictions.npz") as oof:
+        assert set(oof.files) == set(split.loc[split["subset"] != "test", "sample_id"])  # every fold's val images
+    statistics = json.loads((outcomes["snakemake"] / SWEEP.report / "statistics.json").read_text())
+    assert statistics["seeds"] == [0, 1] and set(statistics["per_pair"]) == {"attention_unet__dice", "unet__dice"}
+    assert "up to date" in run(outcomes["dvc"], "dvc", "status")
+    assert planned_jobs(outcomes["dvc"]) == []
