@@ -74,15 +74,3 @@ def data(prepared) -> tuple[Path, Path]:
 
     return prepared / paths.processed_dir(DATASET), prepared / paths.split_csv(DATASET)
 
-
-# The longest end-to-end modules first: pytest-xdist hands whole modules (--dist loadscope) to the workers in
-# collection order, so the workers then finish together instead of one waiting on a long last module.
-LONGEST_FIRST = ("test_orchestrators", "test_datasets", "test_slurm", "test_baseline")
-
-
-def pytest_collection_modifyitems(items):
-    def rank(item) -> int:
-        name = item.module.__name__ if getattr(item, "module", None) else ""
-        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
-
-    items.sort(key=rank)  # stable: every other test keeps its place
