@@ -133,7 +133,3 @@ class Registry:
     def entry(self, name: str) -> Entry:
         """Raises: SegbenchError naming the known entries, with a "did you mean"."""
         return look_up(name, self._entries, self.what)
-
-    def build(self, name: str, *args, **options):
-        """``entry(name).build(...)``: the one way to build an entry."""
-        return self.entry(name).build(*args, **options)

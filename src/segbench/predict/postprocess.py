@@ -50,8 +50,6 @@ def postprocess(labels: np.ndarray, name: str, classes: int, min_fraction: float
         SegbenchError: an unknown candidate, naming the known ones.
     """
     apply = POSTPROCESSING.entry(name).load()
-    if name == "none":
-        return labels
     out = np.zeros_like(labels)
     for label in range(1, classes):
         out[apply(labels == label, min_fraction) & (out == 0)] = label

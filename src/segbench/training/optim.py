@@ -34,12 +34,12 @@ SCHEDULERS.add("none", f"{_HERE}:constant", "segbench", "a constant learning rat
 
 def build_optimizer(params, recipe: dict) -> torch.optim.Optimizer:
     """``recipe``: params' train section."""
-    return OPTIMIZERS.build(recipe["optimizer"], params, lr=recipe["lr"], weight_decay=recipe["weight_decay"])
+    return OPTIMIZERS.entry(recipe["optimizer"]).build(params, lr=recipe["lr"], weight_decay=recipe["weight_decay"])
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, recipe: dict):
     """The schedule ``train.scheduler`` names, or None for a constant rate."""
-    return SCHEDULERS.build(recipe["scheduler"], optimizer, recipe)
+    return SCHEDULERS.entry(recipe["scheduler"]).build(optimizer, recipe)
 
 
 def step_scheduler(scheduler, val_dice: float) -> None:

@@ -24,6 +24,7 @@ import json
 import logging
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -230,21 +231,34 @@ def fit(run: Session, loader: DataLoader, val_loader: DataLoader, loss_fn, valid
     return None
 
 
-def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_csv: Path, out_dir: Path,
-               seed: int = 0, fold: int = 0, tracker=None, device: str | None = None) -> dict:
-    """Train ``arch`` with ``loss`` from ``seed``, validating on ``fold``; write the fold folder
-    ``out_dir``; return the train.json summary. ``params``: one dataset's (``config.dataset_params``);
-    ``device``: as ``segbench.devices.device`` takes it (default: a leased GPU, else the CPU)."""
-    recipe, pair = params["train"], f"{arch}__{loss}/seed{seed}/fold{fold}"
-    seed_everything(seed)
+@dataclass
+class Prepared:
+    """What one pair's training reads: the loss, the train and val datasets, the validation scorer, and
+    ``meta`` (what a checkpoint records to rebuild the model and its inputs)."""
+
+    data: Processed
+    loss_fn: torch.nn.Module
+    train_set: SegmentationDataset
+    val_set: SegmentationDataset
+    validate: Validation
+    meta: dict
+
+
+def prepare(arch: str, loss: str, params: dict, processed_dir: Path, split_csv: Path, seed: int, fold: int,
+            pair: str) -> Prepared:
+    """Load the processed dataset and build the loss, datasets and validation of fold ``fold``.
+
+    Raises:
+        SegbenchError: the fold leaves no train or no val images.
+    """
+    recipe = params["train"]
     data = Processed.load(processed_dir, split_csv)
     train_idx, val_idx = data.fold_indices(fold)
     if not len(train_idx) or not len(val_idx):
         raise SegbenchError(f"{split_csv}: fold {fold} leaves no train or no val images")
     arch_cfg = params["architectures"][arch]
     mean, std = input_normalisation(arch_cfg, data, train_idx)
-    names = data.class_names
-    classes = len(names)
+    classes = len(data.class_names)
     blind = [t["term"] for t in params["losses"][loss] if t["term"] in BLIND_ON_EMPTY and not t.get("smooth")]
     if params["dataset"]["include_normal"] and blind:
         log.warning("%s: with include_normal, %s give no loss on a batch without a lesion, so they never penalise "
@@ -252,57 +266,71 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
     loss_fn = create_loss(params["losses"][loss], mode="binary" if classes == 2 else "multiclass", classes=classes,
                           class_frequencies=data.class_frequencies(train_idx, classes),
                           deep_supervision=recipe["deep_supervision"])
-    train_set = SegmentationDataset(data, train_idx, mean, std, augmentation(recipe["augment"]),
-                                    loss_fn.needs_distance, classes, seed)
-    val_set = SegmentationDataset(data, val_idx, mean, std, distances=loss_fn.needs_distance, classes=classes)
-    validate = Validation(data, val_idx, classes, params["evaluate"]["resolution"] == "original")
-    meta = {"arch": arch, "loss": loss, "seed": seed, "fold": fold, "arch_cfg": arch_cfg, "mean": mean, "std": std,
-            "in_channels": data.channels, "classes": classes, "class_names": names, "size": data.size}
+    return Prepared(
+        data, loss_fn,
+        SegmentationDataset(data, train_idx, mean, std, augmentation(recipe["augment"]), loss_fn.needs_distance,
+                            classes, seed),
+        SegmentationDataset(data, val_idx, mean, std, distances=loss_fn.needs_distance, classes=classes),
+        Validation(data, val_idx, classes, params["evaluate"]["resolution"] == "original"),
+        {"arch": arch, "loss": loss, "seed": seed, "fold": fold, "arch_cfg": arch_cfg, "mean": mean, "std": std,
+         "in_channels": data.channels, "classes": classes, "class_names": data.class_names, "size": data.size})
+
+
+def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_csv: Path, out_dir: Path,
+               seed: int = 0, fold: int = 0, tracker=None, device: str | None = None) -> dict:
+    """Train ``arch`` with ``loss`` from ``seed``, validating on ``fold``; write the fold folder
+    ``out_dir``; return the train.json summary. ``params``: one dataset's (``config.dataset_params``);
+    ``device``: as ``segbench.devices.device`` takes it (default: a leased GPU, else the CPU)."""
+    recipe, pair = params["train"], f"{arch}__{loss}/seed{seed}/fold{fold}"
+    seed_everything(seed)
+    job = prepare(arch, loss, params, processed_dir, split_csv, seed, fold, pair)
+    data, meta = job.data, job.meta
 
     with devices.device(device) as dev:
         acc = Accelerator.for_device(dev, recipe)
-        net = build_model(arch_cfg, data.channels, classes).to(dev, memory_format=acc.memory_format)
+        net = build_model(meta["arch_cfg"], data.channels, meta["classes"]).to(dev, memory_format=acc.memory_format)
         run = Session(net, recipe, acc, seed)
         # Workers are started afresh each epoch (not persistent), so the loader draws from run.generator the
         # same way with any number of them: the history does not depend on the worker count.
         # a last batch of one image is dropped: batch norm cannot train on it (a 1 x 1 bottleneck of one sample)
-        loader = DataLoader(train_set, batch_size=recipe["batch_size"], sampler=EpochSampler(len(train_set),
-                            run.generator), generator=run.generator, num_workers=acc.workers, pin_memory=acc.cuda,
-                            drop_last=len(train_set) % recipe["batch_size"] == 1)
-        val_loader = DataLoader(val_set, batch_size=recipe["batch_size"], num_workers=acc.workers,
+        loader = DataLoader(job.train_set, batch_size=recipe["batch_size"], sampler=EpochSampler(
+                            len(job.train_set), run.generator), generator=run.generator, num_workers=acc.workers,
+                            pin_memory=acc.cuda, drop_last=len(job.train_set) % recipe["batch_size"] == 1)
+        val_loader = DataLoader(job.val_set, batch_size=recipe["batch_size"], num_workers=acc.workers,
                                 pin_memory=acc.cuda)
         efficiency = complexity(net, data.channels, data.size)
-        n_params = efficiency["parameters"]
 
         key = fingerprint(params, arch, loss, seed, fold, processed_dir, split_csv)
         run.resume(out_dir, key, pair)
         checkpoints = Checkpoints(out_dir, meta, key, recipe["resume_every_minutes"])
-        callbacks, run.run_id = [checkpoints, History(out_dir)], run.run_id if tracker else None
+        callbacks = [checkpoints, History(out_dir)]
         if tracker:
             checksum = data.info.get("source_checksum")
             tracking = Tracking(tracker)
             tracking.open(run, (arch, loss, seed, fold), {
-                "arch": arch, "loss": loss, "seed": seed, "fold": fold, "architecture": arch_cfg,
+                "arch": arch, "loss": loss, "seed": seed, "fold": fold, "architecture": meta["arch_cfg"],
                 "loss_terms": params["losses"][loss], "train": recipe, "preprocess": params["preprocess"],
-                "split": params["split"], "dataset": params["dataset"], "n_params": n_params,
+                "split": params["split"], "dataset": params["dataset"], "n_params": efficiency["parameters"],
             }, {"segbench.data_checksum": checksum} if checksum else {})
             callbacks.append(tracking)
+        else:
+            run.run_id = None  # a resumed run's MLflow id means nothing to an untracked rerun
 
         started = time.time()
         try:
             with sigterm_interrupts():
-                diverged = fit(run, loader, val_loader, loss_fn, validate, recipe, pair, callbacks)
+                diverged = fit(run, loader, val_loader, job.loss_fn, job.validate, recipe, pair, callbacks)
                 checkpoints.finish(run)
         except BaseException as exc:
             for callback in callbacks:
                 callback.failed(run, exc)
             raise
         summary = {"arch": arch, "loss": loss, "seed": seed, "fold": fold, "epochs": len(run.history),
-                   "best_epoch": run.best["epoch"], "best_val_dice": run.best["val_dice"], "n_params": n_params,
-                   "gflops": efficiency["gflops"], "gflops_size": data.size, "mean": mean, "std": std,
-                   "train_seconds": round(time.time() - started, 1), "device": str(dev),
-                   "mlflow_run_id": run.run_id, "git_commit": git_commit(), "diverged": diverged,
-                   "trivial_val_dice": validate.trivial_dice()}
+                   "best_epoch": run.best["epoch"], "best_val_dice": run.best["val_dice"],
+                   "n_params": efficiency["parameters"], "gflops": efficiency["gflops"], "gflops_size": data.size,
+                   "mean": meta["mean"], "std": meta["std"], "train_seconds": round(time.time() - started, 1),
+                   "device": str(dev), "mlflow_run_id": run.run_id, "git_commit": git_commit(),
+                   "diverged": diverged, "trivial_val_dice": job.validate.trivial_dice()}
         write_json(out_dir / paths.TRAINED, summary)
         for callback in callbacks:
             callback.closed(run)
