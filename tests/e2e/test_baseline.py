@@ -23,7 +23,7 @@ PAIR = "nnunet__default"
 @pytest.fixture(scope="module")
 def with_nnunet(tmp_path_factory):
     params = copy.deepcopy(TINY)
-    params["sweep"]["baselines"] = ["nnunet"]
+    params["sweep"].update(architectures=["smp_unet"], losses=["dice"], baselines=["nnunet"])  # a pair beside it
     params["baselines"] = {"nnunet": {"epochs": 1, "iterations_per_epoch": 4, "val_iterations_per_epoch": 2}}
     root = new_project(tmp_path_factory.mktemp("nnunet"), params)
     run(root, "snakemake", "--cores", "2")
