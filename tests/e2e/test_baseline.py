@@ -24,6 +24,7 @@ PAIR = "nnunet__default"
 def with_nnunet(tmp_path_factory):
     params = copy.deepcopy(TINY)
     params["sweep"].update(architectures=["smp_unet"], losses=["dice"], baselines=["nnunet"])  # a pair beside it
+    params["tracking"] = {"mlflow": False}  # tested with the demo sweep (tests/e2e/test_pipeline.py)
     params["baselines"] = {"nnunet": {"epochs": 1, "iterations_per_epoch": 4, "val_iterations_per_epoch": 2}}
     root = new_project(tmp_path_factory.mktemp("nnunet"), params)
     run(root, "snakemake", "--cores", "2")

@@ -29,6 +29,7 @@ def two_domains(tmp_path_factory):
     params["sweep"]["datasets"] = ["synth_a", "synth_b"]
     params["evaluate"]["external"] = ["synth_a", "synth_b"]
     params["train"]["epochs"] = 8
+    params["tracking"] = {"mlflow": False}  # tested with the demo sweep (tests/e2e/test_pipeline.py)
     params["sweep"]["architectures"] = ["smp_unet"]  # 2 pairs per dataset: enough to rank
     root = new_project(tmp_path_factory.mktemp("datasets"), params)
     run(root, "snakemake", "--cores", "2")

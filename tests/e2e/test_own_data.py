@@ -22,6 +22,7 @@ def test_your_own_data_through_the_real_snakemake(tmp_path, layout):
     params["sweep"]["datasets"] = ["mine"]
     params["sweep"].update(architectures=["attention_unet"], losses=["dice_ce"])
     params["losses"]["dice_ce"] = [{"term": "dice_ce"}]
+    params["tracking"] = {"mlflow": False}  # tested with the demo sweep (tests/e2e/test_pipeline.py)
     if layout == "nnunet":
         params["split"]["official_test"] = True
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

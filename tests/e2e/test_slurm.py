@@ -17,6 +17,7 @@ def test_the_sweep_runs_on_a_real_slurm_cluster_and_matches_a_local_run(tmp_path
     (tmp_path / "project").mkdir()
     params = copy.deepcopy(TINY)
     params["sweep"]["losses"] = ["dice"]  # two of the local run's four pairs: one per architecture
+    params["tracking"] = {"mlflow": False}  # a mirror: the results must match the local run's, which tracked
     root = new_project(tmp_path / "project", params)
     pairs = [pair for pair in PAIRS if pair[1] == "dice"]
     profile = root / "workflow/profiles/slurm/config.yaml"  # the README's one-line partition change

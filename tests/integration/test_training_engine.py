@@ -91,13 +91,13 @@ def test_resume_state_is_written_only_as_often_as_asked_and_a_run_without_it_sta
     """resume_every_minutes: 60 and two short epochs: no resume.pt yet when the job is killed; the rerun trains
     from epoch 1 to the same result as an uninterrupted run."""
     p = params(epochs=3, resume_every_minutes=60)
-    trainer.train_pair("smp_unet", "dice", p, *data, tmp_path / "full")
+    trainer.train_pair("attention_unet", "dice", p, *data, tmp_path / "full")
     kill_after_epoch(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
-        trainer.train_pair("smp_unet", "dice", p, *data, tmp_path / "killed")
+        trainer.train_pair("attention_unet", "dice", p, *data, tmp_path / "killed")
     monkeypatch.undo()
     assert not (tmp_path / "killed" / "resume.pt").exists()
-    trainer.train_pair("smp_unet", "dice", p, *data, tmp_path / "killed")
+    trainer.train_pair("attention_unet", "dice", p, *data, tmp_path / "killed")
     pd.testing.assert_frame_equal(*(pd.read_csv(tmp_path / d / "history.csv") for d in ("killed", "full")))
 
 
@@ -105,7 +105,7 @@ def test_a_resume_on_another_kind_of_device_is_refused_naming_both(data, tmp_pat
     run = tmp_path / "run"
     kill_after_epoch(monkeypatch, 1)
     with pytest.raises(KeyboardInterrupt):
-        trainer.train_pair("smp_unet", "dice", params(epochs=3), *data, run)
+        trainer.train_pair("attention_unet", "dice", params(epochs=3), *data, run)
     monkeypatch.undo()
     state = torch.load(run / "resume.pt", weights_only=True)
     assert state["precision"] == {"device": "cpu", "amp": "off"}
@@ -113,16 +113,16 @@ def test_a_resume_on_another_kind_of_device_is_refused_naming_both(data, tmp_pat
     torch.save(state, run / "resume.pt")
     with pytest.raises(SegbenchError, match=r"written training on \{'device': 'cuda', 'amp': 'bfloat16'\}; this "
                                             r"job trains on \{'device': 'cpu', 'amp': 'off'\}"):
-        trainer.train_pair("smp_unet", "dice", params(epochs=3), *data, run)
+        trainer.train_pair("attention_unet", "dice", params(epochs=3), *data, run)
 
 
 def test_changed_params_start_afresh_instead_of_resuming(data, tmp_path, monkeypatch):
-    run = tmp_path / "smp_unet__dice"
+    run = tmp_path / "attention_unet__dice"
     monkeypatch.setattr(callbacks, "write_csv", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
-        trainer.train_pair("smp_unet", "dice", params(epochs=2), *data, run)
+        trainer.train_pair("attention_unet", "dice", params(epochs=2), *data, run)
     monkeypatch.undo()
-    summary = trainer.train_pair("smp_unet", "dice", params(epochs=2, lr=5e-4), *data, run)
+    summary = trainer.train_pair("attention_unet", "dice", params(epochs=2, lr=5e-4), *data, run)
     assert summary["epochs"] == 2 and len(pd.read_csv(run / "history.csv")) == 2
 
 
