@@ -26,7 +26,9 @@ demo: $(STAMP)
 	@echo "The commands in the README run in the project's environment: source $(BIN)/activate"
 
 test: $(STAMP)  # every tier: unit, integration, e2e (real snakemake, dvc, Slurm, Chromium, LibreOffice)
-	$(RUN) pytest --numprocesses auto --maxprocesses 4 --dist loadscope
+	@# a module per worker at a time, in collection order: the few long end-to-end modules (tests/e2e) first;
+	@# xdist's default order (most tests first) left the one-test Slurm module alone at the end
+	$(RUN) pytest --numprocesses auto --maxprocesses 4 --dist loadscope --no-loadscope-reorder
 
 test-fast: $(STAMP)  # the unit tier: no training, no pipeline tools
 	$(RUN) pytest tests/unit

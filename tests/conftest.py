@@ -15,15 +15,6 @@ from support import DATASET, TINY, make_project, new_project, run
 from support.once import built_once
 
 
-@pytest.fixture
-def project(tmp_path, monkeypatch) -> Path:
-    """A tiny project folder, as the working directory, tracking to its own mlflow.db."""
-    make_project(tmp_path, copy.deepcopy(TINY))
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    return tmp_path
-
-
 def pytest_configure(config):
     """Under xdist a worker per core already fills the cores: torch's default of a thread per core in each
     worker (and in its pipeline jobs) would oversubscribe them, and OpenMP's spinning threads then slow a
@@ -33,6 +24,15 @@ def pytest_configure(config):
         import torch
 
         torch.set_num_threads(1)
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch) -> Path:
+    """A tiny project folder, as the working directory, tracking to its own mlflow.db."""
+    make_project(tmp_path, copy.deepcopy(TINY))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return tmp_path
 
 
 def _in_process(root: Path, *commands: list[str]) -> None:
