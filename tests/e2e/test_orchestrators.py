@@ -7,10 +7,9 @@ import copy
 import json
 
 import pandas as pd
-from test_pipeline import planned_jobs
 
 from segbench import paths, pipeline
-from support import SWEEP, TINY, metrics_of, new_project, run
+from support import SWEEP, TINY, metrics_of, new_project, planned_jobs, run
 
 
 def test_snakefile_and_dvc_yaml_have_the_same_stages_and_outputs(tmp_path):

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 import yaml
 from PIL import Image
-from test_real_archives import labelme, row
 
 from segbench import paths
 from segbench.apps.cli import main
 from support import BIN, SWEEP, TINY, tool_env, with_dataset
+from support.archives import labelme, row
 
 W, H = 1000, 700
 BTXRD = paths.Sweep("btxrd", "tiny")

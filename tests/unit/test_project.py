@@ -1,5 +1,7 @@
-"""What a maintainer relies on beside the code: the changelog's version is the package's, the licence is stated."""
+"""What a maintainer relies on beside the code: the changelog's version is the package's, the licence is stated,
+the tests share helpers through one package."""
 
+import ast
 import re
 
 import pytest
@@ -21,3 +23,12 @@ def test_the_changelog_heads_with_the_packages_version_in_keep_a_changelog_form(
 def test_the_licence_is_stated_and_shipped():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     assert project["license"] == "MIT" and (REPO / "LICENSE").read_text().startswith("MIT License")
+
+
+def test_tests_share_helpers_only_through_the_support_package():
+    """No test imports conftest or another test module (pytest's rootdir and xdist decide what those resolve to)."""
+    for path in sorted((REPO / "tests").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        imported = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        imported += [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
+        assert not [m for m in imported if m.split(".")[0] == "conftest" or m.startswith("test_")], path
