@@ -196,9 +196,16 @@ class Tracker:
 
     def register(self, run_id: str, model_dir: Path, tags: dict[str, str]) -> None:
         """Log a saved MLflow model folder on ``run_id`` and register it as a version of this (dataset, sweep)'s
-        model, tagged with ``tags``."""
+        model, tagged with ``tags``; a warning instead when this store lacks the run (a mirror: the job goes on)."""
+        from mlflow.exceptions import MlflowException
+
         self.sweep_run()  # the registered model exists once its parent run does
         with self._lock:
+            try:
+                self.client.get_run(run_id)
+            except MlflowException as exc:  # e.g. the run was made against another tracking store
+                log.warning("MLflow run %s: model not registered (%s)", run_id, exc.message)
+                return
             self.client.log_artifacts(run_id, str(model_dir), "model")
             self.client.create_model_version(self.model_name, f"runs:/{run_id}/model", run_id, tags=tags)
 

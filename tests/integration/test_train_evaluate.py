@@ -122,6 +122,32 @@ def test_sweep_outputs_and_mlflow_mirror(swept):
         assert latency["latency_ms_cpu"] > 0 and latency["latency_ms_cpu_iqr"] >= 0 and latency["cpu_threads"] == 1
 
 
+def test_evaluating_against_a_store_without_the_training_runs_warns_and_writes_the_results(swept, tmp_path,
+                                                                                          monkeypatch, caplog):
+    """MLflow is a mirror: a seed trained against another tracking store is evaluated and written; the runs the
+    store lacks are named in warnings (no metrics mirrored, no model registered), not raised."""
+    import logging
+
+    from segbench.apps.cli import main
+
+    project = tmp_path / "project"
+    for part in ("data", "results"):
+        shutil.copytree(swept / part, project / part)
+    shutil.copy(swept / "params.yaml", project / "params.yaml")
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/other.db")
+    metrics = project / SWEEP.seed("attention_unet", "dice", 0) / "metrics.json"
+    metrics.unlink()
+    with caplog.at_level(logging.WARNING, logger="segbench"):
+        assert main(["evaluate", "--arch", "attention_unet", "--loss", "dice"]) == 0
+    assert read_json(metrics)["run"] == "attention_unet__dice/seed0"
+    trained = read_json(project / SWEEP.fold("attention_unet", "dice", 0, 0) / "train.json")["mlflow_run_id"]
+    assert f"MLflow run {trained}: metrics not mirrored" in caplog.text
+    assert f"MLflow run {trained}: model not registered" in caplog.text
+    other = MlflowClient(f"sqlite:///{tmp_path}/other.db")
+    assert other.search_model_versions("name = 'segbench-synthetic-tiny'") == []
+
+
 def test_predictions_are_kept_at_the_original_size_and_monai_recomputes_the_metrics(swept):
     from monai.metrics import compute_average_surface_distance, compute_hausdorff_distance, compute_surface_dice
 
