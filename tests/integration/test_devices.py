@@ -23,16 +23,18 @@ from support.fake_cuda import install
 RECIPE = {"amp": True, "channels_last": True, "threads": 4, "workers": None}
 
 
-def start_job(tmp_path, name: str, uuids: str, hold: float, **env) -> subprocess.Popen:
-    """A job process taking a device as train does; it writes "<device> <time>" to ``tmp_path/name``."""
+def start_job(tmp_path, name: str, uuids: str, hold: float | Path, **env) -> subprocess.Popen:
+    """A job process taking a device as train does; it writes "<device> <time>" to ``tmp_path/name`` and its log
+    to ``tmp_path/name.log``, and holds the device ``hold`` seconds or until the file ``hold`` exists."""
     environment = tool_env(SEGBENCH_LOCK_DIR=str(tmp_path / "locks"), PYTHONPATH=f"{REPO / 'src'}:{REPO / 'tests'}",
                            **env)
     for key in ("SLURM_JOB_ID", "SLURM_JOB_GPUS", "KUBERNETES_SERVICE_HOST"):
         if key not in env:
             environment.pop(key, None)
+    hold = str(hold) if isinstance(hold, Path) else hold
     return subprocess.Popen([sys.executable, "-c", "import sys; from support.fake_cuda import fake_job; "
-                             f"fake_job({uuids!r}, {hold}, {str(tmp_path / name)!r})"], env=environment,
-                            stderr=subprocess.PIPE, text=True)
+                             f"fake_job({uuids!r}, {hold!r}, {str(tmp_path / name)!r})"], env=environment,
+                            stderr=(tmp_path / f"{name}.log").open("w"))
 
 
 def started(tmp_path, name: str, timeout: float = 30.0) -> tuple[str, float]:
@@ -59,19 +61,25 @@ def test_two_slurm_jobs_each_seeing_device_0_start_together(tmp_path):
 
 def test_locks_are_per_physical_gpu_not_per_index(tmp_path):
     """Without a scheduler: two jobs seeing one device each at index 0, different GPUs (UUIDs), both start; a
-    third on the first one's GPU waits for it, saying so."""
-    first = start_job(tmp_path, "a", "GPU-1111", 4)
-    other = start_job(tmp_path, "b", "GPU-2222", 0)
+    third on the first one's GPU waits for it, saying so, and starts once it is released."""
+    release = tmp_path / "release"
+    jobs = [start_job(tmp_path, "a", "GPU-1111", release), start_job(tmp_path, "b", "GPU-2222", 0)]
     try:
-        _, at_a = started(tmp_path, "a")
-        _, at_b = started(tmp_path, "b")
-        assert abs(at_a - at_b) < 3.5
-        same = start_job(tmp_path, "c", "GPU-1111", 0)
+        started(tmp_path, "a")
+        started(tmp_path, "b")  # while "a" holds its GPU: "b" did not wait for it
+        jobs.append(start_job(tmp_path, "c", "GPU-1111", 0))
+        deadline = time.monotonic() + 60
+        while "waiting for a free GPU" not in (tmp_path / "c.log").read_text():
+            assert time.monotonic() < deadline and jobs[-1].poll() is None, (tmp_path / "c.log").read_text()
+            time.sleep(0.05)
+        assert not (tmp_path / "c").exists()
+        released_at = time.monotonic()
+        release.touch()
         _, at_c = started(tmp_path, "c")
-        assert at_c - at_a > 3  # it waited for "a" to finish
-        assert "waiting for a free GPU" in same.communicate(timeout=30)[1]
+        assert at_c > released_at
     finally:
-        for job in (first, other):
+        release.touch()
+        for job in jobs:
             job.wait(timeout=30)
 
 

@@ -50,9 +50,10 @@ class Setter:
         setattr(target, name, value)
 
 
-def fake_job(uuids: str, hold: float, out: str) -> None:
+def fake_job(uuids: str, hold: float | str, out: str) -> None:
     """A subprocess job (``python -c``): with pretend devices ``uuids`` (comma-separated), take a device through
-    ``segbench.devices.device()``, write "<device> <monotonic time>" to ``out``, hold it ``hold`` seconds."""
+    ``segbench.devices.device()``, write "<device> <monotonic time>" to ``out``, hold it ``hold`` seconds, or, when
+    ``hold`` is a path, until that file exists (at most a minute)."""
     import logging
     import time
     from pathlib import Path
@@ -63,4 +64,9 @@ def fake_job(uuids: str, hold: float, out: str) -> None:
     install(Setter, uuids.split(","))
     with devices.device() as chosen:
         Path(out).write_text(f"{chosen} {time.monotonic()}")
-        time.sleep(hold)
+        if isinstance(hold, str):
+            deadline = time.monotonic() + 60
+            while not Path(hold).exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        else:
+            time.sleep(hold)
