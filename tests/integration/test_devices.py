@@ -17,7 +17,7 @@ import torch
 from segbench import SegbenchError, devices
 from segbench.training.checkpoint import restore_rng_state, rng_state
 from segbench.training.device import Accelerator
-from support import REPO, tool_env
+from support import REPO, results_copy, tool_env
 from support.fake_cuda import install
 
 RECIPE = {"amp": True, "channels_last": True, "threads": 4, "workers": None}
@@ -167,7 +167,6 @@ def test_resume_on_a_machine_with_fewer_gpus(monkeypatch):
 def test_evaluate_latency_and_predict_take_a_device(swept, tmp_path, monkeypatch):
     """Each GPU job goes through devices.device (lease or scheduler) and runs its models on what it holds."""
     import contextlib
-    import shutil as sh
 
     from segbench.apps.cli import main
 
@@ -179,10 +178,7 @@ def test_evaluate_latency_and_predict_take_a_device(swept, tmp_path, monkeypatch
         yield torch.device("cpu")
 
     monkeypatch.setattr(devices, "device", recorded)
-    project = tmp_path / "project"
-    project.mkdir()
-    for part in ("params.yaml", "data", "results"):
-        (sh.copytree if (swept / part).is_dir() else sh.copy)(swept / part, project / part)
+    project = results_copy(swept, tmp_path / "project")
     monkeypatch.chdir(project)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     image = next((project / "data/raw/synthetic/extracted/BTXRD/images").glob("*.jpeg"))

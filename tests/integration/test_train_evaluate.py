@@ -15,7 +15,7 @@ from segbench import SegbenchError
 from segbench.io import MaskZip, read_json
 from segbench.losses.weighted_sum import WeightedSum
 from segbench.training import callbacks, trainer
-from support import PAPER, SWEEP, TINY, small
+from support import PAPER, SWEEP, TINY, results_copy, small
 from support import tiny_view as params
 
 TIMING = list(callbacks.TIMING)
@@ -130,10 +130,7 @@ def test_evaluating_against_a_store_without_the_training_runs_warns_and_writes_t
 
     from segbench.apps.cli import main
 
-    project = tmp_path / "project"
-    for part in ("data", "results"):
-        shutil.copytree(swept / part, project / part)
-    shutil.copy(swept / "params.yaml", project / "params.yaml")
+    project = results_copy(swept, tmp_path / "project")
     monkeypatch.chdir(project)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/other.db")
     metrics = project / SWEEP.seed("attention_unet", "dice", 0) / "metrics.json"

@@ -103,6 +103,14 @@ def make_project(root: Path, params: dict) -> Path:
     return root
 
 
+def results_copy(swept: Path, root: Path) -> Path:
+    """A writable copy of a trained project's params, data and results in ``root``, without its MLflow store."""
+    shutil.copytree(swept / "data", root / "data")
+    shutil.copytree(swept / "results", root / "results")
+    shutil.copy(swept / "params.yaml", root / "params.yaml")
+    return root
+
+
 def tool_env(project: Path | None = None, **extra: str) -> dict[str, str]:
     """The environment for the venv's tools (segbench, snakemake, dvc, mlflow): its bin first on PATH, no
     MLFLOW_TRACKING_URI but the one given, and in a ``project`` its own copy of the code (as a checkout runs
