@@ -160,7 +160,7 @@ def test_runs_are_named_and_unknown_names_listed(big, monkeypatch, tmp_path, cap
     assert "nope.png: no such file or folder" in capsys.readouterr().err
 
 
-def test_the_mlflow_model_is_a_pyfunc_the_champion_and_loads_without_pickle(swept, monkeypatch):
+def test_the_mlflow_model_is_a_pyfunc_the_champion_and_loads_without_pickle(swept, monkeypatch, tmp_path):
     import mlflow
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{swept}/mlflow.db")
@@ -168,7 +168,7 @@ def test_the_mlflow_model_is_a_pyfunc_the_champion_and_loads_without_pickle(swep
     champion = client.get_model_version_by_alias("segbench-synthetic-tiny", "champion")
     best = json.loads((swept / SWEEP.report / "summary.json").read_text())["best_pair"]
     assert champion.tags["segbench.run"] == f"{best}/seed0"
-    model = mlflow.pyfunc.load_model("models:/segbench-synthetic-tiny@champion")
+    model = mlflow.pyfunc.load_model("models:/segbench-synthetic-tiny@champion", dst_path=str(tmp_path))
     assert [c.name for c in model.metadata.get_input_schema().inputs] == ["image"]
     image = next((swept / "data/raw/synthetic/extracted/BTXRD/images").glob("*.jpeg"))
     out = model.predict(pd.DataFrame({"image": [image.read_bytes()]}))
@@ -191,7 +191,8 @@ def test_mlflow_models_serve_answers_posted_images_with_masks(swept, tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = tool_env(MLFLOW_TRACKING_URI=f"sqlite:///{swept}/mlflow.db")  # MLflow runs `uvicorn` from PATH
+    # MLflow runs `uvicorn` from PATH, and downloads the model into TMPDIR
+    env = tool_env(MLFLOW_TRACKING_URI=f"sqlite:///{swept}/mlflow.db", TMPDIR=str(tmp_path))
     server = subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m",
                                "models:/segbench-synthetic-tiny@champion", "--env-manager", "local",
                                "-h", "127.0.0.1", "-p", str(port)],
