@@ -31,7 +31,8 @@ from torch.utils.data import DataLoader
 from segbench import paths
 from segbench.apps.cli import main as segbench
 from segbench.config import dataset_params, validate_params
-from segbench.data.dataset import Processed, SegmentationDataset, augmentation
+from segbench.data.dataset import SegmentationDataset, augmentation
+from segbench.data.processed import Processed
 from segbench.models import build_model
 from segbench.tracking import Tracker
 from segbench.training.trainer import seed_everything, train_pair

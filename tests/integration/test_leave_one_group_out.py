@@ -9,7 +9,7 @@ import yaml
 
 from segbench import SegbenchError, paths
 from segbench.apps.cli import main
-from segbench.data.dataset import Processed
+from segbench.data.processed import Processed
 from segbench.evaluation.evaluate import evaluate_replicate
 from support import TINY, tiny_view
 

@@ -59,17 +59,17 @@ def test_a_non_finite_loss_stops_training_and_is_recorded_not_raised(data, tmp_p
 
 
 def test_normalisation_is_per_channel_and_exact_in_bounded_chunks(data, monkeypatch):
-    from segbench.data import dataset
+    from segbench.data import processed as processed_module
 
-    processed = dataset.Processed.load(*data)
+    processed = processed_module.Processed.load(*data)
     train = processed.indices("train")
     reference = np.stack([processed.images[i] for i in train]).astype(np.float64) / 255
-    monkeypatch.setattr(dataset, "CHUNK_BYTES", 3 * 32 * 32)  # three images a chunk
+    monkeypatch.setattr(processed_module, "CHUNK_BYTES", 3 * 32 * 32)  # three images a chunk
     mean, std = processed.normalisation(train)
     assert mean == pytest.approx([reference.mean()], rel=1e-12) and std == pytest.approx([reference.std()], rel=1e-9)
     rgb = np.random.default_rng(0).integers(0, 256, (5, 8, 8, 3), np.uint8)
     np.save(data[0].parent / "rgb.npy", rgb)
-    rows = dataset.NpyRows(data[0].parent / "rgb.npy")
+    rows = processed_module.NpyRows(data[0].parent / "rgb.npy")
     monkeypatch.setattr(processed, "images", rows)
     mean, std = processed.normalisation(np.arange(5))
     assert mean == pytest.approx(list(rgb.reshape(-1, 3).mean(0) / 255)) and len(std) == 3
@@ -254,7 +254,8 @@ def test_deep_supervision_outputs_train_and_only_the_first_predicts(data, tmp_pa
 
 
 def test_distance_maps_follow_the_augmented_mask(data):
-    from segbench.data.dataset import Processed, SegmentationDataset, augmentation
+    from segbench.data.dataset import SegmentationDataset, augmentation
+    from segbench.data.processed import Processed
 
     processed = Processed.load(*data)
     dataset = SegmentationDataset(processed, processed.indices("train"), [0.0], [1.0],

@@ -139,7 +139,7 @@ def cmd_baseline_prepare(params: dict, args) -> None:
     _baseline(params, args)
     view, where = _view(params, args)
     from segbench.baselines import nnunet
-    from segbench.data.dataset import Processed
+    from segbench.data.processed import Processed
 
     data = Processed.load(paths.processed_dir(where.dataset), paths.split_csv(where.dataset))
     out = paths.baseline_data(args.baseline, where.dataset)

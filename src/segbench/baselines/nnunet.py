@@ -33,7 +33,7 @@ import torch
 from PIL import Image
 
 from segbench import SegbenchError, paths
-from segbench.data.dataset import Processed
+from segbench.data.processed import Processed
 from segbench.io import write_csv, write_json
 from segbench.labels import IGNORE
 

@@ -31,7 +31,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from segbench import SegbenchError, devices, paths
-from segbench.data.dataset import Processed
+from segbench.data.processed import Processed
 from segbench.evaluation.summary import choose_postprocessing, degenerate, summarise
 from segbench.io import NpzWriter, read_json, write_csv, write_json
 from segbench.labels import IGNORE, has_lesion

@@ -372,7 +372,7 @@ def build_report(params: dict, where: paths.Sweep, tracker=None) -> Path:
     It reads only the files the pipeline declares as its inputs, and writes the same bytes from the same
     inputs (no dates, fixed SVG ids and workbook timestamps), so a rerun changes nothing.
     """
-    from segbench.data.dataset import Processed
+    from segbench.data.processed import Processed
 
     out, key = where.report, params["dataset"]["key"]
     data = Processed.load(paths.processed_dir(key), paths.split_csv(key))

@@ -33,7 +33,8 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from segbench import SegbenchError, devices, paths
-from segbench.data.dataset import EpochSampler, Processed, SegmentationDataset, augmentation
+from segbench.data.dataset import EpochSampler, SegmentationDataset, augmentation
+from segbench.data.processed import Processed
 from segbench.io import write_json
 from segbench.losses import BLIND_ON_EMPTY, create_loss
 from segbench.models import MODELS, build_model

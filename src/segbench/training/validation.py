@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from segbench.data.dataset import Processed
+from segbench.data.processed import Processed
 from segbench.labels import has_lesion
 from segbench.metrics.overlap import mean_overlap
 from segbench.predict.predictor import probabilities, to_labels
