@@ -30,7 +30,7 @@ def two_domains(tmp_path_factory):
     params["evaluate"]["external"] = ["synth_a", "synth_b"]
     params["train"]["epochs"] = 8
     params["tracking"] = {"mlflow": False}  # tested with the demo sweep (tests/e2e/test_pipeline.py)
-    params["sweep"]["architectures"] = ["smp_unet"]  # 2 pairs per dataset: enough to rank
+    params["sweep"]["architectures"] = ["attention_unet"]  # 2 pairs per dataset: enough to rank
     root = new_project(tmp_path_factory.mktemp("datasets"), params)
     run(root, "snakemake", "--cores", "2")
     return root
@@ -75,7 +75,7 @@ def test_every_pair_is_scored_out_of_domain_with_its_gap(two_domains):
     assert set(external["pairs"]) == set(statistics["ranking"])
     for gap in external["pairs"].values():
         assert gap["gap"] == pytest.approx(gap["reference"] - gap["other"]) and gap["gap_low"] <= gap["gap"]
-    rows = pd.read_csv(two_domains / paths.Sweep("synth_b", SWEEP).seed("smp_unet", "dice", 0)
+    rows = pd.read_csv(two_domains / paths.Sweep("synth_b", SWEEP).seed("attention_unet", "dice", 0)
                        / paths.GENERALISATION / "synth_a.csv").astype({"sample_id": str})
     test_a = pd.read_csv(two_domains / "data/splits/synth_a.csv").query("subset == 'test'")
     assert set(rows["sample_id"]) == set(test_a["sample_id"].astype(str))  # synth_a's test images, zero-shot
