@@ -60,8 +60,8 @@ def test_a_job_killed_at_its_time_limit_resumes_with_its_learning_rate_schedule(
 
     import pandas as pd
 
-    # at this rate val Dice falls at epoch 4 and the whole run halves the rate: a run resumed after epoch 3
-    # that forgot the scheduler's best would count epoch 4 as its best and keep the rate
+    # at this rate val Dice peaks at epoch 1, so the whole run halves the rate after every later epoch: a run
+    # resumed after epoch 3 that forgot the scheduler's best would count epoch 4 as its best and keep the rate
     params = {**TINY, "train": {**TINY["train"], "epochs": 8, "lr": 0.01, "scheduler": "plateau",
                                 "plateau_patience": 0, "plateau_factor": 0.5}}
     folders = {}
@@ -69,8 +69,8 @@ def test_a_job_killed_at_its_time_limit_resumes_with_its_learning_rate_schedule(
         folders[name] = tmp_path / name
         shutil.copytree(prepared / "data", folders[name] / "data")
         (folders[name] / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    train = [str(BIN / "segbench"), "train", "--arch", "smp_unet", "--loss", "dice"]
-    fold = SWEEP.fold("smp_unet", "dice", 0, 0)
+    train = [str(BIN / "segbench"), "train", "--arch", "attention_unet", "--loss", "dice"]
+    fold = SWEEP.fold("attention_unet", "dice", 0, 0)
 
     log = tmp_path / "killed.log"  # a file, not a pipe nobody reads while the job runs
     job = subprocess.Popen(train, cwd=folders["killed"], env=tool_env(), stderr=log.open("w"))
@@ -87,6 +87,7 @@ def test_a_job_killed_at_its_time_limit_resumes_with_its_learning_rate_schedule(
         run(folders[name], *train)
     resumed, whole = (pd.read_csv(folders[name] / fold / "history.csv") for name in folders)
     assert whole["lr"].nunique() > 1  # the plateau schedule did lower the rate: there was a state to restore
+    assert whole["val_dice"].iloc[3] < whole["val_dice"].iloc[:3].max()  # epoch 4 is no best: the state matters
     pd.testing.assert_frame_equal(resumed, whole)
     assert json.loads((folders["killed"] / fold / "train.json").read_text())["epochs"] == 8
 
