@@ -117,6 +117,7 @@ def tool_env(project: Path | None = None, **extra: str) -> dict[str, str]:
     it: its code dependencies are then src/segbench/... inside the project)."""
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env["PATH"] = f"{BIN}{os.pathsep}{os.environ['PATH']}"
+    env["DVC_NO_ANALYTICS"] = "1"  # `dvc init` would start a daemon that reports to DVC's servers
     if project is not None and (project / "src" / "segbench").is_dir():
         env["PYTHONPATH"] = str(project / "src")
     return {**env, **extra}
@@ -135,7 +136,6 @@ def new_project(root: Path, params: dict | None = None) -> Path:
     make_project(root, copy.deepcopy(params or TINY))
     run(root, "git", "init", "-q")
     run(root, "dvc", "init", "-q")
-    run(root, "dvc", "config", "core.analytics", "false")
     return root
 
 
