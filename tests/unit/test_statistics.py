@@ -1,5 +1,6 @@
 """Statistics on made-up per-image tables whose answer is known."""
 
+import gc
 import itertools
 
 import numpy as np
@@ -39,6 +40,7 @@ def test_a_pair_lower_than_the_best_is_found_corrected_by_holm_and_described():
     raw = versus["p_lower"].dropna().sort_values()  # Holm: the k-th smallest p times (m - k + 1), monotone
     expected = np.maximum.accumulate(np.minimum(1, raw.to_numpy() * np.arange(len(raw), 0, -1)))
     assert versus.loc[raw.index, "p_lower_holm"].to_numpy() == pytest.approx(expected)
+    assert gc.get_freeze_count() == 0  # the objects frozen around statsmodels' gc.collect() are collectable again
     p = stats.wilcoxon(scores["bad"], scores[best], alternative="less").pvalue
     assert versus.loc["bad", "p_lower"] == pytest.approx(p)
     assert versus.loc["bad", "difference_low"] < versus.loc["bad", "median_difference"] < \
