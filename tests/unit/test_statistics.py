@@ -47,6 +47,15 @@ def test_a_pair_lower_than_the_best_is_found_corrected_by_holm_and_described():
         versus.loc["bad", "difference_high"] < 0
 
 
+def test_holm_leaves_a_freeze_the_process_made_itself():
+    gc.freeze()
+    try:
+        assert st.versus_best(table({"a": 0.1, "b": 0.0, "c": -0.1}))["p_lower_holm"].notna().any()
+        assert gc.get_freeze_count() > 0  # still frozen (unfreezing would empty it)
+    finally:
+        gc.unfreeze()
+
+
 def test_when_mean_and_paired_test_disagree_the_verdict_says_so():
     scores = disagreeing()
     assert scores["A"].mean() > scores["B"].mean()
