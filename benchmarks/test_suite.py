@@ -4,7 +4,7 @@
 
 Each tier runs once through make, in this checkout; the wall time, the CPU time of everything it started and
 pytest's summary line are printed. The same suite's time moves with the host: on shared machines a process that
-imports torch, smp and timm (as every train, evaluate and latency job does first) has taken from 4 s to over
+imports torch, smp and timm (as every train, evaluate and latency job does first) has taken from 5 s to over
 15 s on different hours of one day. So the cold import is timed before and after each tier, median of 3, and
 printed beside it. Target (2 CPU cores): `make test-fast` under 3 min, `make test` at most 15 min.
 """
