@@ -12,7 +12,6 @@ printed beside it. Target (2 CPU cores): `make test-fast` under 3 min, `make tes
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import resource
 import statistics
@@ -20,6 +19,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from segbench import usable_cores
 
 REPO = Path(__file__).resolve().parents[1]
 SUMMARY = re.compile(r"=+ (\d+ passed.*) in [\d.]+s")
@@ -41,7 +42,8 @@ def children_cpu() -> float:
 
 
 def minutes(seconds: float) -> str:
-    return f"{int(seconds // 60)} min {seconds % 60:02.0f} s"
+    whole, rest = divmod(round(seconds), 60)
+    return f"{whole} min {rest:02d} s"
 
 
 def run_tier(target: str) -> tuple[float, float, str]:
@@ -59,8 +61,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiers", nargs="+", default=["test-fast", "test"], choices=["test-fast", "test"])
     args = parser.parse_args()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"{cores} CPU cores; cold `import segmentation_models_pytorch`: median of 3 before | after each tier")
+    print(f"{usable_cores()} CPU cores; cold `import segmentation_models_pytorch`: median of 3 before | after "
+          "each tier")
     for target in args.tiers:
         before = cold_import_seconds()
         wall, cpu, summary = run_tier(target)

@@ -1,6 +1,7 @@
 """segbench: a reproducible architecture x loss benchmark for 2D segmentation."""
 
 import difflib
+import os
 
 __version__ = "0.1.0"
 
@@ -20,3 +21,8 @@ def look_up(name: str, table: dict, what: str):
     if name not in table:
         raise SegbenchError(f"unknown {what} {name!r}; available: {sorted(table)}{did_you_mean(name, table)}")
     return table[name]
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

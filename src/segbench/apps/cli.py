@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
-from segbench import SegbenchError, did_you_mean, paths
+from segbench import SegbenchError, did_you_mean, paths, usable_cores
 from segbench.config import dataset_params, load_params
 
 log = logging.getLogger("segbench")
@@ -58,9 +57,8 @@ def cmd_preprocess(params: dict, args) -> None:
     from segbench.data.preprocess import preprocess
 
     view, where = _view(params, args)
-    workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     preprocess(paths.raw_dir(where.dataset), paths.processed_dir(where.dataset), view["preprocess"]["size"],
-               view["dataset"], workers=workers)
+               view["dataset"], workers=usable_cores())
 
 
 def cmd_split(params: dict, args) -> None:
@@ -143,8 +141,7 @@ def cmd_baseline_prepare(params: dict, args) -> None:
 
     data = Processed.load(paths.processed_dir(where.dataset), paths.split_csv(where.dataset))
     out = paths.baseline_data(args.baseline, where.dataset)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    nnunet.prepare(data, view["sweep"]["folds"], where.dataset, out, processes=cores)
+    nnunet.prepare(data, view["sweep"]["folds"], where.dataset, out, processes=usable_cores())
     log.info("nnU-Net's dataset, plans and splits in %s", out)
 
 

@@ -113,13 +113,14 @@ def _holm(p: list[float]) -> np.ndarray:
 
     if not p:
         return np.array([])
-    if gc.get_freeze_count():
-        return multipletests(p, method="holm")[1]
-    gc.freeze()
+    ours = not gc.get_freeze_count()
+    if ours:
+        gc.freeze()
     try:
         return multipletests(p, method="holm")[1]
     finally:
-        gc.unfreeze()
+        if ours:
+            gc.unfreeze()
 
 
 def pick_best(scores: pd.DataFrame, excluded: set[str] = frozenset()) -> str:
