@@ -3,7 +3,7 @@
 import difflib
 import os
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the package's version (pyproject reads it); the CHANGELOG heads with it
 
 
 class SegbenchError(Exception):

@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from segbench import SegbenchError, did_you_mean, paths, usable_cores
+from segbench import SegbenchError, __version__, did_you_mean, paths, usable_cores
 from segbench.config import dataset_params, load_params
 
 log = logging.getLogger("segbench")
@@ -369,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--params", type=Path, default=argparse.SUPPRESS,
                         help="params file (default: params.yaml)")
     parser = argparse.ArgumentParser(prog="segbench", description=__doc__.splitlines()[0], parents=[common])
+    parser.add_argument("--version", action="version", version=f"segbench {__version__}")
     stages = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
 
     def stage(name: str, run, text: str, dataset: bool = True) -> argparse.ArgumentParser:
