@@ -14,7 +14,7 @@ def test_the_printed_link_opens_the_runs_with_the_headline_columns(swept, tmp_pa
     from segbench.tracking import VIEW_COLUMNS, Tracker
 
     shutil.copy(swept / "mlflow.db", tmp_path / "mlflow.db")  # the swept project's store, read by a live server
-    with mlflow_server(f"sqlite:///{tmp_path}/mlflow.db", tmp_path) as url:
+    with mlflow_server(f"sqlite:///{tmp_path}/mlflow.db", tmp_path, workers=1) as url:  # one browser: one worker
         tracker = Tracker("synthetic", "tiny", uri=url)
         link = tracker.view_url()
         assert link.startswith(url) and "viewStateShareKey=segbench-synthetic-tiny" in link

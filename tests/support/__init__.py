@@ -211,9 +211,10 @@ def asgi_server(app):
 
 
 @contextlib.contextmanager
-def mlflow_server(backend_uri: str, folder: Path):
-    """A real `mlflow server` on a free loopback port over ``backend_uri``, its artifacts and log in ``folder``;
-    yields its URL once /health answers."""
+def mlflow_server(backend_uri: str, folder: Path, workers: int = 4):
+    """A real `mlflow server` on a free loopback port over ``backend_uri``, its artifacts and log in ``folder``,
+    with ``workers`` worker processes (MLflow's default 4; each costs a second or more of start-up); yields its
+    URL once /health answers."""
     import socket
     import time
     import urllib.request
@@ -223,7 +224,7 @@ def mlflow_server(backend_uri: str, folder: Path):
         port = probe.getsockname()[1]
     log = folder / "mlflow-server.log"
     server = subprocess.Popen([str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-                               "--backend-store-uri", backend_uri,
+                               "--workers", str(workers), "--backend-store-uri", backend_uri,
                                "--artifacts-destination", str(folder / "artifacts")],
                               stdout=subprocess.DEVNULL, stderr=open(log, "w"))
     url = f"http://127.0.0.1:{port}"
