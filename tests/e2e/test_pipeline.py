@@ -145,8 +145,9 @@ def test_the_report_reads_only_its_declared_inputs(snakemade, tmp_path):
 
 
 def test_your_own_data_beside_the_demo_touches_none_of_its_files_runs_or_models(snakemade, tmp_path):
-    """The README's own-data recipe with the demo's sweep name: a new folder of results, a new MLflow parent
-    run and registered model; the demo's report, runs, parent run and champion stay as they were."""
+    """The README's own-data recipe (a folder of RGB images, three classes) with the demo's sweep name: its
+    report per class, a new folder of results, a new MLflow parent run and registered model; the demo's report,
+    runs, parent run and champion stay as they were."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(f"sqlite:///{snakemade}/mlflow.db")
@@ -164,6 +165,11 @@ def test_your_own_data_beside_the_demo_touches_none_of_its_files_runs_or_models(
     run(snakemade, "snakemake", "--cores", "2", "--configfile", str(tmp_path / "mine.yaml"))
     where = paths.Sweep("mine", "tiny")
     assert (snakemade / where.report / "report.html").exists()
+    metrics = json.loads((snakemade / where.seed("attention_unet", "dice", 0) / "metrics.json").read_text())
+    assert set(metrics["per_class"]) == {"tumour", "oedema"} and "classes_present" in metrics["strata"]
+    assert json.loads((snakemade / "data/processed/mine/info.json").read_text())["channels"] == 3
+    table = (snakemade / where.report / "comparison.md").read_text()
+    assert "Dice tumour" in table and "Dice oedema" in table
     assert {p: p.stat().st_mtime_ns for p in (snakemade / SWEEP.root).rglob("*") if p.is_file()} == before["files"]
     assert client.get_model_version_by_alias(demo_model, "champion").version == before["champion"]
     assert len(client.search_model_versions(f"name = '{demo_model}'")) == before["versions"]
