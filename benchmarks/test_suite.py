@@ -3,10 +3,11 @@
     python benchmarks/test_suite.py [--tiers test-fast test]
 
 Each tier runs once through make, in this checkout; the wall time, the CPU time of everything it started and
-pytest's summary line are printed. The same suite's time moves with the host: on shared machines a process that
-imports torch, smp and timm (as every train, evaluate and latency job does first) has taken from 5 s to over
-15 s on different hours of one day. So the cold import is timed before and after each tier, median of 3, and
-printed beside it. Target (2 CPU cores): `make test-fast` under 3 min, `make test` at most 15 min.
+pytest's summary line are printed, under a line naming the time and the commit. The same suite's time moves with
+the host: on shared machines a process that imports torch, smp and timm (as every train, evaluate and latency job
+does first) has taken from 4 s to over 15 s on different hours of one day. So the cold import is timed before
+and after each tier, median of 3, and printed beside it. Target (2 CPU cores): `make test-fast` under 3 min,
+`make test` at most 15 min.
 """
 
 from __future__ import annotations
@@ -61,7 +62,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiers", nargs="+", default=["test-fast", "test"], choices=["test-fast", "test"])
     args = parser.parse_args()
-    print(f"{usable_cores()} CPU cores; cold `import segmentation_models_pytorch`: median of 3 before | after "
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True, text=True)
+    print(f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, code {commit.stdout.strip() or 'unknown'}, "
+          f"{usable_cores()} CPU cores; cold `import segmentation_models_pytorch`: median of 3 before | after "
           "each tier")
     for target in args.tiers:
         before = cold_import_seconds()
