@@ -14,6 +14,8 @@ from segbench.apps.cli import main
 from segbench.data import synthetic
 from support import TINY
 
+pytestmark = pytest.mark.data  # the data stages: make test runs them on pandas 2 as well
+
 ORIGINALS, PLANTED = 100, 25  # distinct X-rays; of them, this many get each kind of copy
 
 

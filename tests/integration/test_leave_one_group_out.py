@@ -13,6 +13,8 @@ from segbench.data.processed import Processed
 from segbench.evaluation.evaluate import evaluate_replicate
 from support import TINY, tiny_view
 
+pytestmark = pytest.mark.data  # the data stages: make test runs them on pandas 2 as well
+
 SWEEP = paths.Sweep("synthetic", "tiny")
 
 

@@ -13,6 +13,8 @@ from segbench.data import folder, nnunet
 from segbench.data.download import EXTRACTED
 from support.own_data import LABELS, make_folder, make_nnunet
 
+pytestmark = pytest.mark.data  # the data stages: make test runs them on pandas 2 as well
+
 
 def options(**extra):
     return {"name": "folder", "labels": LABELS, "channels": None, **extra}

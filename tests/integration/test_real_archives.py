@@ -20,6 +20,8 @@ from segbench.data.btxrd import COLUMNS
 from support import TINY, serve, with_dataset
 from support.archives import jpeg, labelme, polygon, row
 
+pytestmark = pytest.mark.data  # the data stages: make test runs them on pandas 2 as well
+
 
 def btxrd_zip() -> bytes:
     """Greyscale and RGB, .jpeg and .jpg, an EXIF-rotated image, two lesions in one image, a lesion

@@ -38,3 +38,42 @@ def row(image_id, subtypes=(), **extra):
         values.update({subtype: 1, "tumor": 1, "malignant" if subtype == "osteosarcoma" else "benign": 1})
     values.update(extra)
     return values
+
+
+def btxrd_with_blanks(path, n_images: int = 54, normal_fraction: float = 1 / 6) -> str:
+    """The synthetic BTXRD-format zip at ``path`` with the published archive's blank cells: every 6th row, from a
+    different first row per column, leaves center, age, gender, its bone, its limb or its view blank; every 3rd
+    normal image leaves its tumour flags blank too. Returns the zip's "sha256:<hex>"."""
+    import hashlib
+    import zipfile
+
+    import openpyxl
+
+    from segbench.data import btxrd, synthetic
+
+    synthetic.build_archive(path, n_images, normal_fraction, seed=3)
+    with zipfile.ZipFile(path) as archive:
+        files = {info.filename: archive.read(info) for info in archive.infolist()}
+    book = openpyxl.load_workbook(io.BytesIO(files["BTXRD/dataset.xlsx"]))
+    sheet = book.active
+    column = {name: i + 1 for i, name in enumerate(btxrd.COLUMNS)}
+    blanks = [["center"], ["age"], ["gender"], btxrd.BONES, btxrd.LIMBS, btxrd.VIEWS]
+    tumour_flags = ["tumor", "benign", "malignant", *btxrd.SUBTYPES]
+    normals = 0
+    for r in range(2, sheet.max_row + 1):
+        for k, names in enumerate(blanks):
+            if (r - 2) % 6 == k:
+                for name in names:
+                    sheet.cell(r, column[name]).value = None
+        if sheet.cell(r, column["tumor"]).value == 0:
+            normals += 1
+            if normals % 3 == 1:
+                for name in tumour_flags:
+                    sheet.cell(r, column[name]).value = None
+    out = io.BytesIO()
+    book.save(out)
+    files["BTXRD/dataset.xlsx"] = out.getvalue()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()

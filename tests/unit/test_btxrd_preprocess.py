@@ -13,6 +13,8 @@ from segbench.data.images import Geometry
 from segbench.data.preprocess import preprocess
 from segbench.io import MaskZip
 
+pytestmark = pytest.mark.data  # the data stages: make test runs them on pandas 2 as well
+
 
 @pytest.fixture
 def raw(tmp_path):

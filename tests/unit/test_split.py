@@ -1,3 +1,4 @@
+import io
 import logging
 
 import pandas as pd
@@ -5,6 +6,8 @@ import pytest
 
 from segbench import SegbenchError
 from segbench.data.split import split
+
+pytestmark = pytest.mark.data  # the data stages: make test runs them on pandas 2 as well
 
 # BTXRD's real subtype counts (FACTS.md) and the thesis's test counts (its table 3.4).
 BTXRD_COUNTS = {"osteochondroma": 754, "osteosarcoma": 297, "multiple osteochondromas": 263,
@@ -173,3 +176,56 @@ def test_leave_one_group_out_makes_one_fold_per_group_and_names_what_it_cannot_s
         split(meta, 42, 0.1, 0.2, "tumor_type", folds={"by": "scanner"})
     with pytest.raises(SegbenchError, match="each choose the test images; set one"):
         split(meta, 42, 0.1, 0.2, "tumor_type", folds={"by": "site"}, holdout={"by": "site", "values": ["a"]})
+
+
+def with_blanks(meta: pd.DataFrame) -> pd.DataFrame:
+    """BTXRD's quirks: blank cells in every metadata column (a numeric column with a blank reads as float)."""
+    meta = meta.copy()
+    for k, column in enumerate(["center", "age", "gender", "tumor_type", "bone"]):
+        meta[column] = meta[column].astype(object)
+        meta.loc[meta.index[k::7], column] = None
+    return pd.read_csv(io.StringIO(meta.to_csv(index=False)))  # as the stages read meta.csv
+
+
+def test_two_images_differing_only_in_a_blank_bone_are_not_one_group():
+    from segbench.data.audit import audit
+    from segbench.data.split import grouping
+
+    meta = pd.DataFrame({"sample_id": ["a", "b", "c", "d"], "center": [1, 1, 1, 1], "age": [30, 30, 30, 30],
+                         "gender": ["M"] * 4, "tumor_type": ["osteosarcoma"] * 4,
+                         "bone": [None, None, "femur", "femur"]})
+    meta = pd.read_csv(io.StringIO(meta.to_csv(index=False)))
+    assert meta["bone"].isna().sum() == 2
+    part = pd.Series(["train", "test", "train", "test"], index=list("abcd"))
+    report = audit(meta, pd.DataFrame(columns=["a", "b", "distance"]), part, GROUP)
+    assert report["groups_across_subsets"] == 1  # c and d: the same known lesion
+    assert report["leaked_test_images"] == ["d"] and report["unknown_group_fields"] == 2
+    no_pairs = pd.DataFrame(columns=["a", "b"])
+    for group_by in (GROUP, "auto"):
+        groups = grouping(group_by, meta, no_pairs, GROUP)
+        assert groups["a"] != groups["b"] and groups["c"] == groups["d"], group_by
+
+
+def test_blank_stratify_and_group_cells_split_and_audit_without_crashing():
+    from segbench.data.audit import audit
+    from segbench.data.split import grouping, parts
+
+    meta = with_blanks(btxrd_like())
+    assert meta[GROUP].isna().any().all()
+    groups = grouping("auto", meta, pd.DataFrame(columns=["a", "b"]), GROUP)
+    assignment, counts = split(meta, 42, 0.1, 0.2, "tumor_type", groups=groups, folds=3)
+    assert "(blank)" in set(counts["tumor_type"])  # blanks are one stratum, counted
+    assert counts.set_index("tumor_type").loc["(blank)", "total"] == meta["tumor_type"].isna().sum()
+    report = audit(meta, pd.DataFrame(columns=["a", "b", "distance"]), parts(assignment), GROUP)
+    assert report["unknown_group_fields"] == meta[GROUP].isna().any(axis=1).sum()
+    assert split(meta, 42, 0.1, 0.2, "tumor_type", groups=groups, folds=3)[0].equals(assignment)
+
+
+def test_a_held_out_center_read_as_float_because_of_a_blank_still_matches():
+    meta = btxrd_like()
+    meta["center"] = ([1, 2, 3] * len(meta))[:len(meta)]
+    meta = with_blanks(meta)
+    assert meta["center"].dtype == float
+    subset = split(meta, 42, 0.1, 0.2, "tumor_type", holdout={"by": "center", "values": [3]})[0]["subset"]
+    assert (subset[meta["center"].to_numpy() == 3] == "test").all()
+    assert (subset[meta["center"].isna().to_numpy()] != "test").all()  # unknown is not the held-out centre

@@ -5,9 +5,12 @@ import time
 import zipfile
 
 import pandas as pd
+import pytest
 
 from segbench.data import synthetic
 from segbench.data.btxrd import COLUMNS, SUBTYPES
+
+pytestmark = pytest.mark.data  # the data stages: make test runs them on pandas 2 as well
 
 
 def build(tmp_path, name="a.zip", **kw):

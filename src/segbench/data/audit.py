@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from segbench.data.metadata import group_keys
+
 HAMMING = 36                      # bits of 256: the documented threshold
 WINDOW, SHIFT = 0.95, 0.025       # window size and shift, as fractions of the image's width and height
 LOOSE = 96                        # whole-image distance beyond which no window matches (screening)
@@ -101,12 +103,13 @@ def audit(meta: pd.DataFrame, pairs: pd.DataFrame, assignment: pd.Series, group_
     out = {"checked": [f"near-duplicate images: imagehash phash, 256 bits, of the whole image and of 95 % windows "
                        f"shifted by up to {SHIFT:.1%}; a pair within {HAMMING} bits"],
            "near_duplicate_pairs": int(len(pairs)), "pairs_across_subsets": crossing, "pairs": rows}
-    if group_columns:
-        groups = meta[group_columns].astype(str).agg("|".join, axis=1).to_numpy()
+    if group_columns:  # a blank field puts an image in no group: unknown is not equal (metadata.group_keys)
+        groups = group_keys(meta, group_columns).to_numpy()
         spanning = pd.Series(part).groupby(groups).nunique()
         spanning = spanning[spanning > 1]
         out["checked"].append(f"metadata groups: equal {', '.join(group_columns)}")
         out["groups_across_subsets"] = int(len(spanning))
+        out["unknown_group_fields"] = int(pd.isna(groups).sum())
         shared = np.isin(groups, spanning.index) & np.array([str(p).startswith("test") for p in part])
         test |= set(ids[shared])
     out["leaked_test_images"] = sorted(test)

@@ -31,9 +31,18 @@ IMAGE_SUFFIXES = (".jpeg", ".jpg", ".JPEG", ".JPG")
 SKIP_UNREADABLE = False  # a corrupt X-ray is an error naming the file
 
 
-def _first_flag(row: pd.Series, names: list[str], default: str = "") -> str:
+def _first_flag(row: pd.Series, names: list[str]) -> str | None:
+    """The first of ``names`` flagged 1, or None (blank in meta.csv) when none is: unknown, not a value."""
     hits = [n for n in names if row.get(n, 0) == 1]
-    return hits[0] if hits else default
+    return hits[0] if hits else None
+
+
+def _cell(row: pd.Series, name: str):
+    """A cell's value, None where it is blank (or the column is absent); whole numbers as int."""
+    value = row.get(name)
+    if value is None or pd.isna(value):
+        return None
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def read_metadata(xlsx: Path) -> pd.DataFrame:
@@ -41,7 +50,8 @@ def read_metadata(xlsx: Path) -> pd.DataFrame:
 
     Columns: image_id, center, age, gender, tumor_type ('normal' or a subtype),
     benign_malignant, bone, limb, view. An image with two subtype flags keeps the first
-    in BTXRD's column order, with a warning naming it.
+    in BTXRD's column order, with a warning naming it. A blank cell, or no flag set among the
+    bones, limbs or views, is None (unknown): blank in meta.csv.
     """
     try:
         table = pd.read_excel(xlsx, engine="openpyxl")
@@ -50,6 +60,10 @@ def read_metadata(xlsx: Path) -> pd.DataFrame:
     missing = [c for c in ["image_id", "tumor", *SUBTYPES] if c not in table.columns]
     if missing:
         raise SegbenchError(f"{xlsx}: missing columns {missing}")
+    table = table.dropna(how="all")  # rows a spreadsheet formatted but left empty
+    unnamed = table.index[table["image_id"].isna()]
+    if len(unnamed):
+        raise SegbenchError(f"{xlsx}: rows {[int(i) + 2 for i in unnamed[:5]]} have no image_id")
     rows = []
     for _, row in table.iterrows():
         subtypes = [s for s in SUBTYPES if row[s] == 1]
@@ -59,9 +73,9 @@ def read_metadata(xlsx: Path) -> pd.DataFrame:
         rows.append({
             "sample_id": Path(str(row["image_id"])).stem,
             "image_id": str(row["image_id"]),
-            "center": int(row.get("center", 0)),
-            "age": row.get("age"),
-            "gender": row.get("gender"),
+            "center": _cell(row, "center"),
+            "age": _cell(row, "age"),
+            "gender": _cell(row, "gender"),
             "tumor_type": subtypes[0] if tumour and subtypes else "normal",
             "benign_malignant": "malignant" if row.get("malignant", 0) == 1 else "benign" if tumour else "normal",
             "bone": _first_flag(row, BONES),

@@ -71,6 +71,9 @@ def describe(extracted: Path, options: dict) -> Listing:
         table = pd.read_csv(root / "meta.csv", dtype={"sample_id": str})
         if "sample_id" not in table:
             raise SegbenchError(f"{root / 'meta.csv'}: no 'sample_id' column (columns: {list(table.columns)})")
+        unnamed = table.index[table["sample_id"].isna()]
+        if len(unnamed):
+            raise SegbenchError(f"{root / 'meta.csv'}: lines {[int(i) + 2 for i in unnamed[:5]]} have no sample_id")
         meta = table.set_index("sample_id").to_dict("index")
         missing = set(images) - set(meta)
         if missing:

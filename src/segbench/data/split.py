@@ -26,6 +26,8 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train
 
 from segbench import SegbenchError, paths
 from segbench.data.audit import audit, clusters, near_duplicates
+from segbench.data.metadata import as_text, group_keys
+from segbench.data.metadata import labels as text_labels
 from segbench.io import read_json, write_csv, write_json
 
 log = logging.getLogger(__name__)
@@ -125,7 +127,7 @@ def split(meta: pd.DataFrame, seed: int, test_fraction: float, val_fraction: flo
         raise SegbenchError("split: official_test, holdout and folds: {by: ...} each choose the test images; set one "
                             "of them")
     indexed = meta.set_index("sample_id")
-    labels = indexed[stratify].astype(str) if stratify else pd.Series("all", index=indexed.index)
+    labels = text_labels(indexed[stratify]) if stratify else pd.Series("all", index=indexed.index)
     if isinstance(folds, dict):
         return _leave_one_group_out(indexed, labels, groups, folds["by"], seed, test_fraction, val_fraction,
                                     stratify)
@@ -214,11 +216,12 @@ def _leave_one_group_out(indexed: pd.DataFrame, labels: pd.Series, groups: pd.Se
 def _in_holdout(indexed: pd.DataFrame, holdout: dict) -> np.ndarray:
     """Which samples the held-out groups hold. Raises: SegbenchError: a value the column lacks, or nothing left
     to train on, naming the column and its values."""
-    column = indexed[holdout["by"]].astype(str)
-    values = [str(v) for v in holdout["values"]]
+    column = as_text(indexed[holdout["by"]])
+    values = list(as_text(pd.Series(holdout["values"], dtype=object)))
     absent = [v for v in values if v not in set(column)]
     if absent:
-        raise SegbenchError(f"split.holdout: {holdout['by']} has no {absent}; its values: {sorted(set(column))}")
+        raise SegbenchError(f"split.holdout: {holdout['by']} has no {absent}; its values: "
+                            f"{sorted(set(column.dropna()))}")
     held = column.isin(values).to_numpy()
     if held.all():
         raise SegbenchError(f"split.holdout: {holdout['by']} in {values} holds every sample; nothing left to train on")
@@ -237,7 +240,9 @@ def stratification(option: str | None, info: dict, meta: pd.DataFrame) -> tuple[
 
 def grouping(group_by, meta: pd.DataFrame, pairs: pd.DataFrame, columns: list[str]) -> pd.Series | None:
     """A group label per sample id, or None. ``group_by``: null, a list of meta.csv columns, or "auto": the
-    near-duplicate clusters joined with the dataset's own group columns (``columns``, from info.json)."""
+    near-duplicate clusters joined with the dataset's own group columns (``columns``, from info.json). A sample
+    with a blank group column is in no metadata group (``metadata.group_keys``): a group of its own, or its
+    near-duplicates' cluster."""
     if group_by is None:
         return None
     ids = meta["sample_id"].astype(str)
@@ -245,11 +250,12 @@ def grouping(group_by, meta: pd.DataFrame, pairs: pd.DataFrame, columns: list[st
         missing = [c for c in group_by if c not in meta.columns]
         if missing:
             raise SegbenchError(f"split.group_by: {missing} not among meta.csv's columns ({list(meta.columns)})")
-        return pd.Series(meta[group_by].astype(str).agg("|".join, axis=1).to_numpy(), index=ids)
+        keys = group_keys(meta, group_by)
+        return pd.Series(keys.fillna("\x00" + ids).to_numpy(), index=ids)  # blank: a group of its own
     edges = [pairs[["a", "b"]].to_numpy()]
     if columns:  # chain each metadata group's members together
-        keys = meta[columns].astype(str).agg("|".join, axis=1)
-        for members in keys.groupby(keys).indices.values():
+        keys = group_keys(meta, columns)
+        for members in keys.groupby(keys).indices.values():  # positions; blank keys (None) are in no group
             edges.append(np.stack([members[:-1], members[1:]], 1))
     both = np.concatenate(edges) if edges else np.zeros((0, 2), int)
     labels = clusters(len(meta), pd.DataFrame(both, columns=["a", "b"]))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from segbench.data.metadata import labels
 from segbench.metrics import METRICS
 
 STRATUM_METRICS = ("dice", "iou", "hd95", "nsd")
@@ -82,8 +83,8 @@ def summarise(table: pd.DataFrame, strata: list[str], class_names: list[str], le
     clean = segmented[~segmented["sample_id"].astype(str).isin(leaked)]
     out["without_leaked"] = {"n_lesion_images": int(len(clean)),
                              **{m: float(clean[m].mean()) if len(clean) else None for m in STRATUM_METRICS}}
-    out["strata"] = {column: {str(value): {"n": int(len(group)), **{m: float(group[m].mean()) for m in STRATUM_METRICS}}
-                              for value, group in segmented.groupby(column)}
+    out["strata"] = {column: {value: {"n": int(len(group)), **{m: float(group[m].mean()) for m in STRATUM_METRICS}}
+                              for value, group in segmented.groupby(labels(segmented[column]))}  # blanks: BLANK
                      for column in strata}
     return out
 

@@ -151,6 +151,9 @@ def audit_summary(leakage: dict) -> dict[str, str]:
             "this split": _leaks(leakage),
             **({"the same split without grouping": _leaks(leakage["without_grouping"])}
                if "without_grouping" in leakage else {}),
+            **({"images with a blank group field": f"{leakage['unknown_group_fields']}: each is in no metadata group "
+                "(a blank is unknown, never equal to another blank); its near-duplicates are still found"}
+               if "unknown_group_fields" in leakage else {}),
             "images skipped in preprocessing": "; ".join(f"{s['file']}: {s['reason']}"
                                                         for s in leakage["skipped_images"]) or "none"}
 
