@@ -12,6 +12,10 @@ Sources, each read the way the project itself reads it:
 - ``cli.md``: ``segbench.apps.cli.build_parser()``, every sub-command's ``format_help()``;
 - ``benchmarks.md``: every recorded output ``benchmarks/results/*.txt``, and the scripts in ``benchmarks/``.
 
+And in every other page (``README.md``, ``docs/**/*.md``), each block between ``<!-- recorded: <file> -->`` and
+``<!-- /recorded -->`` is refilled from that recorded file (``benchmarks/results/...``): a ``.md`` file as it is, any
+other as a fenced block. A figure in prose is never typed by hand: it comes from a recorded run, commit included.
+
 The pages are committed, so the site builds without running code; ``tests/integration/test_docs.py`` checks
 that they are current. Each page is written atomically (a temporary file, then ``os.replace``), and only when
 its text changed.
@@ -324,6 +328,26 @@ def benchmarks_page() -> str:
     return "".join(text).rstrip() + "\n"
 
 
+RECORDED_BLOCK = re.compile(r"(<!-- recorded: (\S+) -->\n)(.*?)(<!-- /recorded -->)", re.S)
+
+
+def with_recorded(text: str, page: Path) -> str:
+    """``text`` with every recorded block refilled from its file (a fenced block unless it is Markdown)."""
+    def fill(match: re.Match) -> str:
+        source = REPO / match.group(2)
+        if not source.is_file():
+            raise SystemExit(f"{page}: <!-- recorded: {match.group(2)} --> names no file")
+        body = source.read_text()
+        body = body if source.suffix == ".md" else fenced(body)
+        return match.group(1) + body.rstrip("\n") + "\n" + match.group(4)
+
+    return RECORDED_BLOCK.sub(fill, text)
+
+
+def pages_with_recorded() -> list[Path]:
+    return [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
+
+
 # -- writing ----------------------------------------------------------------------------------------------
 
 PAGES = {"parameters.md": parameters_page, "architectures.md": architectures_page, "losses.md": losses_page,
@@ -364,6 +388,15 @@ def main(argv: list[str] | None = None) -> int:
         else:
             write_atomically(path, text)
             print(f"wrote {path}")
+    for path in pages_with_recorded() if args.out == OUT else []:  # --out DIR: the reference pages alone
+        current = path.read_text(encoding="utf-8")
+        text = with_recorded(current, path)
+        if text != current:
+            if args.check:
+                stale.append(path)
+            else:
+                write_atomically(path, text)
+                print(f"wrote {path}")
     if stale:
         for path in stale:
             print(f"{path}: stale (not what the code generates); run `python docs/generate.py`", file=sys.stderr)

@@ -142,31 +142,50 @@ def test_the_verdict_says_when_mean_and_paired_test_disagree(swept, tmp_path, mo
     assert statistics["best"] == "arch_a__dice"
     assert statistics["versus_best"]["pairs"]["arch_b__dice"]["verdict"] == words
     assert "worse" not in json.dumps(statistics["versus_best"])
-    assert f"{words[0].upper()}{words[1:]} (one-sided Wilcoxon, Holm, alpha 0.05): arch_b__dice" in (
-        where.report / "report.html").read_text()
+    assert (f"{words[0].upper()}{words[1:]} (two-sided Wilcoxon, Holm over 1 pairwise comparison, alpha 0.05): "
+            "arch_b__dice") in (where.report / "report.html").read_text()
     sheet = load_workbook(where.report / "comparison.xlsx")["comparison"]
     header = [c.value for c in sheet[3]]
     assert sheet.cell(5, header.index("verdict") + 1).value == words
 
 
-def test_failed_runs_are_marked_and_never_called_best(swept, tmp_path, monkeypatch):
+def test_a_loss_that_cannot_learn_is_marked_never_best_and_out_of_every_ranking(swept, tmp_path, monkeypatch):
+    """2 architectures x 3 losses, one loss that never learned (it predicts everything: Dice 0.9 on these images,
+    the best mean): not best, and absent from Friedman, the critical-difference diagram, the bootstrap ranks,
+    Kendall's W and the cross-dataset ranking, listed apart in each with its reason."""
     from segbench.report import build_report
+    from segbench.report.cross_dataset import build_summary
 
     ids = pd.read_csv(swept / "data/processed/synthetic/meta.csv").astype({"sample_id": str})["sample_id"][:20]
+    rng = np.random.default_rng(0)
+    dice = pd.DataFrame({f"{a}__{l}": np.clip(base + rng.normal(0, 0.05, 20), 0, 1) for a, shift in (("a1", 0),
+                         ("a2", 0.1)) for l, base in (("all_fg", np.full(20, 0.9)), ("l1", np.linspace(0.4, 0.6, 20)
+                                                      + shift), ("l2", np.linspace(0.3, 0.5, 20) + shift))}, index=ids)
+    reason = ["predicts (nearly) the whole image as lesion on 100% of the test images"]
+    failed = {"a1__all_fg": reason, "a2__all_fg": reason}
     monkeypatch.chdir(tmp_path)
-    view, where = fabricate(swept, tmp_path, pd.DataFrame({"all_fg__dice": np.full(20, 0.9),
-                                                           "fine__dice": np.linspace(0.5, 0.7, 20)}, index=ids),
-                            failed={"all_fg__dice": ["predicts (nearly) the whole image as lesion on 100% of the "
-                                                     "test images"]})
+    view, where = fabricate(swept, tmp_path, dice, failed=failed)
     build_report(view, where)
     statistics = json.loads((where.report / "statistics.json").read_text())
-    assert statistics["best"] == "fine__dice" and statistics["ranking"] == ["fine__dice", "all_fg__dice"]
+    assert statistics["best"] == "a2__l1" and set(statistics["ranking"][-2:]) == set(failed)
+    assert statistics["failed"] == failed and statistics["versus_best"]["comparisons"] == 6  # 4 pairs: 6, not 15
+    for place in (statistics["friedman"]["mean_ranks"], statistics["rank_stability"],
+                  statistics["loss_rankings"]["ranks"]["a1"]):
+        assert not set(place) & set(failed), place
+    assert statistics["loss_rankings"]["kendall_w"]["left_out"] == ["loss all_fg"]
     page = (where.report / "report.html").read_text()
-    assert "Did not learn the task, so not ranked: all_fg__dice (predicts (nearly) the whole image" in page
-    assert '<tr class="failed">' in page
+    assert re.search(r"Did not learn the task, so left out of every test and ranking: a[12]__all_fg \(predicts "
+                     r"\(nearly\)[^.]*; a[12]__all_fg \(predicts", page)
+    assert '<tr class="failed">' in page and "Left out of every test and ranking: did not learn the task" in page
     md = (where.report / "comparison.md").read_text()
-    assert re.search(r"\|\s*–\s*\| all_fg\s+\|.*failed: predicts \(nearly\) the whole image", md)
+    assert re.search(r"\|\s*–\s*\| a1\s+\|.*failed: predicts \(nearly\) the whole image", md)
+    assert "left out, as they hold a pair that did not learn: loss all_fg" in md
     assert r"$^\ast$" in (where.report / "comparison.tex").read_text()
+    summary = build_summary({"name": "made_up", "datasets": ["synthetic"]})
+    found = json.loads((summary.parent / paths.CROSS_JSON).read_text())
+    assert {row["pair"] for row in found["table"]} == {"a1__l1", "a1__l2", "a2__l1", "a2__l2"}
+    assert {row["pair"] for row in found["failed"]} == set(failed) and "Left out of the ranking" in found["verdict"]
+    assert "did not learn the task" in summary.read_text()
 
 
 def test_a_report_of_eighteen_pairs_is_ordered_and_readable(swept, tmp_path, monkeypatch):

@@ -11,7 +11,7 @@ from segbench.report import cross_dataset
 
 def _statistics(means: dict[str, float], best_ci=(0.0, 1.0), lower=()) -> dict:
     best = max(means, key=means.get)
-    per_pair = {p: {"mean": m, "ci_low": m - 0.05, "ci_high": m + 0.05} for p, m in means.items()}
+    per_pair = {p: {"mean": m, "ci_low": m - 0.05, "ci_high": m + 0.05, "failed": []} for p, m in means.items()}
     per_pair[best].update(ci_low=best_ci[0], ci_high=best_ci[1])
     return {"best": best, "ranking": sorted(means, key=means.get, reverse=True), "per_pair": per_pair,
             "n_images": 30, "versus_best": {"pairs": {p: {"verdict": "significantly lower than the best"
@@ -31,16 +31,21 @@ def test_the_table_ranks_pairs_over_datasets_and_counts_wins_and_ties_with_the_b
     assert table.loc["x", "within best's CI"] == 3 and table.loc["y", "within best's CI"] == 2
     assert table.loc["y", "not significantly lower"] == 2 and table.loc["z", "not significantly lower"] == 0
     friedman = friedman_nemenyi(scores, blocks="datasets")
-    assert friedman["p_value"] == pytest.approx(stats.friedmanchisquare(*scores.T.to_numpy()).pvalue)
-    text = cross_dataset.verdict(friedman, cross_dataset.table(statistics, scores), 3)
-    assert text.startswith("Over 3 datasets, x has the best mean rank (1.33): the best pair on 2 of them, within "
-                           "the best's CI on 3.")
+    exact = stats.permutation_test(  # scipy's own count: every pair's scores permuted within each dataset
+        scores.T.to_numpy(), lambda *x: stats.friedmanchisquare(*x).statistic, permutation_type="samples",
+        n_resamples=np.inf, alternative="greater").pvalue
+    assert friedman["p_value"] == pytest.approx(exact) and friedman["p_method"].startswith("exact")
+    assert friedman["p_value"] > stats.friedmanchisquare(*scores.T.to_numpy()).pvalue  # 0.19, not 0.097
+    text = cross_dataset.verdict(friedman, cross_dataset.table(statistics, scores), 3, cross_dataset.failures(
+        statistics))
+    assert text.startswith("Over 3 datasets, x has the best mean rank (1.33): the best pair on 2 of the 3 "
+                           "datasets, within the best's CI on 3 of 3.")
     assert "Friedman's test over datasets does not reject" in text
 
 
 def test_a_tie_at_the_top_is_said():
     ranking = pd.DataFrame({"pair": ["x", "y"], "mean rank": [1.5, 1.5], "wins": [1, 1], "within best's CI": [2, 2]})
-    text = cross_dataset.verdict({"p_value": None, "note": "needs 3 pairs"}, ranking, 2)
+    text = cross_dataset.verdict({"p_value": None, "note": "needs 3 pairs"}, ranking, 2, cross_dataset.failures({}))
     assert "x and y share the best mean rank (1.50)" in text and "not computed (needs 3 pairs)" in text
 
 
@@ -57,3 +62,18 @@ def test_the_gap_is_paired_on_shared_images_and_its_interval_covers_it():
     assert not unpaired["paired"] and (unpaired["n_reference"], unpaired["n_other"]) == (40, 25)
     assert unpaired["gap_low"] < unpaired["gap"] < unpaired["gap_high"]
     assert gap_ci(base.iloc[:1], other.iloc[:1])["gap_low"] is None
+
+
+def test_a_pair_that_failed_on_every_dataset_is_left_out_of_the_ranking_and_listed():
+    statistics = {d: _statistics({"x": 0.5, "y": 0.7, "broken": 0.0}) for d in ("a", "b")}
+    for s in statistics.values():  # a failed pair ranks first on every image where nothing is found: make it so
+        s["per_pair"]["broken"].update(mean=0.9, failed=["predicts nothing on 95% of the test images"])
+    failed = cross_dataset.failures(statistics)
+    assert list(failed["pair"]) == ["broken", "broken"] and list(failed["dataset"]) == ["a", "b"]
+    scores = cross_dataset.dice_by_dataset(statistics, set(failed["pair"]))
+    ranking = cross_dataset.table(statistics, scores)
+    assert "broken" not in set(ranking["pair"]) and ranking["pair"].iloc[0] == "y"
+    friedman = friedman_nemenyi(scores, blocks="datasets")
+    assert "broken" not in friedman["mean_ranks"]
+    text = cross_dataset.verdict(friedman, ranking, 2, failed)
+    assert "y has the best mean rank" in text and text.endswith("on some dataset: broken.")

@@ -265,3 +265,18 @@ def test_region_terms_are_blind_on_empty_truth_unless_smoothed(term):
     loss.backward()
     assert (confident.grad > 0).all()  # gradient descent lowers the false-positive logits
     assert loss_of(term, torch.full((2, 1, 12, 12), -30.0), empty, smooth=1e-5).item() < 1e-3
+
+
+def test_a_term_of_weight_zero_counts_from_its_ramp_and_never_without_one():
+    import torch
+
+    ramped = create_loss([{"term": "dice", "weight": 0.0, "ramp": 0.5}])  # nothing counts at epoch 1
+    logits = LOGITS.clone().requires_grad_(True)
+    value = ramped(logits, TARGET)
+    assert torch.isfinite(value) and value.item() == 0.0
+    value.backward()  # a tensor in the graph: a training step takes it
+    assert logits.grad is not None and not logits.grad.any()
+    ramped.set_epoch(3)
+    assert ramped(LOGITS, TARGET).item() == pytest.approx(loss_of("dice").item(), rel=1e-6)
+    with pytest.raises(SegbenchError, match=r"losses\[1\].weight: 0 with no ramp: the term 'focal' would never"):
+        create_loss([{"term": "dice"}, {"term": "focal", "weight": 0}])

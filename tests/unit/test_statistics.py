@@ -28,29 +28,30 @@ def disagreeing() -> pd.DataFrame:
     return pd.DataFrame({"A": a, "B": b})
 
 
-def test_a_pair_lower_than_the_best_is_found_corrected_by_holm_and_described():
+def test_a_pair_lower_than_the_best_is_found_corrected_by_holm_over_every_pair_and_described():
     scores = table({"good": 0.15, "same_as_good": 0.15, "bad": 0.0, "worse": -0.1})
     versus = st.versus_best(scores)
     best = versus.attrs["best"]
     assert best in ("good", "same_as_good") and versus.loc[best, "verdict"] == "best mean"
-    assert versus.loc["bad", "p_lower_holm"] < 0.001
+    assert versus.loc["bad", "p_holm"] < 0.001 and versus.attrs["comparisons"] == 6
     assert versus.loc["bad", "verdict"] == versus.loc["worse", "verdict"] == "significantly lower than the best"
     other = "same_as_good" if best == "good" else "good"
     assert versus.loc[other, "verdict"] == "not significantly different from the best"
-    raw = versus["p_lower"].dropna().sort_values()  # Holm: the k-th smallest p times (m - k + 1), monotone
+    family = st.all_pairs(scores)  # Holm over all 6: the k-th smallest p times (m - k + 1), monotone
+    raw = family["p"].sort_values()
     expected = np.maximum.accumulate(np.minimum(1, raw.to_numpy() * np.arange(len(raw), 0, -1)))
-    assert versus.loc[raw.index, "p_lower_holm"].to_numpy() == pytest.approx(expected)
+    assert family.loc[raw.index, "p_holm"].to_numpy() == pytest.approx(expected)
     assert gc.get_freeze_count() == 0  # the objects frozen around statsmodels' gc.collect() are collectable again
-    p = stats.wilcoxon(scores["bad"], scores[best], alternative="less").pvalue
-    assert versus.loc["bad", "p_lower"] == pytest.approx(p)
+    p = stats.wilcoxon(scores["bad"], scores[best], zero_method="zsplit").pvalue  # scipy's, two-sided
+    assert versus.loc["bad", "p"] == pytest.approx(p)
     assert versus.loc["bad", "difference_low"] < versus.loc["bad", "median_difference"] < \
-        versus.loc["bad", "difference_high"] < 0
+        versus.loc["bad", "difference_high"] < 0 and versus.loc["bad", "direction"] == -1
 
 
 def test_holm_leaves_a_freeze_the_process_made_itself():
     gc.freeze()
     try:
-        assert st.versus_best(table({"a": 0.1, "b": 0.0, "c": -0.1}))["p_lower_holm"].notna().any()
+        assert st.versus_best(table({"a": 0.1, "b": 0.0, "c": -0.1}))["p_holm"].notna().any()
         assert gc.get_freeze_count() > 0  # still frozen (unfreezing would empty it)
     finally:
         gc.unfreeze()
@@ -61,16 +62,16 @@ def test_when_mean_and_paired_test_disagree_the_verdict_says_so():
     assert scores["A"].mean() > scores["B"].mean()
     versus = st.versus_best(scores)
     assert versus.attrs["best"] == "A"
-    assert versus.loc["B", "p_higher_holm"] < 0.01 and versus.loc["B", "median_difference"] > 0
+    assert versus.loc["B", "p_holm"] < 0.01 and versus.loc["B", "median_difference"] > 0
     assert versus.loc["B", "verdict"] == ("higher than the mean-best on the paired test (mean and paired test "
                                           "disagree)")
 
 
-def test_identical_pairs_are_never_significantly_different():
+def test_identical_pairs_are_a_tie_for_the_best_never_significantly_different():
     scores = table({"a": 0.0, "b": 0.0, "c": 0.0})
     scores["b"] = scores["c"] = scores["a"]
     versus = st.versus_best(scores)
-    assert (versus["verdict"].iloc[1:] == "not significantly different from the best").all()
+    assert (versus["verdict"] == "tied for the best mean").all() and versus.attrs["tied"] == ["a", "b", "c"]
     friedman = st.friedman_nemenyi(scores)
     assert friedman["statistic"] is None and "ties" in friedman["note"]
 
@@ -93,11 +94,12 @@ def test_the_hodges_lehmann_interval_is_the_signed_rank_one():
     """Against the definition: the median of the Walsh averages, and the interval of values d0 that a two-sided
     signed-rank test of d - d0 does not reject (scipy's exact test)."""
     d = np.random.default_rng(3).normal(0.1, 0.2, 15)
-    estimate, low, high = st.hodges_lehmann(d, 0.95)
+    estimate, low, high, _ = st.hodges_lehmann(d, 0.95)
     walsh = sorted((d[i] + d[j]) / 2 for i in range(15) for j in range(i, 15))
     assert estimate == pytest.approx(np.median(walsh))
     inside = [w for w in walsh if stats.wilcoxon(d - w, method="exact").pvalue >= 0.05]
     assert low == pytest.approx(min(inside)) and high == pytest.approx(max(inside))
+    assert 0.95 <= st.hodges_lehmann(d, 0.95)[3] < 0.96  # its true coverage: at least 95 %, discrete
 
 
 def test_bootstrap_ci_covers_the_mean_names_its_method_and_resamples_the_same_images_for_every_pair():
@@ -183,3 +185,40 @@ def test_caveats_for_a_small_test_set_one_seed_and_the_winners_selection():
     text = " ".join(st.caveats(2, 1, 4, (1.0, 3.0)))
     assert "Small test set: 2 images" in text and "One training seed" in text and "from 1 to 3" in text
     assert st.caveats(200, 3, 1, (1.0, 1.0)) == []
+
+
+def test_ties_read_consistently_the_effect_and_the_test_both_keep_zero_differences():
+    """10 images tied at 0 and 5 images 0.1 lower: dropping the zeros made it "significantly lower (p 0.013)"
+    beside an interval [-0.05, 0.00] that holds 0."""
+    best = np.linspace(0.5, 0.9, 15)
+    scores = pd.DataFrame({"best": best, "pair": best - np.r_[np.zeros(10), np.full(5, 0.1)]})
+    row = st.versus_best(scores).loc["pair"]
+    assert (row["difference_low"], row["median_difference"], row["difference_high"]) == pytest.approx((-0.05, -0.05,
+                                                                                                        0.0))
+    assert row["p"] >= 0.05 and row["verdict"] == "not significantly different from the best" and row["note"] == ""
+    assert row["p"] == pytest.approx(stats.wilcoxon(scores["pair"], scores["best"], zero_method="zsplit").pvalue)
+
+
+def test_with_5_images_and_3_comparisons_the_table_says_rejection_was_impossible():
+    scores = pd.DataFrame({"a": [0.9, 0.8, 0.85, 0.7, 0.95], "b": [0.5, 0.4, 0.45, 0.3, 0.55],
+                           "c": [0.2, 0.1, 0.15, 0.05, 0.25]})  # b and c lower than a on every image
+    versus = st.versus_best(scores)
+    assert versus.attrs["comparisons"] == 3 and versus.attrs["smallest_holm_p"] == pytest.approx(3 * 2 / 32)
+    assert versus.loc["b", "verdict"] == ("cannot be significant with 5 images and 3 comparisons (the smallest p "
+                                          "Holm's correction can reach is 0.19)")
+    assert versus.loc["b", "coverage"] == pytest.approx(0.9375)  # the widest finite interval: 93.75 %, said so
+    assert "covers 93.75%: 95% is not attainable" in versus.loc["b", "note"]
+
+
+def test_a_pair_that_did_not_learn_is_never_compared_and_leaves_the_family():
+    scores = table({"good": 0.1, "fine": 0.05, "broken": -0.4})
+    versus = st.versus_best(scores, excluded={"broken"})
+    assert versus.attrs["comparisons"] == 1 and np.isnan(versus.loc["broken", "p"])
+    assert versus.loc["broken", "verdict"] == "not compared: did not learn the task"
+
+
+def test_friedman_over_few_blocks_is_exact():
+    scores = pd.DataFrame({"a": [0.9, 0.8, 0.7], "b": [0.6, 0.5, 0.4], "c": [0.3, 0.2, 0.1]})  # 3 datasets
+    result = st.friedman_nemenyi(scores, blocks="datasets")
+    assert result["p_value"] == pytest.approx(1 / 36) and result["p_method"].startswith("exact (36 permutations")
+    assert result["p_value"] != pytest.approx(stats.friedmanchisquare(*scores.T.to_numpy()).pvalue)

@@ -71,38 +71,73 @@ def gap_ci(reference: pd.Series, other: pd.Series, n_resamples: int = 2000, seed
     return out
 
 
-def _signed_rank_lower_quantile(n: int, alpha: float) -> int:
-    """The largest c with P(T+ <= c - 1) <= alpha / 2 under the null (T+: Wilcoxon's signed-rank statistic
-    of n non-zero differences): the Hodges-Lehmann interval is the c-th smallest and the c-th largest
-    Walsh average (Hollander & Wolfe, 1999, section 3.3). Exact counts up to n = 100, normal beyond."""
-    if n > 100:
-        c = n * (n + 1) / 4 - stats.norm.ppf(1 - alpha / 2) * math.sqrt(n * (n + 1) * (2 * n + 1) / 24)
-        return max(1, int(math.floor(c)))
+def _signed_rank_cdf(n: int) -> np.ndarray:
+    """P(T+ <= t), t = 0 .. n(n+1)/2, under the null: Wilcoxon's signed-rank statistic of n non-zero differences
+    (exact counts of the 2^n sign patterns)."""
     counts = np.zeros(n * (n + 1) // 2 + 1)  # how many sign patterns give each T+
     counts[0] = 1
     for rank in range(1, n + 1):
         counts[rank:] = counts[rank:] + counts[:-rank].copy()
-    cdf = np.cumsum(counts) / 2.0 ** n
-    return max(1, int(np.searchsorted(cdf, alpha / 2, side="right")))
+    return np.cumsum(counts) / 2.0 ** n
 
 
-def hodges_lehmann(differences: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
-    """(estimate, low, high): the Hodges-Lehmann estimate of the median paired difference, the median of the
-    Walsh averages (d_i + d_j) / 2, i <= j, with its distribution-free interval from the signed-rank
-    distribution (the estimator that goes with Wilcoxon's test). Written here: scipy and statsmodels have
-    none."""
+def hodges_lehmann(differences: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float, float]:
+    """(estimate, low, high, coverage): the Hodges-Lehmann estimate of the median paired difference, the median
+    of the Walsh averages (d_i + d_j) / 2, i <= j, with its distribution-free interval: the c-th smallest and
+    the c-th largest Walsh average, c the largest with P(T+ <= c - 1) <= (1 - confidence) / 2 (Hollander & Wolfe,
+    1999, section 3.3; exact up to n = 100, normal beyond). ``coverage`` is the interval's true confidence,
+    at least ``confidence`` except where n is too small to reach it (n = 5: 93.75 %, the widest finite
+    interval, [min, max] of the Walsh averages). Zero differences are kept, as the signed-rank test here keeps
+    them (``signed_rank``). Written here: scipy and statsmodels have none."""
     d = np.asarray(differences, float)
-    i, j = np.triu_indices(len(d))
+    n = len(d)
+    i, j = np.triu_indices(n)
     walsh = np.sort((d[i] + d[j]) / 2)
-    c = min(_signed_rank_lower_quantile(len(d), 1 - confidence), len(walsh))
-    return float(np.median(walsh)), float(walsh[c - 1]), float(walsh[len(walsh) - c])
+    alpha = 1 - confidence
+    if n > 100:
+        c = n * (n + 1) / 4 - stats.norm.ppf(1 - alpha / 2) * math.sqrt(n * (n + 1) * (2 * n + 1) / 24)
+        c, coverage = max(1, int(math.floor(c))), confidence
+    else:
+        cdf = _signed_rank_cdf(n)
+        c = max(1, int(np.searchsorted(cdf, alpha / 2, side="right")))
+        coverage = float(1 - 2 * cdf[c - 1])
+    c = min(c, len(walsh))
+    return float(np.median(walsh)), float(walsh[c - 1]), float(walsh[len(walsh) - c]), coverage
 
 
-def _wilcoxon(x: np.ndarray, alternative: str) -> float:
-    """One-sample signed-rank p of ``x`` (scipy's default zero handling, "wilcox"); 1 when x is all zero."""
-    if not np.any(x):
-        return 1.0
-    return float(stats.wilcoxon(x, alternative=alternative).pvalue)
+def signed_rank(differences: np.ndarray, alternative: str = "two-sided") -> np.ndarray:
+    """(n, m) paired differences -> m p-values of Wilcoxon's signed-rank test, one per column (scipy).
+
+    Zero differences are kept and their ranks split between the signs (``zero_method="zsplit"``), as the
+    Hodges-Lehmann estimate keeps them: 10 ties and 5 losses are not "5 losses out of 5". scipy's
+    ``method="auto"`` chooses per column: exact up to 50 images without ties, exact permutations up to 13 with
+    them, the normal approximation beyond; columns are tested in groups that share that choice (one vectorised
+    call each, the same p-values as a call per column). A column of zeros gives p = 1.
+    """
+    d = np.asarray(differences, float)
+    if d.ndim == 1:
+        return signed_rank(d[:, None], alternative)
+    p = np.ones(d.shape[1])
+    magnitude = np.sort(np.abs(d), axis=0)
+    plain = (magnitude[0] > 0) & ((np.diff(magnitude, axis=0) > 0).all(0) if len(d) > 1 else True)
+    for group in (plain & d.any(0), ~plain & d.any(0)):
+        if group.any():
+            p[group] = stats.wilcoxon(d[:, group], zero_method="zsplit", alternative=alternative, axis=0).pvalue
+    return p
+
+
+def smallest_p(n: int) -> float:
+    """The smallest two-sided p-value the signed-rank test can give with n images (all differences of one sign
+    and distinct): 2 / 2^n where scipy's test is exact (n <= 50), the normal approximation's beyond."""
+    if n <= 50:
+        return 2 * 0.5 ** n
+    return float(2 * stats.norm.sf(math.sqrt(3 * n * (n + 1) / (2 * n + 1))))
+
+
+def _direction(d: np.ndarray) -> float:
+    """+1 when the signed ranks favour the pair (d = pair - best), -1 when they favour the best, 0 on a tie."""
+    ranks = stats.rankdata(np.abs(d))
+    return float(np.sign((np.sign(d) * ranks).sum()))
 
 
 def _holm(p: list[float]) -> np.ndarray:
@@ -111,7 +146,7 @@ def _holm(p: list[float]) -> np.ndarray:
     process froze some itself (its freeze is not ours to undo)."""
     from statsmodels.stats.multitest import multipletests
 
-    if not p:
+    if not len(p):
         return np.array([])
     ours = not gc.get_freeze_count()
     if ours:
@@ -123,68 +158,133 @@ def _holm(p: list[float]) -> np.ndarray:
             gc.unfreeze()
 
 
+TIE = 1e-12  # means this close are a tie for the best
+
+
 def pick_best(scores: pd.DataFrame, excluded: set[str] = frozenset()) -> str:
-    """The pair with the highest mean, among those not ``excluded`` (degenerate runs) unless all are."""
+    """The pair with the highest mean, among those not ``excluded`` (degenerate runs) unless all are; the first in
+    column order among exact ties (``tied_best`` lists them)."""
+    return tied_best(scores, excluded)[0]
+
+
+def tied_best(scores: pd.DataFrame, excluded: set[str] = frozenset()) -> list[str]:
+    """Every pair whose mean ties the highest, among those not ``excluded`` unless all are."""
     means = scores.mean()
     eligible = means.drop(index=[p for p in excluded if p in means.index], errors="ignore")
-    return (eligible if len(eligible) else means).idxmax()
+    eligible = eligible if len(eligible) else means
+    return list(eligible.index[eligible >= eligible.max() - TIE])
+
+
+def all_pairs(scores: pd.DataFrame) -> pd.DataFrame:
+    """The family of every comparison between two columns (a, b), a before b: two-sided signed-rank p of
+    d = a - b (``signed_rank``) and its Holm-adjusted p over all k (k - 1) / 2 of them. Testing every pair,
+    not only the others against the best, is what keeps the chance of any false "significantly lower" at
+    alpha when the best is chosen on the same images (``benchmarks/verdict_calibration.py`` measures it)."""
+    a, b = (list(x) for x in zip(*itertools.combinations(scores.columns, 2))) if scores.shape[1] > 1 else ([], [])
+    values = scores.to_numpy(float)
+    index = {c: i for i, c in enumerate(scores.columns)}
+    d = values[:, [index[x] for x in a]] - values[:, [index[x] for x in b]]
+    p = signed_rank(d) if a else np.array([])
+    return pd.DataFrame({"a": a, "b": b, "p": p, "p_holm": _holm(p)})
 
 
 def versus_best(scores: pd.DataFrame, alpha: float = ALPHA, margin: float | None = None,
                 excluded: set[str] = frozenset(), confidence: float = 0.95,
                 reference: str | None = None) -> pd.DataFrame:
     """Every pair against the pair with the best mean (``pick_best``), or against ``reference`` (a baseline such as
-    nnU-Net), image by image: d = pair - best.
+    nnU-Net), image by image: d = pair - best. Pairs in ``excluded`` (runs that did not learn) are not compared.
 
-    - ``median_difference``, ``difference_low`` / ``difference_high``: the Hodges-Lehmann estimate of d with
-      its confidence interval;
-    - ``p_lower``: one-sided Wilcoxon signed-rank test of "pair lower than the best", Holm-corrected over the
-      pairs as ``p_lower_holm``; ``p_higher`` / ``p_higher_holm``: the other direction, which a pair can win
-      when the mean favours the best but most images favour it (a few large losses pull a mean down);
-    - with ``margin`` delta: ``p_noninferior`` (Holm), the one-sided test of "pair > best - delta";
-    - ``verdict``: the words that follow from them.
+    - ``median_difference``, ``difference_low`` / ``difference_high``, ``coverage``: the Hodges-Lehmann estimate
+      of d with its interval and that interval's true confidence;
+    - ``p``: the two-sided signed-rank test of d; ``p_holm``: Holm-adjusted over the family, which is every pair
+      of compared pairs against the best (``all_pairs``: the best is chosen on these images), or the pairs
+      against a fixed ``reference``; ``direction``: -1 lower than the best, +1 higher;
+    - with ``margin`` delta: ``p_noninferior`` (Holm over the pairs), the one-sided test of "pair > best - delta";
+    - ``verdict``: the words that follow from them; ``note``: where the interval and the test disagree, why.
     """
-    best = reference or pick_best(scores, excluded)
-    others = [p for p in scores.columns if p != best]
+    compared = [p for p in scores.columns if p not in excluded] or list(scores.columns)
+    if reference is not None and reference not in compared:
+        compared.append(reference)
+    best = reference or pick_best(scores[compared])
+    others = [p for p in compared if p != best]
+    if reference is None:
+        family = all_pairs(scores[compared])
+        vs = family[(family["a"] == best) | (family["b"] == best)]
+        p_holm = {(r.b if r.a == best else r.a): r.p_holm for r in vs.itertuples()}
+    else:
+        p_holm = dict(zip(others, _holm([float(signed_rank(scores[o] - scores[best])[0]) for o in others])))
+    m = len(compared) * (len(compared) - 1) // 2 if reference is None else len(others)
+    n = len(scores)
     rows = {}
     for pair in others:
         d = (scores[pair] - scores[best]).to_numpy(float)
-        estimate, low, high = hodges_lehmann(d, confidence)
+        estimate, low, high, coverage = hodges_lehmann(d, confidence)
         rows[pair] = {"median_difference": estimate, "difference_low": low, "difference_high": high,
-                      "p_lower": _wilcoxon(d, "less"), "p_higher": _wilcoxon(d, "greater")}
+                      "coverage": coverage, "p": float(signed_rank(d)[0]), "p_holm": float(p_holm[pair]),
+                      "direction": _direction(d)}
         if margin is not None:
-            rows[pair]["p_noninferior"] = _wilcoxon(d + margin, "greater")
-    table = pd.DataFrame.from_dict(rows, orient="index",
-                                   columns=["median_difference", "difference_low", "difference_high", "p_lower",
-                                            "p_higher", *(["p_noninferior"] if margin is not None else [])])
-    for column in [c for c in table.columns if c.startswith("p_")]:
-        table[f"{column}_holm"] = _holm(table[column].tolist())
+            rows[pair]["p_noninferior"] = float(signed_rank(d + margin, "greater")[0])
+    columns = ["median_difference", "difference_low", "difference_high", "coverage", "p", "p_holm", "direction",
+               *(["p_noninferior"] if margin is not None else [])]
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=columns)
+    if margin is not None:
+        table["p_noninferior_holm"] = _holm(table["p_noninferior"].tolist())
     table = table.reindex(scores.columns)
-    table["verdict"] = [_verdict(table.loc[p], p == best, alpha, margin, reference) for p in table.index]
-    table.attrs.update(best=best, alpha=alpha, margin=margin, correction="Holm over the pairs, per direction",
-                       test="Wilcoxon signed-rank, paired by image, one-sided per direction, zero_method='wilcox'",
+    reachable = min(1.0, m * smallest_p(n))
+    tied = tied_best(scores[compared]) if reference is None else [best]
+    table["verdict"] = [_verdict(table.loc[p], p, best, tied, set(scores.columns) - set(compared), alpha, margin,
+                                 reference, reachable, n, m) for p in table.index]
+    table["note"] = [_note(table.loc[p], alpha, confidence, m) if p in others else "" for p in table.index]
+    family_words = (f"every pair against every other ({m} comparisons)" if reference is None
+                    else f"every pair against the baseline ({m} comparisons)")
+    table.attrs.update(best=best, tied=tied, alpha=alpha, margin=margin, comparisons=m, smallest_holm_p=reachable,
+                       correction=f"Holm over {family_words}",
+                       test="Wilcoxon signed-rank, paired by image, two-sided, zero differences kept "
+                            "(zero_method='zsplit')",
                        effect="Hodges-Lehmann estimate of the median per-image difference (pair - best), "
-                              f"{confidence:.0%} interval from the signed-rank distribution")
+                              f"{confidence:.0%} interval from the signed-rank distribution, for that comparison "
+                              "alone (not adjusted for the others)")
     return table
 
 
-def _verdict(row: pd.Series, is_best: bool, alpha: float, margin: float | None, reference: str | None = None) -> str:
-    if is_best:
-        return "the baseline" if reference else "best mean"
-    if reference:
-        words = ("significantly lower than the baseline" if row["p_lower_holm"] < alpha else
-                 "significantly higher than the baseline" if row["p_higher_holm"] < alpha else
-                 "not significantly different from the baseline")
-    elif row["p_lower_holm"] < alpha:
-        words = "significantly lower than the best"
-    elif row["p_higher_holm"] < alpha:
-        words = "higher than the mean-best on the paired test (mean and paired test disagree)"
+def _verdict(row: pd.Series, pair: str, best: str, tied: list[str], excluded: set[str], alpha: float,
+             margin: float | None, reference: str | None, reachable: float, n: int, m: int) -> str:
+    if pair in excluded:
+        return "not compared: did not learn the task"
+    if pair == best:
+        return "the baseline" if reference else "tied for the best mean" if len(tied) > 1 else "best mean"
+    against = "the baseline" if reference else "the best"
+    if row["p_holm"] < alpha:
+        words = (f"significantly lower than {against}" if row["direction"] < 0 else
+                 f"significantly higher than {against}" if reference else
+                 "higher than the mean-best on the paired test (mean and paired test disagree)")
+    elif pair in tied:
+        words = "tied for the best mean"
+    elif reachable >= alpha:
+        words = (f"cannot be significant with {n} images and {m} comparisons (the smallest p Holm's correction "
+                 f"can reach is {reachable:.2g})")
     else:
-        words = "not significantly different from the best"
+        words = f"not significantly different from {against}"
     if margin is not None:  # a real difference can still be smaller than the margin
         words += (f"; non-inferior within {margin:g}" if row["p_noninferior_holm"] < alpha
                   else f"; not shown non-inferior within {margin:g}")
     return words
+
+
+def _note(row: pd.Series, alpha: float, confidence: float, m: int) -> str:
+    """Why the effect's interval and the test's decision read differently, if they do."""
+    excludes_zero = row["difference_low"] > 0 or row["difference_high"] < 0
+    notes = []
+    if row["coverage"] < confidence - 1e-9:
+        notes.append(f"the interval covers {row['coverage']:.2%}: {confidence:.0%} is not attainable with so few "
+                     "images")
+    if excludes_zero != (row["p"] < alpha) and abs(1 - confidence - alpha) < 1e-9:
+        notes.append("the interval and the test disagree at the boundary (ties or zero differences change the "
+                     "test's null distribution, not the interval's)")
+    elif excludes_zero and row["p_holm"] >= alpha:
+        notes.append(f"the interval excludes 0 for this comparison alone; after Holm's correction over {m} "
+                     "comparisons the difference is not significant")
+    return "; ".join(notes)
 
 
 def mean_ranks(scores: pd.DataFrame) -> pd.Series:
@@ -223,12 +323,22 @@ def friedman_nemenyi(scores: pd.DataFrame, alpha: float = ALPHA, blocks: str = "
     q = stats.studentized_range.ppf(1 - alpha, k, np.inf) / np.sqrt(2)
     nemenyi = sp.posthoc_nemenyi_friedman(scores.to_numpy(float))
     nemenyi.index = nemenyi.columns = scores.columns
-    significant = bool(friedman.pvalue < alpha)
-    out.update(statistic=float(friedman.statistic), p_value=float(friedman.pvalue), significant=significant,
+    p_value, p_method = float(friedman.pvalue), "chi-square approximation"
+    if math.factorial(k) ** (n - 1) <= EXACT_KENDALL:  # few blocks: the approximation is far off; count instead
+        exact = kendall_w(pd.DataFrame(stats.rankdata(-scores.to_numpy(float), axis=1)))
+        if exact.get("p_value") is not None:
+            p_value, p_method = exact["p_value"], exact["p_method"].replace("permutations", "permutations of the "
+                                                                               f"ranks within each of the {blocks}")
+    significant = bool(p_value < alpha)
+    out.update(statistic=float(friedman.statistic), p_value=p_value, p_method=p_method, significant=significant,
                critical_difference=float(q * np.sqrt(k * (k + 1) / (6 * n))), nemenyi_p=nemenyi.to_dict())
     if not significant:
-        out["note"] = (f"Friedman's test does not reject equal ranks (p = {friedman.pvalue:.3g} >= {alpha}): "
+        out["note"] = (f"Friedman's test does not reject equal ranks (p = {p_value:.3g} >= {alpha}): "
                        "Nemenyi's post-hoc is not read")
+    elif (nemenyi.to_numpy()[~np.eye(k, dtype=bool)] >= alpha).all():
+        out["note"] = (f"Friedman's test rejects equal ranks (p = {p_value:.3g}), yet Nemenyi's post-hoc separates no "
+                       "two pairs: the omnibus test has more power than the pairwise one. Read it as 'the pairs differ "
+                       "somewhere', not as which pair beats which.")
     return out
 
 

@@ -20,6 +20,9 @@ def check_spec(spec: list[dict], where: str) -> None:
     """
     for i, item in enumerate(spec):
         LOSSES.entry(item["term"]).check({k: v for k, v in item.items() if k not in RESERVED}, f"{where}[{i}]")
+        if item.get("weight", 1.0) == 0 and item.get("ramp", 0.0) <= 0:
+            raise SegbenchError(f"{where}[{i}].weight: 0 with no ramp: the term {item['term']!r} would never count; "
+                                "remove it, or give it a weight or a ramp")
 
 
 def create_loss(spec: list[dict], mode: str = "binary", classes: int = 2,

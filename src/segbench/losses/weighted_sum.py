@@ -50,7 +50,7 @@ class WeightedSum(nn.Module):
                         for w, r, cap in self.schedules]
 
     def _single(self, logits, target, distance):
-        total = 0.0
+        total = logits.sum() * 0.0  # a tensor in the graph even while every weight is 0 (a ramp's first epochs)
         for weight, term in zip(self.weights, self.terms):
             if weight:
                 args = (distance,) if getattr(term, "needs_distance", False) else ()

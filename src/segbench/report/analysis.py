@@ -12,6 +12,7 @@ import pandas as pd
 
 from segbench import paths
 from segbench.evaluation import statistics as st
+from segbench.paths import run_name
 from segbench.report.collect import Results
 from segbench.report.tables import dice_matrix
 
@@ -37,10 +38,28 @@ def leakage_effect(results: Results, leaked: list[str], order: list[str]) -> dic
 
 def _versus(table, order: list[str], alpha: float, margin) -> dict:
     """``statistics.versus_best``'s table as statistics.json holds it, pairs in rank order."""
-    return {"best": table.attrs["best"], "test": table.attrs["test"], "effect": table.attrs["effect"],
-            "correction": table.attrs["correction"], "alpha": alpha, "margin": margin,
-            "pairs": {p: {**{k: _num(v) for k, v in row.items() if k != "verdict"}, "verdict": row["verdict"]}
+    return {"best": table.attrs["best"], "tied": table.attrs["tied"], "test": table.attrs["test"],
+            "effect": table.attrs["effect"], "correction": table.attrs["correction"],
+            "comparisons": table.attrs["comparisons"], "smallest_holm_p": table.attrs["smallest_holm_p"],
+            "alpha": alpha, "margin": margin,
+            "pairs": {p: {**{k: _num(v) for k, v in row.items() if k not in ("verdict", "note")},
+                          "verdict": row["verdict"], "note": row["note"]}
                       for p, row in table.loc[order].iterrows()}}
+
+
+def ranked_matrix(matrix: pd.DataFrame, failed: set[str]) -> tuple[pd.DataFrame, list[str]]:
+    """The architectures x losses matrix without the pairs that failed: the losses (or, where that keeps more
+    cells, the architectures) with a failed pair are left out whole, since Kendall's W needs complete rankings.
+    Returns the matrix and what was left out, in words."""
+    bad = pd.DataFrame([[run_name(a, l) in failed for l in matrix.columns] for a in matrix.index],
+                       index=matrix.index, columns=matrix.columns)
+    if not bad.any().any() or bad.all().all():  # nothing failed, or everything did: rank them all
+        return matrix, []
+    by_loss = matrix.loc[:, ~bad.any(axis=0)]
+    by_arch = matrix.loc[~bad.any(axis=1)]
+    if by_loss.size >= by_arch.size:
+        return by_loss, [f"loss {l}" for l in matrix.columns if bad[l].any()]
+    return by_arch, [f"architecture {a}" for a in matrix.index if bad.loc[a].any()]
 
 
 def generalisation(results: Results, options: dict) -> dict:
@@ -63,21 +82,33 @@ def generalisation(results: Results, options: dict) -> dict:
 
 
 def analyse(results: Results, options: dict, leaked: list[str] = ()) -> dict:
-    """statistics.json from the results, ``params.yaml: statistics`` and the leakage audit's leaked test images."""
+    """statistics.json from the results, ``params.yaml: statistics`` and the leakage audit's leaked test images.
+
+    Pairs that did not learn the task (``results.failed``) are listed apart (``failed``) and left out of every
+    test and ranking: the comparisons, Friedman, Nemenyi, the critical difference, the bootstrap ranks and
+    Kendall's W; unless every pair failed.
+    """
     scores = results.image_scores("dice")
     alpha, margin = options["alpha"], options["noninferiority_margin"]
     ci = st.bootstrap_ci(scores, options["bootstrap_resamples"], options["seed"])
     failed = set(results.failed)
+    order = ranking(ci["mean"], failed)
+    ranked = [p for p in order if p not in failed] or order
     versus = st.versus_best(scores, alpha, margin, failed)
     best = versus.attrs["best"]
-    stability = st.rank_stability(scores, seed=options["seed"])
-    ranks, kendall = st.loss_rankings(dice_matrix(results))
+    stability = st.rank_stability(scores[ranked], seed=options["seed"])
+    matrix, left_out = ranked_matrix(dice_matrix(results), failed)
+    ranks, kendall = st.loss_rankings(matrix)
+    if left_out:
+        kendall["left_out"] = left_out
     seeds = sorted(results.replicates["seed"].unique().tolist())
     sd_seeds = results.replicates.groupby("pair", sort=False)["dice"].std()
-    order = ranking(ci["mean"], failed)
+    friedman = st.friedman_nemenyi(scores[ranked], alpha)
     return {
         "metric": "Dice per test image with a lesion, averaged over the pair's seeds",
-        "n_images": int(len(scores)), "seeds": seeds, "best": best, "ranking": order,
+        "n_images": int(len(scores)), "seeds": seeds, "best": best, "tied_best": versus.attrs["tied"],
+        "ranking": order, "ranked": ranked,
+        "failed": {p: results.failed[p] for p in order if p in failed},
         "per_pair": {p: {"mean": float(ci.loc[p, "mean"]), "ci_low": float(ci.loc[p, "ci_low"]),
                          "ci_high": float(ci.loc[p, "ci_high"]), "ci_method": ci.loc[p, "ci_method"],
                          "sd_across_seeds": _num(float(sd_seeds.get(p, np.nan))),
@@ -90,35 +121,46 @@ def analyse(results: Results, options: dict, leaked: list[str] = ()) -> dict:
         "versus_best": _versus(versus, order, alpha, margin),
         **({"versus_baseline": _versus(st.versus_best(scores, alpha, margin, failed, reference=results.baselines[0]),
                                        order, alpha, margin)} if results.baselines else {}),
-        "friedman": st.friedman_nemenyi(scores, alpha),
+        "friedman": friedman,
         "generalisation": generalisation(results, options),
-        "rank_stability": stability.loc[order].to_dict(orient="index"),
+        "rank_stability": stability.loc[ranked].to_dict(orient="index"),
         "rank_stability_method": "ranks by mean Dice on 1,000 bootstrap resamples of the test images",
         "loss_rankings": {"ranks": ranks.to_dict(orient="index"), "kendall_w": kendall},
-        "caveats": st.caveats(len(scores), len(seeds), len(scores.columns),
+        "caveats": st.caveats(len(scores), len(seeds), len(ranked),
                               (float(stability.loc[best, "rank_low"]), float(stability.loc[best, "rank_high"])))
-        + ([f"Leakage: {len(leaked)} test images have a near-duplicate or a group mate in training; the Leakage "
-            "section gives every pair's Dice without them."] if leaked else []),
+        + ([f"Leakage: {len(leaked)} test images have a near-duplicate or a group mate outside the test set (in "
+            "train or val); the Leakage section gives every pair's Dice without them."] if leaked else []),
         "leakage": leakage_effect(results, list(leaked), order),
     }
 
 
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def verdict(statistics: dict) -> str:
-    """The report's opening paragraph: the best pair, then every other pair by what the tests say."""
+    """The report's opening paragraph: the best pair (or the pairs tied for it), then every other pair by what the
+    tests say, then the pairs that did not learn."""
     versus, per_pair = statistics["versus_best"], statistics["per_pair"]
-    best = versus["best"]
+    best, tied = versus["best"], versus.get("tied", [versus["best"]])
     ci, stability = per_pair[best], statistics["rank_stability"][best]
     groups: dict[str, list[str]] = {}
     for pair, row in versus["pairs"].items():
-        if pair != best and not per_pair[pair]["failed"]:
+        if pair not in tied and not per_pair[pair]["failed"]:
             groups.setdefault(row["verdict"], []).append(pair)
-    lead = "No pair learned the task; the highest mean" if ci["failed"] else "Best pair"
-    text = [f"{lead}: {best}, mean test Dice {ci['mean']:.3f} (95% {ci['ci_method']} CI {ci['ci_low']:.3f}–"
-            f"{ci['ci_high']:.3f}, {statistics['n_images']} images; rank {stability['rank_low']:g}–"
-            f"{stability['rank_high']:g} over bootstrap resamples)."]
+    images = f"{statistics['n_images']} image{'s' if statistics['n_images'] != 1 else ''}"
+    if len(tied) > 1:
+        text = [f"Tied for the best mean: {_and(tied)}, each with mean test Dice {ci['mean']:.3f} ({images}); no "
+                "single pair is best."]
+    else:
+        lead = "No pair learned the task; the highest mean" if ci["failed"] else "Best pair"
+        text = [f"{lead}: {best}, mean test Dice {ci['mean']:.3f} (95% {ci['ci_method']} CI {ci['ci_low']:.3f}–"
+                f"{ci['ci_high']:.3f}, {images}; rank {stability['rank_low']:g}–{stability['rank_high']:g} over "
+                "bootstrap resamples)."]
+    m = versus.get("comparisons")
+    how = f"two-sided Wilcoxon, Holm over {m} pairwise comparison{'s' if m != 1 else ''}, alpha {versus['alpha']}"
     for words, pairs in groups.items():
-        text.append(f"{words[0].upper()}{words[1:]} (one-sided Wilcoxon, Holm, alpha {versus['alpha']}): "
-                    f"{', '.join(pairs)}.")
+        text.append(f"{words[0].upper()}{words[1:]} ({how}): {', '.join(pairs)}.")
     if "versus_baseline" in statistics:
         baseline, against = statistics["versus_baseline"]["best"], {}
         for pair, row in statistics["versus_baseline"]["pairs"].items():
@@ -129,6 +171,7 @@ def verdict(statistics: dict) -> str:
             f"{words}: {', '.join(pairs)}" for words, pairs in against.items()) + ".")
     failed = {p: r["failed"] for p, r in per_pair.items() if r["failed"]}
     if failed:
-        text.append("Did not learn the task, so not ranked: " + "; ".join(
+        text.append(("Did not learn the task, so left out of every test and ranking: " if len(failed) < len(per_pair)
+                     else "Why none learned: ") + "; ".join(
             f"{p} ({', '.join(reasons)})" for p, reasons in failed.items()) + ".")
     return " ".join(text)

@@ -385,7 +385,8 @@ def build_report(params: dict, where: paths.Sweep, tracker=None) -> Path:
     c = Contents.gather(params, results, statistics, leakage, data.info)
 
     write_json(out / paths.STATISTICS, statistics)
-    write_json(paths.at(paths.CROSS_INPUT, sweep=params["sweep"]["name"], dataset=key), statistics)  # the summary's
+    write_json(paths.at(paths.CROSS_INPUT, sweep=params["sweep"]["name"], dataset=key),  # the summary's
+               {**statistics, "dataset_kind": params["dataset"]["name"]})
     summary = headline(c)
     write_json(out / paths.SUMMARY, summary)
     with atomic_path(out / paths.MARKDOWN) as tmp:

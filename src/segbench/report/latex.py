@@ -38,7 +38,7 @@ def table(comparison: pd.DataFrame, metrics: pd.DataFrame, units: str, statistic
             mark = r"$^\ast$"
         low, high = row["95% CI"]
         dice = f"{row['Dice']:.3f} [{low:.3f}, {high:.3f}]"
-        if row["verdict"] == "best mean":
+        if row["verdict"] in ("best mean", "tied for the best mean"):
             dice = rf"\textbf{{{dice}}}"
         cells = ["--" if row["rank"] is None or (isinstance(row["rank"], float) and math.isnan(row["rank"]))
                  else str(int(row["rank"])), escape(row["architecture"]), escape(row["loss"]), dice + mark,
@@ -54,7 +54,8 @@ def table(comparison: pd.DataFrame, metrics: pd.DataFrame, units: str, statistic
                f"a lesion, with its 95\\% bootstrap confidence interval; best mean in bold. "
                r"$\Delta$: Hodges--Lehmann estimate of the median per-image difference from the best. "
                rf"$^\dagger$ significantly lower than the best, $^\ddagger$ higher than the best on the paired "
-               rf"test although its mean is lower (one-sided Wilcoxon signed-rank tests, Holm-corrected, "
+               rf"test although its mean is lower (two-sided Wilcoxon signed-rank tests of every pair against "
+               rf"every other, Holm-corrected over the {versus['comparisons']} comparisons, "
                rf"$\alpha = {versus['alpha']}$). ")
     caption += r"$^\ast$ did not learn the task (see the report); not ranked. " if any(
         comparison["status"] != "ok") else ""

@@ -67,7 +67,7 @@ def _ranks(statistics: dict) -> dict[str, int | None]:
 
 def comparison_table(results: Results, statistics: dict) -> pd.DataFrame:
     """The headline: one row per pair in rank order: mean test Dice with its CI, the paired effect against
-    the best with its interval and one-sided p, and the verdict in words."""
+    the best with its interval and Holm-adjusted p, and the verdict in words."""
     versus, per_pair, ranks = statistics["versus_best"]["pairs"], statistics["per_pair"], _ranks(statistics)
     names = dict(zip(results.replicates["pair"], zip(results.replicates["architecture"], results.replicates["loss"])))
     rows = []
@@ -80,7 +80,7 @@ def comparison_table(results: Results, statistics: dict) -> pd.DataFrame:
                      "Δ Dice vs best (median)": v["median_difference"],
                      "Δ 95% CI": (v["difference_low"], v["difference_high"]) if v["difference_low"] is not None
                      else None,
-                     "p lower (Holm)": v["p_lower_holm"], "verdict": v["verdict"],
+                     "p (Holm)": v["p_holm"], "verdict": v["verdict"],
                      **({f"Δ vs {baseline['best']} (median)": baseline["pairs"][pair]["median_difference"],
                          f"vs {baseline['best']}": baseline["pairs"][pair]["verdict"]} if baseline else {}),
                      "status": _status(statistics, pair)})
@@ -154,10 +154,9 @@ def statistics_tables(statistics: dict) -> dict[str, pd.DataFrame]:
         interval = (test["difference_low"], test["difference_high"]) if test["difference_low"] is not None else None
         rows.append({"pair": pair, "Dice": ci["mean"], "95% CI": (ci["ci_low"], ci["ci_high"]),
                      "CI method": ci["ci_method"], "Δ median": test["median_difference"], "Δ 95% CI": interval,
-                     "p lower": test["p_lower"], "p lower (Holm)": test["p_lower_holm"], "p higher": test["p_higher"],
-                     "p higher (Holm)": test["p_higher_holm"],
+                     "p": test["p"], "p (Holm)": test["p_holm"],
                      **({"p non-inferior (Holm)": test["p_noninferior_holm"]} if versus["margin"] else {}),
-                     "verdict": test["verdict"]})
+                     "verdict": test["verdict"], "note": test.get("note") or None})
     out = {f"Every pair against the best ({versus['best']}): {versus['test']}; {versus['correction']}; Δ: "
            f"{versus['effect']}": pd.DataFrame(rows)}
     if "versus_baseline" in statistics:  # "better than nnU-Net?"
@@ -165,24 +164,31 @@ def statistics_tables(statistics: dict) -> dict[str, pd.DataFrame]:
         out[f"Every pair against the baseline {baseline['best']}: the same tests"] = pd.DataFrame([
             {"pair": pair, "Δ median": test["median_difference"],
              "Δ 95% CI": (test["difference_low"], test["difference_high"]) if test["difference_low"] is not None
-             else None, "p lower (Holm)": test["p_lower_holm"], "p higher (Holm)": test["p_higher_holm"],
-             "verdict": test["verdict"]} for pair, test in baseline["pairs"].items()])
-    stability = pd.DataFrame(statistics["rank_stability"]).T.loc[order]
-    ranks = pd.Series(friedman["mean_ranks"]).loc[order]
+             else None, "p (Holm)": test["p_holm"], "verdict": test["verdict"],
+             "note": test.get("note") or None} for pair, test in baseline["pairs"].items()])
+    ranked = statistics.get("ranked", order)
+    stability = pd.DataFrame(statistics["rank_stability"]).T.loc[ranked]
+    ranks = pd.Series(friedman["mean_ranks"]).loc[ranked]
     text = (f"Friedman chi² = {friedman['statistic']:.3f}, p = {format_p(friedman['p_value'])}; Nemenyi critical "
             f"difference {friedman['critical_difference']:.3f} at alpha {friedman['alpha']}"
             if friedman.get("statistic") is not None else friedman.get("note", ""))
     if friedman.get("significant") is False:
         text += ": not significant, the post-hoc is not read"
     out[f"Ranks: the mean rank over images ({text}), and the rank by mean Dice over bootstrap resamples of the "
-        "test images"] = pd.DataFrame({"pair": order, "mean rank over images": ranks.to_numpy(),
+        "test images"] = pd.DataFrame({"pair": ranked, "mean rank over images": ranks.to_numpy(),
                                        "bootstrap rank (median)": stability["median_rank"].to_numpy(),
                                        "bootstrap rank 95%": list(zip(stability["rank_low"], stability["rank_high"]))})
     kendall = statistics["loss_rankings"]["kendall_w"]
     w = (f"Kendall's W = {kendall['W']:.3f}, p = {format_p(kendall['p_value'])} ({kendall['p_method']})"
          if kendall.get("W") is not None else kendall.get("note", ""))
+    if kendall.get("left_out"):
+        w += f"; left out, as they hold a pair that did not learn: {', '.join(kendall['left_out'])}"
     loss_ranks = pd.DataFrame(statistics["loss_rankings"]["ranks"]).T
     out[f"Loss rank per architecture ({w})"] = loss_ranks.rename_axis("architecture").reset_index()
+    failed = statistics.get("failed", {})
+    if failed:
+        out["Left out of every test and ranking: did not learn the task"] = pd.DataFrame(
+            [{"pair": p, "why": "; ".join(reasons)} for p, reasons in failed.items()])
     return out
 
 

@@ -1,0 +1,23 @@
+"""The benchmarks' quick modes, so that a change of the code they call breaks a test, not a published figure."""
+
+import re
+import subprocess
+import sys
+
+from support import REPO
+
+
+def quick(script: str) -> str:
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), "--quick"], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_the_verdict_is_calibrated_under_the_null_and_has_power_under_a_shift():
+    out = quick("verdict_calibration.py")
+    cells = re.findall(r"pairs=(\d+) images=(\d+) fwer=([\d.]+) power=([\d.]+)", out)
+    assert [(k, n) for k, n, _, _ in cells] == [("2", "20"), ("4", "20")]
+    for _, _, fwer, power in cells:
+        assert float(fwer) <= 0.05 + 3 * (0.05 * 0.95 / 200) ** 0.5  # 200 tables: alpha plus 3 standard errors
+        assert float(power) > 0.05  # the 0.05 shift is found more often than a false difference
