@@ -229,3 +229,16 @@ def test_a_held_out_center_read_as_float_because_of_a_blank_still_matches():
     subset = split(meta, 42, 0.1, 0.2, "tumor_type", holdout={"by": "center", "values": [3]})[0]["subset"]
     assert (subset[meta["center"].to_numpy() == 3] == "test").all()
     assert (subset[meta["center"].isna().to_numpy()] != "test").all()  # unknown is not the held-out centre
+
+
+def test_leaked_test_images_are_counted_by_the_side_they_reach_and_never_through_another_test_subset():
+    from segbench.data.audit import audit
+
+    meta = pd.DataFrame({"sample_id": list("abcdefgh")})
+    part = pd.Series(["test", "train", "test", "val", "test", "in_group", "test", "test"], index=list("abcdefgh"))
+    pairs = pd.DataFrame({"a": [0, 2, 4, 6], "b": [1, 3, 5, 7], "distance": [3, 5, 2, 1]})  # a-b, c-d, e-f, g-h
+    report = audit(meta, pairs, part, [])
+    assert report["leaked_test_images"] == ["a", "c"]  # e's copy is only tested; g and h are both test
+    assert report["leaked_test_images_by_side"] == {"train": 1, "val": 1}
+    assert report["pairs_across_subsets"] == {"test / train": 1, "test / val": 1, "in_group / test": 1}
+    assert "mirrored copy is not found" in report["checked"][0]

@@ -82,8 +82,16 @@ def clusters(n: int, pairs: pd.DataFrame) -> np.ndarray:
     return connected_components(graph, directed=False)[1]
 
 
+def _learnt_from(side: str) -> bool:
+    """Whether a model learns from a side of the split: train, val (checkpoint choice) and folds; not the test
+    subsets (test, in_group)."""
+    return not side.startswith("test") and side != "in_group"
+
+
 def audit(meta: pd.DataFrame, pairs: pd.DataFrame, assignment: pd.Series, group_columns: list[str]) -> dict:
-    """What a split leaks: near-duplicate pairs and metadata groups on both sides of a boundary.
+    """What a split leaks: near-duplicate pairs and metadata groups on both sides of a boundary, and the *leaked
+    test images*: test images with a near-duplicate or a group mate outside the test subsets, counted per side
+    they reach (train, val, a fold).
 
     ``meta``: meta.csv (array order); ``pairs``: ``near_duplicates`` (array indices); ``assignment``: each
     sample's part (subset, or subset and fold) by sample id; ``group_columns``: the dataset's columns that
@@ -98,10 +106,14 @@ def audit(meta: pd.DataFrame, pairs: pd.DataFrame, assignment: pd.Series, group_
             crossing[key] = crossing.get(key, 0) + 1
             rows.append({"a": ids[a], "b": ids[b], "subset_a": str(part[a]), "subset_b": str(part[b]),
                          "distance": int(distance)})
-    test = {r["a"] for r in rows if r["subset_a"].startswith("test")} | {
-        r["b"] for r in rows if r["subset_b"].startswith("test")}
+    leaks: dict[str, set[str]] = {}  # test image -> the sides a model learns from that hold its near-copy or mate
+    for r in rows:
+        for mine, theirs in (("a", "b"), ("b", "a")):
+            if r[f"subset_{mine}"].startswith("test") and _learnt_from(r[f"subset_{theirs}"]):
+                leaks.setdefault(r[mine], set()).add(r[f"subset_{theirs}"])
     out = {"checked": [f"near-duplicate images: imagehash phash, 256 bits, of the whole image and of 95 % windows "
-                       f"shifted by up to {SHIFT:.1%}; a pair within {HAMMING} bits"],
+                       f"shifted by up to {SHIFT:.1%}; a pair within {HAMMING} bits (a mirrored copy is not found: "
+                       "phash is not flip-invariant)"],
            "near_duplicate_pairs": int(len(pairs)), "pairs_across_subsets": crossing, "pairs": rows}
     if group_columns:  # a blank field puts an image in no group: unknown is not equal (metadata.group_keys)
         groups = group_keys(meta, group_columns).to_numpy()
@@ -110,7 +122,10 @@ def audit(meta: pd.DataFrame, pairs: pd.DataFrame, assignment: pd.Series, group_
         out["checked"].append(f"metadata groups: equal {', '.join(group_columns)}")
         out["groups_across_subsets"] = int(len(spanning))
         out["unknown_group_fields"] = int(pd.isna(groups).sum())
-        shared = np.isin(groups, spanning.index) & np.array([str(p).startswith("test") for p in part])
-        test |= set(ids[shared])
-    out["leaked_test_images"] = sorted(test)
+        for i in np.flatnonzero(np.isin(groups, spanning.index) & np.array([str(p).startswith("test") for p in part])):
+            mates = set(part[(groups == groups[i]) & (np.arange(len(part)) != i)].astype(str))
+            leaks.setdefault(ids[i], set()).update(m for m in mates if _learnt_from(m))
+    out["leaked_test_images"] = sorted(i for i, sides in leaks.items() if sides)
+    out["leaked_test_images_by_side"] = {side: sum(side in sides for sides in leaks.values())
+                                         for side in sorted(set().union(*leaks.values()))} if leaks else {}
     return out

@@ -300,12 +300,13 @@ def split_stage(options: dict, processed_dir, split_csv, counts_csv, leakage_jso
     if groups is not None:  # what grouping prevented: the same split without it
         plain = audit(meta, pairs, parts(split(meta, stratify=stratify, **kept)[0]), columns)
         report["without_grouping"] = {k: plain[k] for k in ("pairs_across_subsets", "groups_across_subsets",
-                                                            "leaked_test_images") if k in plain}
+                                                            "leaked_test_images", "leaked_test_images_by_side")
+                                      if k in plain}
     write_csv(split_csv, assignment)
     write_csv(counts_csv, counts)
     write_json(leakage_json, report)
     crossing = sum(report["pairs_across_subsets"].values())
     log.info("split: %s; %s; %d near-duplicate pairs across subsets, %d test images with a near-duplicate or group "
-             "mate in training", assignment["subset"].value_counts().to_dict(), stratified, crossing,
+             "mate in train or val", assignment["subset"].value_counts().to_dict(), stratified, crossing,
              len(report["leaked_test_images"]))
     return assignment

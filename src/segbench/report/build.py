@@ -135,8 +135,10 @@ def leaked_pairs(leakage: dict, data) -> list[tuple[str, np.ndarray, np.ndarray]
 
 
 def _leaks(report: dict) -> str:
+    sides = report.get("leaked_test_images_by_side", {})
+    where = f" ({', '.join(f'{side}: {n}' for side, n in sides.items())})" if sides else ""
     text = (f"near-duplicate pairs across subsets: {sum(report['pairs_across_subsets'].values())}; test images "
-            f"with a near-duplicate or group mate in training: {len(report['leaked_test_images'])}")
+            f"with a near-duplicate or group mate a model learns from: {len(report['leaked_test_images'])}{where}")
     return text + (f"; metadata groups spanning subsets: {report['groups_across_subsets']}"
                    if "groups_across_subsets" in report else "")
 

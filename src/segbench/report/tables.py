@@ -208,7 +208,7 @@ def leakage_tables(leakage: dict, statistics: dict) -> dict[str, pd.DataFrame]:
     return {"Near-duplicate pairs per pair of subsets": counts,
             "Flagged pairs, closest first": flagged.sort_values("Hamming distance", kind="stable"),
             f"Mean test Dice with and without the {effect['leaked_test_images']} leaked test images "
-            "(Δ: the inflation)": dice}
+            "(Δ: with minus without; above 0, the leak inflates the score)": dice}
 
 
 def generalisation_tables(statistics: dict) -> dict[str, pd.DataFrame]:
