@@ -26,10 +26,11 @@ RECIPE = {"amp": True, "channels_last": True, "threads": 4, "workers": None}
 def start_job(tmp_path, name: str, uuids: str, hold: float | Path, **env) -> subprocess.Popen:
     """A job process taking a device as train does; it writes "<device> <time>" to ``tmp_path/name`` and its log
     to ``tmp_path/name.log``, and holds the device ``hold`` seconds or until the file ``hold`` exists."""
-    environment = tool_env(SEGBENCH_LOCK_DIR=str(tmp_path / "locks"), PYTHONPATH=f"{REPO / 'src'}:{REPO / 'tests'}",
-                           **env)
-    for key in ("SLURM_JOB_ID", "SLURM_JOB_GPUS", "KUBERNETES_SERVICE_HOST"):
-        if key not in env:
+    env.setdefault("SEGBENCH_LOCK_DIR", str(tmp_path / "locks"))  # "": the machine-wide default folder
+    environment = tool_env(PYTHONPATH=f"{REPO / 'src'}:{REPO / 'tests'}", **env)
+    for key in ("SLURM_JOB_ID", "SLURM_JOB_GPUS", "SLURM_STEP_GPUS", "SLURM_GPUS_ON_NODE", "CUDA_VISIBLE_DEVICES",
+                "KUBERNETES_SERVICE_HOST", "SEGBENCH_LOCK_DIR"):
+        if not env.get(key):
             environment.pop(key, None)
     hold = str(hold) if isinstance(hold, Path) else hold
     return subprocess.Popen([sys.executable, "-c", "import sys; from support.fake_cuda import fake_job; "
@@ -46,20 +47,82 @@ def started(tmp_path, name: str, timeout: float = 30.0) -> tuple[str, float]:
     return device, float(at)
 
 
-def test_two_slurm_jobs_each_seeing_device_0_start_together(tmp_path):
-    """Slurm gave each job its own GPU; both see CUDA_VISIBLE_DEVICES=0 and the same index. Neither waits: each
-    starts while the other holds its device."""
+def unique(*names: str) -> list[str]:
+    """Pretend GPU UUIDs no other test run shares (the default lock folder is the machine's)."""
+    import uuid
+
+    run = uuid.uuid4().hex[:8]
+    return [f"GPU-{name}-{run}" for name in names]
+
+
+def test_two_slurm_jobs_each_given_its_own_gpu_start_together(tmp_path):
+    """Slurm gave each job its own GPU: both see CUDA_VISIBLE_DEVICES=0 and index 0, each another physical GPU
+    (UUID). Neither waits: each starts while the other holds its device."""
     slurm = {"SLURM_JOB_ID": "41", "SLURM_JOB_GPUS": "0", "CUDA_VISIBLE_DEVICES": "0"}
     release = tmp_path / "release"
-    jobs = [start_job(tmp_path, name, "GPU-same-looking", release, **slurm) for name in ("a", "b")]
+    first, second = unique("a", "b")
+    jobs = [start_job(tmp_path, name, uuid, release, **slurm) for name, uuid in (("a", first), ("b", second))]
     try:
         (device_a, _), (device_b, _) = started(tmp_path, "a"), started(tmp_path, "b")
         assert device_a == device_b == "cuda:0"
-        assert not (tmp_path / "locks").exists()  # under a scheduler, no lock at all
     finally:
         release.touch()
         for job in jobs:
             job.wait(timeout=30)
+
+
+def test_two_jobs_inside_one_two_gpu_allocation_run_on_different_gpus(tmp_path):
+    """`salloc --gpus=2` (or one sbatch running `snakemake --resources gpu=2`): both jobs see the allocation's two
+    GPUs; they lease one each, never both cuda:0."""
+    allocation = {"SLURM_JOB_ID": "42", "SLURM_JOB_GPUS": "0,1", "SLURM_GPUS_ON_NODE": "2",
+                  "CUDA_VISIBLE_DEVICES": "0,1"}
+    release = tmp_path / "release"
+    uuids = ",".join(unique("x", "y"))
+    jobs = [start_job(tmp_path, name, uuids, release, **allocation) for name in ("a", "b")]
+    try:
+        assert {started(tmp_path, "a")[0], started(tmp_path, "b")[0]} == {"cuda:0", "cuda:1"}
+    finally:
+        release.touch()
+        for job in jobs:
+            job.wait(timeout=30)
+
+
+def test_jobs_with_different_tmpdir_and_home_share_the_machine_wide_lease(tmp_path):
+    """Two users' jobs (pam_tmpdir, containers, Slurm's private /tmp): different TMPDIR and HOME, no
+    SEGBENCH_LOCK_DIR. They lease different devices of a 2-GPU machine, through the one machine-wide folder."""
+    release = tmp_path / "release"
+    uuids = ",".join(unique("p", "q"))
+    jobs = []
+    for name in ("a", "b"):
+        (tmp_path / f"tmp-{name}").mkdir()
+        home = str(tmp_path / f"tmp-{name}")
+        jobs.append(start_job(tmp_path, name, uuids, release, SEGBENCH_LOCK_DIR="", TMPDIR=home, HOME=home))
+    try:
+        assert {started(tmp_path, "a")[0], started(tmp_path, "b")[0]} == {"cuda:0", "cuda:1"}
+        assert (devices.LOCK_DIR / f"gpu-{uuids.split(',')[0]}.lock").exists()
+    finally:
+        release.touch()
+        for job in jobs:
+            job.wait(timeout=30)
+        for uuid in uuids.split(","):
+            (devices.LOCK_DIR / f"gpu-{uuid}.lock").unlink(missing_ok=True)
+
+
+def test_a_killed_lease_holder_frees_its_gpu(tmp_path):
+    (uuid,) = unique("k")
+    holder = start_job(tmp_path, "a", uuid, 600)
+    started(tmp_path, "a")
+    waiting = start_job(tmp_path, "b", uuid, 0)
+    deadline = time.monotonic() + 60
+    while "waiting for a free GPU" not in (tmp_path / "b.log").read_text():
+        assert time.monotonic() < deadline, (tmp_path / "b.log").read_text()
+        time.sleep(0.05)
+    assert f"cuda:0 by {os.environ.get('USER', 'root')}" in (tmp_path / "b.log").read_text() or \
+        f"pid {holder.pid}" in (tmp_path / "b.log").read_text()  # who holds it, said while waiting
+    holder.kill()  # no release, no clean-up: the kernel drops the lock with the process
+    holder.wait(timeout=30)
+    assert started(tmp_path, "b")[0] == "cuda:0"
+    waiting.wait(timeout=30)
 
 
 def test_locks_are_per_physical_gpu_not_per_index(tmp_path):
@@ -86,7 +149,26 @@ def test_locks_are_per_physical_gpu_not_per_index(tmp_path):
             job.wait(timeout=30)
 
 
-def test_the_lock_directory_is_shared_by_users(monkeypatch):
+def as_user(uid: int, work) -> int:
+    """Run ``work()`` in a forked child as ``uid`` (a fork: root's venv is not another user's to run); its exit
+    code (0: ``work`` returned True)."""
+    child = os.fork()
+    if child == 0:
+        code = 1
+        try:
+            os.setgid(uid)
+            os.setuid(uid)
+            code = 0 if work() else 2
+        except BaseException as exc:
+            print(f"uid {uid}: {exc!r}", file=sys.stderr)
+        finally:
+            os._exit(code)
+    return os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
+
+
+def test_the_lock_folder_and_a_lock_file_another_user_made_work_for_every_user(monkeypatch):
+    """The folder is sticky and world-writable; a lock file "nobody" created (its umask: 0644) is used by root and
+    by a third user without error (through a read-only handle: flock needs no write access)."""
     shared = Path(tempfile.mkdtemp(prefix="segbench-test-"))  # not under pytest's tmp: that is root's alone
     shared.chmod(0o755)
     locks = shared / "locks"
@@ -97,21 +179,21 @@ def test_the_lock_directory_is_shared_by_users(monkeypatch):
             assert lease.index == 0
             assert locks.stat().st_mode & 0o7777 == 0o1777
             assert (locks / "gpu-GPU-a.lock").stat().st_mode & 0o777 == 0o666
-            if os.geteuid() != 0:
-                pytest.skip("a second user needs root to switch to it (CI runs as root)")
-            child = os.fork()  # user "nobody" takes the other GPU (a fork: root's venv is not nobody's to run)
-            if child == 0:
-                code = 1
-                try:
-                    os.setgid(65534)
-                    os.setuid(65534)
-                    code = 0 if devices.Lease(["GPU-a", "GPU-b"], poll=0.05, timeout=1).acquire() == 1 else 2
-                except BaseException as exc:
-                    print(f"nobody: {exc!r}", file=sys.stderr)
-                finally:
-                    os._exit(code)
-            assert os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) == 0
-            assert (locks / "gpu-GPU-b.lock").stat().st_uid == 65534
+        if os.geteuid() != 0:
+            pytest.skip("other users need root to switch to them (CI runs as root)")
+
+        def nobody_leaves_a_0644_file() -> bool:
+            path = locks / "gpu-GPU-c.lock"
+            path.write_text("")
+            return path.stat().st_mode & 0o777 == 0o644
+
+        assert as_user(65534, nobody_leaves_a_0644_file) == 0
+        assert (locks / "gpu-GPU-c.lock").stat().st_uid == 65534
+        for uid in (0, 4242):  # root, and a third user that cannot write nobody's file
+            code = as_user(uid, lambda: devices.Lease(["GPU-c"], poll=0.05, timeout=1).acquire() == 0)
+            assert code == 0, uid
+        with devices.Lease(["GPU-c"], poll=0.05, timeout=1):  # held by root: the third user waits, then says so
+            assert as_user(4242, lambda: devices.Lease(["GPU-c"], poll=0.05, timeout=0.2).acquire() == 0) != 0
     finally:
         os.umask(old)
         shutil.rmtree(shared)
@@ -164,51 +246,103 @@ def test_resume_on_a_machine_with_fewer_gpus(monkeypatch):
     assert calls["set_rng_state"] == [0]
 
 
-def test_evaluate_latency_and_predict_take_a_device(swept, tmp_path, monkeypatch):
-    """Each GPU job goes through devices.device (lease or scheduler) and runs its models on what it holds."""
+def test_evaluate_latency_and_predict_take_a_device_and_evaluate_holds_it_for_the_forward_passes_only(
+        swept, tmp_path, monkeypatch, caplog):
+    """Each GPU job goes through devices.device (a lease) and runs its models on what it holds; evaluate holds it
+    for its forward passes alone, less than half its run, and its log says how long."""
     import contextlib
+    import re
 
     from segbench.apps.cli import main
 
-    taken = []
+    taken, held = [], []
 
     @contextlib.contextmanager
     def recorded(requested=None):
         taken.append(requested or "auto")
+        start = time.monotonic()
         yield torch.device("cpu")
+        held.append(time.monotonic() - start)
 
     monkeypatch.setattr(devices, "device", recorded)
     project = results_copy(swept, tmp_path / "project")
     monkeypatch.chdir(project)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     image = next((project / "data/raw/synthetic/extracted/BTXRD/images").glob("*.jpeg"))
-    assert main(["evaluate", "--arch", "attention_unet", "--loss", "dice"]) == 0
+    start = time.monotonic()
+    with caplog.at_level(logging.INFO):
+        assert main(["evaluate", "--arch", "attention_unet", "--loss", "dice"]) == 0
+    job = time.monotonic() - start
+    assert held[0] < 0.5 * job, (held, job)
+    said = re.search(r"held ([\d.]+) s of the job's ([\d.]+) s \((\d+) %: the forward passes only\)", caplog.text)
+    assert said and float(said[1]) <= held[0] + 0.1 and int(said[3]) < 50, caplog.text
     assert main(["latency", "--arch", "attention_unet"]) == 0
     assert main(["predict", str(image), "--run", "attention_unet__dice", "--device", "cpu", "--out",
                  str(tmp_path / "out")]) == 0
     assert taken == ["auto", "auto", "cpu"]
 
 
-def test_doctor_on_this_cpu_machine_and_on_pretend_gpus(tmp_path, monkeypatch, capsys):
+def test_doctor_on_this_cpu_machine_on_an_invisible_assigned_gpu_and_on_pretend_gpus(tmp_path, monkeypatch, capsys):
     from segbench.apps import doctor
     from segbench.apps.cli import main
 
+    for key in ("SLURM_JOB_ID", "SLURM_JOB_GPUS", "SLURM_STEP_GPUS", "SLURM_GPUS_ON_NODE", "CUDA_VISIBLE_DEVICES",
+                "KUBERNETES_SERVICE_HOST"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.chdir(tmp_path)
+    start = time.monotonic()
     assert main(["doctor"]) == 0
-    assert "No CUDA device visible: segbench trains, evaluates and predicts on the CPU" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert time.monotonic() - start < 10
+    assert "No CUDA device visible: segbench trains, evaluates and predicts on the CPU" in out
+    assert "GPU lock folder: " in out and "/dev/shm: " in out and "nnunetv2: " in out and "can run the sweep" in out
     assert doctor.training_step(torch.device("cpu"))["loss_finite"]  # the step itself, where it can run
 
-    monkeypatch.setenv("SEGBENCH_LOCK_DIR", str(tmp_path))
-    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    monkeypatch.setenv("SLURM_JOB_ID", "7")
+    for key in ("SLURM_JOB_GPUS", "SLURM_STEP_GPUS", "CUDA_VISIBLE_DEVICES"):
+        monkeypatch.setenv(key, "0")
+    assert main(["doctor"]) == 1  # Slurm gave a GPU that torch cannot see
+    assert "PROBLEM: GPUs were assigned to this job (SLURM_JOB_GPUS=0" in capsys.readouterr().out
+
+    monkeypatch.setenv("SEGBENCH_LOCK_DIR", str(tmp_path / "locks"))
+    for key in ("SLURM_JOB_ID", "SLURM_JOB_GPUS", "SLURM_STEP_GPUS", "CUDA_VISIBLE_DEVICES"):
+        monkeypatch.delenv(key)
     install(monkeypatch, ["GPU-a", "GPU-b"], (7, 5))
-    held = []
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda i: (10 * 2**30, 16 * 2**30), raising=False)
+    steps = []
 
     def step(device):
-        held.append((str(device), sorted(p.name for p in tmp_path.glob("*.lock"))))
+        steps.append(str(device))
         return {"step_ms": 12.0, "loss_finite": True, "amp": "float16", "peak_memory_mb": 80.0}
 
     monkeypatch.setattr(doctor, "training_step", step)
-    assert main(["doctor"]) == 0
+    with devices.Lease(["GPU-b"], directory=tmp_path / "locks", poll=0.05, timeout=1):  # another job holds cuda:1
+        start = time.monotonic()
+        assert main(["doctor", "--smoke"]) == 0
+        assert time.monotonic() - start < 10  # never waits on the held GPU
     out = capsys.readouterr().out
-    assert [device for device, _ in held] == ["cuda:0", "cuda:1"]  # each leased in turn
-    assert "2 GPU(s) visible; leased through lock files" in out
-    assert "cuda:1: Fake GPU 1, compute capability 7.5, 16.0 GB; AMP float16" in out
+    assert steps == ["cuda:0"]  # the free one only
+    assert "cuda:0: Fake GPU 0, compute capability 7.5, AMP float16, 10.0 of 16.0 GB free; lease: free" in out
+    assert f"cuda:1: Fake GPU 1, compute capability 7.5, AMP float16, 10.0 of 16.0 GB free; lease: " \
+           f"{os.environ.get('USER') or 'root'} (pid {os.getpid()}" in out
+    assert "smoke: skipped, the GPU is leased by another job" in out
+
+
+def test_a_train_job_given_a_gpu_torch_cannot_see_stops_before_training(prepared, tmp_path, monkeypatch, capsys):
+    """SLURM_JOB_GPUS=0 SLURM_STEP_GPUS=0 CUDA_VISIBLE_DEVICES=0 on this CPU machine: no silent CPU training."""
+    from segbench.apps.cli import main
+
+    project = tmp_path / "project"
+    shutil.copytree(prepared, project)
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("SLURM_JOB_ID", "7")
+    for key in ("SLURM_JOB_GPUS", "SLURM_STEP_GPUS", "CUDA_VISIBLE_DEVICES"):
+        monkeypatch.setenv(key, "0")
+    for stage in (["train", "--arch", "attention_unet", "--loss", "dice"],
+                  ["evaluate", "--arch", "attention_unet", "--loss", "dice"], ["latency", "--arch", "attention_unet"]):
+        assert main(stage) == 1, stage
+        error = capsys.readouterr().err
+        assert "GPUs were assigned to this job (SLURM_JOB_GPUS=0, SLURM_STEP_GPUS=0, CUDA_VISIBLE_DEVICES=0), but " \
+               "torch sees no CUDA device" in error and "train.device: cpu" in error, error
+    assert not list(project.glob("results/**/history.csv"))  # not one epoch
+    assert main(["train", "--arch", "attention_unet", "--loss", "dice", "--device", "cpu"]) == 0  # on purpose

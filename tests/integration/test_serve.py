@@ -181,3 +181,19 @@ def test_health_answers_within_a_second_while_eight_uploads_run(app, swept):
         done.set()
         poller.join()
     assert statuses == [200] * 8 and len(waits) >= 3 and max(waits) < 1.0, (statuses, max(waits))
+
+
+def test_a_model_the_server_cannot_load_is_a_server_error_not_the_uploads(swept, tmp_path):
+    """A run whose checkpoint is missing or corrupt on the server: 500 with a plain message naming the run; a
+    good upload is never answered as unsupported (415)."""
+    import shutil
+
+    from segbench.apps.serve import create_app
+
+    broken = tmp_path / "seed0"
+    shutil.copytree(swept / SWEEP.seed("attention_unet", "dice", 0), broken)
+    (broken / "folds/fold0/model_best.pt").write_bytes(b"not a checkpoint")
+    client = TestClient(create_app([Run("broken/seed0", broken, 0.1)], "broken/seed0"))
+    answer = client.post("/api/predict", files={"file": ("x.jpeg", xray(swept))})
+    assert answer.status_code == 500, answer.text
+    assert answer.json()["detail"].startswith("run broken/seed0: its model cannot be loaded on the server")

@@ -58,7 +58,7 @@ def cmd_preprocess(params: dict, args) -> None:
 
     view, where = _view(params, args)
     preprocess(paths.raw_dir(where.dataset), paths.processed_dir(where.dataset), view["preprocess"]["size"],
-               view["dataset"], workers=usable_cores())
+               view["dataset"], workers=min(job_threads(args, usable_cores()), usable_cores()))
 
 
 def cmd_split(params: dict, args) -> None:
@@ -86,8 +86,19 @@ def _seed_fold(params: dict, args) -> tuple[int, int]:
     return seed, fold if fold is not None else params["sweep"]["folds"][0]
 
 
-DEVICE_HELP = ("auto (a free GPU, leased, else the CPU), cpu, cuda or cuda:<k>; a GPU a scheduler assigned is used "
-               "as given")
+DEVICE_HELP = ("auto (a free GPU, leased, else the CPU), cpu, cuda or cuda:<k> (default: train.device); a job given "
+               "GPUs that torch cannot see stops")
+
+
+def job_threads(args, default: int) -> int:
+    """The CPUs this job was given: --threads (Snakemake's {threads}), else Slurm's SLURM_CPUS_PER_TASK, else
+    ``default`` (the params')."""
+    import os
+
+    if getattr(args, "threads", None):
+        return args.threads
+    given = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    return int(given) if given.isdigit() and int(given) > 0 else default
 
 
 def _threads(count: int) -> None:
@@ -96,29 +107,40 @@ def _threads(count: int) -> None:
     torch.set_num_threads(count)
 
 
+def _device(view: dict, args) -> str:
+    """--device, else train.device; checked now, before anything heavy loads: a job given GPUs that torch
+    cannot see stops here rather than run on the CPU."""
+    from segbench import devices
+
+    return devices.check(getattr(args, "device", None) or view["train"]["device"])
+
+
 def cmd_train(params: dict, args) -> None:
     _check_pair(params, args)
     view, where = _view(params, args)
+    device = _device(view, args)
+    view["train"]["threads"] = job_threads(args, view["train"]["threads"])
     from segbench.training.trainer import train_pair
 
     _threads(view["train"]["threads"])
     seed, fold = _seed_fold(params, args)
     summary = train_pair(args.arch, args.loss, view, paths.processed_dir(where.dataset),
                          paths.split_csv(where.dataset), where.fold(args.arch, args.loss, seed, fold), seed, fold,
-                         _tracker(where) if view["tracking"]["mlflow"] else None)
+                         _tracker(where) if view["tracking"]["mlflow"] else None, device)
     log.info("best val Dice %.4f at epoch %d", summary["best_val_dice"], summary["best_epoch"])
 
 
 def cmd_evaluate(params: dict, args) -> None:
     _check_pair(params, args)
     view, where = _view(params, args)
+    device = _device(view, args)
     from segbench.evaluation.evaluate import evaluate_replicate
 
-    _threads(1)  # the latency protocol's single thread
+    _threads(job_threads(args, 1))
     seed, _ = _seed_fold(params, args)
     tracker = _tracker(where) if view["tracking"]["mlflow"] else None
     metrics = evaluate_replicate(args.arch, args.loss, seed, view, where, paths.processed_dir(where.dataset),
-                                 paths.split_csv(where.dataset), tracker)
+                                 paths.split_csv(where.dataset), tracker, device)
     if tracker:
         _register(tracker, where, args.arch, args.loss, seed, view)
     log.info("test Dice %.4f IoU %.4f HD95 %.2f %s", metrics["dice"], metrics["iou"], metrics["hd95"],
@@ -148,11 +170,13 @@ def cmd_baseline_prepare(params: dict, args) -> None:
 def cmd_baseline_train(params: dict, args) -> None:
     baseline = _baseline(params, args)
     view, where = _view(params, args)
+    requested = _device(view, args)
     from segbench.baselines import nnunet
     from segbench.devices import device
 
+    _threads(job_threads(args, 1))
     fold = args.fold if args.fold is not None else view["sweep"]["folds"][0]
-    with device() as dev:
+    with device(requested) as dev:
         summary = nnunet.train(paths.baseline_data(baseline, where.dataset), where.dataset, fold,
                                view["baselines"][baseline], where.fold(baseline, paths.BASELINE_LOSS,
                                                                         paths.BASELINE_SEED, fold),
@@ -164,16 +188,17 @@ def cmd_baseline_evaluate(params: dict, args) -> None:
     """The baseline's fold models through segbench's own evaluation; its latency beside the architectures'."""
     baseline = _baseline(params, args)
     view, where = _view(params, args)
+    device = _device(view, args)
     from segbench.baselines import nnunet
     from segbench.evaluation.evaluate import evaluate_replicate
     from segbench.evaluation.latency import predictor_latency
     from segbench.io import read_json, write_json
     from segbench.predict.predictor import Predictor
 
-    _threads(1)
+    _threads(job_threads(args, 1))
     tracker = _tracker(where) if view["tracking"]["mlflow"] else None
     metrics = evaluate_replicate(baseline, paths.BASELINE_LOSS, paths.BASELINE_SEED, view, where,
-                                 paths.processed_dir(where.dataset), paths.split_csv(where.dataset), tracker)
+                                 paths.processed_dir(where.dataset), paths.split_csv(where.dataset), tracker, device)
     fold = where.fold(baseline, paths.BASELINE_LOSS, paths.BASELINE_SEED, view["sweep"]["folds"][0])
     channels, size = read_json(paths.processed_dir(where.dataset) / paths.INFO)["channels"], view["preprocess"]["size"]
     member = nnunet.NnunetMember(fold)  # nnU-Net's predictor on one canvas, timed like every architecture
@@ -203,14 +228,12 @@ def cmd_latency(params: dict, args) -> None:
         raise SegbenchError(f"--arch {args.arch!r}: not defined under 'architectures:' in {args.params} (defined: "
                             f"{sorted(params['architectures'])}){did_you_mean(args.arch, params['architectures'])}")
     view, where = _view(params, args)
-    from segbench.devices import device
+    requested = _device(view, args)
     from segbench.evaluation.latency import architecture_latency
     from segbench.io import read_json, write_json
 
     info = read_json(paths.processed_dir(where.dataset) / paths.INFO)
-    with device() as dev:  # on the job's own GPU too, where there is one: alone, nothing else loaded
-        result = architecture_latency(view["architectures"][args.arch], info, view["preprocess"]["size"],
-                                      gpu=dev if dev.type == "cuda" else None)
+    result = architecture_latency(view["architectures"][args.arch], info, view["preprocess"]["size"], requested)
     write_json(where.latency(args.arch), result)
     log.info("%s: %.2f ms per image on the CPU (IQR %.2f)", args.arch, result["latency_ms_cpu"],
              result["latency_ms_cpu_iqr"])
@@ -281,7 +304,7 @@ def cmd_predict(params: dict, args) -> None:
     from segbench.predict.predictor import Predictor
 
     _threads(args.threads)
-    with device(args.device) as dev:
+    with device(args.device or params["train"]["device"]) as dev:
         records, skipped = predict_files(Predictor.from_run(run.path, map_location=dev), files, args.out)
     lesions = sum(r["lesion_count"] for r in records)
     print(f"{run.name}: {len(records)} image(s), {lesions} lesion(s); masks, overlays and JSON in {args.out}")
@@ -298,15 +321,15 @@ def cmd_serve(params: dict, args) -> None:
     default = resolve(args.run, params, dataset).name if runs else None
     from segbench.devices import device
 
-    with device(args.device) as dev:  # held while the server runs
-        serve(runs, default, args.host, args.port, args.max_upload_mb, lambda name: resolve(name, params, dataset),
-              dev)
+    with device(args.device or params["train"]["device"]) as dev:  # a free GPU now; leased again per request
+        pass
+    serve(runs, default, args.host, args.port, args.max_upload_mb, lambda name: resolve(name, params, dataset), dev)
 
 
 def cmd_doctor(params: dict | None, args) -> int:
     from segbench.apps.doctor import doctor
 
-    return doctor()
+    return doctor(args.smoke)
 
 
 def cmd_list(params: dict | None, args) -> None:
@@ -372,11 +395,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"segbench {__version__}")
     stages = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
 
+    from segbench.pipeline import BY_NAME
+
     def stage(name: str, run, text: str, dataset: bool = True) -> argparse.ArgumentParser:
         sub = stages.add_parser(name, help=text, description=text, parents=[common])
         sub.set_defaults(func=run)
         if dataset:
             sub.add_argument("--dataset", help="a key of 'datasets:' (default: the sweep's only dataset)")
+        if name in BY_NAME:  # a pipeline stage: Snakemake passes the CPUs it gave the job
+            sub.add_argument("--threads", type=int, help="CPU threads this job may use (default: SLURM_CPUS_PER_TASK "
+                                                         "under Slurm, else the params')")
+            if BY_NAME[name].gpu:
+                sub.add_argument("--device", help=DEVICE_HELP)
         return sub
 
     stage("download", cmd_download, "fetch, verify and extract the dataset")
@@ -415,15 +445,16 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "<arch>__<loss>/seed<k> or <arch>__<loss>/seed<k>/fold<f>")
     predict.add_argument("--out", type=Path, default=Path("predictions"), help="output folder (default predictions)")
     predict.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default 2)")
-    predict.add_argument("--device", default="auto", help=DEVICE_HELP)
+    predict.add_argument("--device", help=DEVICE_HELP)
     web = stage("serve", cmd_serve, "Bone Detect: the web page that segments uploaded images")
     web.add_argument("--run", default="best", help="the model picked first (default: best)")
     web.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)")
     web.add_argument("--port", type=int, default=8000)
     web.add_argument("--max-upload-mb", type=float, default=25.0, help="largest upload accepted (default 25 MB)")
-    web.add_argument("--device", default="auto", help=DEVICE_HELP)
-    check = stage("doctor", cmd_doctor, "check every visible GPU: lease, one mixed-precision training step",
-                  dataset=False)
+    web.add_argument("--device", help=DEVICE_HELP)
+    check = stage("doctor", cmd_doctor, "what this machine can run: torch, driver, GPUs and their leases, scheduler, "
+                  "lock folder, tools; exit 1 naming each problem", dataset=False)
+    check.add_argument("--smoke", action="store_true", help="also one mixed-precision training step on each free GPU")
     check.set_defaults(needs_params=False)
     listing = stage("list", cmd_list, "registered loss terms or architectures, with their options", dataset=False)
     listing.add_argument("what", choices=["losses", "architectures"])

@@ -23,11 +23,14 @@ Without cross-validation the one fold is the split's val subset.
 from __future__ import annotations
 
 import logging
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from tqdm import tqdm
 
 from segbench import SegbenchError, devices, paths
@@ -39,7 +42,7 @@ from segbench.metrics import image_metrics
 from segbench.metrics.detection import match_lesions
 from segbench.metrics.overlap import mean_overlap
 from segbench.predict.postprocess import CANDIDATES, postprocess
-from segbench.predict.predictor import Predictor, foreground, to_labels
+from segbench.predict.predictor import Predictor, foreground, label_map, to_labels
 
 log = logging.getLogger(__name__)
 
@@ -84,44 +87,66 @@ class Protocol:
         return {**scores, **{f"empty_{k}": v for k, v in empty.items()}, **self.lesions(labels, truth)}
 
 
-def predictions(predictor: Predictor, data: Processed, indices: np.ndarray, batch_size: int, desc: str):
-    """(array index, canvas probabilities (K', S, S)) of the images ``indices``, a batch at a time."""
-    for start in tqdm(range(0, len(indices), batch_size), desc=desc, leave=False):
-        block = indices[start:start + batch_size]
-        canvases = np.stack([data.images[i] for i in block])
-        yield from zip(block, predictor.canvas_probabilities(canvases))
+@dataclass
+class Scored:
+    """One set of images a model predicts: ``name`` (the progress bar's and the CSV's), its ``data`` and array
+    ``indices``, the ``predictor`` whose forward passes give its canvas probabilities, and those probabilities
+    ((len(indices), K', S, S) float32, in a file) once computed; ``fold``: the fold a leave-one-group-out set
+    belongs to."""
+
+    name: str
+    data: Processed
+    indices: np.ndarray
+    predictor: Predictor
+    fold: int | None = None
+    probabilities: np.ndarray | None = None
+
+    def forward(self, batch: int, folder: Path) -> None:
+        """The predictor's canvas probabilities of every image, a batch at a time, into a file of ``folder``."""
+        for start in tqdm(range(0, len(self.indices), batch), desc=self.name, leave=False):
+            block = self.indices[start:start + batch]
+            p = self.predictor.canvas_probabilities(np.stack([self.data.images[i] for i in block]))
+            if self.probabilities is None:
+                self.probabilities = np.lib.format.open_memmap(
+                    folder / f"{len(list(folder.iterdir()))}.npy", "w+", np.float32, (len(self.indices), *p.shape[1:]))
+            self.probabilities[start:start + len(block)] = p
+
+    def each(self):
+        """(array index, canvas probabilities (K', S, S)) of every image."""
+        return zip(self.indices, self.probabilities)
 
 
-def out_of_fold(models: dict[int, Predictor], data: Processed, protocol: Protocol, candidates: list[str],
-                batch: int, saved: NpzWriter) -> pd.DataFrame:
-    """Each fold model on its own val images: per image and candidate post-processing, the Dice and the
-    number of predicted lesions. Saves the raw label maps."""
+def out_of_fold(sets: list[Scored], protocol: Protocol, candidates: list[str], saved: NpzWriter) -> pd.DataFrame:
+    """Each fold model on its own val images (``sets``, one per fold): per image and candidate post-processing,
+    the Dice and the number of predicted lesions. Saves the raw label maps."""
     rows = []
-    for fold, model in models.items():
-        for index, p in predictions(model, data, data.fold_indices(fold)[1], batch, f"val fold {fold}"):
+    for scored in sets:
+        data = scored.data
+        for index, p in scored.each():
             labels, truth = to_labels(data.geometry(index).restore(p, protocol.original)), data.truth(
                 index, protocol.original)
-            row = {"sample_id": data.meta["sample_id"].iloc[index], "fold": fold, "lesion": has_lesion(truth)}
+            row = {"sample_id": data.meta["sample_id"].iloc[index], "fold": scored.fold, "lesion": has_lesion(truth)}
             for name in candidates:
                 processed = postprocess(labels, name, protocol.classes, protocol.min_fraction)
                 row[f"dice:{name}"] = mean_overlap(processed, truth, protocol.classes)["dice"]
                 row[f"lesions:{name}"] = protocol.lesions(processed, truth)["lesions_predicted"]
             rows.append(row)
             # leave-one-group-out validates an image in every fold but its group's: one map per fold
-            saved.add(f"{row['sample_id']}/fold{fold}" if data.leave_one_group_out else row["sample_id"], labels)
+            saved.add(f"{row['sample_id']}/fold{scored.fold}" if data.leave_one_group_out else row["sample_id"],
+                      labels)
     return pd.DataFrame(rows)
 
 
-def score(ensemble: Predictor, data: Processed, protocol: Protocol, strata: list[str], batch: int,
-          indices: np.ndarray, desc: str, saved: NpzWriter | None = None,
+def score(scored: Scored, chosen: dict, protocol: Protocol, strata: list[str], saved: NpzWriter | None = None,
           probabilities: NpzWriter | None = None) -> pd.DataFrame:
-    """The ensemble on the images ``indices``: one row per image of post-processed and raw scores; saves the
-    label maps and the foreground probabilities when given writers."""
-    rows = []
-    for index, p in predictions(ensemble, data, indices, batch, desc):
+    """The set's predictions, post-processed as ``chosen``: one row per image of post-processed and raw scores
+    (with a ``fold`` column for a leave-one-group-out set); saves the label maps and the foreground probabilities
+    when given writers."""
+    rows, data = [], scored.data
+    for index, p in scored.each():
         geometry, meta = data.geometry(index), data.meta.iloc[index]
         restored, truth = geometry.restore(p, protocol.original), data.truth(index, protocol.original)
-        raw, final = to_labels(restored), ensemble.labels(restored)
+        raw, final = to_labels(restored), label_map(restored, chosen, protocol.classes)
         raw_scores = protocol.score(raw, truth)
         rows.append({"sample_id": meta["sample_id"], **{c: meta[c] for c in strata if c in meta},
                      "lesion": has_lesion(truth), "foreground_fraction": float((final > 0).mean()),
@@ -131,25 +156,8 @@ def score(ensemble: Predictor, data: Processed, protocol: Protocol, strata: list
         if saved is not None:
             saved.add(meta["sample_id"], final)
             probabilities.add(meta["sample_id"], np.round(geometry.crop(foreground(p)) * 255).astype(np.uint8))
-    return pd.DataFrame(rows)
-
-
-def score_test(models: dict[int, Predictor], chosen: dict, data: Processed, protocol: Protocol, strata: list[str],
-               batch: int, out_dir: Path) -> pd.DataFrame:
-    """``score`` on the test images, saving their label maps and foreground probabilities: the fold models'
-    ensemble on the split's test subset; leave-one-group-out, each fold's model on its held-out group (every
-    image tested once, by the one model that never saw its group; a ``fold`` column says which)."""
-    with NpzWriter(out_dir / paths.TEST_PREDICTIONS) as saved, \
-            NpzWriter(out_dir / paths.TEST_PROBABILITIES) as probabilities:
-        if data.leave_one_group_out:
-            return pd.concat([score(Predictor.ensemble([model], chosen, str(out_dir)), data, protocol, strata, batch,
-                                    data.held_out(fold), f"held-out fold {fold}", saved, probabilities)
-                              .assign(fold=fold) for fold, model in models.items()], ignore_index=True)
-        test = data.indices("test")
-        if not len(test):
-            raise SegbenchError("the split's test subset is empty")
-        ensemble = Predictor.ensemble(list(models.values()), chosen, str(out_dir))
-        return score(ensemble, data, protocol, strata, batch, test, "test", saved, probabilities)
+    table = pd.DataFrame(rows)
+    return table.assign(fold=scored.fold) if scored.fold is not None else table
 
 
 def external_data(key: str, own: Processed) -> Processed:
@@ -174,47 +182,60 @@ def external_data(key: str, own: Processed) -> Processed:
     return data
 
 
-def in_group_scores(models: dict[int, Predictor], chosen: dict, data: Processed, protocol: Protocol,
-                    strata: list[str], batch: int, out_dir: Path) -> pd.DataFrame:
-    """The in-group test images: by the fold ensemble (a group hold-out); leave-one-group-out, each image by the
-    ensemble of the folds that trained on its group (all but its own)."""
-    if not data.leave_one_group_out:
-        ensemble = Predictor.ensemble(list(models.values()), chosen, str(out_dir))
-        return score(ensemble, data, protocol, strata, batch, data.in_group(), paths.IN_GROUP)
-    groups = data.meta["fold"].to_numpy()
-    return pd.concat([score(Predictor.ensemble([m for f, m in models.items() if f != group], chosen, str(out_dir)),
-                            data, protocol, strata, batch, indices, f"{paths.IN_GROUP} ({group})")
-                      for group in sorted(set(groups)) if len(indices := np.intersect1d(
-                          data.in_group(), np.flatnonzero(groups == group)))], ignore_index=True)
+def plan(models: dict[int, Predictor], data: Processed, params: dict) -> dict[str, list[Scored]]:
+    """Every set the pair's models predict, by kind, in the order they are scored:
+
+    - ``val``: each fold model on its own val images (out-of-fold);
+    - ``test``: the fold models' ensemble on the split's test subset; leave-one-group-out, each fold's model on
+      its held-out group (every image tested once, by the one model that never saw its group);
+    - ``in_group``: the in-group test images (a group hold-out) by the ensemble; leave-one-group-out, each group's
+      by the ensemble of the folds that trained on it (all but its own);
+    - ``external``: each ``evaluate.external`` dataset's test images but this one's, by the ensemble.
+
+    Raises:
+        SegbenchError: an empty test subset, or an external dataset the models cannot read.
+    """
+    ensemble = Predictor.ensemble(list(models.values()), {"name": "none"})
+    sets: dict[str, list[Scored]] = {"val": [Scored(f"val fold {f}", data, data.fold_indices(f)[1], m, f)
+                                             for f, m in models.items()]}
+    if data.leave_one_group_out:
+        sets["test"] = [Scored(f"held-out fold {f}", data, data.held_out(f), m, f) for f, m in models.items()]
+        groups = data.meta["fold"].to_numpy()
+        sets["in_group"] = [Scored(f"{paths.IN_GROUP} ({g})", data, indices, Predictor.ensemble(
+            [m for f, m in models.items() if f != g], {"name": "none"})) for g in sorted(set(groups))
+            if len(indices := np.intersect1d(data.in_group(), np.flatnonzero(groups == g)))]
+    else:
+        if not len(data.indices("test")):
+            raise SegbenchError("the split's test subset is empty")
+        sets["test"] = [Scored("test", data, data.indices("test"), ensemble)]
+        sets["in_group"] = [Scored(paths.IN_GROUP, data, data.in_group(), ensemble)] if len(data.in_group()) else []
+    sets["external"] = [Scored(key, other, other.indices("test"), ensemble) for key in params["evaluate"]["external"]
+                        if key != params["dataset"]["key"] for other in [external_data(key, data)]]
+    return sets
 
 
-def generalisation(models: dict[int, Predictor], chosen: dict, data: Processed, params: dict, protocol: Protocol,
-                   strata: list[str], batch: int, out_dir: Path) -> None:
-    """Zero-shot scores on the other test sets, into ``out_dir/generalisation/``: ``in_group.csv`` (the in-group
-    test images of a group hold-out or of leave-one-group-out) and ``<dataset>.csv`` per ``evaluate.external``
-    dataset but this one (by the fold ensemble); ``sets.json`` lists them (the folder is never empty: DVC and git
-    keep no empty folder)."""
+def write_generalisation(tables: dict[str, pd.DataFrame], out_dir: Path) -> None:
+    """Zero-shot scores on the other test sets, into ``out_dir/generalisation/``: ``in_group.csv`` and
+    ``<dataset>.csv`` per external dataset; ``sets.json`` lists them (the folder is never empty: DVC and git keep
+    no empty folder)."""
     folder = out_dir / paths.GENERALISATION
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.iterdir():
         stale.unlink()
-    scored = {}
-    if len(data.in_group()):
-        scored[paths.IN_GROUP] = in_group_scores(models, chosen, data, protocol, strata, batch, out_dir)
-    ensemble = Predictor.ensemble(list(models.values()), chosen, str(out_dir))
-    for key in params["evaluate"]["external"]:
-        if key != params["dataset"]["key"]:
-            other = external_data(key, data)
-            scored[key] = score(ensemble, other, protocol, strata, batch, other.indices("test"), key)
-    for name, table in scored.items():
+    for name, table in tables.items():
         write_csv(folder / f"{name}.csv", table)
-    write_json(folder / "sets.json", {name: len(table) for name, table in scored.items()})
+    write_json(folder / "sets.json", {name: len(table) for name, table in tables.items()})
 
 
 def evaluate_replicate(arch: str, loss: str, seed: int, params: dict, where: paths.Sweep, processed_dir: Path,
-                       split_csv: Path, tracker=None) -> dict:
+                       split_csv: Path, tracker=None, device: str | None = None) -> dict:
     """Evaluate the pair's models of ``seed`` (their folders under ``where``); write the seed folder's outputs;
-    return metrics.json. ``params``: one dataset's (``config.dataset_params``)."""
+    return metrics.json. ``params``: one dataset's (``config.dataset_params``); ``device``: as
+    ``segbench.devices.device`` takes it (default train.device).
+
+    Two phases: the forward passes of every set (``plan``), on the device, a GPU leased for them alone; then,
+    with the device free for other jobs, the scoring on the CPU. The log says how long the device was held.
+    """
     options, folds, batch = params["evaluate"], params["sweep"]["folds"], params["train"]["batch_size"]
     out_dir = where.seed(arch, loss, seed)
     data = Processed.load(processed_dir, split_csv)
@@ -224,22 +245,46 @@ def evaluate_replicate(arch: str, loss: str, seed: int, params: dict, where: pat
                             "so that every group is tested once")
     protocol = Protocol.of(params, data.class_names)
     fold_runs = {f: where.fold(arch, loss, seed, f) for f in folds}
-    with devices.device() as dev:  # the GPU the job leased (or was given), else the CPU
-        models = {f: Predictor.from_folds([d], source=str(d), map_location=dev) for f, d in fold_runs.items()}
-        trained = [read_json(d / paths.TRAINED) for d in fold_runs.values()]
-
+    for folder in fold_runs.values():
+        if not (folder / paths.TRAINED).is_file():
+            raise SegbenchError(f"{folder / paths.TRAINED}: missing; train this run first")
+    trained = [read_json(d / paths.TRAINED) for d in fold_runs.values()]
+    started = time.monotonic()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".forward-") as folder:
+        with devices.device(device or params["train"]["device"]) as dev:
+            held = time.monotonic()
+            models = {f: Predictor.from_folds([d], source=str(d), map_location=dev) for f, d in fold_runs.items()}
+            sets = plan(models, data, params)
+            for scored in (s for kind in sets.values() for s in kind):
+                scored.forward(batch, Path(folder))
+            for scored in (s for kind in sets.values() for s in kind):
+                scored.predictor = None  # the models leave the device with the lease
+            del models
+            if dev.type == "cuda":
+                torch.cuda.empty_cache()
+            held = time.monotonic() - held
         candidates = [c for c in CANDIDATES if c in options["postprocessing"] or c == "none"]
         with NpzWriter(out_dir / paths.VAL_PREDICTIONS) as saved:
-            val = out_of_fold(models, data, protocol, candidates, batch, saved)
+            val = out_of_fold(sets["val"], protocol, candidates, saved)
         chosen = choose_postprocessing(val, candidates, protocol.min_fraction)
         log.info("%s__%s seed %d: post-processing %r (val lesion Dice %s)", arch, loss, seed, chosen["name"],
                  chosen["val_lesion_dice"])
-
         strata = [c for c in dict.fromkeys([*data.info["strata"], params["split"]["stratify"]])
                   if c and c in data.meta.columns]
-        table = score_test(models, chosen, data, protocol, strata, batch, out_dir)
-        generalisation(models, chosen, data, params, protocol, strata, batch, out_dir)
+        with NpzWriter(out_dir / paths.TEST_PREDICTIONS) as saved, \
+                NpzWriter(out_dir / paths.TEST_PROBABILITIES) as probabilities:
+            table = pd.concat([score(s, chosen, protocol, strata, saved, probabilities) for s in sets["test"]],
+                              ignore_index=True)
+        others = {s.name: score(s, chosen, protocol, strata) for s in sets["external"]}
+        if sets["in_group"]:
+            others = {paths.IN_GROUP: pd.concat([score(s, chosen, protocol, strata) for s in sets["in_group"]],
+                                                ignore_index=True), **others}
+        write_generalisation(others, out_dir)
         write_csv(out_dir / paths.PER_IMAGE, table)
+    total = time.monotonic() - started
+    log.info("%s__%s seed %d: %s held %.1f s of the job's %.1f s (%.0f %%: the forward passes only)", arch, loss,
+             seed, dev if dev.type == "cuda" else "the CPU (no GPU lease)", held, total, 100 * held / total)
 
     leaked = set(read_json(paths.split_leakage_json(params["dataset"]["key"]))["leaked_test_images"])
     metrics = summarise(table, strata, data.class_names, leaked)

@@ -4,10 +4,11 @@ Latency is a property of the architecture and the input size, not of the loss or
 it is measured once per architecture, on a model with seeded random weights. Protocol: one canvas of the
 input size (batch 1), ``warmup`` untimed passes, then ``repeats`` timed passes of the predictor
 (normalisation, forward pass, softmax or sigmoid); the median and the interquartile range (the spread the
-report's Pareto front treats as a tie). On the CPU always, with one thread, and on the leased CUDA device
-where there is one. Memory: on the CPU the peak resident memory while the passes run above the resident
-memory before (sampled every millisecond from /proc; Linux only, else None); on CUDA the weights and the
-activations apart (peak allocated above the weights). A fold ensemble of k models takes k times as long.
+report's Pareto front treats as a tie). On the CPU always, with one thread, and on a leased CUDA device where
+there is one (the lease held for the GPU's passes only). Memory: on the CPU the peak resident memory while the
+passes run above the resident memory before (sampled every millisecond from /proc; Linux only, else None); on
+CUDA the weights and the activations apart (peak allocated above the weights). A fold ensemble of k models
+takes k times as long.
 """
 
 from __future__ import annotations
@@ -71,10 +72,13 @@ def _spread(times: list[float], device: str) -> dict[str, float]:
     return {f"latency_ms_{device}": round(float(median), 3), f"latency_ms_{device}_iqr": round(float(q75 - q25), 3)}
 
 
-def measure(predictor, repeats: int = 30, warmup: int = 5, gpu: torch.device | None = None) -> dict:
-    """Time and measure ``predictor`` on the CPU (one thread) and on ``gpu`` when given: {"latency_ms_cpu",
+def measure(predictor, repeats: int = 30, warmup: int = 5, device: str = "cpu") -> dict:
+    """Time and measure ``predictor`` on the CPU (one thread), then on a GPU when ``device`` (as
+    ``segbench.devices.device`` takes it) gives one, leased for the GPU's passes only: {"latency_ms_cpu",
     "latency_ms_cpu_iqr", "memory_mb_cpu", and on a GPU "latency_ms_gpu", "latency_ms_gpu_iqr",
     "weights_mb_gpu", "activations_mb_gpu", "gpu"}."""
+    from segbench import devices
+
     shape = (1, predictor.size, predictor.size) + ((predictor.channels,) if predictor.channels > 1 else ())
     canvas = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
     predictor.to(torch.device("cpu"))
@@ -87,29 +91,34 @@ def measure(predictor, repeats: int = 30, warmup: int = 5, gpu: torch.device | N
     finally:
         torch.set_num_threads(threads)
     out.update(memory_mb_cpu=memory["memory_mb"], cpu_threads=1)
-    if gpu is not None:
-        torch.cuda.empty_cache()
-        before = torch.cuda.memory_allocated(gpu)
-        predictor.to(gpu)
-        weights = torch.cuda.memory_allocated(gpu) - before
-        torch.cuda.reset_peak_memory_stats(gpu)
-        out.update(_spread(_timed(predictor, canvas, repeats, warmup, lambda: torch.cuda.synchronize(gpu)), "gpu"))
-        out.update(weights_mb_gpu=round(weights / 2**20, 1),
-                   activations_mb_gpu=round((torch.cuda.max_memory_allocated(gpu) - before - weights) / 2**20, 1),
-                   gpu=torch.cuda.get_device_name(gpu))
-        predictor.to(torch.device("cpu"))
+    with devices.device(device) as gpu:  # the CPU's passes hold no GPU
+        if gpu.type == "cuda":
+            out.update(_gpu_measure(predictor, canvas, repeats, warmup, gpu))
     return out
 
 
-def predictor_latency(name: str, predictor, gpu: torch.device | None = None, repeats: int = 30,
-                      warmup: int = 5) -> dict:
+def _gpu_measure(predictor, canvas: np.ndarray, repeats: int, warmup: int, gpu: torch.device) -> dict:
+    torch.cuda.empty_cache()
+    before = torch.cuda.memory_allocated(gpu)
+    predictor.to(gpu)
+    weights = torch.cuda.memory_allocated(gpu) - before
+    torch.cuda.reset_peak_memory_stats(gpu)
+    out = _spread(_timed(predictor, canvas, repeats, warmup, lambda: torch.cuda.synchronize(gpu)), "gpu")
+    out.update(weights_mb_gpu=round(weights / 2**20, 1),
+               activations_mb_gpu=round((torch.cuda.max_memory_allocated(gpu) - before - weights) / 2**20, 1),
+               gpu=torch.cuda.get_device_name(gpu))
+    predictor.to(torch.device("cpu"))
+    torch.cuda.empty_cache()
+    return out
+
+
+def predictor_latency(name: str, predictor, device: str = "cpu", repeats: int = 30, warmup: int = 5) -> dict:
     """``measure`` of ``predictor``, as the latency stage writes it: named ``name``, with its input shape."""
     return {"architecture": name, "input": [predictor.channels, predictor.size, predictor.size],
-            **measure(predictor, repeats=repeats, warmup=warmup, gpu=gpu)}
+            **measure(predictor, repeats=repeats, warmup=warmup, device=device)}
 
 
-def architecture_latency(arch_cfg: dict, info: dict, size: int, gpu: torch.device | None = None,
-                         repeats: int = 30) -> dict:
+def architecture_latency(arch_cfg: dict, info: dict, size: int, device: str = "auto", repeats: int = 30) -> dict:
     """The latency and memory of the architecture ``arch_cfg`` (a params.yaml entry) on inputs of the dataset
     ``info`` describes (its info.json: channels and classes) at ``size`` px, with seeded random weights."""
     from segbench.models import build_model
@@ -119,4 +128,4 @@ def architecture_latency(arch_cfg: dict, info: dict, size: int, gpu: torch.devic
     channels, classes = info["channels"], len(info["class_names"])
     net = build_model(arch_cfg, channels, classes).eval()
     predictor = Predictor([Member(net, [0.5] * channels, [0.25] * channels)], size, channels, classes)
-    return predictor_latency(arch_cfg["family"], predictor, gpu, repeats)
+    return predictor_latency(arch_cfg["family"], predictor, device, repeats)

@@ -49,6 +49,12 @@ def to_labels(probabilities: np.ndarray) -> np.ndarray:
     return probabilities.argmax(0).astype(np.uint8)
 
 
+def label_map(probabilities: np.ndarray, postprocessing: dict, classes: int) -> np.ndarray:
+    """Probabilities (K', H, W) -> the label map (H, W), post-processed as ``postprocessing`` says."""
+    return postprocess(to_labels(probabilities), postprocessing["name"], classes, postprocessing.get("min_fraction",
+                                                                                                    1e-4))
+
+
 def foreground(probabilities: np.ndarray) -> np.ndarray:
     """The probability of any foreground class, (K', H, W) -> (H, W)."""
     return probabilities[0] if len(probabilities) == 1 else 1.0 - probabilities[0]
@@ -163,8 +169,7 @@ class Predictor:
     def labels(self, probabilities: np.ndarray, postprocessing: dict | None = None) -> np.ndarray:
         """Probabilities (K', H, W) -> the label map (H, W), post-processed (by ``postprocessing``, else
         the run's own choice)."""
-        chosen = postprocessing or self.postprocessing
-        return postprocess(to_labels(probabilities), chosen["name"], self.classes, chosen.get("min_fraction", 1e-4))
+        return label_map(probabilities, postprocessing or self.postprocessing, self.classes)
 
     @property
     def mode(self) -> str:

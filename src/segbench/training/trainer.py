@@ -281,13 +281,13 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
                seed: int = 0, fold: int = 0, tracker=None, device: str | None = None) -> dict:
     """Train ``arch`` with ``loss`` from ``seed``, validating on ``fold``; write the fold folder
     ``out_dir``; return the train.json summary. ``params``: one dataset's (``config.dataset_params``);
-    ``device``: as ``segbench.devices.device`` takes it (default: a leased GPU, else the CPU)."""
+    ``device``: as ``segbench.devices.device`` takes it (default: train.device)."""
     recipe, pair = params["train"], f"{arch}__{loss}/seed{seed}/fold{fold}"
     seed_everything(seed)
     job = prepare(arch, loss, params, processed_dir, split_csv, seed, fold, pair)
     data, meta = job.data, job.meta
 
-    with devices.device(device) as dev:
+    with devices.device(device or recipe["device"]) as dev:
         acc = Accelerator.for_device(dev, recipe)
         net = build_model(meta["arch_cfg"], data.channels, meta["classes"]).to(dev, memory_format=acc.memory_format)
         run = Session(net, recipe, acc, seed)

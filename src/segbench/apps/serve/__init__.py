@@ -21,7 +21,7 @@ from fastapi import FastAPI, File, Form, HTTPException, UploadFile
 from fastapi.responses import HTMLResponse
 from PIL import Image
 
-from segbench import SegbenchError
+from segbench import SegbenchError, devices
 from segbench.apps import drawing as draw
 from segbench.apps.files import describe
 from segbench.apps.runs import Run
@@ -64,6 +64,10 @@ def pictures(model: Predictor, image: Image.Image, mask: np.ndarray, probability
             "mask": _data_uri(draw.mask_image(mask, model.classes))}
 
 
+class ServerError(Exception):
+    """A problem on the server's side (its models, its files): a 5xx, never blamed on the upload."""
+
+
 def exact_names(runs: list[Run], default: str | None) -> Callable[[str], Run]:
     """A run by its name as listed, or ``best``: the default run."""
     by_name = {run.name: run for run in runs}
@@ -85,15 +89,20 @@ def create_app(runs: list[Run], default: str | None, max_upload_mb: float = 25.0
     resolve = resolve or exact_names(runs, default)
     limit = int(max_upload_mb * 2**20)
     lock = threading.Lock()  # one prediction at a time: the models share the CPU threads
+    device = torch.device(device)
 
     @lru_cache(maxsize=4)
     def predictor(path: Path) -> Predictor:
         return Predictor.from_run(path, map_location=device)
 
     def segment(run: Run, data: bytes, filename: str, truth: bytes | None) -> dict:
-        """Everything one prediction takes; run in a worker thread, so the event loop keeps answering."""
-        with lock:
-            model = predictor(run.path)
+        """Everything one prediction takes; run in a worker thread, so the event loop keeps answering. A GPU is
+        leased for the prediction alone, so a sweep on the same machine has it between requests."""
+        with lock, devices.hold(device):
+            try:
+                model = predictor(run.path)
+            except Exception as exc:  # the server's own files (a missing or corrupt checkpoint): not the upload's
+                raise ServerError(f"run {run.name}: its model cannot be loaded on the server: {exc}") from None
             image, mask, probability = model.predict_file(data, max_pixels=MAX_PIXELS)
         record = {**describe(model, mask, probability), "run": run.name, "filename": filename}
         return {**record, "legend": [{"name": name, "colour": "#{:02x}{:02x}{:02x}".format(*draw.colour(c))}
@@ -126,6 +135,8 @@ def create_app(runs: list[Run], default: str | None, max_upload_mb: float = 25.0
         mask = await _read(truth, limit, "the ground-truth mask") if truth is not None and truth.filename else None
         try:
             return await asyncio.to_thread(segment, chosen, data, name, mask)
+        except ServerError as exc:
+            raise HTTPException(500, str(exc)) from None
         except SegbenchError as exc:
             message = str(exc).replace("upload: ", f"{name}: ", 1)
             raise HTTPException(413 if isinstance(exc, TooLarge) else 415, message) from None
