@@ -31,12 +31,16 @@ def test_snakemake_lint_and_snakefmt_find_nothing(tmp_path):
         str(p.relative_to(REPO)) for p in (REPO / "workflow/rules").glob("*.smk")))
 
 
-def test_profiles_set_the_cluster_resources_and_the_rules_count_gpus():
-    slurm = yaml.safe_load((REPO / "workflow/profiles/slurm/config.yaml").read_text())
+def test_profiles_set_the_cluster_resources_keep_going_and_give_threads_as_asked():
+    profiles = {name: yaml.safe_load((REPO / f"workflow/profiles/{name}/config.yaml").read_text())
+                for name in ("default", "slurm", "kubernetes")}
+    assert all(profile["keep-going"] is True for profile in profiles.values())  # one bad job stops no sweep
+    slurm = profiles["slurm"]
     assert slurm["executor"] == "slurm" and slurm["retries"] >= 1
     for rule in ("train", "evaluate"):
         assert {"mem_mb", "runtime", "cpus_per_task"} <= set(slurm["set-resources"][rule])
-    kubernetes = yaml.safe_load((REPO / "workflow/profiles/kubernetes/config.yaml").read_text())
+        assert slurm["set-threads"][rule] == slurm["set-resources"][rule]["cpus_per_task"]  # used as given
+    kubernetes = profiles["kubernetes"]
     assert kubernetes["executor"] == "kubernetes" and kubernetes["config"] == ["train={workers: 0}"]
     assert all(kubernetes["set-resources"][rule]["scale"] == 0 for rule in ("train", "evaluate"))  # GPU limits
 
@@ -50,6 +54,26 @@ def test_every_gpu_job_counts_a_gpu_with_or_without_a_profile(tmp_path, profile)
                                           "summary", "all"}
     for rule, resources in jobs:
         assert ("gpu=1" in resources) == (rule in ("train", "evaluate", "latency")), (rule, resources)
+
+
+def test_without_resources_gpu_jobs_are_capped_at_the_visible_gpus_and_jobs_get_their_threads(tmp_path):
+    """A machine whose nvidia-smi lists 2 GPUs: without --resources gpu=N, at most 2 GPU jobs at once, said once;
+    with it, the user's N. Every job's command carries the threads Snakemake gave it (set-threads)."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "nvidia-smi").write_text("#!/bin/sh\necho 'GPU 0: Fake (UUID: GPU-a)'\necho 'GPU 1: Fake (UUID: GPU-b)'\n")
+    (fake / "nvidia-smi").chmod(0o755)
+    (tmp_path / "project").mkdir()
+    root = make_project(tmp_path / "project", TINY)
+    env = tool_env(root, PATH=f"{fake}:{tool_env()['PATH']}")
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    capped = run(root, "snakemake", "--cores", "16", "--dry-run", "--printshellcmds", "--set-threads", "train=3",
+                 env=env)
+    assert capped.count("segbench: at most 2 GPU job(s) at once, one per visible GPU") == 1
+    assert re.search(r"segbench train .*--threads 3 --params", capped)
+    assert re.search(r"segbench evaluate .*--threads 1 --params", capped)
+    chosen = run(root, "snakemake", "--cores", "16", "--resources", "gpu=1", "--dry-run", env=env)
+    assert "at most" not in chosen
 
 
 def test_a_job_killed_at_its_time_limit_resumes_with_its_learning_rate_schedule(prepared, tmp_path):

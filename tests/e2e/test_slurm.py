@@ -18,6 +18,7 @@ def test_the_sweep_runs_on_a_real_slurm_cluster_and_matches_a_local_run(tmp_path
     params = copy.deepcopy(TINY)
     params["sweep"].update(architectures=["attention_unet"], losses=["dice"])  # one of the local run's pairs
     params["tracking"] = {"mlflow": False}  # a mirror: the results must match the local run's, which tracked
+    params["train"]["device"] = "cpu"  # Slurm gives each GPU job a pretend GPU (/dev/null): train on the CPU on purpose
     root = new_project(tmp_path / "project", params)
     pairs = [("attention_unet", "dice")]
     profile = root / "workflow/profiles/slurm/config.yaml"  # the README's one-line partition change

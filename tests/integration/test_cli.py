@@ -49,7 +49,8 @@ def test_evaluate_and_report_name_the_missing_run_files(project, capsys):
     for stage in ("download", "preprocess", "split"):
         assert main([stage]) == 0
     assert main(["evaluate", "--arch", "smp_unet", "--loss", "dice"]) == 1
-    assert f"{SWEEP.fold('smp_unet', 'dice', 0, 0)}/train.json: missing; train this run first" in capsys.readouterr().err
+    missing = f"{SWEEP.fold('smp_unet', 'dice', 0, 0)}/train.json: missing; train this run first"
+    assert missing in capsys.readouterr().err
     assert main(["report"]) == 1
     assert (f"{SWEEP.latency('smp_unet')}: missing; run `segbench latency --arch smp_unet`"
             in capsys.readouterr().err)

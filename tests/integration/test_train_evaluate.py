@@ -4,6 +4,7 @@ import copy
 import json
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -57,6 +58,57 @@ def test_a_non_finite_loss_stops_training_and_is_recorded_not_raised(data, tmp_p
     reasons = degenerate(pd.DataFrame({"lesion": [True], "foreground_fraction": [0.2], "specificity": [0.9]}),
                          [{**summary, "best_val_dice": 0.5}])
     assert reasons == ["the loss went non-finite at epoch 1 (fold 0)"]
+
+
+def test_out_of_gpu_memory_is_recorded_with_a_one_line_reason_not_raised(prepared, tmp_path, monkeypatch, caplog):
+    """A simulated CUDA out-of-memory error in epoch 2: the job ends with a one-line reason naming the pair, the
+    batch size, the AMP dtype and what to change, train.json records it and keeps epoch 1, and it exits 0 (the
+    sweep goes on; the report marks the pair)."""
+    import logging
+
+    from segbench.apps.cli import main
+    from segbench.evaluation.summary import degenerate
+
+    shutil.copytree(prepared, tmp_path / "p")
+    monkeypatch.chdir(tmp_path / "p")
+    p = yaml.safe_load(Path("params.yaml").read_text())
+    p["train"]["epochs"] = 3
+    Path("params.yaml").write_text(yaml.safe_dump(p))
+    original = trainer.Session.train_epoch
+
+    def second_epoch_oom(self, loader, loss_fn, pair, epoch, *rest):
+        if epoch == 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return original(self, loader, loss_fn, pair, epoch, *rest)
+
+    monkeypatch.setattr(trainer.Session, "train_epoch", second_epoch_oom)
+    with caplog.at_level(logging.INFO):
+        assert main(["train", "--arch", "attention_unet", "--loss", "dice"]) == 0
+    last = caplog.records[-1]
+    assert last.levelname == "ERROR" and last.getMessage().startswith(
+        "attention_unet__dice failed, recorded: out of GPU memory training attention_unet__dice/seed0/fold0 at batch "
+        "size 8 (AMP off, peak ") and "lower train.batch_size" in last.getMessage()
+    summary = read_json(SWEEP.fold("attention_unet", "dice", 0, 0) / "train.json")
+    assert summary["epochs"] == 1 and summary["failed"]["epoch"] == 2 and summary["diverged"] is None
+    assert degenerate(pd.DataFrame({"lesion": [True], "foreground_fraction": [0.2], "specificity": [0.9]}),
+                      [summary])[0].startswith("training stopped at epoch 2, out of GPU memory training")
+
+
+def test_an_fp16_overflow_is_a_skipped_step_and_only_a_run_of_them_diverges(data, tmp_path, monkeypatch):
+    """As in PyTorch's AMP recipe: an inf loss now and then is skipped (GradScaler, or no step without one); only
+    DIVERGED_STEPS in a row are a divergence."""
+    class Sometimes(torch.nn.Module):
+        calls = 0
+
+        def forward(self, logits, target):
+            Sometimes.calls += 1
+            return logits.mean() * (float("inf") if Sometimes.calls % 3 == 0 else 1.0)
+
+    monkeypatch.setattr(trainer, "create_loss", lambda *a, **k: WeightedSum([({}, Sometimes())]))
+    summary = trainer.train_pair("attention_unet", "dice", params(epochs=2), *data, tmp_path / "run")
+    assert summary["diverged"] is None and summary["epochs"] == 2 and Sometimes.calls >= 6
+    history = pd.read_csv(tmp_path / "run" / "history.csv")
+    assert np.isfinite(history["train_loss"]).all()
 
 
 def test_normalisation_is_per_channel_and_exact_in_bounded_chunks(data, monkeypatch):

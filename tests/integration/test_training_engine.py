@@ -151,3 +151,29 @@ def test_augmentation_moves_image_and_mask_together():
         bright = out["image"] > 120
         agree = (bright == (out["mask"] > 0)).mean()
         assert agree > 0.98 and out["mask"].sum() > 0
+
+
+def test_val_images_scored_by_threads_while_the_device_predicts_give_the_same_scores(data):
+    """The GPU path scores val images in threads (Accelerator.scorers) while the next batches are predicted:
+    the same val loss, Dice and IoU as scoring them inline."""
+    from torch.utils.data import DataLoader
+
+    from segbench.data.dataset import SegmentationDataset
+    from segbench.data.processed import Processed
+    from segbench.losses import create_loss
+    from segbench.models import build_model
+    from segbench.training.device import Accelerator
+    from segbench.training.trainer import batch_loss
+    from segbench.training.validation import Validation
+
+    processed = Processed.load(*data)
+    val = processed.indices("val")
+    validate = Validation(processed, val, 2, original=True)
+    loader = DataLoader(SegmentationDataset(processed, val, [0.5], [0.25]), batch_size=4)
+    torch.manual_seed(0)
+    model, loss = build_model({"family": "attention_unet", "base_channels": 4}, 1, 2).eval(), create_loss(
+        [{"term": "dice"}])
+    acc = Accelerator(torch.device("cpu"))
+    inline = validate(model, loader, acc, loss, batch_loss)
+    threaded = validate(model, loader, acc, loss, batch_loss, workers=3)
+    assert threaded == inline and 0 <= inline["val_dice"] <= 1

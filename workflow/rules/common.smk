@@ -1,10 +1,11 @@
 # The validated config, written once for every job, and the pipeline definition as Snakemake rules.
 import hashlib
 import os
+import sys
 import snakemake.utils
 from functools import partial
 
-from segbench import paths
+from segbench import paths, visible_gpus
 from segbench.config import dataset_params, typed, validate_params
 from segbench.io import atomic_path
 from segbench.pipeline import (
@@ -38,6 +39,23 @@ os.environ["SEGBENCH_PARAMS"] = RESOLVED
 
 envvars:
     "SEGBENCH_PARAMS",
+
+
+# Without --resources gpu=N, a local run starts no more GPU jobs than this machine has GPUs (each job leases one;
+# more would only wait). A cluster executor submits them all: its scheduler counts the GPUs.
+if (
+    "gpu" not in workflow.global_resources
+    and workflow.global_resources["_nodes"].value is None
+):
+    _gpus = visible_gpus()
+    if _gpus:
+        workflow.register_resource("gpu", _gpus)
+        if workflow.is_main_process:
+            print(
+                f"segbench: at most {_gpus} GPU job(s) at once, one per visible GPU "
+                "(--resources gpu=N to choose)",
+                file=sys.stderr,
+            )
 
 
 wildcard_constraints:
@@ -106,11 +124,17 @@ def command(stage, wildcards):
 
 
 def threads(stage):
-    """train.threads for training; for "all", more than any machine has: Snakemake gives it every core of
-    --cores (a profile's set-threads gives a cluster job its own number)."""
+    """The params key a stage names (train.threads), 1 for none, and for "all" more than any machine has:
+    Snakemake gives it every core of --cores. A profile's set-threads gives a cluster job its own number; the
+    job gets it as --threads."""
     if stage.threads == "all":
         return 1024
-    return config["train"]["threads"] if stage.threads else 1
+    if stage.threads is None:
+        return 1
+    value = config
+    for part in stage.threads.split("."):
+        value = value[part]
+    return value
 
 
 def gpus(stage):

@@ -24,4 +24,4 @@ for stage in STAGES:
             values=lambda w, stage=stage: job_params(stage, view(w), dict(w)),
             entries=lambda w, stage=stage: job_entries(stage, config, dict(w)),
         shell:
-            '{params.command} --params "$SEGBENCH_PARAMS" > {log} 2>&1'
+            '{params.command} --threads {threads} --params "$SEGBENCH_PARAMS" > {log} 2>&1'

@@ -128,6 +128,10 @@ def cmd_train(params: dict, args) -> None:
                          paths.split_csv(where.dataset), where.fold(args.arch, args.loss, seed, fold), seed, fold,
                          _tracker(where) if view["tracking"]["mlflow"] else None, device)
     log.info("best val Dice %.4f at epoch %d", summary["best_val_dice"], summary["best_epoch"])
+    if summary["failed"] or summary["diverged"]:  # recorded for the report, which marks the pair: the sweep goes on
+        reason = summary["failed"]["reason"] if summary["failed"] else f"the loss went non-finite at epoch " \
+                                                                      f"{summary['diverged']['epoch']}"
+        log.error("%s__%s failed, recorded: %s", args.arch, args.loss, reason)
 
 
 def cmd_evaluate(params: dict, args) -> None:
@@ -474,6 +478,13 @@ def main(argv: list[str] | None = None) -> int:
         status = args.func(load_params(args.params) if getattr(args, "needs_params", True) else None, args)
     except SegbenchError as exc:
         print(f"segbench {args.stage}: error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a job's log ends with one line that says why, under the traceback
+        import traceback
+
+        traceback.print_exc()
+        print(f"segbench {args.stage}: failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+              file=sys.stderr)
         return 1
     return status or 0
 

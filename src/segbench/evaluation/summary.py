@@ -99,6 +99,9 @@ def degenerate(table: pd.DataFrame, trained: list[dict]) -> list[str]:
     for run in trained:
         if run.get("diverged"):
             reasons.append(f"the loss went non-finite at epoch {run['diverged']['epoch']} (fold {run['fold']})")
+        if run.get("failed"):
+            reasons.append(f"training stopped at epoch {run['failed']['epoch']}, {run['failed']['reason']} "
+                           f"(fold {run['fold']})")
         trivial = run.get("trivial_val_dice")
         if trivial is not None and run["best_val_dice"] <= trivial + TRIVIAL_MARGIN:
             reasons.append(f"best val Dice {run['best_val_dice']:.3f} never beat predicting everything as "

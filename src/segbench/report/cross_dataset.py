@@ -110,7 +110,9 @@ def verdict(friedman: dict, ranking: pd.DataFrame, n: int, failed: pd.DataFrame)
             word = "rejects" if friedman["significant"] else "does not reject"
             out += (f" Friedman's test over datasets {word} equal ranks (p = {friedman['p_value']:.3g}, "
                     f"{friedman['p_method']}, alpha {friedman['alpha']}).")
-    if len(failed):
+    if len(failed) and set(failed["pair"]) & set(ranking["pair"]):
+        out = "No pair learned the task on every dataset, so all are ranked: the ranks compare failed runs. " + out
+    elif len(failed):
         out += (f" Left out of the ranking, as they did not learn the task on some dataset: "
                 f"{', '.join(dict.fromkeys(failed['pair']))}.")
     return out
@@ -137,7 +139,8 @@ def build_summary(sweep: dict, alpha: float = 0.05) -> Path:
     out = paths.cross_dataset(sweep["name"])
     statistics = load(sweep)
     failed = failures(statistics)
-    scores = dice_by_dataset(statistics, set(failed["pair"]))
+    everyone = set(dice_by_dataset(statistics).columns)
+    scores = dice_by_dataset(statistics, set(failed["pair"]) if everyone - set(failed["pair"]) else set())
     friedman = friedman_nemenyi(scores, alpha, blocks="datasets")
     ranking, best = table(statistics, scores), winners(statistics)
     n = len(statistics)

@@ -98,6 +98,13 @@ class History(Callback):
         write_csv(self.out_dir / paths.HISTORY, history.drop(columns=list(TIMING)))
         write_csv(self.out_dir / paths.TIMING, history[["epoch", *TIMING]])
 
+    def closed(self, run) -> None:
+        """A run stopped before its first epoch (out of memory, diverged) still leaves both files, empty."""
+        if not run.history:
+            write_csv(self.out_dir / paths.HISTORY, pd.DataFrame(columns=["epoch", "train_loss", "val_loss",
+                                                                          "val_dice", "lr"]))
+            write_csv(self.out_dir / paths.TIMING, pd.DataFrame(columns=["epoch", *TIMING]))
+
 
 class Tracking(Callback):
     """The run's MLflow mirror: opened (or reopened on resume), one step per epoch, ended with the job's fate."""

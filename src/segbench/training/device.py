@@ -41,6 +41,12 @@ class Accelerator:
         return self.device.type == "cuda"
 
     @property
+    def scorers(self) -> int:
+        """Threads that score val images at their original size while a GPU predicts the next batches (the
+        loader's workers, which idle then); none on the CPU, whose cores compute."""
+        return self.workers if self.cuda else 0
+
+    @property
     def precision(self) -> dict[str, str]:
         """What a resumed run must share with the killed one: the device type and the autocast dtype."""
         return {"device": self.device.type, "amp": str(self.amp_dtype).removeprefix("torch.") if self.amp_dtype

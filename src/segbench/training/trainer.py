@@ -105,6 +105,7 @@ class Session:
         self.history: list[dict] = []
         self.best = {"val_dice": -1.0, "epoch": 0, "model": None}
         self.stale = 0  # epochs since the best
+        self.non_finite = 0  # non-finite losses in a row
         self.run_id: str | None = None
 
     def state(self, key: str) -> dict:
@@ -163,10 +164,15 @@ class Session:
 
     def train_epoch(self, loader: DataLoader, loss_fn, pair: str, epoch: int, epochs: int,
                     steps: int | None = None) -> float:
-        """One pass over ``loader`` (or its first ``steps`` batches); returns the mean loss.
+        """One pass over ``loader`` (or its first ``steps`` batches); returns the mean loss of its finite steps.
+
+        A non-finite loss is a skipped step: with fp16, GradScaler skips it and lowers its scale, as PyTorch's AMP
+        recipe does (an overflow, not a divergence); otherwise the step is not taken. Only ``DIVERGED_STEPS`` of them
+        in a row are divergence.
 
         Raises:
-            Diverged: a non-finite loss, before it reaches the weights.
+            Diverged: ``DIVERGED_STEPS`` non-finite losses in a row, or an epoch without a finite one, before they
+                reach the weights.
         """
         self.model.train()
         loader.sampler.epoch = epoch
@@ -180,16 +186,29 @@ class Session:
             with self.acc.autocast():
                 outputs = self.model(images)
             value = batch_loss(loss_fn, outputs, batch, self.acc.device)
+            self.optimizer.zero_grad(set_to_none=True)
             # Only non-finite values are divergence: boundary-type losses may be negative. The step's one sync.
             if not torch.isfinite(value):
-                raise Diverged(epoch, value.item())
-            self.optimizer.zero_grad(set_to_none=True)
+                self.non_finite += 1
+                if self.non_finite >= DIVERGED_STEPS:
+                    raise Diverged(epoch, value.item())
+                if self.scaler.is_enabled():  # an fp16 overflow: the scaler skips the step and lowers its scale
+                    self.scaler.scale(value).backward()
+                    self.scaler.step(self.optimizer)
+                    self.scaler.update()
+                continue
+            self.non_finite = 0
             self.scaler.scale(value).backward()
             self.scaler.step(self.optimizer)
             self.scaler.update()
             total += value.detach() * len(images)
             seen += len(images)
+        if not seen and self.non_finite:  # not one finite step this epoch
+            raise Diverged(epoch, float("nan"))
         return total.item() / max(1, seen)
+
+
+DIVERGED_STEPS = 5  # non-finite losses in a row that are a divergence, not an fp16 overflow
 
 
 class Diverged(Exception):
@@ -200,10 +219,23 @@ class Diverged(Exception):
         self.epoch, self.loss = epoch, loss
 
 
+def out_of_memory(pair: str, recipe: dict, acc: Accelerator) -> str:
+    """What ran out of GPU memory, in one line, and what to change."""
+    peak = acc.peak_memory_mb()
+    total = torch.cuda.get_device_properties(acc.device).total_memory / 2**20 if acc.cuda else float("nan")
+    amp = acc.precision["amp"]
+    if acc.cuda:
+        torch.cuda.empty_cache()
+    return (f"out of GPU memory training {pair} at batch size {recipe['batch_size']} (AMP {amp}, peak {peak:.0f} of "
+            f"{total:.0f} MB on {acc.device}): lower train.batch_size"
+            + (", set train.amp: true" if amp == "off" else "") + " or preprocess.size")
+
+
 def fit(run: Session, loader: DataLoader, val_loader: DataLoader, loss_fn, validate: Validation, recipe: dict,
-        pair: str, callbacks: list) -> dict | None:
+        pair: str, callbacks: list) -> dict:
     """Epochs from the run's next to ``train.epochs``: train, validate, step the schedule, record; then each
-    callback's ``epoch_end``. Returns None, or the divergence {"epoch", "loss"} that stopped it."""
+    callback's ``epoch_end``. Returns {} or what stopped it: {"diverged": {"epoch", "loss"}} (a non-finite loss),
+    or {"failed": {"epoch", "reason"}} (out of GPU memory)."""
     stopping = EarlyStopping(recipe["early_stopping_patience"])
     for epoch in range(len(run.history) + 1, recipe["epochs"] + 1):
         if stopping.stop(run):
@@ -214,11 +246,15 @@ def fit(run: Session, loader: DataLoader, val_loader: DataLoader, loss_fn, valid
         loss_fn.set_epoch(epoch)
         try:
             train_loss = run.train_epoch(loader, loss_fn, pair, epoch, recipe["epochs"], recipe["steps_per_epoch"])
+            val_tick = time.time()
+            scores = validate(run.model, val_loader, run.acc, loss_fn, batch_loss, run.acc.scorers)
         except Diverged as exc:  # a failed run, flagged in every table: not a failed sweep
             log.warning("%s: training diverged (%s); stopping, the best epoch so far is kept", pair, exc)
-            return {"epoch": exc.epoch, "loss": str(exc.loss)}
-        val_tick = time.time()
-        scores = validate(run.model, val_loader, run.acc, loss_fn, batch_loss)
+            return {"diverged": {"epoch": exc.epoch, "loss": str(exc.loss)}}
+        except torch.OutOfMemoryError:  # the pair does not fit at these settings: flagged like a divergence
+            reason = out_of_memory(pair, recipe, run.acc)
+            log.error("%s; stopping, the best epoch so far is kept", reason)
+            return {"failed": {"epoch": epoch, "reason": reason}}
         row = {"epoch": epoch, "train_loss": train_loss, **scores,
                "lr": run.optimizer.param_groups[0]["lr"], "train_seconds": val_tick - tick,
                "val_seconds": time.time() - val_tick, "peak_memory_mb": run.acc.peak_memory_mb()}
@@ -229,7 +265,7 @@ def fit(run: Session, loader: DataLoader, val_loader: DataLoader, loss_fn, valid
             callback.epoch_end(run, row, last=epoch == recipe["epochs"] or stopping.stop(run))
         log.info("%s epoch %d: train_loss %.4f val_loss %.4f val_dice %.4f", pair, epoch, row["train_loss"],
                  row["val_loss"], row["val_dice"])
-    return None
+    return {}
 
 
 @dataclass
@@ -320,7 +356,7 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
         started = time.time()
         try:
             with sigterm_interrupts():
-                diverged = fit(run, loader, val_loader, job.loss_fn, job.validate, recipe, pair, callbacks)
+                stopped = fit(run, loader, val_loader, job.loss_fn, job.validate, recipe, pair, callbacks)
                 checkpoints.finish(run)
         except BaseException as exc:
             for callback in callbacks:
@@ -331,7 +367,8 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
                    "n_params": efficiency["parameters"], "gflops": efficiency["gflops"], "gflops_size": data.size,
                    "mean": meta["mean"], "std": meta["std"], "train_seconds": round(time.time() - started, 1),
                    "device": str(dev), "mlflow_run_id": run.run_id, "git_commit": git_commit(),
-                   "diverged": diverged, "trivial_val_dice": job.validate.trivial_dice()}
+                   "diverged": stopped.get("diverged"), "failed": stopped.get("failed"),
+                   "trivial_val_dice": job.validate.trivial_dice()}
         write_json(out_dir / paths.TRAINED, summary)
         for callback in callbacks:
             callback.closed(run)

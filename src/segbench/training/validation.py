@@ -8,6 +8,9 @@ a lesion, as the test's segmentation Dice is.
 
 from __future__ import annotations
 
+import contextlib
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
@@ -32,17 +35,25 @@ class Validation:
                   for truth in (self.data.truth(i, self.original) for i, lesion in self.lesion.items() if lesion)]
         return float(np.mean(scores)) if scores else 0.0
 
-    def __call__(self, model: torch.nn.Module, loader: DataLoader, acc, loss_fn, batch_loss) -> dict[str, float]:
+    def score(self, index: int, p: np.ndarray) -> dict:
+        """One val image's overlap scores, from its canvas probabilities (K', S, S), at the evaluation's size."""
+        labels = to_labels(self.geometry[index].restore(p, self.original))
+        return mean_overlap(labels, self.data.truth(index, self.original), self.classes)
+
+    def __call__(self, model: torch.nn.Module, loader: DataLoader, acc, loss_fn, batch_loss,
+                 workers: int = 0) -> dict[str, float]:
+        """The model on every val batch; each image scored at its original size by ``workers`` threads while the
+        device predicts the next batches (inline with none: the same scores)."""
         model.eval()
-        total_loss, scores, lesion = 0.0, [], []
-        with torch.no_grad():
+        total_loss, pending, lesion = 0.0, [], []
+        with torch.no_grad(), ThreadPoolExecutor(workers) if workers else contextlib.nullcontext() as pool:
             for batch in loader:
                 logits = model(acc.images(batch))  # in float32, as evaluation predicts the test images
                 total_loss += batch_loss(loss_fn, logits, batch, acc.device).item() * len(batch["image"])
                 for index, p in zip(batch["index"].tolist(), probabilities(logits.float()).cpu().numpy()):
-                    labels = to_labels(self.geometry[index].restore(p, self.original))
-                    scores.append(mean_overlap(labels, self.data.truth(index, self.original), self.classes))
+                    pending.append(pool.submit(self.score, index, p) if pool else self.score(index, p))
                     lesion.append(self.lesion[index])
+            scores = [s.result() if pool else s for s in pending]
         chosen = [s for s, keep in zip(scores, lesion) if keep] or scores
         return {"val_loss": total_loss / len(loader.dataset), "val_dice": float(np.mean([s["dice"] for s in chosen])),
                 "val_iou": float(np.mean([s["iou"] for s in chosen]))}
