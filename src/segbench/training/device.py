@@ -10,8 +10,9 @@ import torch
 
 def amp_dtype(device: torch.device) -> torch.dtype:
     """bf16 where the device computes it natively (compute capability 8.0 and above: A100, RTX 30xx, H100),
-    else fp16 with a grad scaler (V100, T4, RTX 20xx). ``torch.cuda.is_bf16_supported`` would say yes on older
-    cards too, where bf16 is emulated: slow, and unsupported by some cuDNN kernels."""
+    else fp16 with a grad scaler (T4, RTX 20xx; the pinned torch has no kernels for a V100).
+    ``torch.cuda.is_bf16_supported`` would say yes on older cards too, where bf16 is emulated: slow, and
+    unsupported by some cuDNN kernels."""
     return torch.bfloat16 if torch.cuda.get_device_capability(device) >= (8, 0) else torch.float16
 
 
