@@ -68,12 +68,18 @@ def _sort_value(value) -> str | None:
     return f"{float(value):.10g}"
 
 
+def _is_text(column: pd.Series) -> bool:
+    """A column of words (which wrap), missing cells aside."""
+    present = [v for v in column if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return bool(present) and all(isinstance(v, str) for v in present)
+
+
 def table(frame: pd.DataFrame, rows_failed: list[bool] | None = None) -> str:
     """A sortable table of ``frame`` as people read it (``tables.display``); failed runs' rows shaded."""
     if frame is None or frame.empty:
         return "<p>(none)</p>"
     shown = display(frame)
-    text = [frame[c].map(lambda v: isinstance(v, str)).all() for c in frame.columns]
+    text = [_is_text(frame[c]) for c in frame.columns]
     head = "".join(f'<th class="{"text" if t else "num"}">{html.escape(str(c))}</th>'
                    for c, t in zip(frame.columns, text))
     body = []
