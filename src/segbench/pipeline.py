@@ -31,7 +31,7 @@ from segbench import SegbenchError, paths
 
 SRC = Path(__file__).resolve().parent.parent  # the folder holding the segbench package
 TARGET = re.compile(r"segbench(\.\w+)+(:\w+)?")  # a registry target naming a segbench module
-CATALOGS = ("segbench.models.catalog", "segbench.losses.catalog")  # tracked per entry, never as files
+CATALOGS = ("segbench.models.catalog", "segbench.losses.catalog", "segbench.baselines.catalog")  # per entry, not files
 # a wildcard -> the params key listing its values
 AXES = {"dataset": "sweep.datasets", "arch": "sweep.architectures", "loss": "sweep.losses", "seed": "sweep.seeds",
         "fold": "sweep.folds", "baseline": "sweep.baselines", "external": "evaluate.external"}
@@ -64,7 +64,7 @@ class Stage:
     inputs: tuple[Input, ...]
     outputs: tuple[Output, ...]
     module: str                 # the library module whose code (with its imports) the stage runs
-    entries: tuple[str, ...] = ()  # "arch", "loss": the registry entries whose modules it runs too
+    entries: tuple[str, ...] = ()  # "arch", "loss", "baseline": the registry entries whose modules it runs too
     gpu: bool = False           # counted as a resource; the job leases a device itself
     threads: str | None = None  # a params key, or "all" (Snakemake's --cores)
 
@@ -128,16 +128,16 @@ STAGES = (
           ("arch",), gpu=True),
     Stage("baseline_prepare", ("dataset", "baseline"), ("sweep.folds",),
           (*_PROCESSED, Input(paths.SPLIT)), (Output(paths.BASELINE_DATA, directory=True),),
-          "segbench.baselines.nnunet", threads="all"),
+          "segbench.baselines", ("baseline",), threads="all"),
     Stage("baseline_train", ("dataset", "baseline", "fold"), ("baselines.{baseline}", "preprocess.size"),
-          (Input(paths.BASELINE_DATA),), (Output(BASELINE_FOLD, directory=True),), "segbench.baselines.nnunet",
-          gpu=True),
+          (Input(paths.BASELINE_DATA),), (Output(BASELINE_FOLD, directory=True),), "segbench.baselines",
+          ("baseline",), gpu=True),
     Stage("baseline_evaluate", ("dataset", "baseline"), ("evaluate", "dataset.spacing_mm", "sweep.folds"),
           (*_PROCESSED, Input(paths.SPLIT), Input(paths.SPLIT_LEAKAGE),
            Input(BASELINE_FOLD, ("fold",), f"{BASELINE_SEED}/folds"), *_EXTERNAL),
           (*_files(BASELINE_SEED, paths.EVALUATE_FILES, **{"metrics.json": {"cache": False}}),
            Output(f"{BASELINE_SEED}/{paths.GENERALISATION}", directory=True),
-           Output(BASELINE_LATENCY)), "segbench.evaluation.evaluate", gpu=True),
+           Output(BASELINE_LATENCY)), "segbench.evaluation.evaluate", ("baseline",), gpu=True),
     Stage("report", ("dataset",), ("sweep", "evaluate", "statistics", "train", "preprocess", "losses"),
           (*_PROCESSED, Input(paths.SPLIT), Input(paths.SPLIT_COUNTS), Input(paths.SPLIT_LEAKAGE),
            Input(paths.LATENCY, ("arch",), f"{paths.SWEEP}/latency"),
@@ -225,6 +225,7 @@ def _relative(modules: set[str], root: Path | None = None) -> list[str]:
 
 def _entries(stage_: Stage, params: dict, fields: dict) -> list:
     """The registry entries a job of ``stage_`` builds."""
+    from segbench.baselines.catalog import BASELINES
     from segbench.losses import LOSSES
     from segbench.models import MODELS
 
@@ -233,6 +234,8 @@ def _entries(stage_: Stage, params: dict, fields: dict) -> list:
         found.append(MODELS.entry(params["architectures"][fields["arch"]]["family"]))
     if "loss" in stage_.entries:
         found += [LOSSES.entry(term["term"]) for term in params["losses"][fields["loss"]]]
+    if "baseline" in stage_.entries:
+        found.append(BASELINES.entry(fields["baseline"]))
     return found
 
 
@@ -256,7 +259,8 @@ def stage_code(stage_: Stage) -> list[str]:
     """What DVC's matrix stage depends on: its module's code and, for pairs, the whole model and loss packages
     (folders are listed as folders)."""
     listed = _relative(closure(stage_.module))
-    folders = [f"src/segbench/{package}" for field, package in (("arch", "models"), ("loss", "losses"))
+    folders = [f"src/segbench/{package}" for field, package in (("arch", "models"), ("loss", "losses"),
+                                                                 ("baseline", "baselines"))
                if field in stage_.entries]
     return sorted([f for f in listed if not any(f.startswith(d + "/") for d in folders)] + folders)
 

@@ -18,11 +18,12 @@ import contextlib
 import json
 import logging
 import os
-import subprocess
 import time
 from pathlib import Path
 
 from filelock import FileLock
+
+from segbench.provenance import git_commit
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +51,6 @@ def _flatten(prefix: str, value, out: dict) -> dict:
     else:
         out[prefix] = str(value)
     return out
-
-
-def git_commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def source_tags() -> dict:

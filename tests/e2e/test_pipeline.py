@@ -74,6 +74,12 @@ def test_params_changes_rerun_exactly_the_jobs_they_touch(snakemade):
 
 
 def test_code_changes_rerun_exactly_the_jobs_that_run_that_code(snakemade):
+    src = snakemade / "src/segbench"
+    for side in ("tracking.py", "baselines/nnunet.py", "apps/serve/__init__.py", "apps/cli.py"):  # no job's code
+        with edited(src / side, lambda text: text + "\n# a comment\n"):
+            assert planned_jobs(snakemade) == [], side
+    with edited(src / "report/figures.py", lambda text: text + "\n# a comment\n"):
+        assert planned_jobs(snakemade) == ["report", "summary"]  # the report layer alone
     models = snakemade / "src/segbench/models"
     with edited(models / "unet3plus.py", lambda text: text + "\n# a model outside the sweep\n"):
         assert planned_jobs(snakemade) == []

@@ -17,8 +17,8 @@ from monai.metrics import (
 from monai.metrics.meandice import compute_dice
 
 from segbench.labels import IGNORE
-from segbench.metrics import image_metrics
 from segbench.metrics.boundary import boundary_scores
+from segbench.metrics.image import image_metrics
 from support.counts import independent_lesion_count
 
 warnings.filterwarnings("ignore", message=".*is all 0.*")

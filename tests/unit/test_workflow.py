@@ -58,6 +58,51 @@ def test_a_pair_depends_on_its_own_architecture_and_loss_terms_not_on_the_others
     assert "models/unet3plus.py" in variant and "models/attention_unet.py" not in variant
 
 
+# Each stage's own code (its module and what it imports, registry entries aside): a new file here is a review
+# question, "does this job really run it?", since editing it reruns every job of the stage.
+_DATA = {"data", "io", "segbench"}
+_PREDICT = {"predict", "predict.outputs", "predict.postprocess", "predict.predictor", "models", "registry", "paths",
+            "baselines", "data.images", "devices", "metrics", "metrics.detection"}
+_SCORE = {*_PREDICT, "data.processed", "data.metadata", "labels", "evaluation", "evaluation.evaluate",
+          "evaluation.summary", "metrics.boundary", "metrics.image", "metrics.overlap", *_DATA}
+_REPORT = {"report", "report.analysis", "report.build", "report.collect", "report.figures", "report.html",
+           "report.latex", "report.tables", "report.workbook", "evaluation", "evaluation.statistics", "data.images",
+           "data.processed", "labels", "paths", *_DATA}
+STAGE_CODE = {
+    "download": {*_DATA, "data.btxrd", "data.download", "data.sample", "data.sources", "data.synthetic"},
+    "preprocess": {*_DATA, "data.audit", "data.btxrd", "data.download", "data.folder", "data.images",
+                   "data.labelmaps", "data.metadata", "data.nnunet", "data.pets", "data.preprocess", "data.readers",
+                   "data.sample", "labels", "paths", "registry"},
+    "split": {*_DATA, "data.audit", "data.metadata", "data.split", "paths"},
+    "train": {*_DATA, "data.dataset", "data.distance", "data.images", "data.processed", "devices", "labels", "losses",
+              "losses.weighted_sum", "metrics", "metrics.overlap", "models", "models.complexity", "paths", "predict",
+              "predict.outputs", "provenance", "registry", "training", "training.callbacks", "training.checkpoint",
+              "training.device", "training.optim", "training.trainer", "training.validation"},
+    "evaluate": _SCORE,
+    "latency": {*_PREDICT, "evaluation", "evaluation.latency", *_DATA},
+    "baseline_prepare": {"baselines", "segbench"},
+    "baseline_train": {"baselines", "segbench"},
+    "baseline_evaluate": _SCORE,
+    "report": _REPORT,
+    "summary": {*_REPORT, "report.cross_dataset"},
+}
+
+
+def test_each_stage_runs_exactly_its_own_code_and_no_side_channel():
+    """The MLflow mirror, the apps, the CLI and the baselines' modules are no stage's code (a baseline's jobs add
+    their own module as a registry entry): editing them reruns nothing."""
+    assert set(STAGE_CODE) == {s.name for s in pipeline.STAGES}
+    for stage in pipeline.STAGES:
+        found = {m.removeprefix("segbench.") if m != "segbench" else m for m in pipeline.closure(stage.module)}
+        assert found == STAGE_CODE[stage.name], (stage.name, found ^ STAGE_CODE[stage.name])
+        assert not found & {"tracking", "baselines.nnunet", "apps", "apps.cli", "config"}, stage.name
+
+
+def test_a_baseline_job_depends_on_its_own_module():
+    code = pipeline.job_code(pipeline.stage("baseline_train"), tiny_params(), {"baseline": "nnunet"})
+    assert "src/segbench/baselines/nnunet.py" in code and "src/segbench/baselines/catalog.py" not in code
+
+
 def test_data_stages_depend_on_no_model_or_loss_code():
     for name in ("download", "preprocess", "split"):
         code = pipeline.job_code(pipeline.stage(name), tiny_params(), {"dataset": "synthetic"})

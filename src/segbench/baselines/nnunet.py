@@ -226,6 +226,12 @@ class NnunetMember:
         return torch.stack(out)
 
 
-def is_nnunet(fold_dir: Path) -> bool:
-    return (fold_dir / MODEL).is_dir()
+def member(fold_dir: Path, device: torch.device | str = "cpu") -> NnunetMember:
+    return NnunetMember(fold_dir, device)
+
+
+def class_names(trained: dict) -> list[str]:
+    """The classes a fold's train.json records, background first (nnU-Net's ignore label left out)."""
+    labels = trained["nnunet"]["labels"]
+    return [n for n, _ in sorted(labels.items(), key=lambda item: item[1]) if n != "ignore"]
 

@@ -38,8 +38,8 @@ from segbench.data.processed import Processed
 from segbench.evaluation.summary import choose_postprocessing, degenerate, summarise
 from segbench.io import NpzWriter, read_json, write_csv, write_json
 from segbench.labels import IGNORE, has_lesion
-from segbench.metrics import image_metrics
 from segbench.metrics.detection import match_lesions
+from segbench.metrics.image import image_metrics
 from segbench.metrics.overlap import mean_overlap
 from segbench.predict.postprocess import CANDIDATES, postprocess
 from segbench.predict.predictor import Predictor, foreground, label_map, to_labels

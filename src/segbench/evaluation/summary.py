@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from segbench.data.metadata import labels
-from segbench.metrics import METRICS
+from segbench.metrics.image import METRICS
 
 STRATUM_METRICS = ("dice", "iou", "hd95", "nsd")
 BOUNDARY_DISTANCES = ("hd95", "assd")

@@ -1,6 +1,4 @@
-"""Per-image segmentation metrics: overlap (from one confusion matrix) and boundary (from surface
-distances), with one empty-mask policy. Pure NumPy and SciPy, so training and evaluation share them."""
-
-from segbench.metrics.image import METRICS, image_metrics
-
-__all__ = ["METRICS", "image_metrics"]
+"""Per-image segmentation metrics: overlap (from one confusion matrix, ``overlap``), boundary (from surface
+distances, ``boundary``) and lesion detection (``detection``), with one empty-mask policy (``image``). Pure NumPy and
+SciPy, so training and evaluation share them; import the module you need (training's validation needs ``overlap``
+alone, and a job depends on the code it imports)."""

@@ -20,7 +20,10 @@ from segbench.data.images import Geometry, load_image, normalise
 from segbench.io import read_json
 from segbench.models import build_model
 from segbench.paths import CHECKPOINT
+from segbench.predict.outputs import foreground, probabilities, to_labels
 from segbench.predict.postprocess import postprocess
+
+__all__ = ["Member", "Predictor", "foreground", "label_map", "load_checkpoint", "probabilities", "to_labels"]
 
 
 def load_checkpoint(path: Path, map_location="cpu") -> tuple[torch.nn.Module, dict]:
@@ -37,27 +40,10 @@ def load_checkpoint(path: Path, map_location="cpu") -> tuple[torch.nn.Module, di
     return model.eval(), {k: v for k, v in checkpoint.items() if k != "model"}
 
 
-def probabilities(logits: torch.Tensor) -> torch.Tensor:
-    """Logits (N, C, H, W) -> probabilities: the sigmoid of a single foreground logit, else the softmax."""
-    return torch.sigmoid(logits) if logits.shape[1] == 1 else torch.softmax(logits, 1)
-
-
-def to_labels(probabilities: np.ndarray) -> np.ndarray:
-    """(1, ...) foreground probability -> 0/1 (> 0.5); (K, ...) class probabilities -> argmax. uint8."""
-    if len(probabilities) == 1:
-        return (probabilities[0] > 0.5).astype(np.uint8)
-    return probabilities.argmax(0).astype(np.uint8)
-
-
 def label_map(probabilities: np.ndarray, postprocessing: dict, classes: int) -> np.ndarray:
     """Probabilities (K', H, W) -> the label map (H, W), post-processed as ``postprocessing`` says."""
     return postprocess(to_labels(probabilities), postprocessing["name"], classes, postprocessing.get("min_fraction",
                                                                                                     1e-4))
-
-
-def foreground(probabilities: np.ndarray) -> np.ndarray:
-    """The probability of any foreground class, (K', H, W) -> (H, W)."""
-    return probabilities[0] if len(probabilities) == 1 else 1.0 - probabilities[0]
 
 
 @dataclass
@@ -127,16 +113,16 @@ class Predictor:
     @classmethod
     def from_folds(cls, folds: list[Path], postprocessing: dict | None = None, source: str = "",
                    map_location: torch.device | str = "cpu") -> Predictor:
-        """The models of trained fold folders: segbench's (``model_best.pt``) or a baseline's (nnU-Net's folder,
-        run through nnU-Net's own predictor)."""
-        from segbench.baselines import nnunet
-
-        if not any(nnunet.is_nnunet(f) for f in folds):
+        """The models of trained fold folders: segbench's (``model_best.pt``), or a baseline's (its train.json names
+        it; the baseline's module turns each fold into a member, e.g. nnU-Net's own predictor)."""
+        trained = read_json(folds[0] / paths.TRAINED) if (folds[0] / paths.TRAINED).is_file() else {}
+        if not trained.get("baseline"):
             return cls.from_checkpoints([f / CHECKPOINT for f in folds], postprocessing, source, map_location)
-        trained = read_json(folds[0] / paths.TRAINED)
-        labels = trained["nnunet"]["labels"]
-        names = [n for n, _ in sorted(labels.items(), key=lambda item: item[1]) if n != "ignore"]
-        return cls([nnunet.NnunetMember(f, map_location) for f in folds], trained["size"], trained["in_channels"],
+        from segbench.baselines.catalog import BASELINES
+
+        baseline = BASELINES.entry(trained["baseline"]).load()
+        names = baseline.class_names(trained)
+        return cls([baseline.member(f, map_location) for f in folds], trained["size"], trained["in_channels"],
                    len(names), postprocessing or {"name": "none"}, source, names)
 
     @classmethod

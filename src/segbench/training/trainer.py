@@ -39,7 +39,7 @@ from segbench.io import write_json
 from segbench.losses import BLIND_ON_EMPTY, create_loss
 from segbench.models import MODELS, build_model
 from segbench.models.complexity import complexity
-from segbench.tracking import git_commit
+from segbench.provenance import git_commit
 from segbench.training.callbacks import Checkpoints, EarlyStopping, History, Tracking, sigterm_interrupts
 from segbench.training.checkpoint import link_or_copy, restore_rng_state, rng_state, to_cpu
 from segbench.training.device import Accelerator

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from segbench.data.processed import Processed
 from segbench.labels import has_lesion
 from segbench.metrics.overlap import mean_overlap
-from segbench.predict.predictor import probabilities, to_labels
+from segbench.predict.outputs import probabilities, to_labels
 
 
 class Validation:
