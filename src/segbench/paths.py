@@ -34,7 +34,9 @@ REPORT = SWEEP + "/report"
 LATENCY = SWEEP + "/latency/{arch}.json"  # an architecture's latency and memory at the dataset's input size
 BASELINE_DATA = "data/baselines/{baseline}/{dataset}"  # a baseline's own copy of the data (nnU-Net's folders)
 BASELINE_LOSS, BASELINE_SEED = "default", 0  # a baseline's row: <baseline>__default, one seed (its own recipe)
-CROSS_DATASET = "results/_all/{sweep}"  # "_" starts no dataset name: the sweep's summary over its datasets
+# the sweep's summary over its datasets ("_" starts no dataset name), named by the sweep and its first dataset: a
+# second sweep of the same name on other data never overwrites it ({first}: sweep.datasets[0])
+CROSS_DATASET = "results/_all/{sweep}/{first}"
 CROSS_INPUT = CROSS_DATASET + "/datasets/{dataset}.json"  # a dataset's statistics, left there by its report
 CROSS_PAGE, CROSS_MARKDOWN, CROSS_WORKBOOK, CROSS_JSON = ("cross_dataset.html", "cross_dataset.md",
                                                           "cross_dataset.xlsx", "cross_dataset.json")
@@ -66,9 +68,54 @@ def at(pattern: str, **fields) -> Path:
     return Path(pattern.format(**fields))
 
 
+PAIR_SEPARATOR = "__"
+
+
 def run_name(arch: str, loss: str) -> str:
     """A pair's name, and its folder's under ``runs/``."""
-    return f"{arch}__{loss}"
+    return str(RunId(arch, loss))
+
+
+@dataclass(frozen=True)
+class RunId:
+    """A run's identity within a (dataset, sweep), and its name: ``<arch>__<loss>`` (the pair),
+    ``<arch>__<loss>/seed<k>`` (a seed's fold ensemble) or ``<arch>__<loss>/seed<k>/fold<f>`` (one training)."""
+
+    arch: str
+    loss: str
+    seed: int | None = None
+    fold: int | None = None
+
+    def __str__(self) -> str:
+        name = f"{self.arch}{PAIR_SEPARATOR}{self.loss}"
+        if self.seed is not None:
+            name += f"/seed{self.seed}"
+        if self.fold is not None:
+            name += f"/fold{self.fold}"
+        return name
+
+    @property
+    def pair(self) -> str:
+        return f"{self.arch}{PAIR_SEPARATOR}{self.loss}"
+
+    @classmethod
+    def parse(cls, name: str) -> RunId:
+        """The run a name names.
+
+        Raises:
+            ValueError: a name not of the form above.
+        """
+        parts = name.split("/")
+        pair, seed, fold = parts[0], None, None
+        if PAIR_SEPARATOR not in pair or len(parts) > 3 or any(
+                not (p.startswith(k) and p[len(k):].isdigit()) for p, k in zip(parts[1:], ("seed", "fold"))):
+            raise ValueError(f"{name!r} is not <arch>__<loss>[/seed<k>[/fold<f>]]")
+        arch, _, loss = pair.partition(PAIR_SEPARATOR)
+        if len(parts) > 1:
+            seed = int(parts[1].removeprefix("seed"))
+        if len(parts) > 2:
+            fold = int(parts[2].removeprefix("fold"))
+        return cls(arch, loss, seed, fold)
 
 
 def archive_dir(dataset: str) -> Path:
@@ -153,5 +200,11 @@ def members(sweep: dict) -> list[tuple[str, str, list[int]]]:
             + [(b, BASELINE_LOSS, [BASELINE_SEED]) for b in sweep.get("baselines", [])])
 
 
-def cross_dataset(sweep: str) -> Path:
-    return at(CROSS_DATASET, sweep=sweep)
+def cross_dataset(sweep: dict) -> Path:
+    """The summary folder of a sweep (params' ``sweep`` section)."""
+    return at(CROSS_DATASET, sweep=sweep["name"], first=sweep["datasets"][0])
+
+
+def cross_input(sweep: dict, dataset: str) -> Path:
+    """Where ``dataset``'s report leaves its statistics for the sweep's summary."""
+    return at(CROSS_INPUT, sweep=sweep["name"], first=sweep["datasets"][0], dataset=dataset)

@@ -275,8 +275,9 @@ class _Fields(dict):
 
 
 def fill(pattern: str, params: dict, **fields) -> str:
-    """``pattern`` with the sweep's name and ``fields`` filled in, other fields left as ``{field}``."""
-    return pattern.format_map(_Fields(fields, sweep=params["sweep"]["name"]))
+    """``pattern`` with the sweep's name and first dataset and ``fields`` filled in, other fields left as
+    ``{field}``."""
+    return pattern.format_map(_Fields(fields, sweep=params["sweep"]["name"], first=params["sweep"]["datasets"][0]))
 
 
 def job_inputs(stage_: Stage, params: dict, fields: dict) -> list[str]:
@@ -316,7 +317,7 @@ def _dvc_params(stage_: Stage) -> list[str]:
 # -- dvc.yaml ---------------------------------------------------------------------------------------------
 
 def _dvc_field(match: re.Match) -> str:
-    return "${sweep.name}" if match[1] == "sweep" else f"${{item.{match[1]}}}"
+    return {"sweep": "${sweep.name}", "first": "${sweep.datasets[0]}"}.get(match[1], f"${{item.{match[1]}}}")
 
 
 def _dvc_path(pattern: str) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from segbench.paths import RunId
 from segbench.provenance import git_commit
 
 log = logging.getLogger(__name__)
@@ -143,7 +144,7 @@ class Tracker:
 
         parent = self.sweep_run()
         with self._lock:
-            run = self.client.create_run(self.experiment_id(), run_name=f"{arch}__{loss}/seed{seed}/fold{fold}", tags={
+            run = self.client.create_run(self.experiment_id(), run_name=str(RunId(arch, loss, seed, fold)), tags={
                 "mlflow.parentRunId": parent, ROLE: "pair", "segbench.dataset": self.dataset,
                 "segbench.sweep": self.sweep, "segbench.arch": arch, "segbench.loss": loss,
                 "segbench.seed": str(seed), "segbench.fold": str(fold), **source_tags(), **tags})

@@ -75,5 +75,6 @@ def test_every_dataset_splits_and_reports_and_counts_its_unknown_group_fields(bl
 
 
 def test_the_summary_covers_every_dataset(blanks):
-    found = json.loads((blanks / paths.cross_dataset(TINY["sweep"]["name"]) / paths.CROSS_JSON).read_text())
+    summary = blanks / paths.cross_dataset({"name": TINY["sweep"]["name"], "datasets": DATASETS})
+    found = json.loads((summary / paths.CROSS_JSON).read_text())
     assert found["datasets"] == DATASETS

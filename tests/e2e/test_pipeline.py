@@ -162,7 +162,7 @@ def test_your_own_data_beside_the_demo_touches_none_of_its_files_runs_or_models(
               "versions": len(client.search_model_versions(f"name = '{demo_model}'")),
               "parent": client.search_runs([client.get_experiment_by_name("segbench-synthetic").experiment_id],
                                            "tags.`segbench.role` = 'sweep'")[0].data.metrics,
-              "files": {p: p.stat().st_mtime_ns for p in (snakemade / SWEEP.root).rglob("*") if p.is_file()}}
+              "files": {p: p.read_bytes() for p in (snakemade / "results").rglob("*") if p.is_file()}}
     params = yaml.safe_load((snakemade / "params.yaml").read_text())
     mine = copy.deepcopy(params)
     mine["datasets"]["mine"] = {"name": "folder", "source": str(make_folder(tmp_path / "mine")), "labels": LABELS}
@@ -176,7 +176,9 @@ def test_your_own_data_beside_the_demo_touches_none_of_its_files_runs_or_models(
     assert json.loads((snakemade / "data/processed/mine/info.json").read_text())["channels"] == 3
     table = (snakemade / where.report / "comparison.md").read_text()
     assert "Dice tumour" in table and "Dice oedema" in table
-    assert {p: p.stat().st_mtime_ns for p in (snakemade / SWEEP.root).rglob("*") if p.is_file()} == before["files"]
+    after = {p: p.read_bytes() for p in (snakemade / "results").rglob("*") if p.is_file() and p in before["files"]}
+    assert after == before["files"]  # every demo file byte-identical, the summary across datasets included
+    assert (snakemade / paths.cross_dataset(mine["sweep"]) / paths.CROSS_PAGE).exists()  # mine's own, beside it
     assert client.get_model_version_by_alias(demo_model, "champion").version == before["champion"]
     assert len(client.search_model_versions(f"name = '{demo_model}'")) == before["versions"]
     demo_parent = client.search_runs([client.get_experiment_by_name("segbench-synthetic").experiment_id],
@@ -189,6 +191,7 @@ def test_your_own_data_beside_the_demo_touches_none_of_its_files_runs_or_models(
     champion = client.get_model_version_by_alias("segbench-mine-tiny", "champion")
     assert champion.tags["segbench.run"] == "attention_unet__dice/seed0"
     shutil.rmtree(snakemade / "results" / "mine")  # the shared project as it was
+    shutil.rmtree(snakemade / paths.cross_dataset(mine["sweep"]))
     shutil.rmtree(snakemade / "data" / "processed" / "mine", ignore_errors=True)
 
 

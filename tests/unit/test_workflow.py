@@ -175,3 +175,14 @@ def test_the_tiny_params_name_every_key_the_dvc_stages_read():
         for key in stage["params"]:
             section = key.split(".")[0]
             assert section in TINY, key
+
+
+def test_a_run_name_is_spelled_and_parsed_in_one_place():
+    from segbench.paths import RunId
+
+    for name in ("smp_unet__dice", "smp_unet__dice_focal/seed2", "attention_unet__dice/seed0/fold3"):
+        assert str(RunId.parse(name)) == name
+    assert RunId.parse("a_b__c_d/seed1") == RunId("a_b", "c_d", 1) and RunId("a", "b", 0, 2).pair == "a__b"
+    for bad in ("smp_unet", "a__b/fold1", "a__b/seed1/fold", "a__b/seedx", "a__b/seed1/fold1/x"):
+        with pytest.raises(ValueError, match="is not <arch>__<loss>"):
+            RunId.parse(bad)

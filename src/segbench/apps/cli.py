@@ -223,7 +223,7 @@ def _register(tracker, where: paths.Sweep, arch: str, loss: str, seed: int, view
     first = read_json(next(iter(folds.values())) / paths.TRAINED)
     blank = Image.new("L" if first.get("in_channels", 1) == 1 else "RGB", (32, 32))  # the input example
     log_run_model(tracker, [read_json(d / paths.TRAINED).get("mlflow_run_id") for d in folds.values()],
-                  f"{paths.run_name(arch, loss)}/seed{seed}", where.seed(arch, loss, seed) / paths.METRICS,
+                  str(paths.RunId(arch, loss, seed)), where.seed(arch, loss, seed) / paths.METRICS,
                   {k: d / paths.CHECKPOINT for k, d in folds.items()}, png_bytes(blank))
 
 
@@ -257,7 +257,7 @@ def cmd_report(params: dict, args) -> None:
 
 
 def cmd_summary(params: dict, args) -> None:
-    """The sweep across its datasets (results/_all/<sweep>/), from each dataset's report."""
+    """The sweep across its datasets (results/_all/<sweep>/<first dataset>/), from each dataset's report."""
     from segbench.report.cross_dataset import build_summary
 
     print(f"Across datasets: {build_summary(params['sweep'], params['statistics']['alpha'])}")

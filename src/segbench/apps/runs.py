@@ -7,7 +7,7 @@ A run's full name is ``<dataset>/<sweep>/<arch>__<loss>/seed<k>`` (that seed's f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from segbench import SegbenchError, did_you_mean, paths
@@ -31,8 +31,8 @@ def trained_runs(params: dict, dataset: str) -> list[Run]:
             if paths.trained_folds(seed_dir):
                 metrics = seed_dir / paths.METRICS
                 dice = read_json(metrics)["dice"] if metrics.exists() else None
-                runs.append(Run(f"{dataset}/{params['sweep']['name']}/{paths.run_name(arch, loss)}/seed{seed}",
-                                seed_dir, dice))
+                runs.append(Run(f"{dataset}/{params['sweep']['name']}/{paths.RunId(arch, loss, seed)}", seed_dir,
+                                dice))
     return sorted(runs, key=lambda r: -1.0 if r.dice is None else -r.dice)
 
 
@@ -51,19 +51,21 @@ def resolve(name: str, params: dict, dataset: str) -> Run:
     if name == "best":
         summary = paths.Sweep(dataset, params["sweep"]["name"]).report / paths.SUMMARY
         if not summary.exists():
-            raise SegbenchError(f"--run best: {summary} is missing; run `segbench report`, or name a run "
+            raise SegbenchError(f"run 'best': {summary} is missing; run `segbench report`, or name a run "
                                 f"({sorted(by_name)})")
         name = read_json(summary)["best_pair"]
-    if not name.startswith(prefix):
-        name = prefix + name
-    parts = name.removeprefix(prefix).split("/")
-    if len(parts) == 1:
-        name = f"{prefix}{parts[0]}/seed{params['sweep']['seeds'][0]}"
-    elif len(parts) == 3 and parts[2].startswith("fold") and (seed_name := prefix + "/".join(parts[:2])) in by_name:
-        fold_dir = paths.fold_in(by_name[seed_name].path, parts[2])
-        if (fold_dir / paths.TRAINED).exists():
-            return Run(name, fold_dir, None)
-    if name not in by_name:
-        raise SegbenchError(f"--run {name!r}: not a trained run; trained: {sorted(by_name)}"
-                            f"{did_you_mean(name, by_name)}")
-    return by_name[name]
+    try:
+        run = paths.RunId.parse(name.removeprefix(prefix))
+    except ValueError as exc:
+        raise SegbenchError(f"run {name!r}: {exc}; trained: {sorted(by_name)}") from None
+    run = replace(run, seed=params["sweep"]["seeds"][0] if run.seed is None else run.seed)
+    seed_name = prefix + str(replace(run, fold=None))
+    if seed_name not in by_name:
+        raise SegbenchError(f"run {name!r}: not a trained run; trained: {sorted(by_name)}"
+                            f"{did_you_mean(seed_name, by_name)}")
+    if run.fold is None:
+        return by_name[seed_name]
+    fold_dir = paths.fold_in(by_name[seed_name].path, run.fold)
+    if not (fold_dir / paths.TRAINED).exists():
+        raise SegbenchError(f"run {name!r}: fold {run.fold} of {seed_name} is not trained")
+    return Run(prefix + str(run), fold_dir, None)

@@ -288,7 +288,8 @@ def evaluate_replicate(arch: str, loss: str, seed: int, params: dict, where: pat
 
     leaked = set(read_json(paths.split_leakage_json(params["dataset"]["key"]))["leaked_test_images"])
     metrics = summarise(table, strata, data.class_names, leaked)
-    metrics.update(run=f"{arch}__{loss}/seed{seed}", seed=seed, folds=list(folds), resolution=options["resolution"],
+    metrics.update(run=str(paths.RunId(arch, loss, seed)), seed=seed, folds=list(folds),
+                   resolution=options["resolution"],
                    units=protocol.units, nsd_tolerance=options["nsd_tolerance_px"],
                    boundary_penalty=options["boundary_penalty"], detection=metrics["detection"] | options["detection"],
                    postprocessing=chosen, best_epochs=[t["best_epoch"] for t in trained],

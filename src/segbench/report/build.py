@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -117,7 +117,8 @@ def provenance(params: dict, results: Results, info: dict) -> dict[str, str]:
             "params hash": "sha256:" + hashlib.sha256(json.dumps(
                 {k: v for k, v in params.items() if k != "tracking"}, sort_keys=True, default=str).encode())
             .hexdigest()[:16],
-            "MLflow runs": ", ".join(f"{p}/seed{s}/fold{f}: {r}" for (p, s, f), r in run_ids.items()) or "none"}
+            "MLflow runs": ", ".join(f"{replace(paths.RunId.parse(p), seed=s, fold=f)}: {r}"
+                                     for (p, s, f), r in run_ids.items()) or "none"}
 
 
 def _canvas(data, index: int) -> np.ndarray:
@@ -170,7 +171,8 @@ def qualitative(results: Results, statistics: dict, params: dict, where: paths.S
     row_of = {sid: i for i, sid in enumerate(data.meta["sample_id"].astype(str))}
     rows = []
     for pair in dict.fromkeys([statistics["best"], statistics["ranking"][-1]]):
-        seed_dir = where.seed(*pair.split("__"), seed)
+        run = paths.RunId.parse(pair)
+        seed_dir = where.seed(run.arch, run.loss, seed)
         scores = results.per_image[(results.per_image["pair"] == pair) & (results.per_image["seed"] == seed)
                                    & results.per_image["lesion"]].sort_values("dice", kind="stable")
         if scores.empty:
@@ -387,7 +389,7 @@ def build_report(params: dict, where: paths.Sweep, tracker=None) -> Path:
     c = Contents.gather(params, results, statistics, leakage, data.info)
 
     write_json(out / paths.STATISTICS, statistics)
-    write_json(paths.at(paths.CROSS_INPUT, sweep=params["sweep"]["name"], dataset=key),  # the summary's
+    write_json(paths.cross_input(params["sweep"], key),  # the summary's
                {**statistics, "dataset_kind": params["dataset"]["name"]})
     summary = headline(c)
     write_json(out / paths.SUMMARY, summary)
@@ -410,7 +412,7 @@ def build_report(params: dict, where: paths.Sweep, tracker=None) -> Path:
         tracker.finish_sweep({k: float(v) for k, v in summary.items() if k != "best_pair"}, {"best_pair": best},
                              [out / name for name in paths.REPORT_FILES if name != paths.STATISTICS]
                              + [out / paths.STATISTICS, *figure_files.values()],
-                             champion=f"{best}/seed{params['sweep']['seeds'][0]}",
+                             champion=str(replace(paths.RunId.parse(best), seed=params["sweep"]["seeds"][0])),
                              per_run=run_columns(results, statistics, c.efficiency))
     log.info("report: %s", out / paths.PAGE)
     return out / paths.PAGE

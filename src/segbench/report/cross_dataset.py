@@ -1,7 +1,7 @@
-"""The cross-dataset summary of a sweep run on several datasets (``results/_all/<sweep>/``): does the winner
-generalise?
+"""The cross-dataset summary of a sweep run on several datasets (``results/_all/<sweep>/<first dataset>/``): does
+the winner generalise?
 
-Each dataset's report leaves its statistics in ``results/_all/<sweep>/datasets/<dataset>.json``; from those
+Each dataset's report leaves its statistics in ``<that folder>/datasets/<dataset>.json``; from those
 alone this writes the pair x dataset table of mean test Dice (with each dataset's 95% CI), each pair's mean rank
 over the datasets, its wins, and how often it is within the best pair's CI or not significantly lower than it;
 the per-dataset winners; and Friedman's test over the datasets with its critical-difference diagram, Demsar's
@@ -30,7 +30,7 @@ def load(sweep: dict) -> dict[str, dict]:
     """Each dataset's statistics, from the files its report left for this summary."""
     out = {}
     for dataset in sweep["datasets"]:
-        path = paths.at(paths.CROSS_INPUT, sweep=sweep["name"], dataset=dataset)
+        path = paths.cross_input(sweep, dataset)
         if not path.exists():
             raise SegbenchError(f"{path}: missing; run `segbench report --dataset {dataset}` first")
         out[dataset] = read_json(path)
@@ -134,9 +134,9 @@ def caveats(statistics: dict[str, dict], friedman: dict) -> list[str]:
 
 
 def build_summary(sweep: dict, alpha: float = 0.05) -> Path:
-    """Write ``results/_all/<sweep>/``: cross_dataset.json, .md, .xlsx, .html and the CD diagram. Returns the
-    page's path."""
-    out = paths.cross_dataset(sweep["name"])
+    """Write ``results/_all/<sweep>/<first dataset>/``: cross_dataset.json, .md, .xlsx, .html and the CD diagram.
+    Returns the page's path."""
+    out = paths.cross_dataset(sweep)
     statistics = load(sweep)
     failed = failures(statistics)
     everyone = set(dice_by_dataset(statistics).columns)

@@ -318,7 +318,7 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
     """Train ``arch`` with ``loss`` from ``seed``, validating on ``fold``; write the fold folder
     ``out_dir``; return the train.json summary. ``params``: one dataset's (``config.dataset_params``);
     ``device``: as ``segbench.devices.device`` takes it (default: train.device)."""
-    recipe, pair = params["train"], f"{arch}__{loss}/seed{seed}/fold{fold}"
+    recipe, pair = params["train"], str(paths.RunId(arch, loss, seed, fold))
     seed_everything(seed)
     job = prepare(arch, loss, params, processed_dir, split_csv, seed, fold, pair)
     data, meta = job.data, job.meta
