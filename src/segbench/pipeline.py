@@ -57,6 +57,15 @@ class Input:
 
 
 @dataclass(frozen=True)
+class Option:
+    """A command-line option a stage's command takes besides its fields (``argparse``'s arguments)."""
+
+    flag: str
+    help: str
+    type: type = str
+
+
+@dataclass(frozen=True)
 class Stage:
     name: str
     fields: tuple[str, ...]
@@ -67,6 +76,13 @@ class Stage:
     entries: tuple[str, ...] = ()  # "arch", "loss", "baseline": the registry entries whose modules it runs too
     gpu: bool = False           # counted as a resource; the job leases a device itself
     threads: str | None = None  # a params key, or "all" (Snakemake's --cores)
+    help: str = ""              # `segbench <stage> --help`'s line
+    run: str = ""               # "module:function" taking (params, args): the command; default apps.stages:<name>
+    options: tuple[Option, ...] = ()
+
+    @property
+    def runner(self) -> str:
+        return self.run or f"segbench.apps.stages:{self.name}"
 
     def command(self, fill=lambda field: f"{{{field}}}") -> str:
         return " ".join([f"segbench {self.name}", *(f"--{f} {fill(f)}" for f in self.fields)])
@@ -101,19 +117,21 @@ _SCORED = tuple(name for name in paths.EVALUATE_FILES if name != paths.VAL_PREDI
 
 STAGES = (
     Stage("download", ("dataset",), ("dataset.name", "dataset.source", "dataset.checksum", "synthetic"), (),
-          (Output(paths.RAW, directory=True),), "segbench.data.sources"),
+          (Output(paths.RAW, directory=True),), "segbench.data.sources", help="fetch, verify and extract the dataset"),
     Stage("preprocess", ("dataset",), ("dataset.name", "dataset.include_normal", "dataset.border_as",
                                        "dataset.labels", "dataset.channels", "preprocess"),
           (Input(paths.RAW),), _files(paths.PROCESSED, paths.PROCESSED_FILES), "segbench.data.preprocess",
-          threads="all"),
+          threads="all", help="masks from annotations; resize and pad (on every CPU this job may use)"),
     Stage("split", ("dataset",), ("split",), (Input(f"{paths.PROCESSED}/meta.csv"),
                                               Input(f"{paths.PROCESSED}/info.json")),
-          (Output(paths.SPLIT), Output(paths.SPLIT_COUNTS), Output(paths.SPLIT_LEAKAGE)), "segbench.data.split"),
+          (Output(paths.SPLIT), Output(paths.SPLIT_COUNTS), Output(paths.SPLIT_LEAKAGE)), "segbench.data.split",
+          help="stratified train/val/test split (and folds), and its leakage audit"),
     Stage("train", ("dataset", "arch", "loss", "seed", "fold"),
           ("train", "architectures.{arch}", "losses.{loss}", "evaluate.resolution"),
           (*_PROCESSED, Input(paths.SPLIT)),
           _files(paths.FOLD, paths.TRAIN_FILES, **{"history.csv": {"cache": False, "plot": True}}),
-          "segbench.training.trainer", ("arch", "loss"), gpu=True, threads="train.threads"),
+          "segbench.training.trainer", ("arch", "loss"), gpu=True, threads="train.threads",
+          help="train one pair for one seed and fold"),
     Stage("evaluate", ("dataset", "arch", "loss", "seed"),
           ("evaluate", "dataset.spacing_mm", "sweep.folds"),
           (*_PROCESSED, Input(paths.SPLIT), Input(paths.SPLIT_LEAKAGE),
@@ -122,22 +140,24 @@ STAGES = (
            *_EXTERNAL),
           (*_files(paths.SEED, paths.EVALUATE_FILES, **{"metrics.json": {"cache": False}}),
            Output(f"{paths.SEED}/{paths.GENERALISATION}", directory=True)),
-          "segbench.evaluation.evaluate", ("arch",), gpu=True),
+          "segbench.evaluation.evaluate", ("arch",), gpu=True, help="score one pair's seed on the test images"),
     Stage("latency", ("dataset", "arch"), ("architectures.{arch}", "preprocess"),
           (Input(f"{paths.PROCESSED}/{paths.INFO}"),), (Output(paths.LATENCY),), "segbench.evaluation.latency",
-          ("arch",), gpu=True),
+          ("arch",), gpu=True, help="time an architecture at the dataset's input size (one thread)"),
     Stage("baseline_prepare", ("dataset", "baseline"), ("sweep.folds",),
           (*_PROCESSED, Input(paths.SPLIT)), (Output(paths.BASELINE_DATA, directory=True),),
-          "segbench.baselines", ("baseline",), threads="all"),
+          "segbench.baselines", ("baseline",), threads="all",
+          help="a baseline's own data from segbench's split (nnU-Net: its dataset, plan and preprocessing)"),
     Stage("baseline_train", ("dataset", "baseline", "fold"), ("baselines.{baseline}", "preprocess.size"),
           (Input(paths.BASELINE_DATA),), (Output(BASELINE_FOLD, directory=True),), "segbench.baselines",
-          ("baseline",), gpu=True),
+          ("baseline",), gpu=True, help="train a baseline on one fold of segbench's split"),
     Stage("baseline_evaluate", ("dataset", "baseline"), ("evaluate", "dataset.spacing_mm", "sweep.folds"),
           (*_PROCESSED, Input(paths.SPLIT), Input(paths.SPLIT_LEAKAGE),
            Input(BASELINE_FOLD, ("fold",), f"{BASELINE_SEED}/folds"), *_EXTERNAL),
           (*_files(BASELINE_SEED, paths.EVALUATE_FILES, **{"metrics.json": {"cache": False}}),
            Output(f"{BASELINE_SEED}/{paths.GENERALISATION}", directory=True),
-           Output(BASELINE_LATENCY)), "segbench.evaluation.evaluate", ("baseline",), gpu=True),
+           Output(BASELINE_LATENCY)), "segbench.evaluation.evaluate", ("baseline",), gpu=True,
+          help="score a baseline with segbench's evaluation"),
     Stage("report", ("dataset",), ("sweep", "evaluate", "statistics", "train", "preprocess", "losses"),
           (*_PROCESSED, Input(paths.SPLIT), Input(paths.SPLIT_COUNTS), Input(paths.SPLIT_LEAKAGE),
            Input(paths.LATENCY, ("arch",), f"{paths.SWEEP}/latency"),
@@ -151,13 +171,16 @@ STAGES = (
            Input(BASELINE_FOLD, ("baseline", "fold"), f"{paths.SWEEP}/runs")),
           (*_files(paths.REPORT, paths.REPORT_FILES, **{"statistics.json": {"cache": False},
                                                         paths.SUMMARY: {"cache": False, "metric": True}}),
-           *_FIGURES, Output(paths.CROSS_INPUT, cache=False)), "segbench.report.build"),
+           *_FIGURES, Output(paths.CROSS_INPUT, cache=False)), "segbench.report.build",
+          help="comparison tables, statistics and figures of every pair",
+          options=(Option("--mlflow-ui", "the MLflow UI the printed link opens (default: the tracking server, or "
+                                         "http://127.0.0.1:5000 for `mlflow ui` on a local store)"),)),
     Stage("summary", (), ("sweep.datasets", "statistics.alpha"),
           (Input(paths.CROSS_INPUT, ("dataset",), f"{paths.CROSS_DATASET}/datasets"),),
           (*_files(paths.CROSS_DATASET, paths.CROSS_FILES, **{paths.CROSS_JSON: {"cache": False}}),
            *(Output(f"{paths.CROSS_DATASET}/figures/{paths.CROSS_FIGURE}.{suffix}")
              for suffix in paths.FIGURE_FORMATS)),
-          "segbench.report.cross_dataset"),
+          "segbench.report.cross_dataset", help="the sweep across its datasets: mean ranks, Friedman, winners"),
 )
 BY_NAME = {stage.name: stage for stage in STAGES}
 

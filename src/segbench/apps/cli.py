@@ -1,9 +1,10 @@
-"""``segbench <stage>``: one thin sub-command per pipeline stage, each reading a params file (default
-params.yaml; Snakemake passes the config it resolved, so ``--configfile`` and ``--config`` reach every job).
+"""The segbench command line: one command per pipeline stage, and the commands people use.
 
-Snakefile rules and dvc.yaml stages are one such call each (``segbench.pipeline``); the logic lives in
-the stage functions this module calls. Params and names are checked before torch, MONAI or MLflow is
-imported, so a mistake is reported in a fraction of a second.
+The stage commands are built from ``segbench.pipeline.STAGES`` (its fields as options, its function in
+``apps.stages``); the others are results, predict, serve, export, dag, doctor and list. Each reads a params file
+(default params.yaml; Snakemake passes the config it resolved, so ``--configfile`` and ``--config`` reach every
+job). Params and names are checked before torch, MONAI or MLflow is imported, so a mistake is reported in a
+fraction of a second.
 """
 
 from __future__ import annotations
@@ -13,254 +14,11 @@ import logging
 import sys
 from pathlib import Path
 
-from segbench import SegbenchError, __version__, did_you_mean, paths, usable_cores
-from segbench.config import dataset_params, load_params
+from segbench import SegbenchError, __version__, paths
+from segbench.apps.stages import DEVICE_HELP, check_pair, dataset_key, seed_fold, set_threads, view_of
+from segbench.config import load_params
 
 log = logging.getLogger("segbench")
-
-
-def _dataset(params: dict, args) -> str:
-    """--dataset, or the sweep's only dataset."""
-    datasets = params["sweep"]["datasets"]
-    if args.dataset is None:
-        if len(datasets) > 1:
-            raise SegbenchError(f"--dataset: the sweep runs on {datasets}; name one")
-        return datasets[0]
-    if args.dataset not in params["datasets"]:
-        raise SegbenchError(f"--dataset {args.dataset!r}: not defined under 'datasets:' in {args.params} (defined: "
-                            f"{sorted(params['datasets'])}){did_you_mean(args.dataset, params['datasets'])}")
-    return args.dataset
-
-
-def _view(params: dict, args) -> tuple[dict, paths.Sweep]:
-    """The dataset's params and where its sweep's results go."""
-    key = _dataset(params, args)
-    return dataset_params(params, key), paths.Sweep(key, params["sweep"]["name"])
-
-
-def _tracker(where: paths.Sweep):
-    from segbench.tracking import Tracker
-
-    return Tracker(where.dataset, where.sweep)
-
-
-def cmd_download(params: dict, args) -> None:
-    from segbench.data.sources import download_dataset
-
-    view, where = _view(params, args)
-    root = download_dataset(view["dataset"], view["synthetic"], paths.archive_dir(where.dataset),
-                            paths.raw_dir(where.dataset))
-    log.info("dataset ready in %s", root)
-
-
-def cmd_preprocess(params: dict, args) -> None:
-    from segbench.data.preprocess import preprocess
-
-    view, where = _view(params, args)
-    preprocess(paths.raw_dir(where.dataset), paths.processed_dir(where.dataset), view["preprocess"]["size"],
-               view["dataset"], workers=min(job_threads(args, usable_cores()), usable_cores()))
-
-
-def cmd_split(params: dict, args) -> None:
-    from segbench.data.split import split_stage
-
-    view, where = _view(params, args)
-    split_stage(view["split"], paths.processed_dir(where.dataset), paths.split_csv(where.dataset),
-                paths.split_counts_csv(where.dataset), paths.split_leakage_json(where.dataset))
-
-
-def _check_pair(params: dict, args) -> None:
-    """--arch, --loss, --seed and --fold name things params.yaml defines (before anything heavy loads)."""
-    for kind, name in (("architectures", args.arch), ("losses", args.loss)):
-        if name not in params[kind]:
-            raise SegbenchError(f"--{kind[:4]} {name!r}: not defined under '{kind}:' in {args.params} "
-                                f"(defined: {sorted(params[kind])}){did_you_mean(name, params[kind])}")
-    fold = getattr(args, "fold", None)
-    if fold is not None and fold not in params["sweep"]["folds"]:
-        raise SegbenchError(f"--fold {fold}: not in sweep.folds {params['sweep']['folds']}")
-
-
-def _seed_fold(params: dict, args) -> tuple[int, int]:
-    seed = args.seed if args.seed is not None else params["sweep"]["seeds"][0]
-    fold = getattr(args, "fold", None)
-    return seed, fold if fold is not None else params["sweep"]["folds"][0]
-
-
-DEVICE_HELP = ("auto (a free GPU, leased, else the CPU), cpu, cuda or cuda:<k> (default: train.device); a job given "
-               "GPUs that torch cannot see stops")
-
-
-def job_threads(args, default: int) -> int:
-    """The CPUs this job was given: --threads (Snakemake's {threads}), else Slurm's SLURM_CPUS_PER_TASK, else
-    ``default`` (the params')."""
-    import os
-
-    if getattr(args, "threads", None):
-        return args.threads
-    given = os.environ.get("SLURM_CPUS_PER_TASK", "")
-    return int(given) if given.isdigit() and int(given) > 0 else default
-
-
-def _threads(count: int) -> None:
-    import torch
-
-    torch.set_num_threads(count)
-
-
-def _device(view: dict, args) -> str:
-    """--device, else train.device; checked now, before anything heavy loads: a job given GPUs that torch
-    cannot see stops here rather than run on the CPU."""
-    from segbench import devices
-
-    return devices.check(getattr(args, "device", None) or view["train"]["device"])
-
-
-def cmd_train(params: dict, args) -> None:
-    _check_pair(params, args)
-    view, where = _view(params, args)
-    device = _device(view, args)
-    view["train"]["threads"] = job_threads(args, view["train"]["threads"])
-    from segbench.training.trainer import train_pair
-
-    _threads(view["train"]["threads"])
-    seed, fold = _seed_fold(params, args)
-    summary = train_pair(args.arch, args.loss, view, paths.processed_dir(where.dataset),
-                         paths.split_csv(where.dataset), where.fold(args.arch, args.loss, seed, fold), seed, fold,
-                         _tracker(where) if view["tracking"]["mlflow"] else None, device)
-    log.info("best val Dice %.4f at epoch %d", summary["best_val_dice"], summary["best_epoch"])
-    if summary["failed"] or summary["diverged"]:  # recorded for the report, which marks the pair: the sweep goes on
-        reason = summary["failed"]["reason"] if summary["failed"] else f"the loss went non-finite at epoch " \
-                                                                      f"{summary['diverged']['epoch']}"
-        log.error("%s__%s failed, recorded: %s", args.arch, args.loss, reason)
-
-
-def cmd_evaluate(params: dict, args) -> None:
-    _check_pair(params, args)
-    view, where = _view(params, args)
-    device = _device(view, args)
-    from segbench.evaluation.evaluate import evaluate_replicate
-
-    _threads(job_threads(args, 1))
-    seed, _ = _seed_fold(params, args)
-    tracker = _tracker(where) if view["tracking"]["mlflow"] else None
-    metrics = evaluate_replicate(args.arch, args.loss, seed, view, where, paths.processed_dir(where.dataset),
-                                 paths.split_csv(where.dataset), tracker, device)
-    if tracker:
-        _register(tracker, where, args.arch, args.loss, seed, view)
-    log.info("test Dice %.4f IoU %.4f HD95 %.2f %s", metrics["dice"], metrics["iou"], metrics["hd95"],
-             metrics["units"])
-
-
-def _baseline(params: dict, args) -> str:
-    if args.baseline not in params["sweep"]["baselines"]:
-        raise SegbenchError(f"--baseline {args.baseline!r}: not in sweep.baselines {params['sweep']['baselines']} "
-                            f"of {args.params}")
-    return args.baseline
-
-
-def cmd_baseline_prepare(params: dict, args) -> None:
-    """nnU-Net's raw dataset, plan and preprocessing, with segbench's folds (``baselines.nnunet``)."""
-    _baseline(params, args)
-    view, where = _view(params, args)
-    from segbench.baselines import nnunet
-    from segbench.data.processed import Processed
-
-    data = Processed.load(paths.processed_dir(where.dataset), paths.split_csv(where.dataset))
-    out = paths.baseline_data(args.baseline, where.dataset)
-    nnunet.prepare(data, view["sweep"]["folds"], where.dataset, out, processes=usable_cores())
-    log.info("nnU-Net's dataset, plans and splits in %s", out)
-
-
-def cmd_baseline_train(params: dict, args) -> None:
-    baseline = _baseline(params, args)
-    view, where = _view(params, args)
-    requested = _device(view, args)
-    from segbench.baselines import nnunet
-    from segbench.devices import device
-
-    _threads(job_threads(args, 1))
-    fold = args.fold if args.fold is not None else view["sweep"]["folds"][0]
-    with device(requested) as dev:
-        summary = nnunet.train(paths.baseline_data(baseline, where.dataset), where.dataset, fold,
-                               view["baselines"][baseline], where.fold(baseline, paths.BASELINE_LOSS,
-                                                                        paths.BASELINE_SEED, fold),
-                               dev, view["preprocess"]["size"], _tracker(where) if view["tracking"]["mlflow"] else None)
-    log.info("nnU-Net fold %d: %d epochs, last pseudo-Dice %.4f", fold, summary["epochs"], summary["best_val_dice"])
-
-
-def cmd_baseline_evaluate(params: dict, args) -> None:
-    """The baseline's fold models through segbench's own evaluation; its latency beside the architectures'."""
-    baseline = _baseline(params, args)
-    view, where = _view(params, args)
-    device = _device(view, args)
-    from segbench.baselines import nnunet
-    from segbench.evaluation.evaluate import evaluate_replicate
-    from segbench.evaluation.latency import predictor_latency
-    from segbench.io import read_json, write_json
-    from segbench.predict.predictor import Predictor
-
-    _threads(job_threads(args, 1))
-    tracker = _tracker(where) if view["tracking"]["mlflow"] else None
-    metrics = evaluate_replicate(baseline, paths.BASELINE_LOSS, paths.BASELINE_SEED, view, where,
-                                 paths.processed_dir(where.dataset), paths.split_csv(where.dataset), tracker, device)
-    fold = where.fold(baseline, paths.BASELINE_LOSS, paths.BASELINE_SEED, view["sweep"]["folds"][0])
-    channels, size = read_json(paths.processed_dir(where.dataset) / paths.INFO)["channels"], view["preprocess"]["size"]
-    member = nnunet.NnunetMember(fold)  # nnU-Net's predictor on one canvas, timed like every architecture
-    predictor = Predictor([member], size, channels, max(2, member.classes))
-    write_json(where.latency(baseline), predictor_latency(baseline, predictor, repeats=10, warmup=2))
-    log.info("%s: test Dice %.4f", baseline, metrics["dice"])
-
-
-def _register(tracker, where: paths.Sweep, arch: str, loss: str, seed: int, view: dict) -> None:
-    """The seed's fold ensemble as an MLflow model, a version of the (dataset, sweep)'s registered model."""
-    from PIL import Image
-
-    from segbench.apps.drawing import png_bytes
-    from segbench.apps.model_registry import log_run_model
-    from segbench.io import read_json
-
-    folds = {f"fold{f}": where.fold(arch, loss, seed, f) for f in view["sweep"]["folds"]}
-    first = read_json(next(iter(folds.values())) / paths.TRAINED)
-    blank = Image.new("L" if first.get("in_channels", 1) == 1 else "RGB", (32, 32))  # the input example
-    log_run_model(tracker, [read_json(d / paths.TRAINED).get("mlflow_run_id") for d in folds.values()],
-                  str(paths.RunId(arch, loss, seed)), where.seed(arch, loss, seed) / paths.METRICS,
-                  {k: d / paths.CHECKPOINT for k, d in folds.items()}, png_bytes(blank))
-
-
-def cmd_latency(params: dict, args) -> None:
-    if args.arch not in params["architectures"]:
-        raise SegbenchError(f"--arch {args.arch!r}: not defined under 'architectures:' in {args.params} (defined: "
-                            f"{sorted(params['architectures'])}){did_you_mean(args.arch, params['architectures'])}")
-    view, where = _view(params, args)
-    requested = _device(view, args)
-    from segbench.evaluation.latency import architecture_latency
-    from segbench.io import read_json, write_json
-
-    info = read_json(paths.processed_dir(where.dataset) / paths.INFO)
-    result = architecture_latency(view["architectures"][args.arch], info, view["preprocess"]["size"], requested)
-    write_json(where.latency(args.arch), result)
-    log.info("%s: %.2f ms per image on the CPU (IQR %.2f)", args.arch, result["latency_ms_cpu"],
-             result["latency_ms_cpu_iqr"])
-
-
-def cmd_report(params: dict, args) -> None:
-    view, where = _view(params, args)
-    from segbench.report import build_report
-
-    tracker = _tracker(where) if view["tracking"]["mlflow"] else None
-    path = build_report(view, where, tracker)
-    print(f"Report: {path}")
-    if tracker:
-        link = tracker.view_url(args.mlflow_ui)
-        local = not tracker.uri.startswith("http") and not args.mlflow_ui
-        print(f"MLflow: `mlflow ui --backend-store-uri {tracker.uri}`, then {link}" if local else f"MLflow: {link}")
-
-
-def cmd_summary(params: dict, args) -> None:
-    """The sweep across its datasets (results/_all/<sweep>/<first dataset>/), from each dataset's report."""
-    from segbench.report.cross_dataset import build_summary
-
-    print(f"Across datasets: {build_summary(params['sweep'], params['statistics']['alpha'])}")
 
 
 def cmd_results(params: dict, args) -> None:
@@ -303,11 +61,11 @@ def cmd_predict(params: dict, args) -> None:
     from segbench.apps.runs import resolve
 
     files = image_files(args.inputs)
-    run = resolve(args.run, params, _dataset(params, args))
+    run = resolve(args.run, params, dataset_key(params, args))
     from segbench.devices import device
     from segbench.predict.predictor import Predictor
 
-    _threads(args.threads)
+    set_threads(args.threads)
     with device(args.device or params["train"]["device"]) as dev:
         records, skipped = predict_files(Predictor.from_run(run.path, map_location=dev), files, args.out)
     lesions = sum(r["lesion_count"] for r in records)
@@ -320,7 +78,7 @@ def cmd_serve(params: dict, args) -> None:
     from segbench.apps.runs import resolve, trained_runs
     from segbench.apps.serve import serve
 
-    dataset = _dataset(params, args)
+    dataset = dataset_key(params, args)
     runs = trained_runs(params, dataset)
     default = resolve(args.run, params, dataset).name if runs else None
     from segbench.devices import device
@@ -370,79 +128,77 @@ def cmd_list(params: dict | None, args) -> None:
 
 
 def cmd_export(params: dict, args) -> None:
-    _check_pair(params, args)
-    _, where = _view(params, args)
+    check_pair(params, args)
+    _, where = view_of(params, args)
     from segbench.models.export import export_onnx
     from segbench.predict.predictor import load_checkpoint
 
-    run_dir = where.fold(args.arch, args.loss, *_seed_fold(params, args))
+    run_dir = where.fold(args.arch, args.loss, *seed_fold(params, args))
     model, checkpoint = load_checkpoint(run_dir / paths.CHECKPOINT)
     size, channels = checkpoint["size"], checkpoint["in_channels"]
     output = export_onnx(model, channels, size, args.output or run_dir / "model.onnx")
     log.info("wrote %s (input 'image': batch x %d x %d x %d)", output, channels, size, size)
 
 
-def _pair_options(sub: argparse.ArgumentParser, fold: bool = True) -> None:
-    sub.add_argument("--arch", required=True,
-                     help="a key of 'architectures:' in params.yaml (a registry entry or a variant)")
-    sub.add_argument("--loss", required=True, help="a key of 'losses:' in params.yaml")
-    sub.add_argument("--seed", type=int, help="training seed (default: the first of sweep.seeds)")
-    if fold:
-        sub.add_argument("--fold", type=int, help="the fold validated on (default: the first of sweep.folds)")
+# a pipeline field -> its option on every stage command that has the field
+FIELD_OPTIONS = {
+    "dataset": {"help": "a key of 'datasets:' (default: the sweep's only dataset)"},
+    "arch": {"required": True, "help": "a key of 'architectures:' in params.yaml (a registry entry or a variant)"},
+    "loss": {"required": True, "help": "a key of 'losses:' in params.yaml"},
+    "seed": {"type": int, "help": "training seed (default: the first of sweep.seeds)"},
+    "fold": {"type": int, "help": "the fold validated on (default: the first of sweep.folds)"},
+    "baseline": {"required": True, "help": "a name in sweep.baselines (segbench's baseline registry)"},
+}
+
+
+def _run(target: str):
+    """The command a stage names ("module:function"), imported when it runs."""
+    def command(params: dict, args):
+        import importlib
+
+        module, _, function = target.partition(":")
+        return getattr(importlib.import_module(module), function)(params, args)
+    return command
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from segbench.pipeline import STAGES
+
     common = argparse.ArgumentParser(add_help=False)  # --params before or after the sub-command
     common.add_argument("--params", type=Path, default=argparse.SUPPRESS,
                         help="params file (default: params.yaml)")
     parser = argparse.ArgumentParser(prog="segbench", description=__doc__.splitlines()[0], parents=[common])
     parser.add_argument("--version", action="version", version=f"segbench {__version__}")
-    stages = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
+    commands = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
 
-    from segbench.pipeline import BY_NAME
-
-    def stage(name: str, run, text: str, dataset: bool = True) -> argparse.ArgumentParser:
-        sub = stages.add_parser(name, help=text, description=text, parents=[common])
+    def command(name: str, run, text: str, dataset: bool = True) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=text, description=text, parents=[common])
         sub.set_defaults(func=run)
         if dataset:
-            sub.add_argument("--dataset", help="a key of 'datasets:' (default: the sweep's only dataset)")
-        if name in BY_NAME:  # a pipeline stage: Snakemake passes the CPUs it gave the job
-            sub.add_argument("--threads", type=int, help="CPU threads this job may use (default: SLURM_CPUS_PER_TASK "
-                                                         "under Slurm, else the params')")
-            if BY_NAME[name].gpu:
-                sub.add_argument("--device", help=DEVICE_HELP)
+            sub.add_argument("--dataset", **FIELD_OPTIONS["dataset"])
         return sub
 
-    stage("download", cmd_download, "fetch, verify and extract the dataset")
-    stage("preprocess", cmd_preprocess, "masks from annotations; resize and pad (on every CPU this process has)")
-    stage("split", cmd_split, "stratified train/val/test split (and folds)")
-    _pair_options(stage("train", cmd_train, "train one pair for one seed and fold (train.threads CPU threads)"))
-    _pair_options(stage("evaluate", cmd_evaluate, "score one pair's seed on the test images"), fold=False)
-    for name, run, text in (("baseline_prepare", cmd_baseline_prepare, "a baseline's own data: nnU-Net's dataset, "
-                             "plan and preprocessing on segbench's split"),
-                            ("baseline_train", cmd_baseline_train, "train a baseline on one fold of segbench's split"),
-                            ("baseline_evaluate", cmd_baseline_evaluate,
-                             "score a baseline with segbench's evaluation")):
-        sub = stage(name, run, text)
-        sub.add_argument("--baseline", required=True, choices=["nnunet"], help="a name in sweep.baselines")
-        if name == "baseline_train":
-            sub.add_argument("--fold", type=int, help="the fold validated on (default: the first of sweep.folds)")
-    stage("latency", cmd_latency, "time an architecture at the dataset's input size (one thread)").add_argument(
-        "--arch", required=True, help="a key of 'architectures:' in params.yaml")
-    report = stage("report", cmd_report, "comparison tables, statistics and figures of every pair")
-    report.add_argument("--mlflow-ui", metavar="URL", help="the MLflow UI the printed link opens (default: the "
-                        "tracking server, or http://127.0.0.1:5000 for `mlflow ui` on a local store)")
-    stage("summary", cmd_summary, "the sweep across its datasets: mean ranks, Friedman, winners", dataset=False)
-    stage("results", cmd_results, "what the sweep found, and where its reports are", dataset=False)
-    dag = stage("dag", cmd_dag, "the pipeline definition: print it, or write or check dvc.yaml", dataset=False)
+    for stage in STAGES:  # one command per pipeline stage, its options from the stage's fields
+        sub = command(stage.name, _run(stage.runner), stage.help, dataset=False)
+        for field in stage.fields:
+            sub.add_argument(f"--{field}", **FIELD_OPTIONS[field])
+        sub.add_argument("--threads", type=int, help="CPU threads this job may use (Snakemake passes its own; "
+                                                     "default: SLURM_CPUS_PER_TASK under Slurm, else the params')")
+        if stage.gpu:
+            sub.add_argument("--device", help=DEVICE_HELP)
+        for option in stage.options:
+            sub.add_argument(option.flag, type=option.type, help=option.help)
+    command("results", cmd_results, "what the sweep found, and where its reports are", dataset=False)
+    dag = command("dag", cmd_dag, "the pipeline definition: print it, or write or check dvc.yaml", dataset=False)
     dag.add_argument("--write", action="store_true", help="write dvc.yaml from the pipeline definition")
     dag.add_argument("--check", action="store_true", help="fail if dvc.yaml is not what the definition generates")
     dag.add_argument("--dvc-yaml", type=Path, default=Path("dvc.yaml"))
     dag.set_defaults(needs_params=False)
-    export = stage("export", cmd_export, "write a trained model as ONNX")
-    _pair_options(export)
+    export = command("export", cmd_export, "write a trained model as ONNX", dataset=False)
+    for field in ("dataset", "arch", "loss", "seed", "fold"):
+        export.add_argument(f"--{field}", **FIELD_OPTIONS[field])
     export.add_argument("--output", type=Path, help="ONNX file (default: model.onnx in the fold folder)")
-    predict = stage("predict", cmd_predict, "segment new images with a trained run")
+    predict = command("predict", cmd_predict, "segment new images with a trained run")
     predict.add_argument("inputs", nargs="+", type=Path, metavar="IMAGE_OR_FOLDER",
                          help="image files (PNG, JPEG, TIFF, BMP, DICOM) or folders of them")
     predict.add_argument("--run", default="best", help="best (the report's top pair), <arch>__<loss>, "
@@ -450,17 +206,17 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--out", type=Path, default=Path("predictions"), help="output folder (default predictions)")
     predict.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default 2)")
     predict.add_argument("--device", help=DEVICE_HELP)
-    web = stage("serve", cmd_serve, "Bone Detect: the web page that segments uploaded images")
+    web = command("serve", cmd_serve, "Bone Detect: the web page that segments uploaded images")
     web.add_argument("--run", default="best", help="the model picked first (default: best)")
     web.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)")
     web.add_argument("--port", type=int, default=8000)
     web.add_argument("--max-upload-mb", type=float, default=25.0, help="largest upload accepted (default 25 MB)")
     web.add_argument("--device", help=DEVICE_HELP)
-    check = stage("doctor", cmd_doctor, "what this machine can run: torch, driver, GPUs and their leases, scheduler, "
-                  "lock folder, tools; exit 1 naming each problem", dataset=False)
+    check = command("doctor", cmd_doctor, "what this machine can run: torch, driver, GPUs and their leases, "
+                    "scheduler, lock folder, tools; exit 1 naming each problem", dataset=False)
     check.add_argument("--smoke", action="store_true", help="also one mixed-precision training step on each free GPU")
     check.set_defaults(needs_params=False)
-    listing = stage("list", cmd_list, "registered loss terms or architectures, with their options", dataset=False)
+    listing = command("list", cmd_list, "registered loss terms or architectures, with their options", dataset=False)
     listing.add_argument("what", choices=["losses", "architectures"])
     listing.add_argument("--complexity", action="store_true",
                          help="architectures: also count parameters and GFLOPs (builds every model: slow)")

@@ -1,0 +1,260 @@
+"""The pipeline stages' commands, one function per stage, each ``(params, args)``: what ``segbench <stage>`` runs.
+
+``segbench.pipeline.STAGES`` names each stage's function (``Stage.run``); the command line builds a sub-command per
+stage from it (its fields as options), so adding a stage adds its command. Params and names are checked before
+torch, MONAI or MLflow is imported, so a mistake is reported in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from segbench import SegbenchError, did_you_mean, paths, usable_cores
+from segbench.config import dataset_params
+
+log = logging.getLogger("segbench")
+
+
+def dataset_key(params: dict, args) -> str:
+    """--dataset, or the sweep's only dataset."""
+    datasets = params["sweep"]["datasets"]
+    if args.dataset is None:
+        if len(datasets) > 1:
+            raise SegbenchError(f"--dataset: the sweep runs on {datasets}; name one")
+        return datasets[0]
+    if args.dataset not in params["datasets"]:
+        raise SegbenchError(f"--dataset {args.dataset!r}: not defined under 'datasets:' in {args.params} (defined: "
+                            f"{sorted(params['datasets'])}){did_you_mean(args.dataset, params['datasets'])}")
+    return args.dataset
+
+
+def view_of(params: dict, args) -> tuple[dict, paths.Sweep]:
+    """The dataset's params and where its sweep's results go."""
+    key = dataset_key(params, args)
+    return dataset_params(params, key), paths.Sweep(key, params["sweep"]["name"])
+
+
+def tracker_for(where: paths.Sweep):
+    from segbench.tracking import Tracker
+
+    return Tracker(where.dataset, where.sweep)
+
+
+def download(params: dict, args) -> None:
+    from segbench.data.sources import download_dataset
+
+    view, where = view_of(params, args)
+    root = download_dataset(view["dataset"], view["synthetic"], paths.archive_dir(where.dataset),
+                            paths.raw_dir(where.dataset))
+    log.info("dataset ready in %s", root)
+
+
+def preprocess(params: dict, args) -> None:
+    from segbench.data.preprocess import preprocess
+
+    view, where = view_of(params, args)
+    preprocess(paths.raw_dir(where.dataset), paths.processed_dir(where.dataset), view["preprocess"]["size"],
+               view["dataset"], workers=min(job_threads(args, usable_cores()), usable_cores()))
+
+
+def split(params: dict, args) -> None:
+    from segbench.data.split import split_stage
+
+    view, where = view_of(params, args)
+    split_stage(view["split"], paths.processed_dir(where.dataset), paths.split_csv(where.dataset),
+                paths.split_counts_csv(where.dataset), paths.split_leakage_json(where.dataset))
+
+
+def check_pair(params: dict, args) -> None:
+    """--arch, --loss, --seed and --fold name things params.yaml defines (before anything heavy loads)."""
+    for kind, name in (("architectures", args.arch), ("losses", args.loss)):
+        if name not in params[kind]:
+            raise SegbenchError(f"--{kind[:4]} {name!r}: not defined under '{kind}:' in {args.params} "
+                                f"(defined: {sorted(params[kind])}){did_you_mean(name, params[kind])}")
+    fold = getattr(args, "fold", None)
+    if fold is not None and fold not in params["sweep"]["folds"]:
+        raise SegbenchError(f"--fold {fold}: not in sweep.folds {params['sweep']['folds']}")
+
+
+def seed_fold(params: dict, args) -> tuple[int, int]:
+    seed = args.seed if args.seed is not None else params["sweep"]["seeds"][0]
+    fold = getattr(args, "fold", None)
+    return seed, fold if fold is not None else params["sweep"]["folds"][0]
+
+
+DEVICE_HELP = ("auto (a free GPU, leased, else the CPU), cpu, cuda or cuda:<k> (default: train.device); a job given "
+               "GPUs that torch cannot see stops")
+
+
+def job_threads(args, default: int) -> int:
+    """The CPUs this job was given: --threads (Snakemake's {threads}), else Slurm's SLURM_CPUS_PER_TASK, else
+    ``default`` (the params')."""
+    import os
+
+    if getattr(args, "threads", None):
+        return args.threads
+    given = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    return int(given) if given.isdigit() and int(given) > 0 else default
+
+
+def set_threads(count: int) -> None:
+    import torch
+
+    torch.set_num_threads(count)
+
+
+def device_for(view: dict, args) -> str:
+    """--device, else train.device; checked now, before anything heavy loads: a job given GPUs that torch
+    cannot see stops here rather than run on the CPU."""
+    from segbench import devices
+
+    return devices.check(getattr(args, "device", None) or view["train"]["device"])
+
+
+def train(params: dict, args) -> None:
+    check_pair(params, args)
+    view, where = view_of(params, args)
+    device = device_for(view, args)
+    view["train"]["threads"] = job_threads(args, view["train"]["threads"])
+    from segbench.training.trainer import train_pair
+
+    set_threads(view["train"]["threads"])
+    seed, fold = seed_fold(params, args)
+    summary = train_pair(args.arch, args.loss, view, paths.processed_dir(where.dataset),
+                         paths.split_csv(where.dataset), where.fold(args.arch, args.loss, seed, fold), seed, fold,
+                         tracker_for(where) if view["tracking"]["mlflow"] else None, device)
+    log.info("best val Dice %.4f at epoch %d", summary["best_val_dice"], summary["best_epoch"])
+    if summary["failed"] or summary["diverged"]:  # recorded for the report, which marks the pair: the sweep goes on
+        reason = summary["failed"]["reason"] if summary["failed"] else f"the loss went non-finite at epoch " \
+                                                                      f"{summary['diverged']['epoch']}"
+        log.error("%s__%s failed, recorded: %s", args.arch, args.loss, reason)
+
+
+def evaluate(params: dict, args) -> None:
+    check_pair(params, args)
+    view, where = view_of(params, args)
+    device = device_for(view, args)
+    from segbench.evaluation.evaluate import evaluate_replicate
+
+    set_threads(job_threads(args, 1))
+    seed, _ = seed_fold(params, args)
+    tracker = tracker_for(where) if view["tracking"]["mlflow"] else None
+    metrics = evaluate_replicate(args.arch, args.loss, seed, view, where, paths.processed_dir(where.dataset),
+                                 paths.split_csv(where.dataset), tracker, device)
+    if tracker:
+        _register(tracker, where, args.arch, args.loss, seed, view)
+    log.info("test Dice %.4f IoU %.4f HD95 %.2f %s", metrics["dice"], metrics["iou"], metrics["hd95"],
+             metrics["units"])
+
+
+def check_baseline(params: dict, args) -> str:
+    if args.baseline not in params["sweep"]["baselines"]:
+        raise SegbenchError(f"--baseline {args.baseline!r}: not in sweep.baselines {params['sweep']['baselines']} "
+                            f"of {args.params}")
+    return args.baseline
+
+
+def baseline_prepare(params: dict, args) -> None:
+    """nnU-Net's raw dataset, plan and preprocessing, with segbench's folds (``baselines.nnunet``)."""
+    check_baseline(params, args)
+    view, where = view_of(params, args)
+    from segbench.baselines import nnunet
+    from segbench.data.processed import Processed
+
+    data = Processed.load(paths.processed_dir(where.dataset), paths.split_csv(where.dataset))
+    out = paths.baseline_data(args.baseline, where.dataset)
+    nnunet.prepare(data, view["sweep"]["folds"], where.dataset, out, processes=usable_cores())
+    log.info("nnU-Net's dataset, plans and splits in %s", out)
+
+
+def baseline_train(params: dict, args) -> None:
+    baseline = check_baseline(params, args)
+    view, where = view_of(params, args)
+    requested = device_for(view, args)
+    from segbench.baselines import nnunet
+    from segbench.devices import device
+
+    set_threads(job_threads(args, 1))
+    fold = args.fold if args.fold is not None else view["sweep"]["folds"][0]
+    with device(requested) as dev:
+        summary = nnunet.train(paths.baseline_data(baseline, where.dataset), where.dataset, fold,
+                               view["baselines"][baseline], where.fold(baseline, paths.BASELINE_LOSS,
+                                                                        paths.BASELINE_SEED, fold),
+                               dev, view["preprocess"]["size"],
+                               tracker_for(where) if view["tracking"]["mlflow"] else None)
+    log.info("nnU-Net fold %d: %d epochs, last pseudo-Dice %.4f", fold, summary["epochs"], summary["best_val_dice"])
+
+
+def baseline_evaluate(params: dict, args) -> None:
+    """The baseline's fold models through segbench's own evaluation; its latency beside the architectures'."""
+    baseline = check_baseline(params, args)
+    view, where = view_of(params, args)
+    device = device_for(view, args)
+    from segbench.baselines import nnunet
+    from segbench.evaluation.evaluate import evaluate_replicate
+    from segbench.evaluation.latency import predictor_latency
+    from segbench.io import read_json, write_json
+    from segbench.predict.predictor import Predictor
+
+    set_threads(job_threads(args, 1))
+    tracker = tracker_for(where) if view["tracking"]["mlflow"] else None
+    metrics = evaluate_replicate(baseline, paths.BASELINE_LOSS, paths.BASELINE_SEED, view, where,
+                                 paths.processed_dir(where.dataset), paths.split_csv(where.dataset), tracker, device)
+    fold = where.fold(baseline, paths.BASELINE_LOSS, paths.BASELINE_SEED, view["sweep"]["folds"][0])
+    channels, size = read_json(paths.processed_dir(where.dataset) / paths.INFO)["channels"], view["preprocess"]["size"]
+    member = nnunet.NnunetMember(fold)  # nnU-Net's predictor on one canvas, timed like every architecture
+    predictor = Predictor([member], size, channels, max(2, member.classes))
+    write_json(where.latency(baseline), predictor_latency(baseline, predictor, repeats=10, warmup=2))
+    log.info("%s: test Dice %.4f", baseline, metrics["dice"])
+
+
+def _register(tracker, where: paths.Sweep, arch: str, loss: str, seed: int, view: dict) -> None:
+    """The seed's fold ensemble as an MLflow model, a version of the (dataset, sweep)'s registered model."""
+    from PIL import Image
+
+    from segbench.apps.drawing import png_bytes
+    from segbench.apps.model_registry import log_run_model
+    from segbench.io import read_json
+
+    folds = {f"fold{f}": where.fold(arch, loss, seed, f) for f in view["sweep"]["folds"]}
+    first = read_json(next(iter(folds.values())) / paths.TRAINED)
+    blank = Image.new("L" if first.get("in_channels", 1) == 1 else "RGB", (32, 32))  # the input example
+    log_run_model(tracker, [read_json(d / paths.TRAINED).get("mlflow_run_id") for d in folds.values()],
+                  str(paths.RunId(arch, loss, seed)), where.seed(arch, loss, seed) / paths.METRICS,
+                  {k: d / paths.CHECKPOINT for k, d in folds.items()}, png_bytes(blank))
+
+
+def latency(params: dict, args) -> None:
+    if args.arch not in params["architectures"]:
+        raise SegbenchError(f"--arch {args.arch!r}: not defined under 'architectures:' in {args.params} (defined: "
+                            f"{sorted(params['architectures'])}){did_you_mean(args.arch, params['architectures'])}")
+    view, where = view_of(params, args)
+    requested = device_for(view, args)
+    from segbench.evaluation.latency import architecture_latency
+    from segbench.io import read_json, write_json
+
+    info = read_json(paths.processed_dir(where.dataset) / paths.INFO)
+    result = architecture_latency(view["architectures"][args.arch], info, view["preprocess"]["size"], requested)
+    write_json(where.latency(args.arch), result)
+    log.info("%s: %.2f ms per image on the CPU (IQR %.2f)", args.arch, result["latency_ms_cpu"],
+             result["latency_ms_cpu_iqr"])
+
+
+def report(params: dict, args) -> None:
+    view, where = view_of(params, args)
+    from segbench.report import build_report
+
+    tracker = tracker_for(where) if view["tracking"]["mlflow"] else None
+    path = build_report(view, where, tracker)
+    print(f"Report: {path}")
+    if tracker:
+        link = tracker.view_url(args.mlflow_ui)
+        local = not tracker.uri.startswith("http") and not args.mlflow_ui
+        print(f"MLflow: `mlflow ui --backend-store-uri {tracker.uri}`, then {link}" if local else f"MLflow: {link}")
+
+
+def summary(params: dict, args) -> None:
+    """The sweep across its datasets (results/_all/<sweep>/<first dataset>/), from each dataset's report."""
+    from segbench.report.cross_dataset import build_summary
+
+    print(f"Across datasets: {build_summary(params['sweep'], params['statistics']['alpha'])}")
