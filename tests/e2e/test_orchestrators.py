@@ -7,6 +7,7 @@ import copy
 import json
 
 import pandas as pd
+import yaml
 
 from segbench import paths, pipeline
 from support import SWEEP, TINY, metrics_of, new_project, planned_jobs, run
@@ -67,3 +68,38 @@ def test_seeds_and_folds_in_both_orchestrators_give_byte_identical_metrics(tmp_p
     assert statistics["seeds"] == [0, 1] and set(statistics["per_pair"]) == {"unet__dice"}
     assert "up to date" in run(outcomes["dvc"], "dvc", "status")
     assert planned_jobs(outcomes["dvc"]) == []
+
+
+TOY = '''
+STAGES = (*STAGES, Stage("toy", ("dataset",), ("split.seed",), (Input(paths.SPLIT),),
+                         (Output("results/{dataset}/toy.txt"),), "segbench.apps.toy", help="count the test images",
+                         run="segbench.apps.toy:toy"))
+BY_NAME = {stage.name: stage for stage in STAGES}
+'''
+TOY_COMMAND = '''
+import pandas as pd
+
+from segbench import paths
+
+
+def toy(params, args):
+    split = pd.read_csv(paths.split_csv(args.dataset))
+    paths.at("results/{dataset}/toy.txt", dataset=args.dataset).write_text(str((split["subset"] == "test").sum()))
+'''
+
+
+def test_a_new_stage_is_one_entry_in_stages_and_every_tool_runs_it(tmp_path):
+    """A toy stage added to STAGES (and its function): no edit in the CLI, the Snakefile, the profiles or the
+    report's inputs. Its command has its fields as options, Snakemake runs it, dvc.yaml holds it."""
+    root = new_project(tmp_path)
+    pipeline_py = root / "src/segbench/pipeline.py"
+    pipeline_py.write_text(pipeline_py.read_text() + TOY)
+    (root / "src/segbench/apps/toy.py").write_text(TOY_COMMAND)
+    assert "--dataset DATASET" in run(root, "segbench", "toy", "--help")
+    run(root, "snakemake", "--cores", "1", "--profile", "workflow/profiles/default", "results/synthetic/toy.txt")
+    assert int((root / "results/synthetic/toy.txt").read_text()) > 0
+    run(root, "segbench", "dag", "--write")
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    assert stages["toy"]["cmd"] == "segbench toy --dataset ${item.dataset}"
+    assert "src/segbench/apps/toy.py" in stages["toy"]["deps"]  # its code
+    assert "toy" not in " ".join(pipeline.job_inputs(pipeline.stage("report"), TINY, {"dataset": "synthetic"}))

@@ -5,7 +5,7 @@ import pytest
 
 from segbench import pipeline
 from segbench.config import validate_params
-from support import REPO, TINY, tiny_params
+from support import REPO, SWEEP, TINY, tiny_params
 
 # Lower layers never import higher ones.
 LAYERS = [
@@ -186,3 +186,17 @@ def test_a_run_name_is_spelled_and_parsed_in_one_place():
     for bad in ("smp_unet", "a__b/fold1", "a__b/seed1/fold", "a__b/seedx", "a__b/seed1/fold1/x"):
         with pytest.raises(ValueError, match="is not <arch>__<loss>"):
             RunId.parse(bad)
+
+
+def test_the_report_reads_nothing_its_stage_does_not_declare():
+    from pathlib import Path
+
+    from segbench import SegbenchError
+    from segbench.report.collect import Inputs
+
+    inputs = Inputs(pipeline.job_inputs(pipeline.stage("report"), tiny_params(), {"dataset": "synthetic"}))
+    declared = Path("data/splits/synthetic_leakage.json")
+    assert inputs.check(declared) == declared
+    assert inputs.check(SWEEP.seed("smp_unet", "dice", 0) / "generalisation" / "in_group.csv")  # in a declared folder
+    with pytest.raises(SegbenchError, match="does not declare as an input"):
+        inputs.check(Path("data/splits/synthetic_notes.txt"))

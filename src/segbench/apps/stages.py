@@ -242,10 +242,12 @@ def latency(params: dict, args) -> None:
 
 def report(params: dict, args) -> None:
     view, where = view_of(params, args)
+    from segbench import pipeline
     from segbench.report import build_report
 
     tracker = tracker_for(where) if view["tracking"]["mlflow"] else None
-    path = build_report(view, where, tracker)
+    declared = pipeline.job_inputs(pipeline.stage("report"), view, {"dataset": where.dataset})
+    path = build_report(view, where, tracker, declared)
     print(f"Report: {path}")
     if tracker:
         link = tracker.view_url(args.mlflow_ui)

@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 
 from segbench import paths
-from segbench.io import atomic_path, read_json, write_json
+from segbench.io import atomic_path, write_json
 from segbench.paths import run_name
 from segbench.report import figures, html, latex, workbook
 from segbench.report.analysis import analyse, verdict
-from segbench.report.collect import Results, load_results
+from segbench.report.collect import Inputs, Results, load_results
 from segbench.report.tables import (
     DETECTION,
     METRIC_COLUMNS,
@@ -162,7 +162,7 @@ def audit_summary(leakage: dict) -> dict[str, str]:
 
 
 def qualitative(results: Results, statistics: dict, params: dict, where: paths.Sweep,
-                data) -> list[tuple[str, list[np.ndarray]]]:
+                data, inputs: Inputs) -> list[tuple[str, list[np.ndarray]]]:
     """The best, median and worst test image of the best pair and of the last-ranked pair: image, truth,
     probability, raw and post-processed prediction, on the un-padded canvas."""
     from PIL import Image
@@ -178,7 +178,8 @@ def qualitative(results: Results, statistics: dict, params: dict, where: paths.S
         if scores.empty:
             continue
         picks = {"best": scores.iloc[-1], "median": scores.iloc[len(scores) // 2], "worst": scores.iloc[0]}
-        with np.load(seed_dir / paths.TEST_PROBABILITIES) as probs, np.load(seed_dir / paths.TEST_PREDICTIONS) as final:
+        with np.load(inputs.check(seed_dir / paths.TEST_PROBABILITIES)) as probs, \
+                np.load(inputs.check(seed_dir / paths.TEST_PREDICTIONS)) as final:
             for label, score in picks.items():
                 sid, index = str(score["sample_id"]), row_of[str(score["sample_id"])]
                 geometry = data.geometry(index)
@@ -193,7 +194,7 @@ def qualitative(results: Results, statistics: dict, params: dict, where: paths.S
 
 
 def make_figures(results: Results, statistics: dict, efficiency: pd.DataFrame, strata: pd.DataFrame,
-                 params: dict, where: paths.Sweep, data, leakage: dict) -> dict[str, figures.Figure]:
+                 params: dict, where: paths.Sweep, data, leakage: dict, inputs: Inputs) -> dict[str, figures.Figure]:
     palette = figures.Palette(statistics["ranking"], [p for p, r in statistics["per_pair"].items() if r["failed"]])
     matrix = dice_matrix(results)
     per_pair = statistics["per_pair"]
@@ -214,7 +215,7 @@ def make_figures(results: Results, statistics: dict, efficiency: pd.DataFrame, s
                                                                 friedman["alpha"], friedman.get("p_value")),
         "rank_stability": figures.plot_rank_stability(pd.DataFrame(statistics["rank_stability"]).T, palette),
         "strata": figures.plot_strata(strata, palette),
-        "cases": figures.plot_cases(qualitative(results, statistics, params, where, data)),
+        "cases": figures.plot_cases(qualitative(results, statistics, params, where, data, inputs)),
         "leakage": figures.plot_leakage(leaked_pairs(leakage, data)),
     }
 
@@ -268,14 +269,15 @@ class Contents:
     failed: list[bool]
 
     @classmethod
-    def gather(cls, params: dict, results: Results, statistics: dict, leakage: dict, info: dict) -> Contents:
+    def gather(cls, params: dict, results: Results, statistics: dict, leakage: dict, info: dict,
+               counts: pd.DataFrame) -> Contents:
         key, units = params["dataset"]["key"], results.replicates["units"].iloc[0]
         penalty = "the image's diagonal" if params["evaluate"]["boundary_penalty"] == "diagonal" \
             else f"{params['evaluate']['boundary_penalty']} {units}"
         return cls(f"sweep '{params['sweep']['name']}' on {key}", statistics, results, units, penalty,
                    verdict(statistics), comparison_table(results, statistics), metrics_table(results, statistics),
                    detection_table(results, statistics), efficiency_table(results, statistics), strata_table(results),
-                   pd.read_csv(paths.split_counts_csv(key)), statistics_tables(statistics),
+                   counts, statistics_tables(statistics),
                    leakage_tables(leakage, statistics), generalisation_tables(statistics), setup(params, results),
                    {l: loss_definition(params["losses"][l]) for l in params["sweep"]["losses"]},
                    provenance(params, results, info), audit_summary(leakage),
@@ -372,21 +374,26 @@ def page_html(c: Contents, figure_files: dict[str, Path], stratified: str) -> st
     ])
 
 
-def build_report(params: dict, where: paths.Sweep, tracker=None) -> Path:
+def build_report(params: dict, where: paths.Sweep, tracker=None, declared: list[str] | None = None) -> Path:
     """Write the (dataset, sweep)'s report folder: statistics.json, summary.json, comparison.md/.tex/.xlsx,
     report.html and figures/; mirror them on its MLflow parent run. Returns report.html's path.
 
-    It reads only the files the pipeline declares as its inputs, and writes the same bytes from the same
-    inputs (no dates, fixed SVG ids and workbook timestamps), so a rerun changes nothing.
+    It reads only the files the pipeline declares as its inputs (``declared``: reading another is an error), and
+    writes the same bytes from the same inputs (no dates, fixed SVG ids and workbook timestamps), so a rerun changes
+    nothing.
     """
     from segbench.data.processed import Processed
 
     out, key = where.report, params["dataset"]["key"]
-    data = Processed.load(paths.processed_dir(key), paths.split_csv(key))
-    results = load_results(params, where)
-    leakage = read_json(paths.split_leakage_json(key))
+    inputs = Inputs(declared)  # every file read below is one the report stage declares
+    for name in paths.PROCESSED_FILES:
+        inputs.check(paths.processed_dir(key) / name)
+    data = Processed.load(paths.processed_dir(key), inputs.check(paths.split_csv(key)))
+    results = load_results(params, where, inputs)
+    leakage = inputs.read(paths.split_leakage_json(key), "split")
+    counts = inputs.read(paths.split_counts_csv(key), "split", pd.read_csv)
     statistics = analyse(results, params["statistics"], leakage["leaked_test_images"])
-    c = Contents.gather(params, results, statistics, leakage, data.info)
+    c = Contents.gather(params, results, statistics, leakage, data.info, counts)
 
     write_json(out / paths.STATISTICS, statistics)
     write_json(paths.cross_input(params["sweep"], key),  # the summary's
@@ -400,7 +407,7 @@ def build_report(params: dict, where: paths.Sweep, tracker=None) -> Path:
     write_workbook(c, out / paths.WORKBOOK)
     figure_files = {}
     for name, figure in make_figures(results, statistics, c.efficiency, c.strata, params, where, data,
-                                     leakage).items():
+                                     leakage, inputs).items():
         for suffix in paths.FIGURE_FORMATS:
             with atomic_path(where.figure(name, suffix)) as tmp:
                 figures.save(figure, tmp, suffix)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -46,10 +47,31 @@ class Results:
         return lesion.pivot_table(index="sample_id", columns="pair", values=metric, aggfunc="mean")[self.pairs]
 
 
-def _read(path, what: str, kind=read_json):
-    if not path.exists():
-        raise SegbenchError(f"{path}: missing; run `segbench {what}` for it first")
-    return kind(path)
+class Inputs:
+    """The files the report stage declares (``pipeline.job_inputs``, which the command passes in): the one list of
+    what it reads. Reading any other file is an error, so a file the report reads can never go stale unseen by
+    Snakemake and DVC. Without a list (a library call), nothing is checked."""
+
+    def __init__(self, declared: list[str] | None = None):
+        self.files = None if declared is None else {Path(f) for f in declared}
+
+    def check(self, path: Path) -> Path:
+        """``path``, a declared input (or inside one).
+
+        Raises:
+            SegbenchError: ``path`` is not a declared input (a bug: declare it in ``pipeline.py``).
+        """
+        if self.files is not None and not any(p == path or p in path.parents for p in self.files):
+            raise SegbenchError(f"the report read {path}, which the report stage does not declare as an input "
+                                "(segbench.pipeline): declare it, or Snakemake and DVC cannot see it change")
+        return path
+
+    def read(self, path: Path, what: str, kind=read_json):
+        """``kind(path)`` of a declared input, or a SegbenchError naming a missing file and the command that makes
+        it."""
+        if not self.check(path).exists():
+            raise SegbenchError(f"{path}: missing; run `segbench {what}` for it first")
+        return kind(path)
 
 
 def _flat(metrics: dict) -> dict:
@@ -63,13 +85,14 @@ def _flat(metrics: dict) -> dict:
     return out
 
 
-def load_results(params: dict, where: paths.Sweep) -> Results:
-    """Read every (pair, seed, fold) of the sweep ``params`` describes, from ``where``.
+def load_results(params: dict, where: paths.Sweep, inputs: Inputs | None = None) -> Results:
+    """Read every (pair, seed, fold) of the sweep ``params`` describes, from ``where`` (declared ``inputs``).
 
     Raises:
         SegbenchError: a missing file, naming it and the stage that makes it.
     """
     sweep = params["sweep"]
+    _read = (inputs or Inputs()).read
     replicates, per_image, training, history, metrics, failed, other_tests = [], [], [], [], {}, {}, []
     members = paths.members(sweep)
     latency = {arch: {k: v for k, v in _read(where.latency(arch), f"latency --arch {arch}").items()
@@ -88,7 +111,7 @@ def load_results(params: dict, where: paths.Sweep) -> Results:
                 failed.setdefault(pair, []).append(f"seed {seed}: {reason}" if len(seeds) > 1 else reason)
             replicates.append({**keys, **_flat(m), **latency[arch]})
             per_image.append(_read(seed_dir / paths.PER_IMAGE, evaluate, pd.read_csv).assign(**keys))
-            other_tests += [pd.read_csv(f).assign(**keys, **{"test set": f.stem})
+            other_tests += [_read(f, evaluate, pd.read_csv).assign(**keys, **{"test set": f.stem})
                             for f in sorted((seed_dir / paths.GENERALISATION).glob("*.csv"))]
             for fold in sweep["folds"]:
                 fold_dir = where.fold(arch, loss, seed, fold)
