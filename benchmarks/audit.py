@@ -10,10 +10,10 @@ for each part and overall, and how many planted copies were found.
 
 from __future__ import annotations
 
-import argparse
 import io
 import time
 
+import _common as bench
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
@@ -34,11 +34,12 @@ def copy_of(image: Image.Image) -> Image.Image:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench.parser(__doc__, images=60, size=64, planted=5)
     parser.add_argument("--images", type=int, default=10_000)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--planted", type=int, default=100)
-    args = parser.parse_args()
+    args = bench.parse(parser)
+    print(bench.heading(__doc__.splitlines()[0]))
     rng = np.random.default_rng(0)
     hashes, seconds = [], 0.0
     originals = {}

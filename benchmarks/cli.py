@@ -8,7 +8,6 @@ Target: under 2 s for `list losses`, `list architectures` and any params or name
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import statistics
 import subprocess
@@ -17,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _common as bench
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,9 +41,10 @@ def commands(root: Path) -> dict[str, list[str]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench.parser(__doc__, repeats=1)
     parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
+    args = bench.parse(parser)
+    print(bench.heading(__doc__.splitlines()[0]))
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         shutil.copy(REPO / "params.yaml", root / "params.yaml")

@@ -10,11 +10,11 @@ shifted and grown, as a real one is. Both sides run in one process, interleaved,
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 import warnings
 
+import _common as bench
 import numpy as np
 import torch
 from monai.metrics import compute_average_surface_distance, compute_hausdorff_distance, compute_surface_dice
@@ -47,9 +47,10 @@ def monai(pred: np.ndarray, truth: np.ndarray, tolerance: float) -> dict[str, fl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench.parser(__doc__, repeats=1)
     parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
+    args = bench.parse(parser)
+    print(bench.heading(__doc__.splitlines()[0]))
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
     print(f"masks {W}x{H}, boundary metrics (HD95, ASSD, NSD@2 px), median of {args.repeats} interleaved runs")

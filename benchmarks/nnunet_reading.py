@@ -8,12 +8,12 @@ the preprocess stage on each, one worker. Linear reading keeps the time per case
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
 from pathlib import Path
 
+import _common as bench
 import numpy as np
 from PIL import Image
 
@@ -41,10 +41,11 @@ def build(root: Path, cases: int, side: int) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench.parser(__doc__, cases=[10, 20], side=32)
     parser.add_argument("--cases", type=int, nargs="+", default=[500, 1000, 2000])
     parser.add_argument("--side", type=int, default=64)
-    args = parser.parse_args()
+    args = bench.parse(parser)
+    print(bench.heading(__doc__.splitlines()[0]))
     print(f"nnU-Net raw 2D datasets of {args.side}x{args.side} PNG cases, preprocess stage, 1 worker")
     first = None
     for cases in args.cases:

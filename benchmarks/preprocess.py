@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _common as bench
 from PIL import Image
 
 from segbench.data import synthetic
@@ -50,16 +51,17 @@ def child(raw: Path, out: Path, size: int, workers: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench.parser(__doc__, images=4, side=300, size=64, workers=[1])
     parser.add_argument("--images", type=int, default=60)
     parser.add_argument("--side", type=int, default=4000)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--child", nargs=3, metavar=("RAW", "OUT", "WORKERS"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = bench.parse(parser)
     if args.child:
         child(Path(args.child[0]), Path(args.child[1]), args.size, int(args.child[2]))
         return
+    print(bench.heading(__doc__.splitlines()[0]))
     with tempfile.TemporaryDirectory() as tmp:
         raw = build_tree(Path(tmp), args.images, args.side)
         print(f"{args.images} JPEGs, longest side {args.side} px -> {args.size} px")

@@ -1,6 +1,6 @@
 """How long the test tiers take: `make test-fast` and `make test`, with the host's speed beside them.
 
-    python benchmarks/test_suite.py [--tiers test-fast test]
+    python benchmarks/test_suite.py [--tiers test-fast test] [--quick]
 
 Each tier runs once through make, in this checkout; the wall time, the CPU time of everything it started and
 pytest's summary line are printed, under a line naming the time and the commit. The same suite's time moves with
@@ -12,7 +12,6 @@ and after each tier, median of 3, and printed beside it. Target (2 CPU cores): `
 
 from __future__ import annotations
 
-import argparse
 import re
 import resource
 import statistics
@@ -21,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from segbench import usable_cores
+import _common as bench
 
 REPO = Path(__file__).resolve().parents[1]
 SUMMARY = re.compile(r"=+ (\d+ passed.*) in [\d.]+s")
@@ -47,31 +46,35 @@ def minutes(seconds: float) -> str:
     return f"{whole} min {rest:02d} s"
 
 
-def run_tier(target: str) -> tuple[float, float, str]:
-    """(wall s, CPU s, pytest's summary) of `make <target>`; raises if it fails."""
+TIERS = {"test-fast": ["make", "--no-print-directory", "test-fast"], "test": ["make", "--no-print-directory", "test"],
+         "quick": [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "tests/unit/test_project.py"]}
+
+
+def run_tier(tier: str) -> tuple[float, float, str]:
+    """(wall s, CPU s, pytest's summary) of a tier (``make <tier>``; ``quick``: one small test module); raises if it
+    fails."""
     start, cpu = time.perf_counter(), children_cpu()
-    done = subprocess.run(["make", "--no-print-directory", target], cwd=REPO, capture_output=True, text=True)
+    done = subprocess.run(TIERS[tier], cwd=REPO, capture_output=True, text=True)
     wall, cpu = time.perf_counter() - start, children_cpu() - cpu
     found = SUMMARY.findall(done.stdout)
     if done.returncode or not found:
-        sys.exit(f"make {target} failed (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        sys.exit(f"{tier} failed (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return wall, cpu, found[-1]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tiers", nargs="+", default=["test-fast", "test"], choices=["test-fast", "test"])
-    args = parser.parse_args()
-    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True, text=True)
-    print(f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, code {commit.stdout.strip() or 'unknown'}, "
-          f"{usable_cores()} CPU cores; cold `import segmentation_models_pytorch`: median of 3 before | after "
-          "each tier")
-    for target in args.tiers:
-        before = cold_import_seconds()
-        wall, cpu, summary = run_tier(target)
-        after = cold_import_seconds()
-        print(f"  make {target:9} {minutes(wall):>12} wall  {cpu:6.0f} s CPU   import {before:4.1f} | "
-              f"{after:4.1f} s   {summary}")
+    parser = bench.parser(__doc__, tiers=["quick"], imports=1)
+    parser.add_argument("--tiers", nargs="+", default=["test-fast", "test"], choices=list(TIERS))
+    parser.add_argument("--imports", type=int, default=3, help="cold imports timed before and after each tier")
+    args = bench.parse(parser)
+    print(bench.heading(f"cold `import segmentation_models_pytorch`: median of {args.imports} before | after each "
+                        "tier"))
+    for tier in args.tiers:
+        before = cold_import_seconds(args.imports)
+        wall, cpu, summary = run_tier(tier)
+        after = cold_import_seconds(args.imports)
+        print(f"  {'make ' + tier if tier != 'quick' else tier:14} {minutes(wall):>12} wall  {cpu:6.0f} s CPU   "
+              f"import {before:4.1f} | {after:4.1f} s   {summary}")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ memory format and the minimal loop plain float32, as a newcomer's would).
 
 from __future__ import annotations
 
-import argparse
 import copy
 import os
 import statistics
@@ -22,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _common as bench
 import pandas as pd
 import torch
 import yaml
@@ -75,7 +75,7 @@ def trainer_run(params: dict, data_dirs, epochs: int, out: Path, tracker: Tracke
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench.parser(__doc__, epochs=1, size=32, repeats=1)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
@@ -83,7 +83,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:<k>: both loops run there")
     parser.add_argument("--resume-every-minutes", type=float, default=None,
                         help="the trainer's train.resume_every_minutes (default: the params'; 0: every epoch)")
-    args = parser.parse_args()
+    args = bench.parse(parser)
+    print(bench.heading(__doc__.splitlines()[0]))
     device = torch.device(args.device)
     torch.set_num_threads(args.threads)
 

@@ -18,13 +18,10 @@ target: fwer at most 0.06 (alpha plus Monte-Carlo error) at 5,000 tables per cel
 
 from __future__ import annotations
 
-import argparse
 import math
-import subprocess
-import time
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
+import _common as bench
 import numpy as np
 import pandas as pd
 
@@ -34,7 +31,6 @@ from segbench.evaluation.statistics import versus_best
 ALPHA, NOISE, SHIFT = 0.05, 0.1, 0.05
 CELLS = [(k, n) for k in (2, 4, 6, 12) for n in (20, 50)]
 QUICK = [(2, 20), (4, 20)]
-REPO = Path(__file__).resolve().parents[1]
 
 
 def simulate(rng: np.random.Generator, pairs: int, images: int, shift: float) -> pd.DataFrame:
@@ -57,20 +53,17 @@ def cell(pairs: int, images: int, tables: int, seed: int) -> tuple[float, float]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench.parser(__doc__, tables=200, cells=QUICK)
     parser.add_argument("--tables", type=int, default=5000, help="null (and as many shifted) tables per cell")
-    parser.add_argument("--quick", action="store_true", help="two small cells of 200 tables: seconds")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    cells, tables = (QUICK, 200) if args.quick else (CELLS, args.tables)
-    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True, text=True)
-    print(f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, code {commit.stdout.strip() or 'unknown'}; "
-          f"{tables:,} null and {tables:,} shifted tables per cell (shift {SHIFT} Dice, noise SD {NOISE}), alpha "
-          f"{ALPHA}; verdict: two-sided Wilcoxon, Holm over every pair of pairs")
+    parser.set_defaults(cells=CELLS)
+    args = bench.parse(parser)
+    print(bench.heading(f"{args.tables:,} null and {args.tables:,} shifted tables per cell (shift {SHIFT} Dice, noise "
+                        f"SD {NOISE}), alpha {ALPHA}; verdict: two-sided Wilcoxon, Holm over every pair of pairs"))
     with ProcessPoolExecutor(usable_cores()) as pool:
-        results = pool.map(cell, *zip(*cells), [tables] * len(cells), [args.seed] * len(cells))
-        for (pairs, images), (fwer, power) in zip(cells, results):
-            error = math.sqrt(fwer * (1 - fwer) / tables)
+        results = pool.map(cell, *zip(*args.cells), [args.tables] * len(args.cells), [args.seed] * len(args.cells))
+        for (pairs, images), (fwer, power) in zip(args.cells, results):
+            error = math.sqrt(fwer * (1 - fwer) / args.tables)
             print(f"pairs={pairs} images={images} fwer={fwer:.4f} power={power:.4f}   (fwer's standard error "
                   f"{error:.4f})")
 

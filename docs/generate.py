@@ -302,7 +302,7 @@ def first_line(script: Path) -> str:
 
 
 def benchmarks_page() -> str:
-    scripts = sorted(BENCHMARKS.glob("*.py"))
+    scripts = sorted(p for p in BENCHMARKS.glob("*.py") if not p.name.startswith("_"))  # _common.py: shared
     recorded = sorted(RECORDED.glob("*.txt")) if RECORDED.is_dir() else []
     text = [header("benchmarks/results/*.txt and benchmarks/*.py"), "# Benchmarks\n\n",
             "Each script in `benchmarks/` measures one thing on the machine it runs on; its recorded output goes "

@@ -1,17 +1,28 @@
-"""The benchmarks' quick modes, so that a change of the code they call breaks a test, not a published figure."""
+"""Every benchmark's quick mode, so that a change of the code a benchmark calls breaks a test, not a published
+figure; and the verdict's calibration at that small scale."""
 
 import re
 import subprocess
 import sys
 
+import pytest
+
 from support import REPO
+
+SCRIPTS = sorted(p.name for p in (REPO / "benchmarks").glob("*.py") if not p.name.startswith("_"))
 
 
 def quick(script: str) -> str:
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), "--quick"], cwd=REPO,
                           capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     return done.stdout
+
+
+@pytest.mark.parametrize("script", [s for s in SCRIPTS if s != "verdict_calibration.py"])
+def test_every_benchmark_runs_quickly_and_says_when_and_on_which_code(script):
+    out = quick(script)
+    assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC, code \S+, \d+ CPU cores; ", out), out[:300]
 
 
 def test_the_verdict_is_calibrated_under_the_null_and_has_power_under_a_shift():
