@@ -58,8 +58,11 @@ IN_GROUP = "in_group"  # the split's subset of in-group test images, with a grou
 PAGE, MARKDOWN, LATEX, WORKBOOK = "report.html", "comparison.md", "comparison.tex", "comparison.xlsx"
 STATISTICS, SUMMARY = "statistics.json", "summary.json"
 REPORT_FILES = (PAGE, MARKDOWN, LATEX, WORKBOOK, STATISTICS, SUMMARY)
-FIGURES = ("dice_matrix", "distributions", "pareto", "learning_curves", "critical_difference", "rank_stability",
-           "strata", "cases", "leakage")
+# every figure of a report, in page order: name -> the report section it ends (its file figures/<name>.<format>, its
+# caption segbench/report/captions/<name>.rst, its builder report.build.make_figures's entry of the name)
+FIGURES = {"dice_matrix": "comparison", "distributions": "distributions", "strata": "distributions",
+           "critical_difference": "statistics", "rank_stability": "statistics", "pareto": "cost",
+           "learning_curves": "training", "cases": "cases", "leakage": "leakage"}
 FIGURE_FORMATS = ("png", "svg", "pdf")  # png for pages, svg and pdf for papers
 
 

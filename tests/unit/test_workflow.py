@@ -3,7 +3,7 @@ way."""
 
 import pytest
 
-from segbench import pipeline
+from segbench import paths, pipeline
 from segbench.config import validate_params
 from support import REPO, SWEEP, TINY, tiny_params
 
@@ -200,3 +200,14 @@ def test_the_report_reads_nothing_its_stage_does_not_declare():
     assert inputs.check(SWEEP.seed("smp_unet", "dice", 0) / "generalisation" / "in_group.csv")  # in a declared folder
     with pytest.raises(SegbenchError, match="does not declare as an input"):
         inputs.check(Path("data/splits/synthetic_notes.txt"))
+
+
+def test_every_figure_has_a_section_a_caption_and_its_outputs():
+    from importlib.resources import files
+
+    captions = files("segbench.report").joinpath("captions")
+    sections = {"comparison", "distributions", "statistics", "cost", "training", "cases", "leakage"}
+    report = pipeline.stage("report")
+    for name, section in paths.FIGURES.items():
+        assert section in sections and captions.joinpath(f"{name}.rst").is_file(), name
+        assert [o.figure for o in report.outputs if o.figure == name] == [name]  # one png shown by Snakemake's report

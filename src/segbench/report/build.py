@@ -206,7 +206,7 @@ def make_figures(results: Results, statistics: dict, efficiency: pd.DataFrame, s
                                        ("CPU latency (ms)", "CPU latency per image (ms)")) if c in points}
     friedman = statistics["friedman"]
     nemenyi = pd.DataFrame(friedman["nemenyi_p"]) if friedman.get("nemenyi_p") else None
-    return {
+    built = {
         "dice_matrix": figures.plot_dice_matrix(matrix, ci),
         "distributions": figures.plot_distributions(results.image_scores("dice")[statistics["ranking"]], palette),
         "pareto": figures.plot_pareto(points, costs, palette),
@@ -218,6 +218,7 @@ def make_figures(results: Results, statistics: dict, efficiency: pd.DataFrame, s
         "cases": figures.plot_cases(qualitative(results, statistics, params, where, data, inputs)),
         "leakage": figures.plot_leakage(leaked_pairs(leakage, data)),
     }
+    return {name: built[name] for name in paths.FIGURES}  # every figure the contract names, in its order
 
 
 def run_columns(results: Results, statistics: dict, efficiency: pd.DataFrame) -> dict[str, dict[str, float]]:
@@ -346,32 +347,37 @@ def write_workbook(c: Contents, path: Path) -> None:
 
 
 def page_html(c: Contents, figure_files: dict[str, Path], stratified: str) -> str:
-    """report.html: the verdict and caveats, then a section per part, figures embedded."""
-    figs = {name: html.figure(name, path) for name, path in figure_files.items()}
+    """report.html: the verdict and caveats, then a section per part, each ending with its figures
+    (``paths.FIGURES`` says which)."""
     statistics, failed = c.statistics, c.failed
-    return html.page(f"segbench: {c.title}", c.verdict, statistics["caveats"], [
-        ("comparison", "Comparison", html.table(c.comparison, failed) + figs["dice_matrix"]),
+
+    def figures_of(section: str) -> str:
+        return "".join(html.figure(name, figure_files[name]) for name, where in paths.FIGURES.items()
+                       if where == section)
+
+    sections = [
+        ("comparison", "Comparison", html.table(c.comparison, failed)),
         ("metrics", "Metrics", html.note(f"Means over the {statistics['n_images']} test images with a lesion; "
                                          f"HD95 and ASSD in {c.units}, a missed lesion counting as {c.penalty}.")
          + html.table(c.metrics, failed)),
         ("detection", "Detection", html.note(c.setup["detection"]) + html.table(c.detection, failed)),
-        ("distributions", "Per-image results", figs["distributions"] + figs["strata"]),
-        ("statistics", "Statistics", figs["critical_difference"] + html.note(statistics["friedman"]["versus_wilcoxon"])
-         + figs["rank_stability"] + "".join(f"<h3>{title}</h3>{html.table(frame)}"
-                                            for title, frame in c.sections.items())),
+        ("distributions", "Per-image results", ""),
+        ("statistics", "Statistics", html.note(statistics["friedman"]["versus_wilcoxon"]) + "".join(
+            f"<h3>{title}</h3>{html.table(frame)}" for title, frame in c.sections.items())),
         *([("generalisation", "Generalisation", html.note(GENERALISATION) + "".join(
             f"<h3>{title}</h3>{html.table(frame)}" for title, frame in c.shifts.items()))] if c.shifts else []),
-        ("cost", "Accuracy against cost", figs["pareto"] + html.table(c.efficiency, failed)),
-        ("training", "Training", figs["learning_curves"]),
-        ("cases", "Cases", figs["cases"]),
+        ("cost", "Accuracy against cost", html.table(c.efficiency, failed)),
+        ("training", "Training", ""),
+        ("cases", "Cases", ""),
         ("setup", "Set-up and definitions", "<h3>Set-up</h3>" + html.definitions(c.setup) + "<h3>Losses</h3>"
          + html.definitions(c.losses) + "<h3>Metrics</h3>" + html.definitions(c.definitions())),
         ("split", "Split", html.note(stratified) + html.table(c.counts)),
         ("leakage", "Leakage", html.definitions(c.audited) + "".join(f"<h3>{title}</h3>{html.table(frame)}"
-                                                                    for title, frame in c.leaks.items())
-         + figs["leakage"]),
+                                                                    for title, frame in c.leaks.items())),
         ("provenance", "Provenance", html.definitions(c.provenance)),
-    ])
+    ]
+    return html.page(f"segbench: {c.title}", c.verdict, statistics["caveats"],
+                     [(key, title, body + figures_of(key)) for key, title, body in sections])
 
 
 def build_report(params: dict, where: paths.Sweep, tracker=None, declared: list[str] | None = None) -> Path:
