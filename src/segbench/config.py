@@ -79,9 +79,16 @@ def _schema_error(error: jsonschema.ValidationError, source: str) -> SegbenchErr
 
 
 def _check_names(params: dict, source: str) -> None:
-    """Every architecture and loss the sweep names is defined, and every definition's options are valid."""
+    """Every baseline is a registry entry; every architecture and loss the sweep names is defined, and every
+    definition's options are valid."""
+    from segbench.baselines.catalog import BASELINES
     from segbench.losses import check_spec
     from segbench.models import MODELS
+
+    for name in params["sweep"]["baselines"]:
+        if name not in BASELINES:
+            raise SegbenchError(f"{source}: sweep.baselines: {name!r} is not a baseline; baselines: "
+                                f"{list(BASELINES)}{did_you_mean(name, list(BASELINES))}")
 
     for kind in ("architectures", "losses"):
         for name in params["sweep"][kind]:

@@ -44,7 +44,7 @@ def test_the_report_has_the_baseline_row_on_the_same_test_images(with_nnunet):
     sheet = load_workbook(with_nnunet / SWEEP.report / "comparison.xlsx")["comparison"]
     assert any(cell.value == "nnunet (baseline)" for row in sheet.iter_rows() for cell in row)
     trained = json.loads((with_nnunet / SWEEP.fold("nnunet", "default", 0, 0) / "train.json").read_text())
-    assert "own_postprocessing" in trained["nnunet"]  # nnU-Net's own choice, beside segbench's
+    assert "own_postprocessing" in trained["baseline_settings"]  # nnU-Net's own choice, beside segbench's
     assert json.loads((with_nnunet / SWEEP.seed("nnunet", "default", 0) / "metrics.json").read_text())[
         "postprocessing"]["name"]
 

@@ -177,3 +177,11 @@ def test_a_reader_without_the_protocols_functions_is_refused_as_it_is_registered
     lacks = r"dataset 'json': json lacks \['SKIP_UNREADABLE', 'describe', 'load_mask'\]"
     with pytest.raises(SegbenchError, match=lacks):
         readers.add("json", "json", "Python", "has neither")
+
+
+def test_a_baseline_is_an_entry_of_the_baseline_registry():
+    params = copy.deepcopy(TINY)
+    params["sweep"]["baselines"] = ["nnuent"]
+    with pytest.raises(SegbenchError, match=r"sweep.baselines: 'nnuent' is not a baseline; baselines: \['nnunet'\]; "
+                                            r"did you mean 'nnunet'"):
+        validate_params(params)

@@ -36,6 +36,8 @@ from segbench import SegbenchError, paths
 from segbench.data.processed import Processed
 from segbench.io import write_csv, write_json
 from segbench.labels import IGNORE
+from segbench.provenance import git_commit
+from segbench.records import TrainRecord
 
 log = logging.getLogger(__name__)
 
@@ -178,16 +180,15 @@ def train(prepared: Path, key: str, fold: int, options: dict, fold_dir: Path, de
     write_csv(fold_dir / paths.TIMING, pd.DataFrame({"epoch": history["epoch"], "seconds": seconds_per_epoch,
                                                      "train_seconds": seconds_per_epoch, "val_seconds": 0.0,
                                                      "peak_memory_mb": np.nan}))
-    summary = {"arch": ARCH, "loss": LOSS, "seed": 0, "fold": fold, "size": size,
-               "in_channels": len(dataset_json["channel_names"]), "epochs": epochs, "best_epoch": epochs,
-               "best_val_dice": float(history["val_dice"].iloc[-1]), "n_params": int(n_params),
-               "gflops": None, "train_seconds": round(seconds, 1), "device": str(device), "mlflow_run_id": run_id,
-               "git_commit": None, "diverged": None, "trivial_val_dice": None, "baseline": NAME,
-               "nnunet": {**options, "configuration": CONFIGURATION, "labels": dataset_json["labels"],
-                          "own_postprocessing": own.get("postprocessing_fns", []),
-                          "own_validation_dice": json.loads((validation / "summary.json").read_text())
-                          ["foreground_mean"]["Dice"]}}
-    write_json(fold_dir / paths.TRAINED, summary)
+    summary = TrainRecord(
+        ARCH, LOSS, 0, fold, epochs, epochs, float(history["val_dice"].iloc[-1]), round(seconds, 1), str(device),
+        size, len(dataset_json["channel_names"]), int(n_params),
+        val_dice="nnU-Net's pseudo-Dice: the foreground Dice of its val patches, pooled, each epoch",
+        mlflow_run_id=run_id, git_commit=git_commit(), baseline=NAME,
+        baseline_settings={**options, "configuration": CONFIGURATION, "labels": dataset_json["labels"],
+                           "own_postprocessing": own.get("postprocessing_fns", []),
+                           "own_validation_dice": json.loads((validation / "summary.json").read_text())
+                           ["foreground_mean"]["Dice"]}).write(fold_dir / paths.TRAINED)
     if tracker:
         tracker.log_history(run_id, history.to_dict("records"))
         tracker.end(run_id)
@@ -211,7 +212,7 @@ class NnunetMember:
 
         self.predictor = nnUNetPredictor(device=torch.device(device), verbose=False, allow_tqdm=False)
         self.predictor.initialize_from_trained_model_folder(str(folder), (trained["fold"],), "checkpoint_final.pth")
-        self.classes = len([k for k in trained["nnunet"]["labels"] if k != "ignore"])
+        self.classes = len(class_names(trained))
         self.net = self.predictor.network  # moved by Predictor.to, as segbench's members are
 
     def probabilities(self, canvases: np.ndarray) -> torch.Tensor:
@@ -232,6 +233,6 @@ def member(fold_dir: Path, device: torch.device | str = "cpu") -> NnunetMember:
 
 def class_names(trained: dict) -> list[str]:
     """The classes a fold's train.json records, background first (nnU-Net's ignore label left out)."""
-    labels = trained["nnunet"]["labels"]
+    labels = trained["baseline_settings"]["labels"]
     return [n for n, _ in sorted(labels.items(), key=lambda item: item[1]) if n != "ignore"]
 

@@ -96,8 +96,9 @@ def setup(params: dict, results: Results) -> dict[str, str]:
 def _baseline(results: Results) -> str:
     """The nnU-Net row in words: its own recipe and length, and its own post-processing beside segbench's."""
     rows = results.training[results.training["pair"].isin(results.baselines)]
-    own = {fold: ", ".join(n["own_postprocessing"]) or "none" for fold, n in zip(rows["fold"], rows["nnunet"])}
-    first = rows["nnunet"].iloc[0]
+    own = {fold: ", ".join(n["own_postprocessing"]) or "none" for fold, n in zip(rows["fold"],
+                                                                               rows["baseline_settings"])}
+    first = rows["baseline_settings"].iloc[0]
     return (f"{', '.join(results.baselines)}: nnU-Net v2 unmodified (its {first['configuration']} plan, network, "
             f"loss, augmentation and predictor) on segbench's split, {first['epochs']} epochs of "
             f"{first['iterations_per_epoch']} iterations (nnU-Net's default: 1000 of 250); scored by segbench's "

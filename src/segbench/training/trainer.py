@@ -35,11 +35,11 @@ from tqdm import tqdm
 from segbench import SegbenchError, devices, paths
 from segbench.data.dataset import EpochSampler, SegmentationDataset, augmentation
 from segbench.data.processed import Processed
-from segbench.io import write_json
 from segbench.losses import BLIND_ON_EMPTY, create_loss
 from segbench.models import MODELS, build_model
 from segbench.models.complexity import complexity
 from segbench.provenance import git_commit
+from segbench.records import TrainRecord
 from segbench.training.callbacks import Checkpoints, EarlyStopping, History, Tracking, sigterm_interrupts
 from segbench.training.checkpoint import link_or_copy, restore_rng_state, rng_state, to_cpu
 from segbench.training.device import Accelerator
@@ -362,14 +362,12 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
             for callback in callbacks:
                 callback.failed(run, exc)
             raise
-        summary = {"arch": arch, "loss": loss, "seed": seed, "fold": fold, "epochs": len(run.history),
-                   "best_epoch": run.best["epoch"], "best_val_dice": run.best["val_dice"],
-                   "n_params": efficiency["parameters"], "gflops": efficiency["gflops"], "gflops_size": data.size,
-                   "mean": meta["mean"], "std": meta["std"], "train_seconds": round(time.time() - started, 1),
-                   "device": str(dev), "mlflow_run_id": run.run_id, "git_commit": git_commit(),
-                   "diverged": stopped.get("diverged"), "failed": stopped.get("failed"),
-                   "trivial_val_dice": job.validate.trivial_dice()}
-        write_json(out_dir / paths.TRAINED, summary)
+        summary = TrainRecord(
+            arch, loss, seed, fold, len(run.history), run.best["epoch"], run.best["val_dice"],
+            round(time.time() - started, 1), str(dev), data.size, data.channels, efficiency["parameters"],
+            efficiency["gflops"], data.size, meta["mean"], meta["std"], trivial_val_dice=job.validate.trivial_dice(),
+            diverged=stopped.get("diverged"), failed=stopped.get("failed"), mlflow_run_id=run.run_id,
+            git_commit=git_commit()).write(out_dir / paths.TRAINED)
         for callback in callbacks:
             callback.closed(run)
     return summary

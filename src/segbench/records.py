@@ -1,0 +1,51 @@
+"""What a training run leaves about itself: ``train.json``, one ``TrainRecord`` written by every trainer (segbench's
+and a baseline's), read by evaluation, the report and the apps."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from segbench.io import write_json
+
+
+@dataclass
+class TrainRecord:
+    """One training run (a pair or a baseline, one seed, one fold): where it stopped, its best epoch and what it
+    cost, its model's size and input statistics, and its provenance.
+
+    ``val_dice``: which Dice the run's history logs each epoch; ``diverged`` / ``failed``: what stopped it early (a
+    non-finite loss; out of GPU memory), None when nothing did; ``baseline``: the baseline it is (None for a pair),
+    with its own ``baseline_settings``.
+    """
+
+    arch: str
+    loss: str
+    seed: int
+    fold: int
+    epochs: int
+    best_epoch: int
+    best_val_dice: float
+    train_seconds: float
+    device: str
+    size: int | None = None
+    in_channels: int | None = None
+    n_params: int | None = None
+    gflops: float | None = None
+    gflops_size: int | None = None
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    val_dice: str = "segbench's val Dice: images with a lesion, at the evaluation's resolution"
+    trivial_val_dice: float | None = None
+    diverged: dict | None = None
+    failed: dict | None = None
+    mlflow_run_id: str | None = None
+    git_commit: str | None = None
+    baseline: str | None = None
+    baseline_settings: dict = field(default_factory=dict)
+
+    def write(self, path: Path) -> dict:
+        """Write train.json (atomically); returns it as a dict."""
+        record = asdict(self)
+        write_json(path, record)
+        return record
