@@ -30,3 +30,8 @@ def heading(what: str) -> str:
     """The first line of a recorded run: when, on which code and how many cores, then ``what``."""
     return (f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, code {git_commit(short=True) or 'unknown'}, "
             f"{usable_cores()} CPU cores; {what}")
+
+
+def minutes(seconds: float) -> str:
+    whole, rest = divmod(round(seconds), 60)
+    return f"{whole} min {rest:02d} s"

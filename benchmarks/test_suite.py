@@ -41,11 +41,6 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def minutes(seconds: float) -> str:
-    whole, rest = divmod(round(seconds), 60)
-    return f"{whole} min {rest:02d} s"
-
-
 TIERS = {"test-fast": ["make", "--no-print-directory", "test-fast"], "test": ["make", "--no-print-directory", "test"],
          "quick": [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "tests/unit/test_project.py"]}
 
@@ -73,7 +68,7 @@ def main() -> None:
         before = cold_import_seconds(args.imports)
         wall, cpu, summary = run_tier(tier)
         after = cold_import_seconds(args.imports)
-        print(f"  {'make ' + tier if tier != 'quick' else tier:14} {minutes(wall):>12} wall  {cpu:6.0f} s CPU   "
+        print(f"  {'make ' + tier if tier != 'quick' else tier:14} {bench.minutes(wall):>12} wall  {cpu:6.0f} s CPU   "
               f"import {before:4.1f} | {after:4.1f} s   {summary}")
 
 

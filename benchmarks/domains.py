@@ -1,0 +1,108 @@
+"""The README's cross-dataset table: the demo sweep on three synthetic domains, through the real Snakemake.
+
+    python benchmarks/domains.py [--quick] [--check]
+
+Copies the workflow into a scratch folder, runs `snakemake --cores all --configfile workflow/params/domains.yaml`
+there (as the README does), and prints the heading (time, commit, cores), the digest of the code the numbers
+depend on (every job's code: training, evaluation, report), the wall time and the summary's table
+(``cross_dataset.md``). Recorded in ``benchmarks/results/domains.md``, which the README and the how-to embed.
+``--check`` recomputes the digest and fails when the code changed since the recorded run: rerun this script.
+``--quick``: the same on tiny datasets, one pair, one epoch.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import _common as bench
+import yaml
+
+from segbench import pipeline
+from segbench.config import load_params, validate_params
+from segbench.provenance import code_digest
+
+REPO = Path(__file__).resolve().parents[1]
+RECORDED = REPO / "benchmarks/results/domains.md"
+CONFIG = REPO / "workflow/params/domains.yaml"
+QUICK = {"synthetic": {"n_images": 40}, "train": {"epochs": 1}, "preprocess": {"size": 32},
+         "sweep": {"architectures": ["attention_unet"], "losses": ["dice"]}}
+
+
+def overlay(base: dict, extra: dict) -> dict:
+    return {k: overlay(base.get(k, {}), v) if isinstance(v, dict) else v for k, v in {**base, **extra}.items()}
+
+
+def config(quick: bool) -> dict:
+    """The README's overlay (domains.yaml), tiny with ``quick``."""
+    params = yaml.safe_load(CONFIG.read_text())
+    return overlay(params, QUICK) if quick else params
+
+
+def digest(params: dict) -> str:
+    """The digest of every job's code in the sweep: what the table's numbers depend on."""
+    files = set()
+    for stage in pipeline.STAGES:
+        for fields in _jobs(stage, params):
+            files |= set(pipeline.job_code(stage, params, fields))
+    return code_digest(sorted(files), REPO)
+
+
+def _jobs(stage, params: dict) -> list[dict]:
+    """One field set per distinct code a stage's jobs run (the pairs' architectures and losses, the baselines)."""
+    sweep = params["sweep"]
+    if "baseline" in stage.fields:
+        return [{"baseline": b} for b in sweep["baselines"]]
+    return [{"arch": a, "loss": l} for a in (sweep["architectures"] if "arch" in stage.fields else [None])
+            for l in (sweep["losses"] if "loss" in stage.fields else [None])]
+
+
+def main() -> None:
+    parser = bench.parser(__doc__, quick_run=True)
+    parser.add_argument("--check", action="store_true", help="fail if the code changed since the recorded run")
+    parser.set_defaults(quick_run=False)
+    args = bench.parse(parser)
+    overlay_params = config(args.quick_run)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for name in ("Snakefile", "dvc.yaml", "params.yaml"):
+            shutil.copy(REPO / name, root / name)
+        for name in ("workflow", "src"):
+            shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        (root / "overlay.yaml").write_text(yaml.safe_dump(overlay_params))
+        params = load_params(root / "params.yaml")
+        merged = overlay(params, overlay_params)
+        merged = validate_params(merged, "params.yaml + domains.yaml")
+        code = digest(merged)
+        if args.check:
+            recorded = re.search(r"code digest (\w+)", RECORDED.read_text()) if RECORDED.exists() else None
+            if not recorded or recorded[1] != code:
+                sys.exit(f"{RECORDED}: recorded for code digest {recorded[1] if recorded else 'none'}, the code is "
+                         f"now {code}: rerun `python benchmarks/domains.py > {RECORDED.relative_to(REPO)}`")
+            print(f"{RECORDED.relative_to(REPO)} is current (code digest {code})")
+            return
+        start = time.perf_counter()
+        done = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "--cores", "all", "--configfile",
+                               "overlay.yaml"], cwd=root, capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": str(root / "src"), "DVC_NO_ANALYTICS": "1",
+                                   "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"})
+        if done.returncode:
+            sys.exit(f"snakemake failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        seconds = time.perf_counter() - start
+        sweep = merged["sweep"]
+        table = (root / "results/_all" / sweep["name"] / sweep["datasets"][0] / "cross_dataset.md").read_text()
+    print(bench.heading(f"`snakemake --cores all --configfile workflow/params/domains.yaml`"
+                        f"{' (--quick: tiny)' if args.quick_run else ''}: {bench.minutes(seconds)}; code digest "
+                        f"{code}"))
+    print()
+    print(table.split("\n", 2)[2].split("\n## ")[0].strip())  # the verdict, the caveats and the table
+
+
+if __name__ == "__main__":
+    main()
