@@ -18,4 +18,8 @@ rule all:
         targets(),
 
 
+onsuccess:
+    record_in_dvc()
+
+
 include: "workflow/rules/stages.smk"

@@ -356,9 +356,16 @@ def _dvc_stage(stage_: Stage) -> dict:
     out["deps"] = list(dict.fromkeys(deps)) + stage_code(stage_)
     out["params"] = _dvc_params(stage_)
     kinds: dict[str, list] = {"outs": [], "metrics": [], "plots": []}
+    # One output kept while the stage reruns (persist): DVC then never restores the stage from its run cache
+    # without running its command, which would leave Snakemake's record of the files stale (the command records
+    # each run in Snakemake's metadata: apps.stages.record_in_snakemake). Files are written atomically anyway.
+    persist = next((o for o in stage_.outputs if not o.directory and not o.plot and not o.figure and not o.metric),
+                   None)
     for output in stage_.outputs:
         path = _dvc_path(output.pattern)
-        if output.plot:
+        if output is persist:
+            kinds["outs"].append({path: {"persist": True, **({} if output.cache else {"cache": False})}})
+        elif output.plot:
             kinds["plots"].append({path: {"cache": False, "x": "epoch", "y": "val_dice",
                                           "title": "val Dice per epoch"}})
         elif output.figure:  # `dvc plots show` renders the report's figures

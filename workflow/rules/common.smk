@@ -1,12 +1,14 @@
 # The validated config, written once for every job, and the pipeline definition as Snakemake rules.
 import hashlib
 import os
+import shutil
+import subprocess
 import sys
 import snakemake.utils
 from functools import partial
 
 from segbench import paths, visible_gpus
-from segbench.config import dataset_params, typed, validate_params
+from segbench.config import dataset_params, load_params, typed, validate_params
 from segbench.io import atomic_path
 from segbench.pipeline import (
     STAGES,
@@ -140,6 +142,32 @@ def threads(stage):
 def gpus(stage):
     """A GPU counted for the jobs that use one: `--resources gpu=N` runs N at once, each leasing its own."""
     return {"gpu": 1} if stage.gpu else {}
+
+
+def record_in_dvc():
+    """After a run that finished, record what it made in dvc.lock (``dvc commit --no-relink``: the files stay as
+    Snakemake wrote them, so it has nothing to rerun and `dvc status` nothing to report). Only when this run's
+    config is params.yaml's: dvc.lock records what params.yaml makes, never an overlay's results.
+    """
+    if not os.path.isdir(".dvc") or not shutil.which("dvc"):
+        return
+    if config != validate_params(load_params("params.yaml"), source="params.yaml"):
+        print(
+            "segbench: this run's config is not params.yaml's (--configfile or --config): dvc.lock, "
+            "which records params.yaml's runs, is left as it was",
+            file=sys.stderr,
+        )
+        return
+    done = subprocess.run(
+        ["dvc", "commit", "--force", "--no-relink", "--quiet"],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode:
+        print(
+            f"segbench: dvc commit failed, dvc.lock not updated:\n{done.stderr}",
+            file=sys.stderr,
+        )
 
 
 def targets():

@@ -151,13 +151,18 @@ FIELD_OPTIONS = {
 }
 
 
-def _run(target: str):
-    """The command a stage names ("module:function"), imported when it runs."""
+def _run(stage):
+    """The command a stage names ("module:function"), imported when it runs; then, when it ran outside Snakemake
+    (``dvc repro``, by hand), recorded as Snakemake's own run (``record_in_snakemake``)."""
     def command(params: dict, args):
         import importlib
 
-        module, _, function = target.partition(":")
-        return getattr(importlib.import_module(module), function)(params, args)
+        from segbench.apps.stages import record_in_snakemake
+
+        module, _, function = stage.runner.partition(":")
+        status = getattr(importlib.import_module(module), function)(params, args)
+        record_in_snakemake(stage, params, args)
+        return status
     return command
 
 
@@ -179,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     for stage in STAGES:  # one command per pipeline stage, its options from the stage's fields
-        sub = command(stage.name, _run(stage.runner), stage.help, dataset=False)
+        sub = command(stage.name, _run(stage), stage.help, dataset=False)
         for field in stage.fields:
             sub.add_argument(f"--{field}", **FIELD_OPTIONS[field])
         sub.add_argument("--threads", type=int, help="CPU threads this job may use (Snakemake passes its own; "

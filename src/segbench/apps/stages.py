@@ -260,3 +260,45 @@ def summary(params: dict, args) -> None:
     from segbench.report.cross_dataset import build_summary
 
     print(f"Across datasets: {build_summary(params['sweep'], params['statistics']['alpha'])}")
+
+
+def job_fields(stage, params: dict, args) -> dict:
+    """The job's fields as its command took them, defaults included (the sweep's only dataset, its first seed and
+    fold)."""
+    fields = {field: getattr(args, field, None) for field in stage.fields}
+    if "dataset" in fields:
+        fields["dataset"] = dataset_key(params, args)
+    if fields.get("seed") is None and "seed" in fields:
+        fields["seed"] = params["sweep"]["seeds"][0]
+    if fields.get("fold") is None and "fold" in fields:
+        fields["fold"] = params["sweep"]["folds"][0]
+    return fields
+
+
+def record_in_snakemake(stage, params: dict, args) -> None:
+    """After a stage ran outside Snakemake (``dvc repro``, or by hand) on params.yaml, in a project Snakemake has run,
+    record the job in Snakemake's metadata as its own run (``snakemake --touch --force`` on its outputs): Snakemake
+    then compares the files with these params and this code, so it has nothing to rerun now and reruns them when
+    params.yaml or the code changes later. A job Snakemake started reads the params file it resolved
+    (``.snakemake/segbench/params-*.yaml``) and is left alone, as is a run on another params file (Snakemake's config
+    is params.yaml: recording it would claim params.yaml made these files)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from segbench import pipeline
+
+    snakemake = shutil.which("snakemake") or str(Path(sys.executable).parent / "snakemake")
+    if not Path(".snakemake/metadata").is_dir() or Path(args.params) != Path("params.yaml") or \
+            not Path(snakemake).exists():
+        return
+    fields = job_fields(stage, params, args)
+    outputs = [pipeline.fill(o.pattern, params, **fields) for o in stage.outputs]
+    done = subprocess.run([snakemake, *outputs, "--touch", "--force", "--cores", "1", "--allowed-rules", stage.name,
+                           "--quiet", "all"], capture_output=True, text=True,
+                          env={**os.environ, "PATH": f"{Path(snakemake).parent}{os.pathsep}{os.environ['PATH']}"})
+    if done.returncode:
+        log.warning("could not record this run in Snakemake's metadata (snakemake --touch failed); Snakemake may "
+                    "rerun it:\n%s", done.stderr[-2000:])
