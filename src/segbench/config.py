@@ -221,9 +221,7 @@ def typed(value):
     return value
 
 
-def load_params(path: str | Path = "params.yaml") -> dict:
-    """Read, default-fill and validate a params file."""
-    path = Path(path)
+def _read(path: Path) -> dict:
     if not path.exists():
         raise SegbenchError(f"{path}: params file not found")
     try:
@@ -232,4 +230,39 @@ def load_params(path: str | Path = "params.yaml") -> dict:
         raise SegbenchError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(params, dict):
         raise SegbenchError(f"{path}: expected a mapping at the top level")
-    return validate_params(params, source=str(path))
+    return params
+
+
+def overlay(base: dict, extra: dict) -> dict:
+    """``base`` updated by ``extra``, mappings merged key by key, anything else replaced: Snakemake's
+    ``update_config``, as ``--configfile`` and ``--config`` update its config."""
+    merged = dict(base)
+    for key, value in extra.items():
+        merged[key] = overlay(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
+            else value
+    return merged
+
+
+def config_setting(item: str) -> dict:
+    """One ``--config key=value`` as Snakemake reads it (the value YAML, nested values typed).
+
+    Raises:
+        SegbenchError: no ``=``.
+    """
+    key, equals, value = item.partition("=")
+    if not equals or not key:
+        raise SegbenchError(f"--config {item!r}: expected key=value, e.g. train={{epochs: 2}}")
+    return {key: typed(yaml.load(value, Loader=yaml.BaseLoader))}
+
+
+def load_params(path: str | Path = "params.yaml", configfiles: list[str | Path] = (),
+                settings: list[str] = ()) -> dict:
+    """Read a params file, update it with ``configfiles`` and ``settings`` (``key=value``) in that order, exactly as
+    Snakemake's ``--configfile`` and ``--config`` update the Snakefile's config, then default-fill and validate."""
+    params = _read(Path(path))
+    for extra in configfiles:
+        params = overlay(params, _read(Path(extra)))
+    for item in settings:
+        params = overlay(params, config_setting(item))
+    sources = [str(path), *map(str, configfiles), *(f"--config {s}" for s in settings)]
+    return validate_params(params, source=" + ".join(sources))

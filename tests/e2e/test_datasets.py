@@ -91,3 +91,13 @@ def test_nothing_left_to_do_and_dvc_repro_rebuilds_the_summary(two_domains):
     run(two_domains, "dvc", "repro")
     assert page.read_text() == before
     assert "up to date" in run(two_domains, "dvc", "status")
+
+
+def test_snakemakes_own_report_names_every_dataset(two_domains, tmp_path):
+    import zipfile
+
+    run(two_domains, "snakemake", "--report", str(tmp_path / "report.zip"))
+    with zipfile.ZipFile(tmp_path / "report.zip") as archive:
+        text = " ".join(archive.read(n).decode(errors="replace") for n in archive.namelist()
+                        if n.endswith((".html", ".js")))
+    assert "synth_a, synth_b" in text

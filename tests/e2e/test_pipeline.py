@@ -210,6 +210,12 @@ def test_your_own_data_beside_the_demo_touches_none_of_its_files_runs_or_models(
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {mine_parent.info.run_id}
     champion = client.get_model_version_by_alias("segbench-mine-tiny", "champion")
     assert champion.tags["segbench.run"] == "attention_unet__dice/seed0"
+    overlay = ["--configfile", str(tmp_path / "mine.yaml")]  # every segbench command takes the overlay too
+    assert "mine: best pair attention_unet__dice" in run(snakemade, "segbench", "results", *overlay)
+    image = next((tmp_path / "mine" / "images").glob("*.png"))
+    run(snakemade, "segbench", "predict", str(image), "--dataset", "mine", "--run", "attention_unet__dice", "--out",
+        str(tmp_path / "predicted"), *overlay)
+    assert (tmp_path / "predicted" / f"{image.name}.mask.png").exists()
     shutil.rmtree(snakemade / "results" / "mine")  # the shared project as it was
     shutil.rmtree(snakemade / paths.cross_dataset(mine["sweep"]))
     shutil.rmtree(snakemade / "data" / "processed" / "mine", ignore_errors=True)
@@ -240,3 +246,12 @@ def test_the_readme_quick_tour(snakemade, tmp_path):
     image = next((snakemade / "data/raw/synthetic/extracted/BTXRD/images").glob("*.jpeg"))
     out = run(snakemade, "segbench", "predict", str(image), "--out", str(tmp_path))
     assert f"synthetic/tiny/{best}/seed0: 1 image(s)" in out and (tmp_path / f"{image.name}.mask.png").exists()
+
+
+def test_snakemakes_own_report_builds_and_names_the_dataset(snakemade, tmp_path):
+    import zipfile
+
+    run(snakemade, "snakemake", "--report", str(tmp_path / "report.zip"))
+    with zipfile.ZipFile(tmp_path / "report.zip") as archive:
+        page = next(archive.read(n).decode() for n in archive.namelist() if n.endswith("report.html"))
+    assert "synthetic" in page and "tiny" in page

@@ -185,3 +185,19 @@ def test_a_baseline_is_an_entry_of_the_baseline_registry():
     with pytest.raises(SegbenchError, match=r"sweep.baselines: 'nnuent' is not a baseline; baselines: \['nnunet'\]; "
                                             r"did you mean 'nnunet'"):
         validate_params(params)
+
+
+def test_configfile_and_config_update_the_params_as_snakemake_updates_its_config(tmp_path):
+    from snakemake.utils import update_config
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(TINY))
+    mine = {"sweep": {"name": "mine"}, "train": {"epochs": 3}, "datasets": {"other": {"name": "btxrd"}}}
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(mine))
+    params = load_params(tmp_path / "params.yaml", [tmp_path / "mine.yaml"], ["train={lr: 0.5, epochs: 4}"])
+    expected = copy.deepcopy(TINY)
+    update_config(expected, mine)
+    update_config(expected, {"train": {"lr": 0.5, "epochs": 4}})
+    assert params == validate_params(expected)
+    assert params["train"]["epochs"] == 4 and params["sweep"]["name"] == "mine" and "other" in params["datasets"]
+    with pytest.raises(SegbenchError, match="--config 'train': expected key=value"):
+        load_params(tmp_path / "params.yaml", settings=["train"])

@@ -172,6 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)  # --params before or after the sub-command
     common.add_argument("--params", type=Path, default=argparse.SUPPRESS,
                         help="params file (default: params.yaml)")
+    common.add_argument("--configfile", type=Path, nargs="+", action="extend", default=argparse.SUPPRESS,
+                        help="YAML files that update the params, in order, as Snakemake's --configfile does")
+    common.add_argument("--config", nargs="+", action="extend", metavar="KEY=VALUE", default=argparse.SUPPRESS,
+                        help="settings that update the params last, as Snakemake's --config does (e.g. "
+                             "'train={epochs: 2}')")
     parser = argparse.ArgumentParser(prog="segbench", description=__doc__.splitlines()[0], parents=[common])
     parser.add_argument("--version", action="version", version=f"segbench {__version__}")
     commands = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
@@ -234,9 +239,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.params = getattr(args, "params", Path("params.yaml"))
+    args.configfile, args.config = getattr(args, "configfile", []), getattr(args, "config", [])
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        status = args.func(load_params(args.params) if getattr(args, "needs_params", True) else None, args)
+        params = load_params(args.params, args.configfile, args.config) if getattr(args, "needs_params", True) \
+            else None
+        status = args.func(params, args)
     except SegbenchError as exc:
         print(f"segbench {args.stage}: error: {exc}", file=sys.stderr)
         return 1

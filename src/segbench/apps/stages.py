@@ -15,6 +15,11 @@ from segbench.config import dataset_params
 log = logging.getLogger("segbench")
 
 
+def params_source(args) -> str:
+    """Where the params came from, for messages: the file and the overlays on it."""
+    return " + ".join([str(args.params), *map(str, getattr(args, "configfile", []))])
+
+
 def dataset_key(params: dict, args) -> str:
     """--dataset, or the sweep's only dataset."""
     datasets = params["sweep"]["datasets"]
@@ -23,8 +28,8 @@ def dataset_key(params: dict, args) -> str:
             raise SegbenchError(f"--dataset: the sweep runs on {datasets}; name one")
         return datasets[0]
     if args.dataset not in params["datasets"]:
-        raise SegbenchError(f"--dataset {args.dataset!r}: not defined under 'datasets:' in {args.params} (defined: "
-                            f"{sorted(params['datasets'])}){did_you_mean(args.dataset, params['datasets'])}")
+        raise SegbenchError(f"--dataset {args.dataset!r}: not defined under 'datasets:' in {params_source(args)} "
+                            f"(defined: {sorted(params['datasets'])}){did_you_mean(args.dataset, params['datasets'])}")
     return args.dataset
 
 
@@ -69,7 +74,7 @@ def check_pair(params: dict, args) -> None:
     """--arch, --loss, --seed and --fold name things params.yaml defines (before anything heavy loads)."""
     for kind, name in (("architectures", args.arch), ("losses", args.loss)):
         if name not in params[kind]:
-            raise SegbenchError(f"--{kind[:4]} {name!r}: not defined under '{kind}:' in {args.params} "
+            raise SegbenchError(f"--{kind[:4]} {name!r}: not defined under '{kind}:' in {params_source(args)} "
                                 f"(defined: {sorted(params[kind])}){did_you_mean(name, params[kind])}")
     fold = getattr(args, "fold", None)
     if fold is not None and fold not in params["sweep"]["folds"]:
@@ -150,7 +155,7 @@ def evaluate(params: dict, args) -> None:
 def check_baseline(params: dict, args) -> str:
     if args.baseline not in params["sweep"]["baselines"]:
         raise SegbenchError(f"--baseline {args.baseline!r}: not in sweep.baselines {params['sweep']['baselines']} "
-                            f"of {args.params}")
+                            f"of {params_source(args)}")
     return args.baseline
 
 
@@ -226,8 +231,9 @@ def _register(tracker, where: paths.Sweep, arch: str, loss: str, seed: int, view
 
 def latency(params: dict, args) -> None:
     if args.arch not in params["architectures"]:
-        raise SegbenchError(f"--arch {args.arch!r}: not defined under 'architectures:' in {args.params} (defined: "
-                            f"{sorted(params['architectures'])}){did_you_mean(args.arch, params['architectures'])}")
+        raise SegbenchError(f"--arch {args.arch!r}: not defined under 'architectures:' in {params_source(args)} "
+                            f"(defined: {sorted(params['architectures'])})"
+                            f"{did_you_mean(args.arch, params['architectures'])}")
     view, where = view_of(params, args)
     requested = device_for(view, args)
     from segbench.evaluation.latency import architecture_latency
@@ -291,8 +297,8 @@ def record_in_snakemake(stage, params: dict, args) -> None:
     from segbench import pipeline
 
     snakemake = shutil.which("snakemake") or str(Path(sys.executable).parent / "snakemake")
-    if not Path(".snakemake/metadata").is_dir() or Path(args.params) != Path("params.yaml") or \
-            not Path(snakemake).exists():
+    if not Path(".snakemake/metadata").is_dir() or Path(args.params) != Path("params.yaml") or args.configfile or \
+            args.config or not Path(snakemake).exists():
         return
     fields = job_fields(stage, params, args)
     outputs = [pipeline.fill(o.pattern, params, **fields) for o in stage.outputs]
