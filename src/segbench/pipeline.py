@@ -174,7 +174,8 @@ STAGES = (
            *_FIGURES, Output(paths.CROSS_INPUT, cache=False)), "segbench.report.build",
           help="comparison tables, statistics and figures of every pair",
           options=(Option("--mlflow-ui", "the MLflow UI the printed link opens (default: the tracking server, or "
-                                         "http://127.0.0.1:5000 for `mlflow ui` on a local store)"),)),
+                                         "`mlflow ui` on a local store at --mlflow-port)"),
+                   Option("--mlflow-port", "the port `mlflow ui` listens on (default 5000)", int))),
     Stage("summary", (), ("sweep.datasets", "statistics.alpha"),
           (Input(paths.CROSS_INPUT, ("dataset",), f"{paths.CROSS_DATASET}/datasets"),),
           (*_files(paths.CROSS_DATASET, paths.CROSS_FILES, **{paths.CROSS_JSON: {"cache": False}}),

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DB = "mlflow.db"  # in the project folder
 ROLE = "segbench.role"
+CURRENT = "segbench.current"  # "yes" on a training's latest run, "no" on the runs a rerun superseded
 SWEEP_RUN_TAG = "segbench.sweep_run_id"
 KIND = {"mlflow.experimentKind": "custom_model_development"}  # MLflow 3's "Machine learning" view, not GenAI
 SHARED_VIEW = "mlflow.sharedViewState."  # + key: a saved runs-table view; the UI opens it by ?viewStateShareKey=key
@@ -139,15 +140,22 @@ class Tracker:
             time.sleep(0.5)
 
     def start_training(self, arch: str, loss: str, seed: int, fold: int, logged: dict, tags: dict) -> str:
-        """A child run for one training run, under the sweep's parent run."""
+        """A child run for one training run, under the sweep's parent run. It is the current run of its (pair, seed,
+        fold): an earlier run of the same one (a rerun after a params change) is tagged superseded, so the sweep's
+        view lists one run per training, as the report does."""
         from mlflow.entities import Param
 
         parent = self.sweep_run()
+        identity = {"segbench.dataset": self.dataset, "segbench.sweep": self.sweep, "segbench.arch": arch,
+                    "segbench.loss": loss, "segbench.seed": str(seed), "segbench.fold": str(fold)}
         with self._lock:
+            earlier = self.client.search_runs([self.experiment_id()], " and ".join(
+                [f"tags.`{k}` = '{v}'" for k, v in identity.items()] + [f"tags.`{CURRENT}` = 'yes'"]))
             run = self.client.create_run(self.experiment_id(), run_name=str(RunId(arch, loss, seed, fold)), tags={
-                "mlflow.parentRunId": parent, ROLE: "pair", "segbench.dataset": self.dataset,
-                "segbench.sweep": self.sweep, "segbench.arch": arch, "segbench.loss": loss,
-                "segbench.seed": str(seed), "segbench.fold": str(fold), **source_tags(), **tags})
+                "mlflow.parentRunId": parent, ROLE: "pair", CURRENT: "yes", **identity, **source_tags(), **tags})
+            for old in earlier:
+                self.client.set_tag(old.info.run_id, CURRENT, "no")
+                self.client.set_tag(old.info.run_id, "segbench.superseded_by", run.info.run_id)
             flat = _flatten("", logged, {})
             self.client.log_batch(run.info.run_id, params=[Param(k, v[:6000]) for k, v in flat.items()])
         return run.info.run_id
@@ -211,18 +219,19 @@ class Tracker:
         """Save the sweep's table view in the experiment (MLflow's shared view state, an experiment tag): its runs
         flat, best test Dice first, the ``VIEW_COLUMNS`` shown. Returns the view's key."""
         parent, key = self.sweep_run(), f"segbench-{self.dataset}-{self.sweep}"
-        state = {"searchFilter": f"tags.`mlflow.parentRunId` = '{parent}'", "orderByKey": "metrics.`test_dice`",
+        state = {"searchFilter": f"tags.`mlflow.parentRunId` = '{parent}' and tags.`{CURRENT}` = 'yes'",
+                 "orderByKey": "metrics.`test_dice`",
                  "orderByAsc": False, "selectedColumns": [f"metrics.`{m}`" for m in VIEW_COLUMNS]}
         with self._lock:
             self.client.set_experiment_tag(self.experiment_id(), f"{SHARED_VIEW}{key}", json.dumps(state))
         return key
 
-    def view_url(self, ui: str | None = None) -> str:
+    def view_url(self, ui: str | None = None, port: int = 5000) -> str:
         """The link to the saved view (``save_view``) in the MLflow UI at ``ui``; by default the tracking server,
-        or ``mlflow ui``'s default address for a local store."""
+        or ``mlflow ui --port <port>``'s address for a local store."""
         from urllib.parse import quote
 
-        base = (ui or (self.uri if self.uri.startswith("http") else "http://127.0.0.1:5000")).rstrip("/")
+        base = (ui or (self.uri if self.uri.startswith("http") else f"http://127.0.0.1:{port}")).rstrip("/")
         key = f"segbench-{self.dataset}-{self.sweep}"
         return (f"{base}/#/experiments/{self.experiment_id()}/runs?workflowType=machine_learning"
                 f"&viewStateShareKey={quote(key)}")

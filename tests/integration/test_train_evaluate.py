@@ -371,3 +371,34 @@ def test_a_pair_trained_to_predict_all_foreground_is_flagged_and_a_two_image_tes
     assert re.search("Did not learn the task|Why none learned", verdict)  # (3 epochs: the Dice pair may not either)
     assert "the whole image as lesion on 100% of the test images" in verdict
     assert "Small test set: 2 images with a lesion" in page
+
+
+def test_a_rerun_pair_supersedes_its_mlflow_run_so_the_view_matches_the_report(swept, tmp_path, monkeypatch):
+    """A loss option changed and one pair rerun: the sweep's saved view (its filter) lists one run per training,
+    the rerun's, whose test Dice is the report's; the superseded run stays, tagged."""
+    import json
+
+    from segbench.apps.cli import main
+    from segbench.tracking import SHARED_VIEW
+
+    project = results_copy(swept, tmp_path / "project")
+    shutil.copy(swept / "mlflow.db", project / "mlflow.db")
+    monkeypatch.chdir(project)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    p = yaml.safe_load(Path("params.yaml").read_text())
+    p["losses"]["dice_focal"][1]["gamma"] = 3.0
+    Path("params.yaml").write_text(yaml.safe_dump(p))
+    for stage in ("train", "evaluate"):
+        assert main([stage, "--arch", "attention_unet", "--loss", "dice_focal"]) == 0
+    assert main(["report", "--mlflow-port", "5123"]) == 0
+    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
+    experiment = client.get_experiment_by_name("segbench-synthetic")
+    view = json.loads(experiment.tags[f"{SHARED_VIEW}segbench-synthetic-tiny"])
+    shown = client.search_runs([experiment.experiment_id], view["searchFilter"])
+    assert sorted(r.info.run_name for r in shown) == sorted(f"{a}__{l}/seed0/fold0" for a in TINY["sweep"][
+        "architectures"] for l in TINY["sweep"]["losses"])  # one run per training
+    rerun = next(r for r in shown if r.info.run_name == "attention_unet__dice_focal/seed0/fold0")
+    reported = read_json(SWEEP.report / "statistics.json")["per_pair"]["attention_unet__dice_focal"]["mean"]
+    assert rerun.data.metrics["test_dice"] == pytest.approx(reported)
+    old = client.search_runs([experiment.experiment_id], "tags.`segbench.current` = 'no'")
+    assert [r.data.tags["segbench.superseded_by"] for r in old] == [rerun.info.run_id]

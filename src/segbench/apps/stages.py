@@ -256,9 +256,11 @@ def report(params: dict, args) -> None:
     path = build_report(view, where, tracker, declared)
     print(f"Report: {path}")
     if tracker:
-        link = tracker.view_url(args.mlflow_ui)
+        port = args.mlflow_port or 5000
+        link = tracker.view_url(args.mlflow_ui, port)
         local = not tracker.uri.startswith("http") and not args.mlflow_ui
-        print(f"MLflow: `mlflow ui --backend-store-uri {tracker.uri}`, then {link}" if local else f"MLflow: {link}")
+        print(f"MLflow: `mlflow ui --backend-store-uri {tracker.uri}{f' --port {port}' if port != 5000 else ''}`, then "
+              f"{link}" if local else f"MLflow: {link}")
 
 
 def summary(params: dict, args) -> None:
