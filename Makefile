@@ -10,16 +10,17 @@ PANDAS2 := $(VENV)/pandas2
 .PHONY: demo test test-fast docs pull install clean
 
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -e '.[test]'
-	touch $(STAMP)
+	@echo "installing segbench and its dependencies into $(VENV) (a few minutes; log: $(VENV)/install.log)"
+	@$(BIN)/pip install -e '.[test]' > $(VENV)/install.log 2>&1 || { tail -n 30 $(VENV)/install.log; exit 1; }
+	@touch $(STAMP)
 
 install: $(STAMP)
 
 $(PANDAS2): | $(STAMP)
-	$(BIN)/pip install --quiet --no-deps --target $(PANDAS2) 'pandas>=2.1,<3' pytz
+	@$(BIN)/pip install --quiet --no-deps --target $(PANDAS2) 'pandas>=2.1,<3' pytz >> $(VENV)/install.log 2>&1
 
 demo: $(STAMP)
 	@# Snakemake records what it made in dvc.lock when it finishes (the Snakefile's onsuccess), so `dvc status`

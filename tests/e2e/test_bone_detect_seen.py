@@ -52,4 +52,8 @@ def test_the_page_uploads_and_shows_the_overlay_the_colour_bar_and_lesions(app, 
             page.set_input_files("#file", {"name": "notes.png", "mimeType": "image/png", "buffer": b"not an image"})
             page.click("#submit")
             page.wait_for_selector("#error", state="visible")
-            assert "notes.png: cannot decode image" in page.locator("#error").inner_text()
+            error = page.locator("#error").inner_text()
+            assert error.startswith("Could not segment notes.png.") and "cannot decode image" in error
+            assert not page.locator("#result").is_visible()  # no old overlay under the new error
+            assert page.evaluate("document.getElementById('overlay').getAttribute('src')") is None
+            assert page.locator("#summary").inner_text() == ""
