@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 RUN    := PATH="$(CURDIR)/$(BIN):$$PATH"
+SHELL  := /bin/bash
 # pandas 2 beside the venv's pandas 3: pyproject admits both lines, so the data stages are tested on both
 PANDAS2 := $(VENV)/pandas2
 
@@ -24,8 +25,11 @@ $(PANDAS2): | $(STAMP)
 
 demo: $(STAMP)
 	@# Snakemake records what it made in dvc.lock when it finishes (the Snakefile's onsuccess), so `dvc status`
-	@# and `snakemake -n` both have nothing to do afterwards
-	$(RUN) snakemake --cores all --quiet rules host reason
+	@# and `snakemake -n` both have nothing to do afterwards. One line per finished job here, the rest in the log.
+	@echo "running the demo sweep: snakemake --cores all (log: logs/demo.log)"
+	@mkdir -p logs; set -o pipefail; $(RUN) snakemake --cores all --quiet rules host reason 2>&1 | tee logs/demo.log \
+		| { grep --line-buffered -E "^[0-9]+ of [0-9]+ steps|^Nothing to be done" || true; } \
+		|| { tail -n 40 logs/demo.log; exit 1; }
 	@$(RUN) segbench results
 	@echo "The commands in the README run in the project's environment: source $(BIN)/activate"
 

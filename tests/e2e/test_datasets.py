@@ -101,3 +101,13 @@ def test_snakemakes_own_report_names_every_dataset(two_domains, tmp_path):
         text = " ".join(archive.read(n).decode(errors="replace") for n in archive.namelist()
                         if n.endswith((".html", ".js")))
     assert "synth_a, synth_b" in text
+
+
+def test_a_pair_has_one_colour_on_every_page_of_the_sweep(two_domains):
+    """The held-out report (synth_a), the other dataset's (synth_b) and the cross-dataset page: the same colour for
+    the same pair in every figure, whatever its rank on each."""
+    colours = [json.loads((two_domains / paths.Sweep(d, SWEEP).report / "statistics.json").read_text())["colours"]
+               for d in ("synth_a", "synth_b")]
+    colours.append(json.loads((two_domains / paths.cross_dataset({"name": SWEEP, "datasets": ["synth_a"]})
+                               / paths.CROSS_JSON).read_text())["colours"])
+    assert colours[0] == colours[1] == colours[2] and len(set(colours[0].values())) == len(colours[0])

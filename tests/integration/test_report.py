@@ -181,7 +181,7 @@ def test_a_loss_that_cannot_learn_is_marked_never_best_and_out_of_every_ranking(
     assert re.search(r"\|\s*–\s*\| a1\s+\|.*failed: predicts \(nearly\) the whole image", md)
     assert "left out, as they hold a pair that did not learn: loss all_fg" in md
     assert r"$^\ast$" in (where.report / "comparison.tex").read_text()
-    summary = build_summary({"name": "made_up", "datasets": ["synthetic"]})
+    summary = build_summary(view["sweep"])
     found = json.loads((summary.parent / paths.CROSS_JSON).read_text())
     assert {row["pair"] for row in found["table"]} == {"a1__l1", "a1__l2", "a2__l1", "a2__l2"}
     assert {row["pair"] for row in found["failed"]} == set(failed) and "Left out of the ranking" in found["verdict"]

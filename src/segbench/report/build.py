@@ -196,7 +196,8 @@ def qualitative(results: Results, statistics: dict, params: dict, where: paths.S
 
 def make_figures(results: Results, statistics: dict, efficiency: pd.DataFrame, strata: pd.DataFrame,
                  params: dict, where: paths.Sweep, data, leakage: dict, inputs: Inputs) -> dict[str, figures.Figure]:
-    palette = figures.Palette(statistics["ranking"], [p for p, r in statistics["per_pair"].items() if r["failed"]])
+    palette = figures.Palette(statistics["ranking"], [p for p, r in statistics["per_pair"].items() if r["failed"]],
+                              results.pairs)
     matrix = dice_matrix(results)
     per_pair = statistics["per_pair"]
     ci = {(a, l): (per_pair[run_name(a, l)]["ci_low"], per_pair[run_name(a, l)]["ci_high"])
@@ -400,6 +401,7 @@ def build_report(params: dict, where: paths.Sweep, tracker=None, declared: list[
     leakage = inputs.read(paths.split_leakage_json(key), "split")
     counts = inputs.read(paths.split_counts_csv(key), "split", pd.read_csv)
     statistics = analyse(results, params["statistics"], leakage["leaked_test_images"])
+    statistics["colours"] = figures.Palette(statistics["ranking"], (), results.pairs).colours  # every figure's
     c = Contents.gather(params, results, statistics, leakage, data.info, counts)
 
     write_json(out / paths.STATISTICS, statistics)

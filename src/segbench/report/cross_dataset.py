@@ -146,9 +146,11 @@ def build_summary(sweep: dict, alpha: float = 0.05) -> Path:
     n = len(statistics)
     notes = caveats(statistics, friedman)
     summary = verdict(friedman, ranking, n, failed)
+    palette = figures.Palette(list(ranking["pair"]), (), [paths.run_name(a, l) for a, l, _ in paths.members(sweep)])
     write_json(out / paths.CROSS_JSON, {"datasets": list(statistics), "verdict": summary, "caveats": notes,
                                          "friedman": friedman, "table": ranking.to_dict("records"),
-                                         "failed": failed.to_dict("records"), "winners": best.to_dict("records")})
+                                         "failed": failed.to_dict("records"), "winners": best.to_dict("records"),
+                                         "colours": palette.colours})
     with atomic_path(out / paths.CROSS_MARKDOWN) as tmp:
         tmp.write_text("\n".join([f"# segbench: sweep '{sweep['name']}' across datasets", "", summary, "",
                                   *[f"> {c}" for c in notes], "", markdown(ranking), "", "## Winners", "",
@@ -161,7 +163,6 @@ def build_summary(sweep: dict, alpha: float = 0.05) -> Path:
                                                                      "dataset: out of the ranking.")},
                    matrix, {"verdict": summary, **{f"caveat {i + 1}": c for i, c in enumerate(notes)}},
                    "Mean test Dice: pairs (rows) x datasets (columns).")
-    palette = figures.Palette(list(ranking["pair"]))
     nemenyi = pd.DataFrame(friedman["nemenyi_p"]) if friedman.get("nemenyi_p") else None
     figure = figures.plot_critical_difference(pd.Series(friedman["mean_ranks"]), nemenyi, palette, alpha,
                                               friedman["p_value"], over="datasets")
