@@ -14,7 +14,7 @@ from segbench import paths
 from segbench.evaluation import statistics as st
 from segbench.paths import run_name
 from segbench.report.collect import Results
-from segbench.report.tables import dice_matrix
+from segbench.report.tables import count, dice_matrix
 
 
 def ranking(means: pd.Series, failed: set[str]) -> list[str]:
@@ -128,8 +128,8 @@ def analyse(results: Results, options: dict, leaked: list[str] = ()) -> dict:
         "loss_rankings": {"ranks": ranks.to_dict(orient="index"), "kendall_w": kendall},
         "caveats": st.caveats(len(scores), len(seeds), len(ranked),
                               (float(stability.loc[best, "rank_low"]), float(stability.loc[best, "rank_high"])))
-        + ([f"Leakage: {len(leaked)} test images have a near-duplicate or a group mate outside the test set (in "
-            "train or val); the Leakage section gives every pair's Dice without them."] if leaked else []),
+        + ([f"Leakage: {count(len(leaked), 'test image')} with a near-duplicate or a group mate outside the test set "
+            "(in train or val); the Leakage section gives every pair's Dice without them."] if leaked else []),
         "leakage": leakage_effect(results, list(leaked), order),
     }
 

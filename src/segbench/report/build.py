@@ -21,6 +21,7 @@ from segbench.report.tables import (
     DETECTION,
     METRIC_COLUMNS,
     comparison_table,
+    count,
     detection_table,
     dice_matrix,
     efficiency_table,
@@ -62,8 +63,8 @@ def setup(params: dict, results: Results) -> dict[str, str]:
     detection = evaluate["detection"]
     match = (f"IoU above {detection['iou_threshold']}" if detection["match"] == "iou" else "any overlap")
     return {
-        "dataset": f"{params['dataset']['key']} ({params['dataset']['name']}); {first['n_images']} test images "
-                   f"({first['n_lesion_images']} with a lesion)",
+        "dataset": f"{params['dataset']['key']} ({params['dataset']['name']}); "
+                   f"{count(int(first['n_images']), 'test image')} ({first['n_lesion_images']} with a lesion)",
         "preprocessing": f"longest side to {params['preprocess']['size']} px, zero-padded to a square",
         "training": f"{train['epochs']} epochs max, batch {train['batch_size']}, {train['optimizer']} "
                     f"lr {train['lr']}, weight decay {train['weight_decay']}, {train['scheduler']} schedule, "
@@ -359,7 +360,7 @@ def page_html(c: Contents, figure_files: dict[str, Path], stratified: str) -> st
 
     sections = [
         ("comparison", "Comparison", html.table(c.comparison, failed)),
-        ("metrics", "Metrics", html.note(f"Means over the {statistics['n_images']} test images with a lesion; "
+        ("metrics", "Metrics", html.note(f"Means over the {count(statistics['n_images'], 'test image')} with a lesion; "
                                          f"HD95 and ASSD in {c.units}, a missed lesion counting as {c.penalty}.")
          + html.table(c.metrics, failed)),
         ("detection", "Detection", html.note(c.setup["detection"]) + html.table(c.detection, failed)),

@@ -292,7 +292,7 @@ def plot_rank_stability(stability: pd.DataFrame, palette: Palette, ax=None) -> F
                     fmt="o", color=palette(pair), capsize=3, ms=5)
     ax.set_yticks(y, [palette.label(p) for p in shown.index])
     ax.invert_yaxis()
-    ax.set_xlabel("rank (1 = best) over bootstrap resamples of the test images: median and 95% interval")
+    ax.set_xlabel("rank (1 = best) over bootstrap resamples of the test images:\nmedian and 95% interval")
     more = f" (the best {len(shown)} of {len(stability)})" if len(stability) > len(shown) else ""
     ax.set_title(f"Rank stability{more}")
     return figure
@@ -377,7 +377,9 @@ def plot_cases(rows: list[tuple[str, list[np.ndarray]]], ax=None) -> Figure:
             panel.spines[:].set_visible(False)
             if r == 0:
                 panel.set_title(titles[c], fontsize=8)
-        axes[r][0].set_ylabel(title, fontsize=8)
+        # horizontal, left of the row, long pair names broken at "__": constrained layout makes room for them
+        label = "\n".join(line.replace("__", "__\n") if len(line) > 16 else line for line in title.split("\n"))
+        axes[r][0].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center", labelpad=4)
     if shown is not None:
         bar = figure.colorbar(shown, ax=axes[:, 2], shrink=0.8, location="bottom", aspect=30)
         bar.set_ticks([0, 127.5, 255], labels=["0", "0.5", "1"])

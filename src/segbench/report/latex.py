@@ -9,6 +9,8 @@ import math
 
 import pandas as pd
 
+from segbench.report.tables import count
+
 ONE_PAGE = 40  # rows a table float holds; more go in a longtable that breaks across pages
 MARKS = {"significantly lower": r"$^\dagger$", "higher than the mean-best": r"$^\ddagger$"}
 
@@ -50,8 +52,8 @@ def table(comparison: pd.DataFrame, metrics: pd.DataFrame, units: str, statistic
     head += [f"HD95 ({units})"] if boundary else []
     head += ["NSD"] if nsd else []
     columns = "rll" + "r" * (len(head) - 3)
-    caption = (f"Test results on {escape(dataset)}: mean Dice over the {statistics['n_images']} test images with "
-               f"a lesion, with its 95\\% bootstrap confidence interval; best mean in bold. "
+    caption = (f"Test results on {escape(dataset)}: mean Dice over the {count(statistics['n_images'], 'test image')}"
+               f" with a lesion, with its 95\\% bootstrap confidence interval; best mean in bold. "
                r"$\Delta$: Hodges--Lehmann estimate of the median per-image difference from the best. "
                rf"$^\dagger$ significantly lower than the best, $^\ddagger$ higher than the best on the paired "
                rf"test although its mean is lower (two-sided Wilcoxon signed-rank tests of every pair against "

@@ -169,7 +169,7 @@ def statistics_tables(statistics: dict) -> dict[str, pd.DataFrame]:
     ranked = statistics.get("ranked", order)
     stability = pd.DataFrame(statistics["rank_stability"]).T.loc[ranked]
     ranks = pd.Series(friedman["mean_ranks"]).loc[ranked]
-    text = (f"Friedman chi² = {friedman['statistic']:.3f}, p = {format_p(friedman['p_value'])}; Nemenyi critical "
+    text = (f"Friedman chi² = {friedman['statistic']:.3f}, {p_text(friedman['p_value'])}; Nemenyi critical "
             f"difference {friedman['critical_difference']:.3f} at alpha {friedman['alpha']}"
             if friedman.get("statistic") is not None else friedman.get("note", ""))
     if friedman.get("significant") is False:
@@ -179,7 +179,7 @@ def statistics_tables(statistics: dict) -> dict[str, pd.DataFrame]:
                                        "bootstrap rank (median)": stability["median_rank"].to_numpy(),
                                        "bootstrap rank 95%": list(zip(stability["rank_low"], stability["rank_high"]))})
     kendall = statistics["loss_rankings"]["kendall_w"]
-    w = (f"Kendall's W = {kendall['W']:.3f}, p = {format_p(kendall['p_value'])} ({kendall['p_method']})"
+    w = (f"Kendall's W = {kendall['W']:.3f}, {p_text(kendall['p_value'])} ({kendall['p_method']})"
          if kendall.get("W") is not None else kendall.get("note", ""))
     if kendall.get("left_out"):
         w += f"; left out, as they hold a pair that did not learn: {', '.join(kendall['left_out'])}"
@@ -223,6 +223,17 @@ def generalisation_tables(statistics: dict) -> dict[str, pd.DataFrame]:
                 for pair in statistics["ranking"] if (g := found["pairs"].get(pair))]
         tables[f"{found['reference'].capitalize()} against {found['other']}"] = pd.DataFrame(rows)
     return tables
+
+
+def count(n: int, noun: str) -> str:
+    """"1 test image", "2 test images": ``noun`` singular, pluralised with an s."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def p_text(value) -> str:
+    """"p = 0.0123", or "p < 0.0001" below the floor."""
+    shown = format_p(value)
+    return f"p {shown}" if shown.startswith("<") else f"p = {shown}"
 
 
 def format_p(value) -> str:
