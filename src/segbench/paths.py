@@ -32,6 +32,9 @@ FOLD_IN_SEED = "folds/fold{fold}"
 FOLD = f"{SEED}/{FOLD_IN_SEED}"
 REPORT = SWEEP + "/report"
 LATENCY = SWEEP + "/latency/{arch}.json"  # an architecture's latency and memory at the dataset's input size
+# the latency measurements every dataset and sweep of the same architecture, input and host share (not a stage's
+# output: a cache the latency jobs fill; "_" starts no dataset name)
+MEASURED_LATENCY = "results/_latency"
 BASELINE_DATA = "data/baselines/{baseline}/{dataset}"  # a baseline's own copy of the data (nnU-Net's folders)
 BASELINE_LOSS, BASELINE_SEED = "default", 0  # a baseline's row: <baseline>__default, one seed (its own recipe)
 # the sweep's summary over its datasets ("_" starts no dataset name), named by the sweep and its first dataset: a

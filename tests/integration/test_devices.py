@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from segbench import SegbenchError, devices
+from segbench import SegbenchError, devices, paths
 from segbench.training.checkpoint import restore_rng_state, rng_state
 from segbench.training.device import Accelerator
 from support import REPO, results_copy, tool_env
@@ -276,6 +276,7 @@ def test_evaluate_latency_and_predict_take_a_device_and_evaluate_holds_it_for_th
     assert held[0] < 0.5 * job, (held, job)
     said = re.search(r"held ([\d.]+) s of the job's ([\d.]+) s \((\d+) %: the forward passes only\)", caplog.text)
     assert said and float(said[1]) <= held[0] + 0.1 and int(said[3]) < 50, caplog.text
+    shutil.rmtree(project / paths.MEASURED_LATENCY, ignore_errors=True)  # measured here, not reused
     assert main(["latency", "--arch", "attention_unet"]) == 0
     assert main(["predict", str(image), "--run", "attention_unet__dice", "--device", "cpu", "--out",
                  str(tmp_path / "out")]) == 0

@@ -2,8 +2,10 @@
 
 import copy
 import json
+import logging
 import re
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -402,3 +404,44 @@ def test_a_rerun_pair_supersedes_its_mlflow_run_so_the_view_matches_the_report(s
     assert rerun.data.metrics["test_dice"] == pytest.approx(reported)
     old = client.search_runs([experiment.experiment_id], "tags.`segbench.current` = 'no'")
     assert [r.data.tags["segbench.superseded_by"] for r in old] == [rerun.info.run_id]
+
+
+def _slow_measure(folder, log):
+    from segbench.evaluation.latency import measured_once
+
+    def measure():
+        with open(log, "a") as handle:
+            handle.write("measured\n")
+        time.sleep(0.5)
+        return {"latency_ms_cpu": 1.0}
+    return measured_once(folder, {"architecture": "a", "size": 32}, measure)
+
+
+def test_latency_is_measured_once_per_architecture_and_input_whatever_the_dataset_or_sweep(
+        swept, tmp_path, monkeypatch, caplog):
+    import multiprocessing
+
+    log = tmp_path / "measured.txt"
+    with multiprocessing.get_context("spawn").Pool(3) as pool:  # three jobs at once: one measures, two wait
+        results = pool.starmap(_slow_measure, [(tmp_path / "cache", log)] * 3)
+    assert results == [{"latency_ms_cpu": 1.0}] * 3 and log.read_text() == "measured\n"
+
+    from segbench.apps.cli import main
+
+    project = results_copy(swept, tmp_path / "project")
+    monkeypatch.chdir(project)
+    shutil.rmtree(project / "results/_latency", ignore_errors=True)
+    with caplog.at_level(logging.INFO):
+        assert main(["latency", "--arch", "attention_unet"]) == 0
+        assert "the measurement in" not in caplog.text
+        first = read_json(project / SWEEP.latency("attention_unet"))
+        # another sweep: reused
+        assert main(["latency", "--arch", "attention_unet", "--config", "sweep={name: another}"]) == 0
+        assert "the measurement in results/_latency/" in caplog.text
+        assert read_json(project / "results/synthetic/another/latency/attention_unet.json") == first
+        caplog.clear()
+        assert main(["latency", "--arch", "attention_unet", "--config", "sweep={name: third}",
+                     "preprocess={size: 64}"]) == 0
+        assert "the measurement in" not in caplog.text  # another input size: measured again
+        assert read_json(project / "results/synthetic/third/latency/attention_unet.json")["input"][1:] == [64, 64]
+    assert len(list((project / "results/_latency").glob("*.json"))) == 2

@@ -8,6 +8,7 @@ torch, MONAI or MLflow is imported, so a mistake is reported in a fraction of a 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from segbench import SegbenchError, did_you_mean, paths, usable_cores
 from segbench.config import dataset_params
@@ -236,11 +237,18 @@ def latency(params: dict, args) -> None:
                             f"{did_you_mean(args.arch, params['architectures'])}")
     view, where = view_of(params, args)
     requested = device_for(view, args)
-    from segbench.evaluation.latency import architecture_latency
+    from segbench import pipeline
+    from segbench.evaluation.latency import architecture_latency, host, measured_once
     from segbench.io import read_json, write_json
+    from segbench.provenance import code_digest
 
     info = read_json(paths.processed_dir(where.dataset) / paths.INFO)
-    result = architecture_latency(view["architectures"][args.arch], info, view["preprocess"]["size"], requested)
+    arch, size = view["architectures"][args.arch], view["preprocess"]["size"]
+    code = [Path(f).resolve() for f in pipeline.job_code(pipeline.stage("latency"), view, {"arch": args.arch})]
+    key = {"architecture": arch, "channels": info["channels"], "classes": len(info["class_names"]), "size": size,
+           "device": requested, "host": host(), "code": code_digest(code, pipeline.SRC.parent)}
+    result = measured_once(Path(paths.MEASURED_LATENCY), key,
+                           lambda: architecture_latency(arch, info, size, requested))
     write_json(where.latency(args.arch), result)
     log.info("%s: %.2f ms per image on the CPU (IQR %.2f)", args.arch, result["latency_ms_cpu"],
              result["latency_ms_cpu_iqr"])

@@ -1,8 +1,9 @@
 """The `latency` stage: inference latency and memory of an architecture at the dataset's input size.
 
 Latency is a property of the architecture and the input size, not of the loss or the trained weights, so
-it is measured once per architecture, on a model with seeded random weights. Protocol: one canvas of the
-input size (batch 1), ``warmup`` untimed passes, then ``repeats`` timed passes of the predictor
+it is measured once per architecture and input (channels, classes, size) on each host, on a model with seeded
+random weights: every dataset and sweep of that input reuses the measurement (``measured_once``). Protocol: one
+canvas of the input size (batch 1), ``warmup`` untimed passes, then ``repeats`` timed passes of the predictor
 (normalisation, forward pass, softmax or sigmoid); the median and the interquartile range (the spread the
 report's Pareto front treats as a tie). On the CPU always, with one thread, and on a leased CUDA device where
 there is one (the lease held for the GPU's passes only). Memory: on the CPU the peak resident memory while the
@@ -13,14 +14,21 @@ takes k times as long.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import json
+import logging
 import os
+import platform
 import threading
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import torch
 
+log = logging.getLogger("segbench")
 PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20 if hasattr(os, "sysconf") else 0.0
 
 
@@ -129,3 +137,29 @@ def architecture_latency(arch_cfg: dict, info: dict, size: int, device: str = "a
     net = build_model(arch_cfg, channels, classes).eval()
     predictor = Predictor([Member(net, [0.5] * channels, [0.25] * channels)], size, channels, classes)
     return predictor_latency(arch_cfg["family"], predictor, device, repeats)
+
+
+def measured_once(folder: Path, key: dict, measure) -> dict:
+    """``measure()``'s result, measured the first time ``key`` is seen and read from ``folder`` after that.
+
+    ``key`` holds all a measurement depends on (architecture, input shape, host, code); a job that finds the key
+    while another measures it waits for that one (an ``flock`` per key) rather than measuring on a loaded host.
+    Written here, not with ``joblib.Memory``: that one neither locks across processes nor keys on a host."""
+    name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    from segbench.io import read_json, write_json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (folder / f"{name}.json").exists():
+            log.info("latency: the measurement in %s (same architecture, input, host and code)", folder / name)
+            return read_json(folder / f"{name}.json")["result"]
+        result = measure()
+        write_json(folder / f"{name}.json", {"key": key, "result": result})
+        return result
+
+
+def host() -> dict:
+    """The machine a timing belongs to: its name, processor and the torch it ran."""
+    return {"node": platform.node(), "processor": platform.processor() or platform.machine(),
+            "torch": torch.__version__}
