@@ -42,7 +42,7 @@ test: $(STAMP) $(PANDAS2)  # every tier: unit, integration, e2e (real snakemake,
 	PYTHONPATH=$(PANDAS2) $(RUN) pytest -m data --quiet -p no:cacheprovider
 
 test-fast: $(STAMP)  # the unit tier: no training, no pipeline tools
-	$(RUN) pytest tests/unit
+	$(RUN) pytest -n auto tests/unit
 
 docs: $(STAMP)  # the reference pages from the code, then the site (site/), strictly
 	$(RUN) python docs/generate.py
