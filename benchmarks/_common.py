@@ -4,10 +4,18 @@ breaks a test, not a published figure) and the heading of a recorded run (its ti
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 from segbench import usable_cores
 from segbench.provenance import git_commit
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent  # the venv's tools: snakemake, segbench
 
 
 def parser(doc: str, **quick) -> argparse.ArgumentParser:
@@ -35,3 +43,25 @@ def heading(what: str) -> str:
 def minutes(seconds: float) -> str:
     whole, rest = divmod(round(seconds), 60)
     return f"{whole} min {rest:02d} s"
+
+
+def scratch_project(root: Path) -> Path:
+    """A copy of the workflow, its params and the code in ``root``, as a checkout has them (no data, no results)."""
+    for name in ("Snakefile", "dvc.yaml", "params.yaml"):
+        shutil.copy(REPO / name, root / name)
+    for name in ("workflow", "src"):
+        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    return root
+
+
+def run_tool(root: Path, command: list[str], what: str) -> float:
+    """Run the venv's ``command`` in the scratch project ``root`` on its own copy of the code; its wall seconds.
+    Exits with the tool's output's tail when it fails."""
+    env = {**os.environ, "PYTHONPATH": str(root / "src"), "DVC_NO_ANALYTICS": "1",
+           "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    start = time.perf_counter()
+    done = subprocess.run([str(BIN / command[0]), *command[1:]], cwd=root, capture_output=True, text=True, env=env)
+    if done.returncode:
+        sys.exit(f"{what} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return time.perf_counter() - start

@@ -12,13 +12,9 @@ depend on (every job's code: training, evaluation, report), the wall time and th
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import _common as bench
@@ -28,7 +24,7 @@ from segbench import pipeline
 from segbench.config import load_params, validate_params
 from segbench.provenance import code_digest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = bench.REPO
 RECORDED = REPO / "benchmarks/results/domains.md"
 CONFIG = REPO / "workflow/params/domains.yaml"
 QUICK = {"synthetic": {"n_images": 40}, "train": {"epochs": 1}, "preprocess": {"size": 32},
@@ -70,11 +66,7 @@ def main() -> None:
     args = bench.parse(parser)
     overlay_params = config(args.quick_run)
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        for name in ("Snakefile", "dvc.yaml", "params.yaml"):
-            shutil.copy(REPO / name, root / name)
-        for name in ("workflow", "src"):
-            shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        root = bench.scratch_project(Path(tmp))
         (root / "overlay.yaml").write_text(yaml.safe_dump(overlay_params))
         params = load_params(root / "params.yaml")
         merged = overlay(params, overlay_params)
@@ -87,21 +79,27 @@ def main() -> None:
                          f"now {code}: rerun `python benchmarks/domains.py > {RECORDED.relative_to(REPO)}`")
             print(f"{RECORDED.relative_to(REPO)} is current (code digest {code})")
             return
-        start = time.perf_counter()
-        done = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "--cores", "all", "--configfile",
-                               "overlay.yaml"], cwd=root, capture_output=True, text=True,
-                              env={**os.environ, "PYTHONPATH": str(root / "src"), "DVC_NO_ANALYTICS": "1",
-                                   "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"})
-        if done.returncode:
-            sys.exit(f"snakemake failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-        seconds = time.perf_counter() - start
+        seconds = bench.run_tool(root, ["snakemake", "--cores", "all", "--configfile", "overlay.yaml"], "snakemake")
         sweep = merged["sweep"]
         table = (root / "results/_all" / sweep["name"] / sweep["datasets"][0] / "cross_dataset.md").read_text()
+        shifts = {d: section(root / "results" / d / sweep["name"] / "report/comparison.md", "Generalisation")
+                  for d in sweep["datasets"]}
     print(bench.heading(f"`snakemake --cores all --configfile workflow/params/domains.yaml`"
                         f"{' (--quick: tiny)' if args.quick_run else ''}: {bench.minutes(seconds)}; code digest "
                         f"{code}"))
-    print()
+    print("\n<!-- part: summary -->\n")
     print(table.split("\n", 2)[2].split("\n## ")[0].strip())  # the verdict, the caveats and the table
+    print("\n<!-- part: generalisation -->")
+    for dataset, text in shifts.items():
+        print(f"\n**{dataset}**: its report's Generalisation section\n\n{text}" if text else "")
+
+
+def section(page: Path, title: str) -> str:
+    """The text under ``## title`` in a report's Markdown, up to the next ``## `` heading ("" when absent)."""
+    text = page.read_text()
+    start = text.find(f"\n## {title}\n")
+    body = "" if start < 0 else text[start + len(title) + 5:].split("\n## ")[0].strip()
+    return re.sub(r"^### (.*)$", r"*\1*:", body, flags=re.M)  # no headings of their own in the page embedding it
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ Sources, each read the way the project itself reads it:
 
 And in every other page (``README.md``, ``docs/**/*.md``), each block between ``<!-- recorded: <file> -->`` and
 ``<!-- /recorded -->`` is refilled from that recorded file (``benchmarks/results/...``): a ``.md`` file as it is, any
-other as a fenced block. A figure in prose is never typed by hand: it comes from a recorded run, commit included.
+other as a fenced block; ``<file>.md#<part>`` takes the file's first line and its ``<!-- part: <part> -->``
+section. A figure in prose is never typed by hand: it comes from a recorded run, commit included.
 
 The pages are committed, so the site builds without running code; ``tests/integration/test_docs.py`` checks
 that they are current. Each page is written atomically (a temporary file, then ``os.replace``), and only when
@@ -331,15 +332,31 @@ def benchmarks_page() -> str:
 RECORDED_BLOCK = re.compile(r"(<!-- recorded: (\S+) -->\n)(.*?)(<!-- /recorded -->)", re.S)
 
 
+PART = re.compile(r"^<!-- part: (\S+) -->\n", re.M)
+
+
+def recorded_part(body: str, part: str, where: str) -> str:
+    """A recorded Markdown file's first line (when and on which code) and its ``<!-- part: name -->`` section."""
+    pieces = PART.split(body)  # [head, name, text, name, text, ...]
+    parts = dict(zip(pieces[1::2], pieces[2::2]))
+    if part not in parts:
+        raise SystemExit(f"{where}: no <!-- part: {part} --> in it (parts: {list(parts)})")
+    return body.split("\n", 1)[0] + "\n\n" + parts[part].strip("\n")
+
+
 def with_recorded(text: str, page: Path) -> str:
-    """``text`` with every recorded block refilled from its file (a fenced block unless it is Markdown)."""
+    """``text`` with every recorded block refilled from its file (a fenced block unless it is Markdown);
+    ``<!-- recorded: file.md#part -->`` takes one part of it, under the file's first line."""
     def fill(match: re.Match) -> str:
-        source = REPO / match.group(2)
+        name, _, part = match.group(2).partition("#")
+        source = REPO / name
         if not source.is_file():
             raise SystemExit(f"{page}: <!-- recorded: {match.group(2)} --> names no file")
         body = source.read_text()
+        if part:
+            body = recorded_part(body, part, f"{page}: {name}")
         body = body if source.suffix == ".md" else fenced(body)
-        return match.group(1) + body.rstrip("\n") + "\n" + match.group(4)
+        return match.group(1) + PART.sub("", body).rstrip("\n") + "\n" + match.group(4)
 
     return RECORDED_BLOCK.sub(fill, text)
 

@@ -70,3 +70,26 @@ def test_the_readme_is_short_and_its_relative_links_point_at_files():
     relative = [t for t in targets if not re.match(r"[a-z][a-z0-9+.-]*:", t) and not t.startswith("#")]
     missing = [t for t in relative if not (REPO / t.split("#")[0]).exists()]
     assert missing == []
+
+
+def test_no_time_in_the_prose_is_typed_by_hand():
+    """A duration in the README or the docs comes from a recorded run (a `<!-- recorded: -->` block), with its
+    commit; one typed in prose goes stale unnoticed."""
+    sys.path.insert(0, str(GENERATE.parent))
+    from generate import RECORDED_BLOCK, pages_with_recorded
+
+    typed = []
+    for page in pages_with_recorded():
+        if page.parent == REFERENCE:
+            continue  # generated from the code and the recorded runs
+        prose = RECORDED_BLOCK.sub("", page.read_text())
+        typed += [f"{page.relative_to(REPO)}: {m[0]}" for m in re.finditer(
+            r"\b\d+ min \d+ s\b|\b\d+(\.\d+)? ?(ms|s) (wall|CPU)\b|recorded with an earlier version", prose, re.I)]
+    assert typed == []
+
+
+def test_the_recorded_cross_dataset_tables_come_from_todays_training_and_report_code():
+    """domains.py --check: the README's and the how-to's tables were recorded on the code that runs now."""
+    checked = subprocess.run([sys.executable, str(REPO / "benchmarks/domains.py"), "--check"], cwd=REPO,
+                             capture_output=True, text=True, timeout=300)
+    assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -48,7 +48,7 @@ def small(name: str, **extra) -> dict:
         return extra
     cfg = {"base_channels": 4, **extra}
     if name.startswith("nnunet_"):
-        cfg.update(stages=4)  # a size multiple of 8, as the tiny canvases need
+        cfg = {"stages": 4, **cfg}  # a size multiple of 8, as the tiny canvases need
     if name == "transunet":
         cfg.update(hidden=16, layers=1, heads=2, img_size=64)
     return cfg

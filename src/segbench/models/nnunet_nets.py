@@ -22,13 +22,14 @@ class NnunetUNet(SegmentationModel):
     """nnU-Net's PlainConvUNet (two convs per encoder stage) or, with ``residual``, its ResidualEncoderUNet (ResEnc
     M's residual blocks per stage, ``RESENC_M_BLOCKS``); one conv per decoder stage.
 
-    Shape: (N, in_channels, H, W) -> logits (N, classes, H, W); H, W divisible by 2**(stages-1).
+    Shape: (N, in_channels, H, W) -> logits (N, classes, H, W); H, W divisible by 2**(stages-1), at least 2**stages.
     """
 
     def __init__(self, in_channels: int = 1, classes: int = 1, stages: int = 7, base_channels: int = 32,
                  max_channels: int = 512, residual: bool = False):
         super().__init__()
         self.size_multiple = 2 ** (stages - 1)
+        self.min_size = 2 ** stages  # instance norm needs more than one pixel at the deepest stage
         common = {"input_channels": in_channels, "n_stages": stages, "num_classes": classes, "conv_op": nn.Conv2d,
                   "features_per_stage": [min(base_channels * 2 ** i, max_channels) for i in range(stages)],
                   "kernel_sizes": [[3, 3]] * stages, "strides": [[1, 1]] + [[2, 2]] * (stages - 1),
