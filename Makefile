@@ -8,7 +8,7 @@ SHELL  := /bin/bash
 # pandas 2 beside the venv's pandas 3: pyproject admits both lines, so the data stages are tested on both
 PANDAS2 := $(VENV)/pandas2
 
-.PHONY: demo test test-fast docs pull install clean
+.PHONY: demo test test-fast docs pull install clean screenshots
 
 $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ demo: $(STAMP)
 		|| { tail -n 40 logs/demo.log; exit 1; }
 	@$(RUN) segbench results
 	@echo "The commands in the README run in the project's environment: source $(BIN)/activate"
+
+screenshots: demo  # the README's pictures of the demo's report and Bone Detect, in headless Chromium
+	$(RUN) python docs/screenshots.py
 
 test: $(STAMP) $(PANDAS2)  # every tier: unit, integration, e2e (real snakemake, dvc, Slurm, Chromium, LibreOffice)
 	@# a module per worker at a time, in collection order: the few long end-to-end modules (tests/e2e) first;

@@ -42,21 +42,8 @@ def config(quick: bool) -> dict:
 
 
 def digest(params: dict) -> str:
-    """The digest of every job's code in the sweep: what the table's numbers depend on."""
-    files = set()
-    for stage in pipeline.STAGES:
-        for fields in _jobs(stage, params):
-            files |= set(pipeline.job_code(stage, params, fields))
-    return code_digest(sorted(files), REPO)
-
-
-def _jobs(stage, params: dict) -> list[dict]:
-    """One field set per distinct code a stage's jobs run (the pairs' architectures and losses, the baselines)."""
-    sweep = params["sweep"]
-    if "baseline" in stage.fields:
-        return [{"baseline": b} for b in sweep["baselines"]]
-    return [{"arch": a, "loss": l} for a in (sweep["architectures"] if "arch" in stage.fields else [None])
-            for l in (sweep["losses"] if "loss" in stage.fields else [None])]
+    """The digest of the params and every job's code in the sweep: what the table's numbers depend on."""
+    return code_digest([*pipeline.sweep_code(params), "params.yaml", str(CONFIG.relative_to(REPO))], REPO)
 
 
 def main() -> None:
@@ -75,8 +62,9 @@ def main() -> None:
         if args.check:
             recorded = re.search(r"code digest (\w+)", RECORDED.read_text()) if RECORDED.exists() else None
             if not recorded or recorded[1] != code:
-                sys.exit(f"{RECORDED}: recorded for code digest {recorded[1] if recorded else 'none'}, the code is "
-                         f"now {code}: rerun `python benchmarks/domains.py > {RECORDED.relative_to(REPO)}`")
+                name = RECORDED.relative_to(REPO)
+                sys.exit(f"{name}: recorded for code digest {recorded[1] if recorded else 'none'}, the code is now "
+                         f"{code}: rerun `python benchmarks/domains.py > {name}`")
             print(f"{RECORDED.relative_to(REPO)} is current (code digest {code})")
             return
         seconds = bench.run_tool(root, ["snakemake", "--cores", "all", "--configfile", "overlay.yaml"], "snakemake")

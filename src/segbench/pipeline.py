@@ -274,6 +274,23 @@ def job_code(stage_: Stage, params: dict, fields: dict) -> list[str]:
     return _relative(modules, Path.cwd()) if inside else [str(module_file(m)) for m in sorted(modules)]
 
 
+def sweep_code(params: dict) -> list[str]:
+    """Every source file a job of the sweep in ``params`` runs, relative to the project (``src/segbench/...``):
+    the code its results depend on, for a recorded figure to say when it went stale."""
+    sweep, modules = params["sweep"], set()
+    for stage_ in STAGES:
+        if "baseline" in stage_.fields:
+            jobs = [{"baseline": b} for b in sweep["baselines"]]
+        else:
+            jobs = [{"arch": a, "loss": l} for a in (sweep["architectures"] if "arch" in stage_.fields else [None])
+                    for l in (sweep["losses"] if "loss" in stage_.fields else [None])]
+        for fields in jobs:
+            modules |= closure(stage_.module)
+            for entry in _entries(stage_, params, fields):
+                modules |= closure(entry.target.partition(":")[0])
+    return _relative(modules)
+
+
 def job_entries(stage_: Stage, params: dict, fields: dict) -> list[str]:
     """The job's lines of the registry tables, as text: a Snakemake param, so editing one reruns its jobs."""
     return [entry.fingerprint() for entry in _entries(stage_, params, fields)]

@@ -93,3 +93,10 @@ def test_the_recorded_cross_dataset_tables_come_from_todays_training_and_report_
     checked = subprocess.run([sys.executable, str(REPO / "benchmarks/domains.py"), "--check"], cwd=REPO,
                              capture_output=True, text=True, timeout=300)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_readmes_screenshots_show_todays_report_and_page():
+    """docs/screenshots.py --check: taken on the code that runs now (else: `make screenshots`)."""
+    checked = subprocess.run([sys.executable, str(REPO / "docs/screenshots.py"), "--check"], cwd=REPO,
+                             capture_output=True, text=True, timeout=300)
+    assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -11,7 +11,7 @@ import shutil
 from support import REPO
 
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
-SCREENSHOTS = REPO / "build" / "screenshots"  # kept by the tests that look; `make screenshots` copies them to docs
+SCREENSHOTS = REPO / "build" / "screenshots"  # what the tests saw, kept to look at (the README's: `make screenshots`)
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
 
