@@ -77,3 +77,22 @@ def test_a_pair_that_failed_on_every_dataset_is_left_out_of_the_ranking_and_list
     assert "broken" not in friedman["mean_ranks"]
     text = cross_dataset.verdict(friedman, ranking, 2, failed)
     assert "y has the best mean rank" in text and text.endswith("on some dataset: broken.")
+
+
+def test_the_in_group_reference_leaves_out_images_with_a_near_copy_in_training():
+    from segbench.report.analysis import generalisation
+    from segbench.report.collect import Results
+
+    def rows(ids, dice):
+        return pd.DataFrame({"pair": "p", "seed": 0, "sample_id": ids, "dice": dice, "lesion": True})
+
+    held_out = rows(["h1", "h2", "h3"], [0.4, 0.5, 0.6])
+    in_group = rows(["g1", "g2", "g3"], [0.7, 0.8, 1.0]).assign(**{"test set": "in_group"})
+    results = Results(["p"], pd.DataFrame(), held_out, pd.DataFrame(), pd.DataFrame(), {}, {},
+                      other_tests=in_group)
+    found = generalisation(results, leaked_in_group=["g3", "x9"])["in_group"]
+    assert found["left_out"] == ["g3"] and found["reference"].startswith("in-group test images (1 image with")
+    gap = found["pairs"]["p"]
+    assert gap["reference"] == pytest.approx(0.75) and gap["n_reference"] == 2
+    assert gap["gap"] == pytest.approx(0.25) and not gap["paired"]
+    assert generalisation(results)["in_group"]["pairs"]["p"]["reference"] == pytest.approx(2.5 / 3)

@@ -242,3 +242,14 @@ def test_leaked_test_images_are_counted_by_the_side_they_reach_and_never_through
     assert report["leaked_test_images_by_side"] == {"train": 1, "val": 1}
     assert report["pairs_across_subsets"] == {"test / train": 1, "test / val": 1, "in_group / test": 1}
     assert "mirrored copy is not found" in report["checked"][0]
+
+
+def test_an_in_group_image_with_a_near_copy_in_training_is_listed_apart_from_the_leaked_test_images():
+    from segbench.data.audit import audit
+
+    meta = pd.DataFrame({"sample_id": list("abcd")})
+    part = pd.Series(["in_group", "train", "in_group", "test"], index=list("abcd"))
+    pairs = pd.DataFrame({"a": [0, 2], "b": [1, 3], "distance": [2, 4]})  # a-b crosses into training, c-d does not
+    report = audit(meta, pairs, part, [])
+    assert report["leaked_in_group_images"] == ["a"] and report["leaked_test_images"] == []
+    assert report["leaked_test_images_by_side"] == {}

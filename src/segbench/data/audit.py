@@ -82,16 +82,21 @@ def clusters(n: int, pairs: pd.DataFrame) -> np.ndarray:
     return connected_components(graph, directed=False)[1]
 
 
+def _tested(side: str) -> bool:
+    """Whether a side of the split is only tested on: the test subsets (test, in_group)."""
+    return side.startswith("test") or side == "in_group"
+
+
 def _learnt_from(side: str) -> bool:
-    """Whether a model learns from a side of the split: train, val (checkpoint choice) and folds; not the test
-    subsets (test, in_group)."""
-    return not side.startswith("test") and side != "in_group"
+    """Whether a model learns from a side of the split: train, val (checkpoint choice) and folds."""
+    return not _tested(side)
 
 
 def audit(meta: pd.DataFrame, pairs: pd.DataFrame, assignment: pd.Series, group_columns: list[str]) -> dict:
     """What a split leaks: near-duplicate pairs and metadata groups on both sides of a boundary, and the *leaked
     test images*: test images with a near-duplicate or a group mate outside the test subsets, counted per side
-    they reach (train, val, a fold).
+    they reach (train, val, a fold); in-group test images (``split.holdout``) that leak the same way are listed
+    apart (``leaked_in_group_images``): the generalisation gap leaves them out of its reference.
 
     ``meta``: meta.csv (array order); ``pairs``: ``near_duplicates`` (array indices); ``assignment``: each
     sample's part (subset, or subset and fold) by sample id; ``group_columns``: the dataset's columns that
@@ -109,7 +114,7 @@ def audit(meta: pd.DataFrame, pairs: pd.DataFrame, assignment: pd.Series, group_
     leaks: dict[str, set[str]] = {}  # test image -> the sides a model learns from that hold its near-copy or mate
     for r in rows:
         for mine, theirs in (("a", "b"), ("b", "a")):
-            if r[f"subset_{mine}"].startswith("test") and _learnt_from(r[f"subset_{theirs}"]):
+            if _tested(r[f"subset_{mine}"]) and _learnt_from(r[f"subset_{theirs}"]):
                 leaks.setdefault(r[mine], set()).add(r[f"subset_{theirs}"])
     out = {"checked": [f"near-duplicate images: imagehash phash, 256 bits, of the whole image and of 95 % windows "
                        f"shifted by up to {SHIFT:.1%}; a pair within {HAMMING} bits (a mirrored copy is not found: "
@@ -122,10 +127,14 @@ def audit(meta: pd.DataFrame, pairs: pd.DataFrame, assignment: pd.Series, group_
         out["checked"].append(f"metadata groups: equal {', '.join(group_columns)}")
         out["groups_across_subsets"] = int(len(spanning))
         out["unknown_group_fields"] = int(pd.isna(groups).sum())
-        for i in np.flatnonzero(np.isin(groups, spanning.index) & np.array([str(p).startswith("test") for p in part])):
+        for i in np.flatnonzero(np.isin(groups, spanning.index) & np.array([_tested(str(p)) for p in part])):
             mates = set(part[(groups == groups[i]) & (np.arange(len(part)) != i)].astype(str))
             leaks.setdefault(ids[i], set()).update(m for m in mates if _learnt_from(m))
-    out["leaked_test_images"] = sorted(i for i, sides in leaks.items() if sides)
-    out["leaked_test_images_by_side"] = {side: sum(side in sides for sides in leaks.values())
-                                         for side in sorted(set().union(*leaks.values()))} if leaks else {}
+    side_of = dict(zip(ids, map(str, part)))
+    in_group = {i for i in leaks if side_of[i] == "in_group"}
+    test = {i: sides for i, sides in leaks.items() if sides and i not in in_group}
+    out["leaked_test_images"] = sorted(test)
+    out["leaked_test_images_by_side"] = {side: sum(side in sides for sides in test.values())
+                                         for side in sorted(set().union(*test.values()))} if test else {}
+    out["leaked_in_group_images"] = sorted(i for i in in_group if leaks[i])
     return out

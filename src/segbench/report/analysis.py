@@ -62,27 +62,34 @@ def ranked_matrix(matrix: pd.DataFrame, failed: set[str]) -> tuple[pd.DataFrame,
     return by_arch, [f"architecture {a}" for a in matrix.index if bad.loc[a].any()]
 
 
-def generalisation(results: Results, options: dict) -> dict:
+def generalisation(results: Results, leaked_in_group: list[str] = ()) -> dict:
     """Per other test set, every pair's generalisation gap in Dice (images with a lesion, averaged over seeds):
     in-group minus held-out group for a group hold-out (``in_group``), in-domain minus out-of-domain for an
-    external dataset; with its bootstrap CI (``statistics.gap_ci``)."""
+    external dataset; with its bootstrap CI (``statistics.gap_ci``). In-group images with a near-duplicate or a
+    group mate in train or val (``leaked_in_group``) are left out of the reference: they would flatter it."""
     if results.other_tests.empty:
         return {}
     test, out = results.image_scores("dice"), {}
     for name, rows in results.other_tests[results.other_tests["lesion"]].groupby("test set"):
-        other = rows.pivot_table(index="sample_id", columns="pair", values="dice", aggfunc="mean")
         held_out = name == paths.IN_GROUP
+        left_out = sorted(set(rows["sample_id"]) & set(leaked_in_group)) if held_out else []
+        other = rows[~rows["sample_id"].isin(left_out)].pivot_table(index="sample_id", columns="pair",
+                                                                    values="dice", aggfunc="mean")
         gaps = {p: st.gap_ci(other[p], test[p]) if held_out else st.gap_ci(test[p], other[p])
                 for p in results.pairs if p in other}
-        out[name] = {"reference": "in-group test images" if held_out else "this dataset's test images",
+        reference = "in-group test images" + (f" ({count(len(left_out), 'image')} with a near-duplicate or group "
+                                              "mate in train or val left out)" if left_out else "")
+        out[name] = {"reference": reference if held_out else "this dataset's test images",
                      "other": "held-out group (the test images)" if held_out else f"{name}'s test images",
+                     "left_out": left_out,
                      "pairs": {p: {k: _num(v) if isinstance(v, float) else v for k, v in g.items()}
                                for p, g in gaps.items()}}
     return out
 
 
-def analyse(results: Results, options: dict, leaked: list[str] = ()) -> dict:
-    """statistics.json from the results, ``params.yaml: statistics`` and the leakage audit's leaked test images.
+def analyse(results: Results, options: dict, leaked: list[str] = (), leaked_in_group: list[str] = ()) -> dict:
+    """statistics.json from the results, ``params.yaml: statistics`` and the leakage audit's leaked test (and
+    in-group test) images.
 
     Pairs that did not learn the task (``results.failed``) are listed apart (``failed``) and left out of every
     test and ranking: the comparisons, Friedman, Nemenyi, the critical difference, the bootstrap ranks and
@@ -122,7 +129,7 @@ def analyse(results: Results, options: dict, leaked: list[str] = ()) -> dict:
         **({"versus_baseline": _versus(st.versus_best(scores, alpha, margin, failed, reference=results.baselines[0]),
                                        order, alpha, margin)} if results.baselines else {}),
         "friedman": friedman,
-        "generalisation": generalisation(results, options),
+        "generalisation": generalisation(results, leaked_in_group),
         "rank_stability": stability.loc[ranked].to_dict(orient="index"),
         "rank_stability_method": "ranks by mean Dice on 1,000 bootstrap resamples of the test images",
         "loss_rankings": {"ranks": ranks.to_dict(orient="index"), "kendall_w": kendall},

@@ -401,7 +401,8 @@ def build_report(params: dict, where: paths.Sweep, tracker=None, declared: list[
     results = load_results(params, where, inputs)
     leakage = inputs.read(paths.split_leakage_json(key), "split")
     counts = inputs.read(paths.split_counts_csv(key), "split", pd.read_csv)
-    statistics = analyse(results, params["statistics"], leakage["leaked_test_images"])
+    statistics = analyse(results, params["statistics"], leakage["leaked_test_images"],
+                         leakage.get("leaked_in_group_images", []))
     statistics["colours"] = figures.Palette(statistics["ranking"], (), results.pairs).colours  # every figure's
     c = Contents.gather(params, results, statistics, leakage, data.info, counts)
 
