@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import importlib.util
 from importlib.resources import files
 from pathlib import Path
 
@@ -89,6 +90,11 @@ def _check_names(params: dict, source: str) -> None:
         if name not in BASELINES:
             raise SegbenchError(f"{source}: sweep.baselines: {name!r} is not a baseline; baselines: "
                                 f"{list(BASELINES)}{did_you_mean(name, list(BASELINES))}")
+        missing = [m for m in BASELINES.entry(name).requires if importlib.util.find_spec(m) is None]
+        if missing:
+            raise SegbenchError(f"{source}: sweep.baselines: {name} needs {', '.join(missing)}, which this Python "
+                                f"cannot import: reinstall segbench's dependencies (`pip install -e .`, as `make "
+                                f"install` does), or remove {name} from sweep.baselines")
 
     for kind in ("architectures", "losses"):
         for name in params["sweep"][kind]:

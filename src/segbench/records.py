@@ -16,7 +16,8 @@ class TrainRecord:
 
     ``val_dice``: which Dice the run's history logs each epoch; ``diverged`` / ``failed``: what stopped it early (a
     non-finite loss; out of GPU memory), None when nothing did; ``baseline``: the baseline it is (None for a pair),
-    with its own ``baseline_settings``.
+    with its own ``baseline_settings`` (``label``: its name in the report, with its schedule). The budget:
+    ``epochs`` x ``iterations_per_epoch`` steps of ``batch_size`` images in ``train_seconds`` on ``device``.
     """
 
     arch: str
@@ -43,6 +44,8 @@ class TrainRecord:
     git_commit: str | None = None
     baseline: str | None = None
     baseline_settings: dict = field(default_factory=dict)
+    iterations_per_epoch: int | None = None  # optimiser steps per epoch
+    batch_size: int | None = None
 
     def write(self, path: Path) -> dict:
         """Write train.json (atomically); returns it as a dict."""

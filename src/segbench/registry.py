@@ -53,6 +53,7 @@ class Entry:
     family: str = ""
     checks: tuple[Check, ...] = ()
     bind: dict = field(default_factory=dict)
+    requires: tuple[str, ...] = ()  # modules it imports that a broken install may lack (checked with the params)
 
     def check(self, options: dict, where: str) -> None:
         """Raise a SegbenchError naming ``where.<option>``, its value and what is allowed."""

@@ -5,6 +5,9 @@ import copy
 import html
 import io
 import json
+import re
+import subprocess
+import time
 import zipfile
 
 import numpy as np
@@ -15,7 +18,7 @@ from openpyxl import load_workbook
 from PIL import Image
 
 from segbench import paths
-from support import SWEEP, TINY, new_project, run
+from support import SWEEP, TINY, new_project, run, tool_env
 
 PAIR = "nnunet__default"
 
@@ -39,10 +42,17 @@ def test_the_report_has_the_baseline_row_on_the_same_test_images(with_nnunet):
                      .astype(str)) for pair in ["smp_unet__dice", PAIR]}
     assert ids[PAIR] == ids["smp_unet__dice"] and ids[PAIR]
     page = html.unescape((with_nnunet / SWEEP.report / "report.html").read_text())
-    assert "nnunet (baseline)" in page and "Against the baseline nnunet__default" in page
+    label = "nnU-Net 2d, 1 × 4 it. (0.0016 % of default)"  # its schedule wherever its name appears
+    assert f"{label} (baseline)" in page and f"Against the baseline nnunet__default ({label})" in page
+    assert "it predicts with its final checkpoint" in page and "test-time mirroring" in page
     assert "nnU-Net v2 unmodified" in page and "nnU-Net's own post-processing choice, per fold: fold 0: " in page
     sheet = load_workbook(with_nnunet / SWEEP.report / "comparison.xlsx")["comparison"]
-    assert any(cell.value == "nnunet (baseline)" for row in sheet.iter_rows() for cell in row)
+    assert any(cell.value == f"{label} (baseline)" for row in sheet.iter_rows() for cell in row)
+    rows = list(sheet.iter_rows(values_only=True))
+    header = next(i for i, row in enumerate(rows) if "rank" in row)
+    column = rows[header].index("budget: epochs × it. × batch; device-s")
+    budgets = {row[1]: row[column] for row in rows[header + 1:] if row[column]}
+    assert len(budgets) == 2 and budgets[f"{label} (baseline)"].startswith("1 × 4 × "), budgets  # every row
     trained = json.loads((with_nnunet / SWEEP.fold("nnunet", "default", 0, 0) / "train.json").read_text())
     assert "own_postprocessing" in trained["baseline_settings"]  # nnU-Net's own choice, beside segbench's
     assert json.loads((with_nnunet / SWEEP.seed("nnunet", "default", 0) / "metrics.json").read_text())[
@@ -92,3 +102,82 @@ def test_nothing_left_to_do_and_dvc_repro_rebuilds_the_row(with_nnunet):
     assert PAIR in json.loads((with_nnunet / SWEEP.report / "statistics.json").read_text())["ranking"]
     assert "up to date" in run(with_nnunet, "dvc", "status")
     assert paths.BASELINE_LOSS == "default"
+
+
+
+READ_SPLIT = """
+import json, sys
+import torch
+from pathlib import Path
+from segbench.baselines import nnunet
+
+prepared, folds = Path(sys.argv[1]), json.loads(sys.argv[2])
+with nnunet.folders(prepared / "nnUNet_raw", prepared / "nnUNet_preprocessed", Path(sys.argv[3])):
+    base = next((prepared / "nnUNet_preprocessed").glob("Dataset*"))
+    options = {"epochs": 1, "iterations_per_epoch": 1, "val_iterations_per_epoch": 1}
+    read = {f: nnunet.build_trainer(base, f, options, torch.device("cpu")).do_split() for f in folds}
+print("SPLITS", json.dumps({f: {"train": sorted(t), "val": sorted(v)} for f, (t, v) in read.items()}))
+"""
+
+
+def prepared(root, split: dict, folds: list[int]):
+    """A project whose data nnU-Net's real planner prepared (split.folds: ``split``, sweep.folds: ``folds``)."""
+    params = copy.deepcopy(TINY)
+    params["synthetic"].update(n_images=60, normal_fraction=0.0)
+    params["split"].update(split, test_fraction=0.15)
+    params["sweep"].update(folds=folds, baselines=["nnunet"])
+    params["baselines"] = {"nnunet": {"epochs": 3, "iterations_per_epoch": 40, "val_iterations_per_epoch": 2}}
+    root = new_project(root, params)
+    for stage in ("download", "preprocess", "split"):
+        run(root, "segbench", stage)
+    run(root, "segbench", "baseline_prepare", "--baseline", "nnunet")
+    return root
+
+
+@pytest.fixture(scope="module")
+def k_fold(tmp_path_factory):
+    return prepared(tmp_path_factory.mktemp("k_fold"), {"folds": 3}, [2])
+
+
+@pytest.fixture(scope="module")
+def by_centre(tmp_path_factory):
+    return prepared(tmp_path_factory.mktemp("by_centre"), {"folds": {"by": "center"}}, [2, 0, 1])
+
+
+@pytest.mark.parametrize("project", ["k_fold", "by_centre"])
+def test_nnunet_reads_segbenchs_split_for_every_fold(request, project, tmp_path):
+    """nnU-Net's own trainer (do_split) on the real planner's output reads, for every fold, the train and val
+    cases of segbench's split.csv, whichever folds the sweep lists (k-fold: [2]; by centre: [2, 0, 1])."""
+    root = request.getfixturevalue(project)
+    table = pd.read_csv(root / "data/splits/synthetic.csv").astype({"sample_id": str})
+    fold, subset = table["fold"], table["subset"]
+    expected = {}
+    for f in range(3):  # k-fold: validated on fold f, trained on the others; by centre: trained off centre f
+        train, val = ((fold != f) & (fold >= 0), fold == f) if project == "k_fold" else \
+            ((fold != f) & (subset == "train"), (fold != f) & (subset == "val"))
+        expected[str(f)] = {"train": sorted(table.loc[train, "sample_id"]), "val": sorted(table.loc[val, "sample_id"])}
+    printed = run(root, "python", "-c", READ_SPLIT, str(root / "data/baselines/nnunet/synthetic"), "[0, 1, 2]",
+                  str(tmp_path / "nnunet_results"))
+    read = json.loads(next(line for line in printed.splitlines() if line.startswith("SPLITS "))[7:])
+    assert read == expected and all(entry["val"] for entry in read.values())
+
+
+def test_a_killed_baseline_train_resumes_from_its_last_epoch(k_fold):
+    """Killed (SIGKILL) once its first epoch's checkpoint is out, the fold's rerun goes on from there: 3 epochs in
+    all, one history, and no checkpoint left behind."""
+    fold_dir = k_fold / SWEEP.fold("nnunet", "default", 0, 2)
+    waiting = fold_dir.parents[1] / "resume" / "fold2" / "checkpoint_latest.pth"
+    command = ["segbench", "baseline_train", "--baseline", "nnunet", "--fold", "2"]
+    job = subprocess.Popen(command, cwd=k_fold, env=tool_env(k_fold), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not waiting.exists() and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    job.kill()
+    job.wait()
+    assert waiting.exists() and not (fold_dir / "train.json").exists(), "killed after its first epoch"
+    log = run(k_fold, *command)
+    assert re.search(r"resuming after epoch [12] ", log), log[-2000:]
+    trained = json.loads((fold_dir / "train.json").read_text())
+    assert trained["epochs"] == 3 and len(pd.read_csv(fold_dir / "history.csv")) == 3
+    assert not waiting.parent.parent.exists()

@@ -11,7 +11,7 @@ from PIL import Image
 
 from segbench import paths
 from segbench.report import figures
-from support import SWEEP
+from support import PAIRS, SWEEP
 from support.results import fabricate
 
 
@@ -122,6 +122,8 @@ def test_the_report_has_every_part(swept):
     md = (report / "comparison.md").read_text()
     assert "## Statistics" in md and "Kendall's W" in md and "one forward pass of one 32x32 image" in md
     assert not re.search(r"\b(True|False|nan|NaN|None)\b", md)
+    budgets = re.findall(r"\| (\d+) × (\d+) × (\d+); [\d,]+ CPU-s", md)  # epochs x iterations x batch, per pair
+    assert len(budgets) == len(PAIRS) and all(b[0] == "2" and int(b[1]) > 0 and b[2] == "8" for b in budgets), md
     tex = (report / "comparison.tex").read_text()
     assert r"\toprule" in tex and r"\bottomrule" in tex and "|" not in tex.split("tabular}{")[1].split("}")[0]
 

@@ -23,8 +23,31 @@ def test_too_few_cases_for_nnunets_planner_is_refused_naming_the_fold():
 
 
 def test_splits_final_holds_segbenchs_fold_by_sample_id():
-    assert nnunet.splits(_data([3, 0], [5]), [0]) == [{"train": ["IMG000", "IMG003"], "val": ["IMG005"]}]
+    assert nnunet.splits(_data([3, 0], [5])) == [{"train": ["IMG000", "IMG003"], "val": ["IMG005"]}]
     assert nnunet.dataset_name("btxrd") == "Dataset501_Btxrd"
+
+
+def test_splits_final_holds_every_fold_at_its_own_number_and_refuses_a_gap():
+    data = _data([0], [1])
+    data.meta["fold"] = [2, 0, 1, -1, 2, 0, 1, 1, 0, 2]
+    data.fold_indices = lambda fold: (np.flatnonzero((data.meta["fold"] != fold) & (data.meta["fold"] >= 0)),
+                                      np.flatnonzero(data.meta["fold"] == fold))
+    written = nnunet.splits(data)
+    assert [entry["val"] for entry in written] == [["IMG001", "IMG005", "IMG008"], ["IMG002", "IMG006", "IMG007"],
+                                                   ["IMG000", "IMG004", "IMG009"]]
+    data.meta["fold"] = data.meta["fold"].replace(1, 3)
+    with pytest.raises(SegbenchError, match=r"folds are \[0, 2, 3\]; nnU-Net needs them numbered 0 to 2"):
+        nnunet.splits(data)
+
+
+def test_a_split_that_nnunet_would_read_differently_stops_before_training():
+    expected = {"train": ["a", "b"], "val": ["c"]}
+    agrees = SimpleNamespace(fold=1, do_split=lambda: (["b", "a"], ["c"]))
+    nnunet.check_split(agrees, expected)
+    own = SimpleNamespace(fold=2, do_split=lambda: (["a", "c"], ["b"]))  # nnU-Net's own 80:20 fallback
+    with pytest.raises(SegbenchError, match=r"fold 2 \(2 train, 1 val cases\) is not segbench's \(2 train, 1 val\): "
+                                            r"train differs, e.g. \['b', 'c'\]"):
+        nnunet.check_split(own, expected)
 
 
 def test_nnunet_imported_before_its_folders_are_set_is_an_error(monkeypatch):

@@ -143,8 +143,12 @@ def doctor(smoke: bool = False) -> int:
                   f"{free / 2**30:.1f} of {total / 2**30:.1f} GB free; lease: {held}")
             if smoke and writable:
                 problems += _smoke(index, key)
-    for module, use in (("nnunetv2", "the nnU-Net baselines (sweep.baselines)"),):
-        print(f"{module}: {'installed' if importlib.util.find_spec(module) else 'NOT installed'}: {use}")
+    from segbench.baselines.catalog import BASELINES
+
+    for name in BASELINES:
+        for module in BASELINES.entry(name).requires:
+            print(f"{module}: {'installed' if importlib.util.find_spec(module) else 'NOT installed'}: the {name} "
+                  "baseline (sweep.baselines)")
     for command, use in TOOLS.items():
         print(f"{command}: {'found' if shutil.which(command) else 'not found'}: {use}")
     for line in problems:

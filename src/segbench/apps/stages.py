@@ -153,42 +153,46 @@ def evaluate(params: dict, args) -> None:
              metrics["units"])
 
 
-def check_baseline(params: dict, args) -> str:
+def check_baseline(params: dict, args):
+    """The module of ``--baseline`` (an entry of the baseline registry that sweep.baselines lists)."""
     if args.baseline not in params["sweep"]["baselines"]:
         raise SegbenchError(f"--baseline {args.baseline!r}: not in sweep.baselines {params['sweep']['baselines']} "
                             f"of {params_source(args)}")
-    return args.baseline
+    from segbench.baselines.catalog import BASELINES
+
+    return BASELINES.entry(args.baseline).load()
 
 
 def baseline_prepare(params: dict, args) -> None:
-    """nnU-Net's raw dataset, plan and preprocessing, with segbench's folds (``baselines.nnunet``)."""
-    check_baseline(params, args)
+    """A baseline's own data from segbench's split and folds (nnU-Net: its dataset, plan and preprocessing)."""
+    baseline = check_baseline(params, args)
     view, where = view_of(params, args)
-    from segbench.baselines import nnunet
     from segbench.data.processed import Processed
 
     data = Processed.load(paths.processed_dir(where.dataset), paths.split_csv(where.dataset))
     out = paths.baseline_data(args.baseline, where.dataset)
-    nnunet.prepare(data, view["sweep"]["folds"], where.dataset, out, processes=usable_cores())
-    log.info("nnU-Net's dataset, plans and splits in %s", out)
+    baseline.prepare(data, view["sweep"]["folds"], where.dataset, out, processes=usable_cores())
+    log.info("%s: its data, plans and splits in %s", args.baseline, out)
 
 
 def baseline_train(params: dict, args) -> None:
     baseline = check_baseline(params, args)
     view, where = view_of(params, args)
     requested = device_for(view, args)
-    from segbench.baselines import nnunet
+    from segbench.data.processed import Processed
     from segbench.devices import device
 
     set_threads(job_threads(args, 1))
     fold = args.fold if args.fold is not None else view["sweep"]["folds"][0]
+    data = Processed.load(paths.processed_dir(where.dataset), paths.split_csv(where.dataset))
     with device(requested) as dev:
-        summary = nnunet.train(paths.baseline_data(baseline, where.dataset), where.dataset, fold,
-                               view["baselines"][baseline], where.fold(baseline, paths.BASELINE_LOSS,
-                                                                        paths.BASELINE_SEED, fold),
-                               dev, view["preprocess"]["size"],
-                               tracker_for(where) if view["tracking"]["mlflow"] else None)
-    log.info("nnU-Net fold %d: %d epochs, last pseudo-Dice %.4f", fold, summary["epochs"], summary["best_val_dice"])
+        summary = baseline.train(paths.baseline_data(args.baseline, where.dataset), where.dataset, fold,
+                                 view["baselines"][args.baseline],
+                                 where.fold(args.baseline, paths.BASELINE_LOSS, paths.BASELINE_SEED, fold),
+                                 dev, view["preprocess"]["size"], baseline.cases(data, fold),
+                                 tracker_for(where) if view["tracking"]["mlflow"] else None)
+    log.info("%s fold %d: %d epochs, last val Dice %.4f", args.baseline, fold, summary["epochs"],
+             summary["best_val_dice"])
 
 
 def baseline_evaluate(params: dict, args) -> None:
@@ -196,7 +200,6 @@ def baseline_evaluate(params: dict, args) -> None:
     baseline = check_baseline(params, args)
     view, where = view_of(params, args)
     device = device_for(view, args)
-    from segbench.baselines import nnunet
     from segbench.evaluation.evaluate import evaluate_replicate
     from segbench.evaluation.latency import predictor_latency
     from segbench.io import read_json, write_json
@@ -204,14 +207,14 @@ def baseline_evaluate(params: dict, args) -> None:
 
     set_threads(job_threads(args, 1))
     tracker = tracker_for(where) if view["tracking"]["mlflow"] else None
-    metrics = evaluate_replicate(baseline, paths.BASELINE_LOSS, paths.BASELINE_SEED, view, where,
+    metrics = evaluate_replicate(args.baseline, paths.BASELINE_LOSS, paths.BASELINE_SEED, view, where,
                                  paths.processed_dir(where.dataset), paths.split_csv(where.dataset), tracker, device)
-    fold = where.fold(baseline, paths.BASELINE_LOSS, paths.BASELINE_SEED, view["sweep"]["folds"][0])
+    fold = where.fold(args.baseline, paths.BASELINE_LOSS, paths.BASELINE_SEED, view["sweep"]["folds"][0])
     channels, size = read_json(paths.processed_dir(where.dataset) / paths.INFO)["channels"], view["preprocess"]["size"]
-    member = nnunet.NnunetMember(fold)  # nnU-Net's predictor on one canvas, timed like every architecture
+    member = baseline.member(fold)  # the baseline's own predictor on one canvas, timed like every architecture
     predictor = Predictor([member], size, channels, max(2, member.classes))
-    write_json(where.latency(baseline), predictor_latency(baseline, predictor, repeats=10, warmup=2))
-    log.info("%s: test Dice %.4f", baseline, metrics["dice"])
+    write_json(where.latency(args.baseline), predictor_latency(args.baseline, predictor, repeats=10, warmup=2))
+    log.info("%s: test Dice %.4f", args.baseline, metrics["dice"])
 
 
 def _register(tracker, where: paths.Sweep, arch: str, loss: str, seed: int, view: dict) -> None:

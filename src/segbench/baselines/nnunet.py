@@ -20,11 +20,12 @@ process (as Snakemake and DVC run every stage).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import shutil
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,7 @@ from PIL import Image
 
 from segbench import SegbenchError, paths
 from segbench.data.processed import Processed
-from segbench.io import write_csv, write_json
+from segbench.io import atomic_path, write_csv, write_json
 from segbench.labels import IGNORE
 from segbench.provenance import git_commit
 from segbench.records import TrainRecord
@@ -47,27 +48,48 @@ DATASET_ID = 501                # nnU-Net's dataset number inside segbench's fol
 CONFIGURATION, PLANS = "2d", "nnUNetPlans"
 TRAINER = "nnUNetTrainer"       # the class name recorded in checkpoints: nnU-Net rebuilds the network by it
 MODEL = "nnunet"                # a fold folder's nnU-Net results folder (nnUNet_results)
+DEFAULT_EPOCHS, DEFAULT_ITERATIONS = 1000, 250  # nnU-Net's own schedule
+LATEST = "checkpoint_latest.pth"  # nnU-Net's checkpoint of its last finished epoch
+
+
+def label(options: dict) -> str:
+    """The row's name wherever the report shows it: nnU-Net, its configuration and its schedule as a share of
+    nnU-Net's own (1000 epochs of 250 iterations)."""
+    epochs, iterations = options["epochs"], options["iterations_per_epoch"]
+    share = epochs * iterations / (DEFAULT_EPOCHS * DEFAULT_ITERATIONS)
+    return (f"nnU-Net {CONFIGURATION}, {epochs} × {iterations} it. "
+            f"({'its default schedule' if share == 1 else f'{100 * share:.2g} % of default'})")
 
 
 def dataset_name(key: str) -> str:
     return f"Dataset{DATASET_ID}_{''.join(c for c in key.title() if c.isalnum()) or 'Segbench'}"
 
 
-@contextmanager
+@contextlib.contextmanager
 def folders(raw: Path | None = None, preprocessed: Path | None = None, results: Path | None = None,
             augmentation_workers: int | None = None):
-    """nnU-Net's three folders as its environment variables; set before nnunetv2 is first imported."""
+    """nnU-Net's three folders as its environment variables, set before nnunetv2 is first imported and restored
+    after; ``augmentation_workers``: nnU-Net's own knob (``nnUNet_n_proc_DA``), 0 for augmentation in the training
+    process."""
     import sys
 
     if any(name.startswith("nnunetv2.paths") for name in sys.modules):
         raise SegbenchError("nnU-Net was imported before its folders were set: run each nnunet stage in its own "
                             "process (segbench baseline_prepare / baseline_train / baseline_evaluate)")
-    values = {"nnUNet_raw": raw, "nnUNet_preprocessed": preprocessed, "nnUNet_results": results}
-    for key, value in values.items():
-        os.environ[key] = str((value or Path(os.devnull)).resolve())
-    if augmentation_workers is not None:  # nnU-Net's own knob; 0: augmentation in the training process
-        os.environ.setdefault("nnUNet_n_proc_DA", str(augmentation_workers))
-    yield
+    values = {key: str((value or Path(os.devnull)).resolve()) for key, value in
+              {"nnUNet_raw": raw, "nnUNet_preprocessed": preprocessed, "nnUNet_results": results}.items()}
+    if augmentation_workers is not None:
+        values["nnUNet_n_proc_DA"] = str(augmentation_workers)
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def check(data: Processed, folds: list[int]) -> None:
@@ -106,11 +128,40 @@ def export(data: Processed, folds: list[int], raw_root: Path, key: str) -> Path:
     return root
 
 
-def splits(data: Processed, folds: list[int]) -> list[dict[str, list[str]]]:
-    """nnU-Net's splits_final.json: segbench's folds, by case (sample id)."""
+def cases(data: Processed, fold: int) -> dict[str, list[str]]:
+    """The train and val sample ids of segbench's run that validates on ``fold``, sorted."""
     ids = data.meta["sample_id"].astype(str).to_numpy()
-    return [{"train": sorted(ids[train]), "val": sorted(ids[val])}
-            for train, val in (data.fold_indices(fold) for fold in folds)]
+    train, val = data.fold_indices(fold)
+    return {"train": sorted(ids[train]), "val": sorted(ids[val])}
+
+
+def splits(data: Processed) -> list[dict[str, list[str]]]:
+    """nnU-Net's splits_final.json: every fold of segbench's split at its own index (nnU-Net reads entry number
+    ``fold``, and makes a random 80:20 split of its own for a fold past the end), whichever folds the sweep trains.
+
+    Raises:
+        SegbenchError: the split's folds are not 0 ... k-1.
+    """
+    folds = sorted(set(data.meta["fold"].tolist()) - {-1}) if "fold" in data.meta else [0]
+    if folds != list(range(len(folds))):
+        raise SegbenchError(f"the split's folds are {folds}; nnU-Net needs them numbered 0 to {len(folds) - 1}")
+    return [cases(data, fold) for fold in folds]
+
+
+def check_split(trainer, expected: dict[str, list[str]]) -> None:
+    """Before training: the split nnU-Net's ``trainer`` will use (its ``do_split``) is ``expected``, segbench's.
+
+    Raises:
+        SegbenchError: they differ, with both sides' counts and a case on one side only.
+    """
+    train, val = trainer.do_split()
+    planned = {"train": sorted(map(str, train)), "val": sorted(map(str, val))}
+    if planned != expected:
+        side = next(k for k in planned if planned[k] != expected[k])
+        odd = sorted(set(planned[side]) ^ set(expected[side]))
+        raise SegbenchError(f"nnU-Net's split for fold {trainer.fold} ({len(train)} train, {len(val)} val cases) is "
+                            f"not segbench's ({len(expected['train'])} train, {len(expected['val'])} val): {side} "
+                            f"differs, e.g. {odd[:3]}; rerun `segbench baseline_prepare`")
 
 
 def prepare(data: Processed, folds: list[int], key: str, out: Path, processes: int = 1) -> None:
@@ -128,12 +179,14 @@ def prepare(data: Processed, folds: list[int], key: str, out: Path, processes: i
                              show_progress_bar=False)
         plan_experiments([DATASET_ID])
         preprocess([DATASET_ID], PLANS, (CONFIGURATION,), (processes,), show_progress_bar=False)
-    write_json(preprocessed / dataset_name(key) / "splits_final.json", splits(data, folds))
+    write_json(preprocessed / dataset_name(key) / "splits_final.json", splits(data))
 
 
-def trainer_class(epochs: int, iterations: int, val_iterations: int):
+def trainer_class(epochs: int, iterations: int, val_iterations: int, resume: Path | None = None):
     """nnU-Net's trainer with the training length from params (its own default: 1000 epochs of 250
-    iterations). Named as nnU-Net's, so its predictor rebuilds the same network from the checkpoint."""
+    iterations), its latest checkpoint written every epoch and copied to ``resume``, outside the fold folder that
+    Snakemake and DVC clear before a rerun. Named as nnU-Net's, so its predictor rebuilds the same network from
+    the checkpoint."""
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
@@ -141,28 +194,53 @@ def trainer_class(epochs: int, iterations: int, val_iterations: int):
         nnUNetTrainer.__init__(self, plans, configuration, fold, dataset_json, device)
         self.num_epochs, self.num_iterations_per_epoch = epochs, iterations
         self.num_val_iterations_per_epoch = val_iterations
+        self.save_every = 1
 
-    return type(TRAINER, (nnUNetTrainer,), {"__init__": __init__})
+    def save_checkpoint(self, filename: str) -> None:
+        nnUNetTrainer.save_checkpoint(self, filename)
+        if resume is not None and Path(filename).name == LATEST and Path(filename).exists():
+            with atomic_path(resume / LATEST) as partial:
+                shutil.copyfile(filename, partial)
+
+    return type(TRAINER, (nnUNetTrainer,), {"__init__": __init__, "save_checkpoint": save_checkpoint})
+
+
+def build_trainer(base: Path, fold: int, options: dict, device: torch.device, resume: Path | None = None):
+    """nnU-Net's trainer of one fold, from its preprocessed dataset folder ``base`` (inside ``folders``)."""
+    from batchgenerators.utilities.file_and_folder_operations import load_json
+
+    plans, dataset_json = load_json(str(base / f"{PLANS}.json")), load_json(str(base / "dataset.json"))
+    plans["continue_training"] = False
+    cls = trainer_class(options["epochs"], options["iterations_per_epoch"], options["val_iterations_per_epoch"],
+                        resume)
+    return cls(plans=plans, configuration=CONFIGURATION, fold=fold, dataset_json=dataset_json, device=device)
+
+
+def resume_dir(fold_dir: Path) -> Path:
+    """Where a fold's latest nnU-Net checkpoint waits for a rerun: beside the seed's folds, not in the fold folder
+    (a job's declared output, removed before it runs again)."""
+    return fold_dir.parents[1] / "resume" / fold_dir.name
 
 
 def train(prepared: Path, key: str, fold: int, options: dict, fold_dir: Path, device: torch.device, size: int,
-          tracker=None) -> dict:
-    """Stage 2: one fold; writes nnU-Net's model folder and segbench's train.json, history.csv, timing.csv."""
+          expected: dict[str, list[str]], tracker=None) -> dict:
+    """Stage 2: one fold, after checking that nnU-Net's split for it is ``expected`` (``cases``: segbench's);
+    writes nnU-Net's model folder and segbench's train.json, history.csv, timing.csv."""
     with folders(prepared / "nnUNet_raw", prepared / "nnUNet_preprocessed", fold_dir / MODEL,
                  augmentation_workers=options["augmentation_workers"]):
-        from batchgenerators.utilities.file_and_folder_operations import load_json
-
         base = prepared / "nnUNet_preprocessed" / dataset_name(key)
-        plans, dataset_json = load_json(str(base / f"{PLANS}.json")), load_json(str(base / "dataset.json"))
-        plans["continue_training"] = False
-        cls = trainer_class(options["epochs"], options["iterations_per_epoch"], options["val_iterations_per_epoch"])
-        trainer = cls(plans=plans, configuration=CONFIGURATION, fold=fold,
-                      dataset_json=dataset_json, device=device)
+        resume = resume_dir(fold_dir)
+        trainer = build_trainer(base, fold, options, device, resume)
+        plans, dataset_json = trainer.plans_manager.plans, trainer.dataset_json
+        check_split(trainer, expected)
+        if (resume / LATEST).exists():  # a killed run of this fold: go on from its last epoch
+            trainer.load_checkpoint(str(resume / LATEST))
+            log.info("nnU-Net fold %d: resuming after epoch %d (%s)", fold, trainer.current_epoch, resume / LATEST)
         run_id = tracker.start_training(ARCH, LOSS, 0, fold, {"baseline": NAME, "nnunet": options,
                                                               "configuration": CONFIGURATION}, {}) if tracker else None
-        started = time.time()
+        started, before = time.time(), _trained_seconds(trainer.logger.get_checkpoint())
         trainer.run_training()
-        seconds = time.time() - started
+        seconds = before + time.time() - started
         trainer.perform_actual_validation(False)  # its own validation of this fold, and from it
         from nnunetv2.postprocessing.remove_connected_components import determine_postprocessing
 
@@ -172,6 +250,7 @@ def train(prepared: Path, key: str, fold: int, options: dict, fold_dir: Path, de
         own = json.loads((validation / "postprocessing.json").read_text())
         logged = trainer.logger.get_checkpoint()  # nnU-Net's per-epoch log: losses, fg Dice, lr, timestamps
         n_params = sum(p.numel() for p in trainer.network.parameters())
+        batch_size = int(trainer.configuration_manager.batch_size)
     epochs = len(logged["train_losses"])
     history = pd.DataFrame({"epoch": np.arange(1, epochs + 1), "train_loss": logged["train_losses"],
                             "val_loss": logged["val_losses"], "val_dice": logged["mean_fg_dice"], "lr": logged["lrs"]})
@@ -185,14 +264,25 @@ def train(prepared: Path, key: str, fold: int, options: dict, fold_dir: Path, de
         size, len(dataset_json["channel_names"]), int(n_params),
         val_dice="nnU-Net's pseudo-Dice: the foreground Dice of its val patches, pooled, each epoch",
         mlflow_run_id=run_id, git_commit=git_commit(), baseline=NAME,
-        baseline_settings={**options, "configuration": CONFIGURATION, "labels": dataset_json["labels"],
+        iterations_per_epoch=options["iterations_per_epoch"], batch_size=batch_size,
+        baseline_settings={**options, "label": label(options), "configuration": CONFIGURATION,
+                           "labels": dataset_json["labels"],
                            "own_postprocessing": own.get("postprocessing_fns", []),
                            "own_validation_dice": json.loads((validation / "summary.json").read_text())
                            ["foreground_mean"]["Dice"]}).write(fold_dir / paths.TRAINED)
     if tracker:
         tracker.log_history(run_id, history.to_dict("records"))
         tracker.end(run_id)
+    shutil.rmtree(resume, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        resume.parent.rmdir()  # the seed's resume folder, once no fold waits in it
     return summary
+
+
+def _trained_seconds(logged: dict) -> float:
+    """The training time of the epochs nnU-Net's log holds (those of a killed run, when resuming)."""
+    ends = logged["epoch_end_timestamps"]
+    return float(np.sum(np.subtract(ends, logged["epoch_start_timestamps"][:len(ends)])))
 
 
 class NnunetMember:

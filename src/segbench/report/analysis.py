@@ -87,6 +87,13 @@ def generalisation(results: Results, leaked_in_group: list[str] = ()) -> dict:
     return out
 
 
+def labels(results: Results) -> dict[str, str]:
+    """Each baseline's name with its schedule (its train.json's ``baseline_settings.label``), by pair."""
+    rows = results.training[results.training["pair"].isin(results.baselines)]
+    return {p: s["label"] for p, s in zip(rows["pair"], rows.get("baseline_settings", []))
+            if isinstance(s, dict) and s.get("label")}
+
+
 def analyse(results: Results, options: dict, leaked: list[str] = (), leaked_in_group: list[str] = ()) -> dict:
     """statistics.json from the results, ``params.yaml: statistics`` and the leakage audit's leaked test (and
     in-group test) images.
@@ -114,6 +121,7 @@ def analyse(results: Results, options: dict, leaked: list[str] = (), leaked_in_g
     return {
         "metric": "Dice per test image with a lesion, averaged over the pair's seeds",
         "n_images": int(len(scores)), "seeds": seeds, "best": best, "tied_best": versus.attrs["tied"],
+        "labels": labels(results),
         "ranking": order, "ranked": ranked,
         "failed": {p: results.failed[p] for p in order if p in failed},
         "per_pair": {p: {"mean": float(ci.loc[p, "mean"]), "ci_low": float(ci.loc[p, "ci_low"]),
@@ -148,7 +156,11 @@ def _and(names: list[str]) -> str:
 def verdict(statistics: dict) -> str:
     """The report's opening paragraph: the best pair (or the pairs tied for it), then every other pair by what the
     tests say, then the pairs that did not learn."""
-    versus, per_pair = statistics["versus_best"], statistics["per_pair"]
+    versus, per_pair, labels = statistics["versus_best"], statistics["per_pair"], statistics.get("labels", {})
+
+    def named(pairs: list[str]) -> list[str]:  # a baseline with its schedule: "nnunet__default (nnU-Net 2d, ...)"
+        return [f"{p} ({labels[p]})" if p in labels else p for p in pairs]
+
     best, tied = versus["best"], versus.get("tied", [versus["best"]])
     ci, stability = per_pair[best], statistics["rank_stability"][best]
     groups: dict[str, list[str]] = {}
@@ -157,25 +169,25 @@ def verdict(statistics: dict) -> str:
             groups.setdefault(row["verdict"], []).append(pair)
     images = f"{statistics['n_images']} image{'s' if statistics['n_images'] != 1 else ''}"
     if len(tied) > 1:
-        text = [f"Tied for the best mean: {_and(tied)}, each with mean test Dice {ci['mean']:.3f} ({images}); no "
-                "single pair is best."]
+        text = [f"Tied for the best mean: {_and(named(tied))}, each with mean test Dice {ci['mean']:.3f} "
+                f"({images}); no single pair is best."]
     else:
         lead = "No pair learned the task; the highest mean" if ci["failed"] else "Best pair"
-        text = [f"{lead}: {best}, mean test Dice {ci['mean']:.3f} (95% {ci['ci_method']} CI {ci['ci_low']:.3f}–"
-                f"{ci['ci_high']:.3f}, {images}; rank {stability['rank_low']:g}–{stability['rank_high']:g} over "
-                "bootstrap resamples)."]
+        text = [f"{lead}: {named([best])[0]}, mean test Dice {ci['mean']:.3f} (95% {ci['ci_method']} CI "
+                f"{ci['ci_low']:.3f}–{ci['ci_high']:.3f}, {images}; rank {stability['rank_low']:g}–"
+                f"{stability['rank_high']:g} over bootstrap resamples)."]
     m = versus.get("comparisons")
     how = f"two-sided Wilcoxon, Holm over {m} pairwise comparison{'s' if m != 1 else ''}, alpha {versus['alpha']}"
     for words, pairs in groups.items():
-        text.append(f"{words[0].upper()}{words[1:]} ({how}): {', '.join(pairs)}.")
+        text.append(f"{words[0].upper()}{words[1:]} ({how}): {', '.join(named(pairs))}.")
     if "versus_baseline" in statistics:
         baseline, against = statistics["versus_baseline"]["best"], {}
         for pair, row in statistics["versus_baseline"]["pairs"].items():
             if pair != baseline and not per_pair[pair]["failed"]:
                 against.setdefault(row["verdict"].removesuffix(" than the baseline").removesuffix(" from the baseline"),
                                    []).append(pair)
-        text.append(f"Against the baseline {baseline} (mean {per_pair[baseline]['mean']:.3f}): " + "; ".join(
-            f"{words}: {', '.join(pairs)}" for words, pairs in against.items()) + ".")
+        text.append(f"Against the baseline {named([baseline])[0]} (mean {per_pair[baseline]['mean']:.3f}): "
+                    + "; ".join(f"{words}: {', '.join(pairs)}" for words, pairs in against.items()) + ".")
     failed = {p: r["failed"] for p, r in per_pair.items() if r["failed"]}
     if failed:
         text.append(("Did not learn the task, so left out of every test and ranking: " if len(failed) < len(per_pair)

@@ -102,10 +102,12 @@ def _baseline(results: Results) -> str:
     first = rows["baseline_settings"].iloc[0]
     return (f"{', '.join(results.baselines)}: nnU-Net v2 unmodified (its {first['configuration']} plan, network, "
             f"loss, augmentation and predictor) on segbench's split, {first['epochs']} epochs of "
-            f"{first['iterations_per_epoch']} iterations (nnU-Net's default: 1000 of 250); scored by segbench's "
-            "evaluation like every pair, with segbench's post-processing choice; its latency is nnU-Net's own "
-            "predictor (sliding window, test-time mirroring) with the trained weights. nnU-Net's own post-processing "
-            f"choice, per fold: {'; '.join(f'fold {f}: {text}' for f, text in own.items())}")
+            f"{first['iterations_per_epoch']} iterations (nnU-Net's default: 1000 of 250; the table's budget column "
+            "sets its steps and time beside the pairs'); scored by segbench's evaluation like every pair, with "
+            "segbench's post-processing choice. Unlike the pairs, it predicts with its final checkpoint (the pairs: "
+            "their best val epoch's) and nnU-Net's own predictor (sliding window, test-time mirroring; the pairs: "
+            "one pass, no mirroring), and its history's val Dice is nnU-Net's pseudo-Dice of its val patches. "
+            f"nnU-Net's own post-processing choice, per fold: {'; '.join(f'fold {f}: {t}' for f, t in own.items())}")
 
 
 def provenance(params: dict, results: Results, info: dict) -> dict[str, str]:

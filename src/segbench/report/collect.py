@@ -141,6 +141,9 @@ def pair_summary(results: Results, metric_names: list[str]) -> pd.DataFrame:
     out["gflops"] = training["gflops"].first()
     out["epochs"] = training["epochs"].mean()
     out["train_seconds"] = training["train_seconds"].sum()
+    for column in ("iterations_per_epoch", "batch_size"):  # absent from train.json files older than them
+        out[column] = training[column].mean() if column in results.training else np.nan
+    out["on_gpu"] = training["device"].agg(lambda d: d.astype(str).str.startswith("cuda").any())
     for column in [c for c in results.replicates if c.startswith(("latency_", "memory_", "weights_", "activations_"))]:
         out[column] = grouped[column].first()  # the architecture's, measured once
     return out.loc[results.pairs]

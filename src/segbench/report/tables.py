@@ -65,17 +65,31 @@ def _ranks(statistics: dict) -> dict[str, int | None]:
     return {p: ranked.index(p) + 1 if p in ranked else None for p in statistics["ranking"]}
 
 
+BUDGET = "budget: epochs × it. × batch; device-s"
+
+
+def budget(row: pd.Series) -> str:
+    """A pair's training budget (``pair_summary``'s row): epochs x iterations per epoch x batch of one run, and the
+    device-seconds of all its runs: "10 × 100 × 9; 527 CPU-s"."""
+    steps = " × ".join("?" if pd.isna(row[c]) else f"{row[c]:g}" for c in ("epochs", "iterations_per_epoch",
+                                                                            "batch_size"))
+    return f"{steps}; {row['train_seconds']:,.0f} {'GPU' if row['on_gpu'] else 'CPU'}-s"
+
+
 def comparison_table(results: Results, statistics: dict) -> pd.DataFrame:
     """The headline: one row per pair in rank order: mean test Dice with its CI, the paired effect against
-    the best with its interval and Holm-adjusted p, and the verdict in words."""
+    the best with its interval and Holm-adjusted p, the verdict in words, and the training budget. A baseline's
+    row is named by its label (its schedule)."""
     versus, per_pair, ranks = statistics["versus_best"]["pairs"], statistics["per_pair"], _ranks(statistics)
     names = dict(zip(results.replicates["pair"], zip(results.replicates["architecture"], results.replicates["loss"])))
+    labels, summary = statistics.get("labels", {}), pair_summary(results, [])
     rows = []
     for pair in statistics["ranking"]:
         v, ci = versus[pair], per_pair[pair]
         baseline = statistics.get("versus_baseline")
-        rows.append({"rank": ranks[pair], "architecture": names[pair][0] + (" (baseline)" if pair in
-                                                                            results.baselines else ""),
+        architecture = labels.get(pair) or names[pair][0]
+        rows.append({"rank": ranks[pair], "architecture": architecture + (" (baseline)" if pair in
+                                                                          results.baselines else ""),
                      "loss": names[pair][1], "Dice": ci["mean"], "95% CI": (ci["ci_low"], ci["ci_high"]),
                      "Δ Dice vs best (median)": v["median_difference"],
                      "Δ 95% CI": (v["difference_low"], v["difference_high"]) if v["difference_low"] is not None
@@ -83,7 +97,7 @@ def comparison_table(results: Results, statistics: dict) -> pd.DataFrame:
                      "p (Holm)": v["p_holm"], "verdict": v["verdict"],
                      **({f"Δ vs {baseline['best']} (median)": baseline["pairs"][pair]["median_difference"],
                          f"vs {baseline['best']}": baseline["pairs"][pair]["verdict"]} if baseline else {}),
-                     "status": _status(statistics, pair)})
+                     BUDGET: budget(summary.loc[pair]), "status": _status(statistics, pair)})
     return pd.DataFrame(rows)
 
 

@@ -367,7 +367,8 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
             round(time.time() - started, 1), str(dev), data.size, data.channels, efficiency["parameters"],
             efficiency["gflops"], data.size, meta["mean"], meta["std"], trivial_val_dice=job.validate.trivial_dice(),
             diverged=stopped.get("diverged"), failed=stopped.get("failed"), mlflow_run_id=run.run_id,
-            git_commit=git_commit()).write(out_dir / paths.TRAINED)
+            git_commit=git_commit(), iterations_per_epoch=len(loader),
+            batch_size=recipe["batch_size"]).write(out_dir / paths.TRAINED)
         for callback in callbacks:
             callback.closed(run)
     return summary
