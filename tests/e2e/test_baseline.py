@@ -26,9 +26,11 @@ PAIR = "nnunet__default"
 @pytest.fixture(scope="module")
 def with_nnunet(tmp_path_factory):
     params = copy.deepcopy(TINY)
-    params["sweep"].update(architectures=["smp_unet"], losses=["dice"], baselines=["nnunet"])  # a pair beside it
+    params["sweep"].update(architectures=["smp_unet"], losses=["dice"],  # a pair beside the two nnU-Net presets
+                           baselines=["nnunet", "nnunet_resenc_m"])
     params["tracking"] = {"mlflow": False}  # tested with the demo sweep (tests/e2e/test_pipeline.py)
-    params["baselines"] = {"nnunet": {"epochs": 1, "iterations_per_epoch": 4, "val_iterations_per_epoch": 2}}
+    short = {"epochs": 1, "iterations_per_epoch": 4, "val_iterations_per_epoch": 2}
+    params["baselines"] = {"nnunet": short, "nnunet_resenc_m": {**short, "tta": False}}
     root = new_project(tmp_path_factory.mktemp("nnunet"), params)
     run(root, "snakemake", "--cores", "2")
     return root
@@ -44,15 +46,18 @@ def test_the_report_has_the_baseline_row_on_the_same_test_images(with_nnunet):
     page = html.unescape((with_nnunet / SWEEP.report / "report.html").read_text())
     label = "nnU-Net 2d, 1 × 4 it. (0.0016 % of default)"  # its schedule wherever its name appears
     assert f"{label} (baseline)" in page and f"Against the baseline nnunet__default ({label})" in page
-    assert "it predicts with its final checkpoint" in page and "test-time mirroring" in page
-    assert "nnU-Net v2 unmodified" in page and "nnU-Net's own post-processing choice, per fold: fold 0: " in page
+    assert "nnU-Net ResEnc M 2d, 1 × 4 it. (0.0016 % of default) (baseline)" in page
+    assert "it predicts with its final checkpoint" in page and "nnUNetResEncUNetMPlans 2d plan" in page
+    assert "(sliding window, with test-time mirroring)" in page  # nnunet's default; resenc_m: tta false
+    assert "(sliding window, without test-time mirroring, as the pairs)" in page
+    assert "nnU-Net v2 unmodified" in page and "Its own post-processing choice, per fold: fold 0: " in page
     sheet = load_workbook(with_nnunet / SWEEP.report / "comparison.xlsx")["comparison"]
     assert any(cell.value == f"{label} (baseline)" for row in sheet.iter_rows() for cell in row)
     rows = list(sheet.iter_rows(values_only=True))
     header = next(i for i, row in enumerate(rows) if "rank" in row)
     column = rows[header].index("budget: epochs × it. × batch; device-s")
     budgets = {row[1]: row[column] for row in rows[header + 1:] if row[column]}
-    assert len(budgets) == 2 and budgets[f"{label} (baseline)"].startswith("1 × 4 × "), budgets  # every row
+    assert len(budgets) == 3 and budgets[f"{label} (baseline)"].startswith("1 × 4 × "), budgets  # every row
     trained = json.loads((with_nnunet / SWEEP.fold("nnunet", "default", 0, 0) / "train.json").read_text())
     assert "own_postprocessing" in trained["baseline_settings"]  # nnU-Net's own choice, beside segbench's
     assert json.loads((with_nnunet / SWEEP.seed("nnunet", "default", 0) / "metrics.json").read_text())[
@@ -85,10 +90,11 @@ def test_an_independent_dice_of_the_saved_predictions_agrees(with_nnunet):
             assert metric.aggregate().item() == pytest.approx(table.loc[sid, "dice"], abs=1e-6), sid
 
 
-def test_segbench_predict_segments_with_the_baseline(with_nnunet, tmp_path):
+@pytest.mark.parametrize("pair", [PAIR, "nnunet_resenc_m__default"])
+def test_segbench_predict_segments_with_the_baseline(with_nnunet, tmp_path, pair):
     image = next((with_nnunet / "data/raw/synthetic/extracted/BTXRD/images").glob("*.jpeg"))
-    out = run(with_nnunet, "segbench", "predict", str(image), "--run", PAIR, "--out", str(tmp_path))
-    assert f"synthetic/tiny/{PAIR}/seed0: 1 image(s)" in out
+    out = run(with_nnunet, "segbench", "predict", str(image), "--run", pair, "--out", str(tmp_path))
+    assert f"synthetic/tiny/{pair}/seed0: 1 image(s)" in out
     assert Image.open(tmp_path / f"{image.name}.mask.png").size == Image.open(image).size
 
 
@@ -114,7 +120,7 @@ from segbench.baselines import nnunet
 prepared, folds = Path(sys.argv[1]), json.loads(sys.argv[2])
 with nnunet.folders(prepared / "nnUNet_raw", prepared / "nnUNet_preprocessed", Path(sys.argv[3])):
     base = next((prepared / "nnUNet_preprocessed").glob("Dataset*"))
-    options = {"epochs": 1, "iterations_per_epoch": 1, "val_iterations_per_epoch": 1}
+    options = {"epochs": 1, "iterations_per_epoch": 1, "val_iterations_per_epoch": 1, "tta": True}
     read = {f: nnunet.build_trainer(base, f, options, torch.device("cpu")).do_split() for f in folds}
 print("SPLITS", json.dumps({f: {"train": sorted(t), "val": sorted(v)} for f, (t, v) in read.items()}))
 """

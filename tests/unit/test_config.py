@@ -182,8 +182,20 @@ def test_a_reader_without_the_protocols_functions_is_refused_as_it_is_registered
 def test_a_baseline_is_an_entry_of_the_baseline_registry():
     params = copy.deepcopy(TINY)
     params["sweep"]["baselines"] = ["nnuent"]
-    with pytest.raises(SegbenchError, match=r"sweep.baselines: 'nnuent' is not a baseline; baselines: \['nnunet'\]; "
-                                            r"did you mean 'nnunet'"):
+    with pytest.raises(SegbenchError, match=r"sweep.baselines: 'nnuent' is not a baseline; baselines: \['nnunet', "
+                                            r"'nnunet_resenc_m'\]; did you mean 'nnunet'"):
+        validate_params(params)
+
+
+def test_a_baseline_whose_package_is_missing_is_refused_with_the_params(monkeypatch):
+    import importlib.util
+
+    params = copy.deepcopy(TINY)
+    params["sweep"]["baselines"] = ["nnunet_resenc_m"]
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "nnunetv2" else real(name, *a))
+    with pytest.raises(SegbenchError, match=r"sweep.baselines: nnunet_resenc_m needs nnunetv2, which this Python "
+                                            r"cannot import: reinstall segbench's dependencies \(`pip install -e \.`"):
         validate_params(params)
 
 

@@ -154,29 +154,30 @@ def evaluate(params: dict, args) -> None:
 
 
 def check_baseline(params: dict, args):
-    """The module of ``--baseline`` (an entry of the baseline registry that sweep.baselines lists)."""
+    """The registry entry of ``--baseline``, one that sweep.baselines lists."""
     if args.baseline not in params["sweep"]["baselines"]:
         raise SegbenchError(f"--baseline {args.baseline!r}: not in sweep.baselines {params['sweep']['baselines']} "
                             f"of {params_source(args)}")
     from segbench.baselines.catalog import BASELINES
 
-    return BASELINES.entry(args.baseline).load()
+    return BASELINES.entry(args.baseline)
 
 
 def baseline_prepare(params: dict, args) -> None:
     """A baseline's own data from segbench's split and folds (nnU-Net: its dataset, plan and preprocessing)."""
-    baseline = check_baseline(params, args)
+    entry = check_baseline(params, args)
     view, where = view_of(params, args)
     from segbench.data.processed import Processed
 
     data = Processed.load(paths.processed_dir(where.dataset), paths.split_csv(where.dataset))
     out = paths.baseline_data(args.baseline, where.dataset)
-    baseline.prepare(data, view["sweep"]["folds"], where.dataset, out, processes=usable_cores())
+    entry.load().prepare(data, view["sweep"]["folds"], where.dataset, out, processes=usable_cores(), **entry.bind)
     log.info("%s: its data, plans and splits in %s", args.baseline, out)
 
 
 def baseline_train(params: dict, args) -> None:
-    baseline = check_baseline(params, args)
+    entry = check_baseline(params, args)
+    baseline = entry.load()
     view, where = view_of(params, args)
     requested = device_for(view, args)
     from segbench.data.processed import Processed
@@ -186,18 +187,18 @@ def baseline_train(params: dict, args) -> None:
     fold = args.fold if args.fold is not None else view["sweep"]["folds"][0]
     data = Processed.load(paths.processed_dir(where.dataset), paths.split_csv(where.dataset))
     with device(requested) as dev:
-        summary = baseline.train(paths.baseline_data(args.baseline, where.dataset), where.dataset, fold,
-                                 view["baselines"][args.baseline],
+        summary = baseline.train(args.baseline, paths.baseline_data(args.baseline, where.dataset), where.dataset,
+                                 fold, view["baselines"][args.baseline],
                                  where.fold(args.baseline, paths.BASELINE_LOSS, paths.BASELINE_SEED, fold),
                                  dev, view["preprocess"]["size"], baseline.cases(data, fold),
-                                 tracker_for(where) if view["tracking"]["mlflow"] else None)
+                                 tracker_for(where) if view["tracking"]["mlflow"] else None, **entry.bind)
     log.info("%s fold %d: %d epochs, last val Dice %.4f", args.baseline, fold, summary["epochs"],
              summary["best_val_dice"])
 
 
 def baseline_evaluate(params: dict, args) -> None:
     """The baseline's fold models through segbench's own evaluation; its latency beside the architectures'."""
-    baseline = check_baseline(params, args)
+    baseline = check_baseline(params, args).load()
     view, where = view_of(params, args)
     device = device_for(view, args)
     from segbench.evaluation.evaluate import evaluate_replicate

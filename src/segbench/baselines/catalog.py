@@ -2,7 +2,8 @@
 (``sweep.baselines``), its module and its paper. The module provides the baseline's stages: ``prepare`` (its own
 data from segbench's split), ``cases`` (segbench's train and val ids of a fold), ``train`` (one fold, after
 checking that it trains on exactly those), ``member`` (a trained fold as a predictor member) and ``class_names``
-(from its train.json). Adding a baseline is one module plus one entry here.
+(from its train.json). ``prepare`` and ``train`` also take the entry's ``bind`` (the nnU-Net entries: their
+planner). Adding a baseline is one module plus one entry here.
 
 As the other tables, it is tracked per entry: a baseline's jobs depend on its own module, and no other job does.
 """
@@ -15,4 +16,7 @@ BASELINES = Registry("baseline")
 
 BASELINES.add("nnunet", "segbench.baselines.nnunet", "Isensee et al., Nature Methods 2021",
               "nnU-Net v2: its own planner, preprocessing, 2d network, loss and trainer, on segbench's split",
-              requires=("nnunetv2",))
+              requires=("nnunetv2",), bind={"planner": "ExperimentPlanner"})
+BASELINES.add("nnunet_resenc_m", "segbench.baselines.nnunet", "Isensee et al., MICCAI 2024 (nnU-Net Revisited)",
+              "nnU-Net v2 with its residual-encoder M preset (nnUNetPlannerResEncM), the recommended configuration",
+              requires=("nnunetv2",), bind={"planner": "nnUNetPlannerResEncM"})

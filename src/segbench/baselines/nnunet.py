@@ -1,7 +1,9 @@
 """nnU-Net v2 as a sweep member (Isensee et al., Nature Methods 2021; "nnU-Net Revisited", MICCAI 2024): its own
 planning, preprocessing, network, loss and training, unmodified, on segbench's split, scored by segbench.
 
-Three stages per dataset (``sweep.baselines: [nnunet]``):
+Two entries of the baseline registry: ``nnunet`` (nnU-Net's default plans) and ``nnunet_resenc_m`` (its
+residual-encoder M preset, ``nnUNetPlannerResEncM``), each with three stages per dataset
+(``sweep.baselines: [nnunet, nnunet_resenc_m]``):
 
 1. ``baseline_prepare``: segbench's processed canvases (the images every pair trains on) exported to nnU-Net's raw
    2D format (PNG, NaturalImage2DIO), the train and val images as its training cases, then nnU-Net's fingerprint,
@@ -42,23 +44,36 @@ from segbench.records import TrainRecord
 
 log = logging.getLogger(__name__)
 
-NAME = "nnunet"                 # in sweep.baselines
-ARCH, LOSS = NAME, paths.BASELINE_LOSS  # its row: nnunet__default (nnU-Net's network, loss and recipe)
+LOSS = paths.BASELINE_LOSS      # its row: <entry>__default (nnU-Net's network, loss and recipe)
 DATASET_ID = 501                # nnU-Net's dataset number inside segbench's folders (its own, one per folder)
-CONFIGURATION, PLANS = "2d", "nnUNetPlans"
+CONFIGURATION = "2d"
+PRESETS = {"ExperimentPlanner": ("nnUNetPlans", "nnU-Net"),  # planner -> (its plans, the row's name)
+           "nnUNetPlannerResEncM": ("nnUNetResEncUNetMPlans", "nnU-Net ResEnc M")}
 TRAINER = "nnUNetTrainer"       # the class name recorded in checkpoints: nnU-Net rebuilds the network by it
 MODEL = "nnunet"                # a fold folder's nnU-Net results folder (nnUNet_results)
 DEFAULT_EPOCHS, DEFAULT_ITERATIONS = 1000, 250  # nnU-Net's own schedule
 LATEST = "checkpoint_latest.pth"  # nnU-Net's checkpoint of its last finished epoch
 
 
-def label(options: dict) -> str:
-    """The row's name wherever the report shows it: nnU-Net, its configuration and its schedule as a share of
-    nnU-Net's own (1000 epochs of 250 iterations)."""
+def label(options: dict, planner: str = "ExperimentPlanner") -> str:
+    """The row's name wherever the report shows it: nnU-Net (and its preset), its configuration and its schedule
+    as a share of nnU-Net's own (1000 epochs of 250 iterations)."""
     epochs, iterations = options["epochs"], options["iterations_per_epoch"]
     share = epochs * iterations / (DEFAULT_EPOCHS * DEFAULT_ITERATIONS)
-    return (f"nnU-Net {CONFIGURATION}, {epochs} × {iterations} it. "
+    return (f"{PRESETS[planner][1]} {CONFIGURATION}, {epochs} × {iterations} it. "
             f"({'its default schedule' if share == 1 else f'{100 * share:.2g} % of default'})")
+
+
+def setup(options: dict, planner: str = "ExperimentPlanner") -> str:
+    """The report's words for the row: what runs, how long, and where it differs from the pairs."""
+    mirroring = "with test-time mirroring" if options["tta"] else "without test-time mirroring, as the pairs"
+    return (f"nnU-Net v2 unmodified (its {PRESETS[planner][0]} {CONFIGURATION} plan, network, loss, augmentation and "
+            f"predictor) on segbench's split, {options['epochs']} epochs of {options['iterations_per_epoch']} "
+            f"iterations (nnU-Net's default: {DEFAULT_EPOCHS} of {DEFAULT_ITERATIONS}; the table's budget column "
+            "sets its steps and time beside the pairs'); scored by segbench's evaluation like every pair, with "
+            "segbench's post-processing choice. Unlike the pairs, it predicts with its final checkpoint (the pairs: "
+            f"their best val epoch's) and nnU-Net's own predictor (sliding window, {mirroring}), and its history's "
+            "val Dice is nnU-Net's pseudo-Dice of its val patches.")
 
 
 def dataset_name(key: str) -> str:
@@ -164,8 +179,10 @@ def check_split(trainer, expected: dict[str, list[str]]) -> None:
                             f"differs, e.g. {odd[:3]}; rerun `segbench baseline_prepare`")
 
 
-def prepare(data: Processed, folds: list[int], key: str, out: Path, processes: int = 1) -> None:
-    """Stage 1, into ``out`` (``nnUNet_raw`` and ``nnUNet_preprocessed``): export, plan, preprocess, split."""
+def prepare(data: Processed, folds: list[int], key: str, out: Path, processes: int = 1,
+            planner: str = "ExperimentPlanner") -> None:
+    """Stage 1, into ``out`` (``nnUNet_raw`` and ``nnUNet_preprocessed``): export, plan (with ``planner``, a key
+    of ``PRESETS``), preprocess, split."""
     raw, preprocessed = out / "nnUNet_raw", out / "nnUNet_preprocessed"
     with folders(raw, preprocessed):
         export(data, folds, raw, key)
@@ -177,8 +194,8 @@ def prepare(data: Processed, folds: list[int], key: str, out: Path, processes: i
 
         extract_fingerprints([DATASET_ID], num_processes=processes, check_dataset_integrity=True,
                              show_progress_bar=False)
-        plan_experiments([DATASET_ID])
-        preprocess([DATASET_ID], PLANS, (CONFIGURATION,), (processes,), show_progress_bar=False)
+        plan_experiments([DATASET_ID], planner)
+        preprocess([DATASET_ID], PRESETS[planner][0], (CONFIGURATION,), (processes,), show_progress_bar=False)
     write_json(preprocessed / dataset_name(key) / "splits_final.json", splits(data))
 
 
@@ -205,11 +222,13 @@ def trainer_class(epochs: int, iterations: int, val_iterations: int, resume: Pat
     return type(TRAINER, (nnUNetTrainer,), {"__init__": __init__, "save_checkpoint": save_checkpoint})
 
 
-def build_trainer(base: Path, fold: int, options: dict, device: torch.device, resume: Path | None = None):
+def build_trainer(base: Path, fold: int, options: dict, device: torch.device, resume: Path | None = None,
+                  planner: str = "ExperimentPlanner"):
     """nnU-Net's trainer of one fold, from its preprocessed dataset folder ``base`` (inside ``folders``)."""
     from batchgenerators.utilities.file_and_folder_operations import load_json
 
-    plans, dataset_json = load_json(str(base / f"{PLANS}.json")), load_json(str(base / "dataset.json"))
+    plans = load_json(str(base / f"{PRESETS[planner][0]}.json"))
+    dataset_json = load_json(str(base / "dataset.json"))
     plans["continue_training"] = False
     cls = trainer_class(options["epochs"], options["iterations_per_epoch"], options["val_iterations_per_epoch"],
                         resume)
@@ -222,21 +241,21 @@ def resume_dir(fold_dir: Path) -> Path:
     return fold_dir.parents[1] / "resume" / fold_dir.name
 
 
-def train(prepared: Path, key: str, fold: int, options: dict, fold_dir: Path, device: torch.device, size: int,
-          expected: dict[str, list[str]], tracker=None) -> dict:
+def train(name: str, prepared: Path, key: str, fold: int, options: dict, fold_dir: Path, device: torch.device,
+          size: int, expected: dict[str, list[str]], tracker=None, planner: str = "ExperimentPlanner") -> dict:
     """Stage 2: one fold, after checking that nnU-Net's split for it is ``expected`` (``cases``: segbench's);
     writes nnU-Net's model folder and segbench's train.json, history.csv, timing.csv."""
     with folders(prepared / "nnUNet_raw", prepared / "nnUNet_preprocessed", fold_dir / MODEL,
                  augmentation_workers=options["augmentation_workers"]):
         base = prepared / "nnUNet_preprocessed" / dataset_name(key)
         resume = resume_dir(fold_dir)
-        trainer = build_trainer(base, fold, options, device, resume)
+        trainer = build_trainer(base, fold, options, device, resume, planner)
         plans, dataset_json = trainer.plans_manager.plans, trainer.dataset_json
         check_split(trainer, expected)
         if (resume / LATEST).exists():  # a killed run of this fold: go on from its last epoch
             trainer.load_checkpoint(str(resume / LATEST))
             log.info("nnU-Net fold %d: resuming after epoch %d (%s)", fold, trainer.current_epoch, resume / LATEST)
-        run_id = tracker.start_training(ARCH, LOSS, 0, fold, {"baseline": NAME, "nnunet": options,
+        run_id = tracker.start_training(name, LOSS, 0, fold, {"baseline": name, "nnunet": options, "planner": planner,
                                                               "configuration": CONFIGURATION}, {}) if tracker else None
         started, before = time.time(), _trained_seconds(trainer.logger.get_checkpoint())
         trainer.run_training()
@@ -260,12 +279,14 @@ def train(prepared: Path, key: str, fold: int, options: dict, fold_dir: Path, de
                                                      "train_seconds": seconds_per_epoch, "val_seconds": 0.0,
                                                      "peak_memory_mb": np.nan}))
     summary = TrainRecord(
-        ARCH, LOSS, 0, fold, epochs, epochs, float(history["val_dice"].iloc[-1]), round(seconds, 1), str(device),
+        name, LOSS, 0, fold, epochs, epochs, float(history["val_dice"].iloc[-1]), round(seconds, 1), str(device),
         size, len(dataset_json["channel_names"]), int(n_params),
         val_dice="nnU-Net's pseudo-Dice: the foreground Dice of its val patches, pooled, each epoch",
-        mlflow_run_id=run_id, git_commit=git_commit(), baseline=NAME,
+        mlflow_run_id=run_id, git_commit=git_commit(), baseline=name,
         iterations_per_epoch=options["iterations_per_epoch"], batch_size=batch_size,
-        baseline_settings={**options, "label": label(options), "configuration": CONFIGURATION,
+        baseline_settings={**options, "label": label(options, planner), "setup": setup(options, planner),
+                           "configuration": CONFIGURATION,
+                           "planner": planner, "plans": PRESETS[planner][0],
                            "labels": dataset_json["labels"],
                            "own_postprocessing": own.get("postprocessing_fns", []),
                            "own_validation_dice": json.loads((validation / "summary.json").read_text())
@@ -288,19 +309,22 @@ def _trained_seconds(logged: dict) -> float:
 class NnunetMember:
     """One trained nnU-Net fold as a segbench predictor member: canvases in, probabilities out.
 
-    nnU-Net's own predictor (sliding window, its normalisation, test-time mirroring) on each canvas; its softmax
+    nnU-Net's own predictor (sliding window, its normalisation, test-time mirroring unless ``tta: false``) on each
+    canvas; its softmax
     gives the layout segbench's models give: the foreground's probability (1, S, S) for two classes, else all K.
     """
 
     def __init__(self, fold_dir: Path, device: torch.device | str = "cpu"):
         trained = json.loads((fold_dir / paths.TRAINED).read_text())
-        folder = next((fold_dir / MODEL).glob(f"*/{TRAINER}__{PLANS}__{CONFIGURATION}"), None)
+        settings = trained["baseline_settings"]
+        folder = next((fold_dir / MODEL).glob(f"*/{TRAINER}__{settings['plans']}__{CONFIGURATION}"), None)
         if folder is None:
             raise SegbenchError(f"{fold_dir}: no trained nnU-Net model here; "
-                                "run `segbench baseline_train --baseline nnunet` first")
+                                f"run `segbench baseline_train --baseline {trained['baseline']}` first")
         from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
-        self.predictor = nnUNetPredictor(device=torch.device(device), verbose=False, allow_tqdm=False)
+        self.predictor = nnUNetPredictor(device=torch.device(device), verbose=False, allow_tqdm=False,
+                                         use_mirroring=settings.get("tta", True))
         self.predictor.initialize_from_trained_model_folder(str(folder), (trained["fold"],), "checkpoint_final.pth")
         self.classes = len(class_names(trained))
         self.net = self.predictor.network  # moved by Predictor.to, as segbench's members are

@@ -95,19 +95,17 @@ def setup(params: dict, results: Results) -> dict[str, str]:
 
 
 def _baseline(results: Results) -> str:
-    """The nnU-Net row in words: its own recipe and length, and its own post-processing beside segbench's."""
+    """Each baseline row in words, as its training wrote them (train.json's ``baseline_settings.setup``), with its
+    own post-processing choice per fold where it made one."""
     rows = results.training[results.training["pair"].isin(results.baselines)]
-    own = {fold: ", ".join(n["own_postprocessing"]) or "none" for fold, n in zip(rows["fold"],
-                                                                               rows["baseline_settings"])}
-    first = rows["baseline_settings"].iloc[0]
-    return (f"{', '.join(results.baselines)}: nnU-Net v2 unmodified (its {first['configuration']} plan, network, "
-            f"loss, augmentation and predictor) on segbench's split, {first['epochs']} epochs of "
-            f"{first['iterations_per_epoch']} iterations (nnU-Net's default: 1000 of 250; the table's budget column "
-            "sets its steps and time beside the pairs'); scored by segbench's evaluation like every pair, with "
-            "segbench's post-processing choice. Unlike the pairs, it predicts with its final checkpoint (the pairs: "
-            "their best val epoch's) and nnU-Net's own predictor (sliding window, test-time mirroring; the pairs: "
-            "one pass, no mirroring), and its history's val Dice is nnU-Net's pseudo-Dice of its val patches. "
-            f"nnU-Net's own post-processing choice, per fold: {'; '.join(f'fold {f}: {t}' for f, t in own.items())}")
+    texts = []
+    for pair, runs in rows.groupby("pair", sort=False):
+        first = runs["baseline_settings"].iloc[0]
+        own = "; ".join(f"fold {f}: {', '.join(n['own_postprocessing']) or 'none'}"
+                        for f, n in zip(runs["fold"], runs["baseline_settings"]) if "own_postprocessing" in n)
+        texts.append(f"{pair} ({first.get('label', pair)}): {first.get('setup', 'a reference method')}"
+                     + (f" Its own post-processing choice, per fold: {own}." if own else ""))
+    return " ".join(texts)
 
 
 def provenance(params: dict, results: Results, info: dict) -> dict[str, str]:
