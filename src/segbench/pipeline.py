@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -88,6 +89,16 @@ class Stage:
         return " ".join([f"segbench {self.name}", *(f"--{f} {fill(f)}" for f in self.fields)])
 
 
+BASELINE_SECONDS_PER_ITERATION = 0.3  # nnU-Net 2d: a training step and its share of validation on a mid-range GPU
+
+
+def baseline_runtime(options: dict) -> int:
+    """Minutes a cluster job of one baseline fold may run: its iterations at BASELINE_SECONDS_PER_ITERATION, plus
+    30 for its start and its final validation (nnU-Net's full 1000 x (250 + 50): 1,530 min)."""
+    iterations = options["epochs"] * (options["iterations_per_epoch"] + options["val_iterations_per_epoch"])
+    return 30 + math.ceil(iterations * BASELINE_SECONDS_PER_ITERATION / 60)
+
+
 def _files(pattern: str, names, **flags) -> tuple[Output, ...]:
     return tuple(Output(f"{pattern}/{name}", **flags.get(name, {})) for name in names)
 
@@ -146,7 +157,7 @@ STAGES = (
           ("arch",), gpu=True, help="time an architecture at the dataset's input size (one thread)"),
     Stage("baseline_prepare", ("dataset", "baseline"), ("sweep.folds",),
           (*_PROCESSED, Input(paths.SPLIT)), (Output(paths.BASELINE_DATA, directory=True),),
-          "segbench.baselines", ("baseline",), threads="all",
+          "segbench.baselines", ("baseline",),  # one process (a profile may give more): it runs beside the pairs
           help="a baseline's own data from segbench's split (nnU-Net: its dataset, plan and preprocessing)"),
     Stage("baseline_train", ("dataset", "baseline", "fold"), ("baselines.{baseline}", "preprocess.size"),
           (*_PROCESSED, Input(paths.SPLIT), Input(paths.BASELINE_DATA)), (Output(BASELINE_FOLD, directory=True),),

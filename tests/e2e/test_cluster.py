@@ -1,6 +1,7 @@
 """From laptop to cluster: a real Slurm cluster through Snakemake's executor, lint and format, and
 resuming a job its time limit killed."""
 
+import copy
 import json
 import re
 import shutil
@@ -208,3 +209,15 @@ def test_a_sweep_parent_deleted_in_the_ui_is_restored_not_doubled(tmp_path):
     tracker.client.delete_run(parent)
     assert Tracker("synthetic", "tiny", uri=tracker.uri).sweep_run() == parent
     assert tracker.client.get_run(parent).info.lifecycle_stage == "active"
+
+
+def test_a_baseline_runs_beside_the_pairs_with_a_cluster_runtime_from_its_budget(tmp_path):
+    """baseline_prepare asks for one core (not all of them, which made it wait for every pair), and a baseline
+    fold's runtime follows its schedule: nnU-Net's full 1000 x (250 + 10) iterations at 0.3 s, plus 30 min."""
+    params = copy.deepcopy(TINY)
+    params["sweep"]["baselines"] = ["nnunet"]
+    params["baselines"]["nnunet"].update(epochs=1000, iterations_per_epoch=250)
+    out = run(make_project(tmp_path, params), "snakemake", "--cores", "16", "--dry-run")
+    jobs = dict(re.findall(r"^(?:local)?rule (\w+):\n((?:    .*\n)*)", out, re.MULTILINE))
+    assert "threads:" not in jobs["baseline_prepare"] and "threads: 16" in jobs["preprocess"], out
+    assert re.search(r"resources: .*\bruntime=1330\b", jobs["baseline_train"]), jobs["baseline_train"]

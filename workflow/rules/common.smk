@@ -12,6 +12,7 @@ from segbench.config import dataset_params, load_params, typed, validate_params
 from segbench.io import atomic_path
 from segbench.pipeline import (
     STAGES,
+    baseline_runtime,
     fill,
     job_code,
     job_entries,
@@ -139,9 +140,14 @@ def threads(stage):
     return value
 
 
-def gpus(stage):
-    """A GPU counted for the jobs that use one: `--resources gpu=N` runs N at once, each leasing its own."""
-    return {"gpu": 1} if stage.gpu else {}
+def resources(stage):
+    """A GPU counted for the jobs that use one: `--resources gpu=N` runs N at once, each leasing its own. A
+    baseline's training gets a runtime scaled from its budget (a cluster kills a job at its runtime).
+    """
+    out = {"gpu": 1} if stage.gpu else {}
+    if stage.name == "baseline_train":
+        out["runtime"] = lambda w: baseline_runtime(view(w)["baselines"][w.baseline])
+    return out
 
 
 def record_in_dvc():

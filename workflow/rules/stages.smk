@@ -18,7 +18,7 @@ for stage in STAGES:
             "../envs/segbench.yaml"
         threads: threads(stage)
         resources:
-            **gpus(stage),
+            **resources(stage),
         params:
             command=lambda w, stage=stage: command(stage, w),
             values=lambda w, stage=stage: job_params(stage, view(w), dict(w)),

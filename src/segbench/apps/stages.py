@@ -171,7 +171,8 @@ def baseline_prepare(params: dict, args) -> None:
 
     data = Processed.load(paths.processed_dir(where.dataset), paths.split_csv(where.dataset))
     out = paths.baseline_data(args.baseline, where.dataset)
-    entry.load().prepare(data, view["sweep"]["folds"], where.dataset, out, processes=usable_cores(), **entry.bind)
+    entry.load().prepare(data, view["sweep"]["folds"], where.dataset, out, processes=job_threads(args, 1),
+                         **entry.bind)
     log.info("%s: its data, plans and splits in %s", args.baseline, out)
 
 
