@@ -90,7 +90,15 @@ def _check_names(params: dict, source: str) -> None:
         if name not in BASELINES:
             raise SegbenchError(f"{source}: sweep.baselines: {name!r} is not a baseline; baselines: "
                                 f"{list(BASELINES)}{did_you_mean(name, list(BASELINES))}")
-        missing = [m for m in BASELINES.entry(name).requires if importlib.util.find_spec(m) is None]
+        entry = BASELINES.entry(name)
+        if name not in load_schema()["properties"]["baselines"]["properties"]:  # its options: the entry's
+            if name not in params["baselines"]:
+                raise SegbenchError(f"{source}: sweep.baselines: {name!r}: add `{name}: {{}}` under 'baselines:' "
+                                    "(dvc.yaml tracks each baseline's options by that key; {} takes the entry's "
+                                    "defaults)")
+            entry.check(params["baselines"][name], f"{source}: baselines.{name}")
+            params["baselines"][name] = {**entry.options, **params["baselines"][name]}
+        missing = [m for m in entry.requires if importlib.util.find_spec(m) is None]
         if missing:
             raise SegbenchError(f"{source}: sweep.baselines: {name} needs {', '.join(missing)}, which this Python "
                                 f"cannot import: reinstall segbench's dependencies (`pip install -e .`, as `make "

@@ -94,8 +94,11 @@ BASELINE_SECONDS_PER_ITERATION = 0.3  # nnU-Net 2d: a training step and its shar
 
 def baseline_runtime(options: dict) -> int:
     """Minutes a cluster job of one baseline fold may run: its iterations at BASELINE_SECONDS_PER_ITERATION, plus
-    30 for its start and its final validation (nnU-Net's full 1000 x (250 + 50): 1,530 min)."""
-    iterations = options["epochs"] * (options["iterations_per_epoch"] + options["val_iterations_per_epoch"])
+    30 for its start and its final validation (nnU-Net's full 1000 x (250 + 50): 1,530 min); 60 for a baseline
+    without such a schedule."""
+    if not {"epochs", "iterations_per_epoch"} <= set(options):
+        return 60
+    iterations = options["epochs"] * (options["iterations_per_epoch"] + options.get("val_iterations_per_epoch", 0))
     return 30 + math.ceil(iterations * BASELINE_SECONDS_PER_ITERATION / 60)
 
 

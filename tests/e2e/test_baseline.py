@@ -6,6 +6,7 @@ import html
 import io
 import json
 import re
+import shutil
 import subprocess
 import time
 import zipfile
@@ -18,7 +19,7 @@ from openpyxl import load_workbook
 from PIL import Image
 
 from segbench import paths
-from support import SWEEP, TINY, new_project, run, tool_env
+from support import REPO, SWEEP, TINY, new_project, run, tool_env
 
 PAIR = "nnunet__default"
 
@@ -187,3 +188,28 @@ def test_a_killed_baseline_train_resumes_from_its_last_epoch(k_fold):
     trained = json.loads((fold_dir / "train.json").read_text())
     assert trained["epochs"] == 3 and len(pd.read_csv(fold_dir / "history.csv")) == 3
     assert not waiting.parent.parent.exists()
+
+
+def test_a_baseline_added_by_one_registry_line_runs_through_snakemake_and_dvc_to_the_report(tmp_path):
+    """A module (tests/support/mean_mask.py) and one line of the baseline catalog: `snakemake` trains, scores and
+    reports it beside a pair, `dvc repro` rebuilds its row, and both then have nothing to do."""
+    params = copy.deepcopy(TINY)
+    params["sweep"].update(architectures=["smp_unet"], losses=["dice"], baselines=["mean_mask"])
+    params["tracking"] = {"mlflow": False}
+    params["baselines"]["mean_mask"] = {}
+    root = new_project(tmp_path, params)
+    shutil.copy(REPO / "tests/support/mean_mask.py", root / "src/segbench/baselines/mean_mask.py")
+    with (root / "src/segbench/baselines/catalog.py").open("a") as catalog:
+        catalog.write('BASELINES.add("mean_mask", "segbench.baselines.mean_mask", "tests", "the mean training mask")\n')
+    run(root, "snakemake", "--cores", "2")
+    statistics = json.loads((root / SWEEP.report / "statistics.json").read_text())
+    assert statistics["ranking"] and "mean_mask__default" in statistics["ranking"]
+    assert statistics["labels"] == {"mean_mask__default": "mean training mask"}
+    page = html.unescape((root / SWEEP.report / "report.html").read_text())
+    assert "mean training mask (baseline)" in page and "every pixel's foreground frequency" in page
+    assert "Nothing to be done" in run(root, "snakemake", "-n", "--cores", "1")
+    metrics = root / SWEEP.seed("mean_mask", "default", 0) / "metrics.json"
+    metrics.unlink()
+    run(root, "dvc", "repro")
+    assert json.loads(metrics.read_text())["run"] == "mean_mask__default/seed0"
+    assert "up to date" in run(root, "dvc", "status")

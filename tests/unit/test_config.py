@@ -213,3 +213,19 @@ def test_configfile_and_config_update_the_params_as_snakemake_updates_its_config
     assert params["train"]["epochs"] == 4 and params["sweep"]["name"] == "mine" and "other" in params["datasets"]
     with pytest.raises(SegbenchError, match="--config 'train': expected key=value"):
         load_params(tmp_path / "params.yaml", settings=["train"])
+
+
+def test_a_registered_baselines_options_are_its_entrys_checked_and_filled(monkeypatch):
+    from segbench.baselines.catalog import BASELINES
+    from segbench.registry import Entry
+
+    monkeypatch.setitem(BASELINES._entries, "mean_mask", Entry("mean_mask", "tests", "tests", options={"smooth": 0.5}))
+    params = copy.deepcopy(TINY)
+    params["sweep"]["baselines"] = ["mean_mask"]
+    with pytest.raises(SegbenchError, match=r"'mean_mask': add `mean_mask: \{\}` under 'baselines:'"):
+        validate_params(copy.deepcopy(params))
+    params["baselines"]["mean_mask"] = {"smoth": 1.0}
+    with pytest.raises(SegbenchError, match=r"baselines.mean_mask.smoth: mean_mask takes no option 'smoth'.*smooth"):
+        validate_params(copy.deepcopy(params))
+    params["baselines"]["mean_mask"] = {}
+    assert validate_params(params)["baselines"]["mean_mask"] == {"smooth": 0.5}
