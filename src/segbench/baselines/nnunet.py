@@ -37,7 +37,7 @@ from PIL import Image
 
 from segbench import SegbenchError, paths
 from segbench.data.processed import Processed
-from segbench.io import atomic_path, write_csv, write_json
+from segbench.io import write_csv, write_json
 from segbench.labels import IGNORE
 from segbench.provenance import git_commit
 from segbench.records import TrainRecord
@@ -49,10 +49,11 @@ DATASET_ID = 501                # nnU-Net's dataset number inside segbench's fol
 CONFIGURATION = "2d"
 PRESETS = {"ExperimentPlanner": ("nnUNetPlans", "nnU-Net"),  # planner -> (its plans, the row's name)
            "nnUNetPlannerResEncM": ("nnUNetResEncUNetMPlans", "nnU-Net ResEnc M")}
-TRAINER = "nnUNetTrainer"       # the class name recorded in checkpoints: nnU-Net rebuilds the network by it
+TRAINER = "nnUNetTrainer_segbench"  # its class (nnunet_trainers/), found by nnU-Net through nnUNet_extTrainer
 MODEL = "nnunet"                # a fold folder's nnU-Net results folder (nnUNet_results)
 DEFAULT_EPOCHS, DEFAULT_ITERATIONS = 1000, 250  # nnU-Net's own schedule
 LATEST = "checkpoint_latest.pth"  # nnU-Net's checkpoint of its last finished epoch
+TRAINERS = str(Path(__file__).resolve().parent / "nnunet_trainers")  # segbench's nnU-Net trainer classes
 
 
 def label(options: dict, planner: str = "ExperimentPlanner") -> str:
@@ -93,6 +94,7 @@ def folders(raw: Path | None = None, preprocessed: Path | None = None, results: 
                             "process (segbench baseline_prepare / baseline_train / baseline_evaluate)")
     values = {key: str((value or Path(os.devnull)).resolve()) for key, value in
               {"nnUNet_raw": raw, "nnUNet_preprocessed": preprocessed, "nnUNet_results": results}.items()}
+    values["nnUNet_extTrainer"] = TRAINERS
     if augmentation_workers is not None:
         values["nnUNet_n_proc_DA"] = str(augmentation_workers)
     saved = {key: os.environ.get(key) for key in values}
@@ -199,40 +201,23 @@ def prepare(data: Processed, folds: list[int], key: str, out: Path, processes: i
     write_json(preprocessed / dataset_name(key) / "splits_final.json", splits(data))
 
 
-def trainer_class(epochs: int, iterations: int, val_iterations: int, resume: Path | None = None):
-    """nnU-Net's trainer with the training length from params (its own default: 1000 epochs of 250
-    iterations), its latest checkpoint written every epoch and copied to ``resume``, outside the fold folder that
-    Snakemake and DVC clear before a rerun. Named as nnU-Net's, so its predictor rebuilds the same network from
-    the checkpoint."""
-    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
-
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device("cuda")):  # nnU-Net records its init arguments by name
-        nnUNetTrainer.__init__(self, plans, configuration, fold, dataset_json, device)
-        self.num_epochs, self.num_iterations_per_epoch = epochs, iterations
-        self.num_val_iterations_per_epoch = val_iterations
-        self.save_every = 1
-
-    def save_checkpoint(self, filename: str) -> None:
-        nnUNetTrainer.save_checkpoint(self, filename)
-        if resume is not None and Path(filename).name == LATEST and Path(filename).exists():
-            with atomic_path(resume / LATEST) as partial:
-                shutil.copyfile(filename, partial)
-
-    return type(TRAINER, (nnUNetTrainer,), {"__init__": __init__, "save_checkpoint": save_checkpoint})
-
-
 def build_trainer(base: Path, fold: int, options: dict, device: torch.device, resume: Path | None = None,
-                  planner: str = "ExperimentPlanner"):
-    """nnU-Net's trainer of one fold, from its preprocessed dataset folder ``base`` (inside ``folders``)."""
+                  planner: str = "ExperimentPlanner", resuming: bool = False):
+    """nnU-Net's trainer of one fold (``nnUNetTrainer_segbench``), from its preprocessed dataset folder ``base``
+    (inside ``folders``), with the training length from params (nnU-Net's own default: 1000 epochs of 250
+    iterations) and its latest checkpoint copied to ``resume``."""
     from batchgenerators.utilities.file_and_folder_operations import load_json
 
+    from segbench.baselines.nnunet_trainers.segbench_trainer import nnUNetTrainer_segbench
+
     plans = load_json(str(base / f"{PRESETS[planner][0]}.json"))
-    dataset_json = load_json(str(base / "dataset.json"))
-    plans["continue_training"] = False
-    cls = trainer_class(options["epochs"], options["iterations_per_epoch"], options["val_iterations_per_epoch"],
-                        resume)
-    return cls(plans=plans, configuration=CONFIGURATION, fold=fold, dataset_json=dataset_json, device=device)
+    plans["continue_training"] = resuming  # as nnU-Net's run_training passes it: its log goes on, or starts anew
+    trainer = nnUNetTrainer_segbench(plans=plans, configuration=CONFIGURATION, fold=fold,
+                                     dataset_json=load_json(str(base / "dataset.json")), device=device)
+    trainer.num_epochs, trainer.num_iterations_per_epoch = options["epochs"], options["iterations_per_epoch"]
+    trainer.num_val_iterations_per_epoch = options["val_iterations_per_epoch"]
+    trainer.resume_dir = str(resume) if resume else None
+    return trainer
 
 
 def resume_dir(fold_dir: Path) -> Path:
@@ -249,7 +234,7 @@ def train(name: str, prepared: Path, key: str, fold: int, options: dict, fold_di
                  augmentation_workers=options["augmentation_workers"]):
         base = prepared / "nnUNet_preprocessed" / dataset_name(key)
         resume = resume_dir(fold_dir)
-        trainer = build_trainer(base, fold, options, device, resume, planner)
+        trainer = build_trainer(base, fold, options, device, resume, planner, (resume / LATEST).exists())
         plans, dataset_json = trainer.plans_manager.plans, trainer.dataset_json
         check_split(trainer, expected)
         if (resume / LATEST).exists():  # a killed run of this fold: go on from its last epoch
@@ -317,12 +302,15 @@ class NnunetMember:
     def __init__(self, fold_dir: Path, device: torch.device | str = "cpu"):
         trained = json.loads((fold_dir / paths.TRAINED).read_text())
         settings = trained["baseline_settings"]
-        folder = next((fold_dir / MODEL).glob(f"*/{TRAINER}__{settings['plans']}__{CONFIGURATION}"), None)
+        folder = next((fold_dir / MODEL).glob(f"*/*__{settings.get('plans', 'nnUNetPlans')}__{CONFIGURATION}"), None)
         if folder is None:
             raise SegbenchError(f"{fold_dir}: no trained nnU-Net model here; "
                                 f"run `segbench baseline_train --baseline {trained['baseline']}` first")
         from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
+        known = os.environ.get("nnUNet_extTrainer", "").split(os.pathsep)
+        if TRAINERS not in known:  # where nnU-Net finds the checkpoint's trainer class, to rebuild its network
+            os.environ["nnUNet_extTrainer"] = os.pathsep.join(filter(None, [TRAINERS, *known]))
         self.predictor = nnUNetPredictor(device=torch.device(device), verbose=False, allow_tqdm=False,
                                          use_mirroring=settings.get("tta", True))
         self.predictor.initialize_from_trained_model_folder(str(folder), (trained["fold"],), "checkpoint_final.pth")
