@@ -19,10 +19,24 @@ def quick(script: str) -> str:
     return done.stdout
 
 
-@pytest.mark.parametrize("script", [s for s in SCRIPTS if s != "verdict_calibration.py"])
+HEADING = r"\d{4}-\d\d-\d\d \d\d:\d\d UTC, code \S+, \d+ CPU cores; "
+
+
+@pytest.mark.parametrize("script", [s for s in SCRIPTS if s not in ("verdict_calibration.py", "nnunet_cost.py")])
 def test_every_benchmark_runs_quickly_and_says_when_and_on_which_code(script):
     out = quick(script)
-    assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC, code \S+, \d+ CPU cores; ", out), out[:300]
+    assert re.match(HEADING, out), out[:300]
+
+
+def test_the_baseline_runs_beside_the_pairs_on_two_cores():
+    """The demo with the nnU-Net baseline, as Snakemake schedules it: its preparation and training overlap the
+    pairs' jobs (the log's start and end times), and its extra time is the difference of two whole runs."""
+    out = quick("nnunet_cost.py")
+    assert re.match(HEADING, out), out[:300]
+    beside = dict(re.findall(r"\| `(baseline_\w+)` \| \d+ min \d\d s \| (\d+) \|", out))
+    assert set(beside) == {"baseline_prepare", "baseline_train", "baseline_evaluate"}, out
+    assert int(beside["baseline_prepare"]) + int(beside["baseline_train"]) > 0, out
+    assert re.search(r"\*\*the baseline's extra time\*\* \| \*\*-?\d+ min \d\d s\*\*", out), out
 
 
 def test_the_verdict_is_calibrated_under_the_null_and_has_power_under_a_shift():
