@@ -49,7 +49,6 @@ DATASET_ID = 501                # nnU-Net's dataset number inside segbench's fol
 CONFIGURATION = "2d"
 PRESETS = {"ExperimentPlanner": ("nnUNetPlans", "nnU-Net"),  # planner -> (its plans, the row's name)
            "nnUNetPlannerResEncM": ("nnUNetResEncUNetMPlans", "nnU-Net ResEnc M")}
-TRAINER = "nnUNetTrainer_segbench"  # its class (nnunet_trainers/), found by nnU-Net through nnUNet_extTrainer
 MODEL = "nnunet"                # a fold folder's nnU-Net results folder (nnUNet_results)
 DEFAULT_EPOCHS, DEFAULT_ITERATIONS = 1000, 250  # nnU-Net's own schedule
 LATEST = "checkpoint_latest.pth"  # nnU-Net's checkpoint of its last finished epoch
