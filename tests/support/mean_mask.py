@@ -9,6 +9,7 @@ import pandas as pd
 import torch
 
 from segbench import paths
+from segbench.baselines.folds import cases as fold_cases
 from segbench.io import read_json, write_csv, write_json
 from segbench.labels import IGNORE
 from segbench.records import TrainRecord
@@ -21,12 +22,11 @@ def prepare(data, folds: list[int], key: str, out, processes: int = 1) -> None:
         masks = np.stack([data.masks[i] for i in data.fold_indices(fold)[0]])
         np.save(out / f"fold{fold}.npy", ((masks > 0) & (masks != IGNORE)).mean(0).astype(np.float32))
     write_json(out / "classes.json", {"names": list(data.class_names), "channels": data.channels})
+    write_json(out / "cases.json", {str(fold): fold_cases(data, fold) for fold in folds})
 
 
-def cases(data, fold: int) -> dict[str, list[str]]:
-    ids = data.meta["sample_id"].astype(str).to_numpy()
-    train, val = data.fold_indices(fold)
-    return {"train": sorted(ids[train]), "val": sorted(ids[val])}
+def planned_cases(prepared, key: str, fold: int) -> dict[str, list[str]] | None:
+    return read_json(prepared / "cases.json").get(str(fold))
 
 
 def train(name, prepared, key, fold, options, fold_dir, device, size, expected, tracker=None) -> dict:

@@ -41,13 +41,17 @@ def test_splits_final_holds_every_fold_at_its_own_number_and_refuses_a_gap():
 
 
 def test_a_split_that_nnunet_would_read_differently_stops_before_training():
+    from segbench.baselines import folds
+
     expected = {"train": ["a", "b"], "val": ["c"]}
     agrees = SimpleNamespace(fold=1, do_split=lambda: (["b", "a"], ["c"]))
     nnunet.check_split(agrees, expected)
     own = SimpleNamespace(fold=2, do_split=lambda: (["a", "c"], ["b"]))  # nnU-Net's own 80:20 fallback
-    with pytest.raises(SegbenchError, match=r"fold 2 \(2 train, 1 val cases\) is not segbench's \(2 train, 1 val\): "
-                                            r"train differs, e.g. \['b', 'c'\]"):
+    with pytest.raises(SegbenchError, match=r"nnU-Net's trainer's split for fold 2 \(2 train, 1 val cases\) is not "
+                                            r"segbench's \(2 train, 1 val\): train differs, e.g. \['b', 'c'\]"):
         nnunet.check_split(own, expected)
+    with pytest.raises(SegbenchError, match=r"mean_mask has no split for fold 3 and would make one of its own"):
+        folds.check(None, expected, 3, "mean_mask")
 
 
 def test_nnunet_imported_before_its_folders_are_set_is_an_error(monkeypatch):

@@ -181,17 +181,19 @@ def baseline_train(params: dict, args) -> None:
     baseline = entry.load()
     view, where = view_of(params, args)
     requested = device_for(view, args)
+    from segbench.baselines import folds
     from segbench.data.processed import Processed
     from segbench.devices import device
 
     set_threads(job_threads(args, 1))
     fold = args.fold if args.fold is not None else view["sweep"]["folds"][0]
     data = Processed.load(paths.processed_dir(where.dataset), paths.split_csv(where.dataset))
+    prepared, expected = paths.baseline_data(args.baseline, where.dataset), folds.cases(data, fold)
+    folds.check(baseline.planned_cases(prepared, where.dataset, fold), expected, fold, args.baseline)
     with device(requested) as dev:
-        summary = baseline.train(args.baseline, paths.baseline_data(args.baseline, where.dataset), where.dataset,
-                                 fold, view["baselines"][args.baseline],
+        summary = baseline.train(args.baseline, prepared, where.dataset, fold, view["baselines"][args.baseline],
                                  where.fold(args.baseline, paths.BASELINE_LOSS, paths.BASELINE_SEED, fold),
-                                 dev, view["preprocess"]["size"], baseline.cases(data, fold),
+                                 dev, view["preprocess"]["size"], expected,
                                  tracker_for(where) if view["tracking"]["mlflow"] else None, **entry.bind)
     log.info("%s fold %d: %d epochs, last val Dice %.4f", args.baseline, fold, summary["epochs"],
              summary["best_val_dice"])

@@ -1,9 +1,9 @@
 """The baseline registry's table: one entry per reference method a sweep can run beside its pairs
 (``sweep.baselines``), its module and its paper. The module provides the baseline's stages: ``prepare`` (its own
-data from segbench's split), ``cases`` (segbench's train and val ids of a fold), ``train`` (one fold, after
-checking that it trains on exactly those), ``member`` (a trained fold as a predictor member) and ``class_names``
-(from its train.json). ``prepare`` and ``train`` also take the entry's ``bind`` (the nnU-Net entries: their
-planner). Adding a baseline is one module plus one entry here.
+data from segbench's split), ``planned_cases`` (the train and val ids it will train a fold on, which the stage
+checks against segbench's before training), ``train`` (one fold), ``member`` (a trained fold as a predictor
+member) and ``class_names`` (from its train.json). ``prepare`` and ``train`` also take the entry's ``bind`` (the
+nnU-Net entries: their planner). Adding a baseline is one module plus one entry here.
 
 As the other tables, it is tracked per entry: a baseline's jobs depend on its own module, and no other job does.
 """

@@ -36,6 +36,7 @@ import torch
 from PIL import Image
 
 from segbench import SegbenchError, paths
+from segbench.baselines import folds
 from segbench.data.processed import Processed
 from segbench.io import write_csv, write_json
 from segbench.labels import IGNORE
@@ -144,13 +145,6 @@ def export(data: Processed, folds: list[int], raw_root: Path, key: str) -> Path:
     return root
 
 
-def cases(data: Processed, fold: int) -> dict[str, list[str]]:
-    """The train and val sample ids of segbench's run that validates on ``fold``, sorted."""
-    ids = data.meta["sample_id"].astype(str).to_numpy()
-    train, val = data.fold_indices(fold)
-    return {"train": sorted(ids[train]), "val": sorted(ids[val])}
-
-
 def splits(data: Processed) -> list[dict[str, list[str]]]:
     """nnU-Net's splits_final.json: every fold of segbench's split at its own index (nnU-Net reads entry number
     ``fold``, and makes a random 80:20 split of its own for a fold past the end), whichever folds the sweep trains.
@@ -158,26 +152,27 @@ def splits(data: Processed) -> list[dict[str, list[str]]]:
     Raises:
         SegbenchError: the split's folds are not 0 ... k-1.
     """
-    folds = sorted(set(data.meta["fold"].tolist()) - {-1}) if "fold" in data.meta else [0]
-    if folds != list(range(len(folds))):
-        raise SegbenchError(f"the split's folds are {folds}; nnU-Net needs them numbered 0 to {len(folds) - 1}")
-    return [cases(data, fold) for fold in folds]
+    numbers = sorted(set(data.meta["fold"].tolist()) - {-1}) if "fold" in data.meta else [0]
+    if numbers != list(range(len(numbers))):
+        raise SegbenchError(f"the split's folds are {numbers}; nnU-Net needs them numbered 0 to {len(numbers) - 1}")
+    return [folds.cases(data, fold) for fold in numbers]
+
+
+def planned_cases(prepared: Path, key: str, fold: int) -> dict[str, list[str]] | None:
+    """The cases nnU-Net will train fold ``fold`` on, from its splits_final.json (None: it has no entry ``fold`` and
+    would make a random split of its own)."""
+    written = json.loads((prepared / "nnUNet_preprocessed" / dataset_name(key) / "splits_final.json").read_text())
+    return written[fold] if fold < len(written) else None
 
 
 def check_split(trainer, expected: dict[str, list[str]]) -> None:
-    """Before training: the split nnU-Net's ``trainer`` will use (its ``do_split``) is ``expected``, segbench's.
+    """Before training: the split nnU-Net's ``trainer`` will use (its own ``do_split``) is ``expected``, segbench's.
 
     Raises:
-        SegbenchError: they differ, with both sides' counts and a case on one side only.
+        SegbenchError: they differ (``folds.check``).
     """
     train, val = trainer.do_split()
-    planned = {"train": sorted(map(str, train)), "val": sorted(map(str, val))}
-    if planned != expected:
-        side = next(k for k in planned if planned[k] != expected[k])
-        odd = sorted(set(planned[side]) ^ set(expected[side]))
-        raise SegbenchError(f"nnU-Net's split for fold {trainer.fold} ({len(train)} train, {len(val)} val cases) is "
-                            f"not segbench's ({len(expected['train'])} train, {len(expected['val'])} val): {side} "
-                            f"differs, e.g. {odd[:3]}; rerun `segbench baseline_prepare`")
+    folds.check({"train": train, "val": val}, expected, trainer.fold, "nnU-Net's trainer")
 
 
 def prepare(data: Processed, folds: list[int], key: str, out: Path, processes: int = 1,
@@ -227,7 +222,7 @@ def resume_dir(fold_dir: Path) -> Path:
 
 def train(name: str, prepared: Path, key: str, fold: int, options: dict, fold_dir: Path, device: torch.device,
           size: int, expected: dict[str, list[str]], tracker=None, planner: str = "ExperimentPlanner") -> dict:
-    """Stage 2: one fold, after checking that nnU-Net's split for it is ``expected`` (``cases``: segbench's);
+    """Stage 2: one fold, after checking that nnU-Net's split for it is ``expected`` (segbench's);
     writes nnU-Net's model folder and segbench's train.json, history.csv, timing.csv."""
     with folders(prepared / "nnUNet_raw", prepared / "nnUNet_preprocessed", fold_dir / MODEL,
                  augmentation_workers=options["augmentation_workers"]):
