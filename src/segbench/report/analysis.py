@@ -77,9 +77,7 @@ def generalisation(results: Results, leaked_in_group: list[str] = ()) -> dict:
                                                                     values="dice", aggfunc="mean")
         gaps = {p: st.gap_ci(other[p], test[p]) if held_out else st.gap_ci(test[p], other[p])
                 for p in results.pairs if p in other}
-        reference = "in-group test images" + (f" ({count(len(left_out), 'image')} with a near-duplicate or group "
-                                              "mate in train or val left out)" if left_out else "")
-        out[name] = {"reference": reference if held_out else "this dataset's test images",
+        out[name] = {"reference": "in-group test images" if held_out else "this dataset's test images",
                      "other": "held-out group (the test images)" if held_out else f"{name}'s test images",
                      "left_out": left_out,
                      "pairs": {p: {k: _num(v) if isinstance(v, float) else v for k, v in g.items()}

@@ -235,7 +235,10 @@ def generalisation_tables(statistics: dict) -> dict[str, pd.DataFrame]:
                  (g["gap_low"], g["gap_high"]), "images": f"{g['n_reference']} / {g['n_other']}",
                  "paired": "yes" if g["paired"] else "no"}
                 for pair in statistics["ranking"] if (g := found["pairs"].get(pair))]
-        tables[f"{found['reference'].capitalize()} against {found['other']}"] = pd.DataFrame(rows)
+        left_out = len(found.get("left_out", []))
+        tables[f"{found['reference'].capitalize()} against {found['other']}" + (
+            f" ({count(left_out, 'in-group image')} with a near-duplicate or group mate in train or val left out)"
+            if left_out else "")] = pd.DataFrame(rows)
     return tables
 
 
