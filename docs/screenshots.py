@@ -104,8 +104,9 @@ def main() -> None:
     project = args.project.resolve()
     if project != REPO and code(project) != digest:
         sys.exit(f"{project}: its code differs from this checkout's; update it and run `make demo` there again")
+    commit = git_commit(short=True)  # before the pictures are rewritten (which makes the checkout dirty)
     shoot(project)
-    record = {"taken": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": git_commit(short=True),
+    record = {"taken": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": commit,
               "code": digest, "files": ["report.png", "bone_detect.png"]}
     tmp = RECORD.with_suffix(".tmp")
     tmp.write_text(json.dumps(record, indent=2) + "\n")
