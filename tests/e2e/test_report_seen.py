@@ -79,6 +79,34 @@ def test_the_latex_table_compiles_into_one_page(swept, eighteen, tmp_path, which
     assert "Overfull" not in done.stdout  # nothing runs into the margin
 
 
+@pytest.mark.skipif(not PDFLATEX or not POPPLER, reason="pdflatex (texlive-latex-base, -recommended) or poppler-utils "
+                                                        "is not installed")
+def test_a_baselines_long_name_and_every_budget_fit_the_page(swept, tmp_path):
+    """The tiny sweep's table with an nnU-Net ResEnc M row, named with its schedule: its name wraps in its cell,
+    and every row's budget is printed, with nothing running into the margin."""
+    import json
+
+    from segbench.report import latex
+    from segbench.report.tables import BUDGET
+
+    md = (swept / SWEEP.report / "comparison.md").read_text()
+    statistics = json.loads((swept / SWEEP.report / "statistics.json").read_text())
+    rows = [{"rank": 1, "architecture": "nnU-Net ResEnc M 2d, 10 × 100 it. (0.4 % of default) (baseline)",
+             "loss": "default", "Dice": 0.8, "95% CI": (0.7, 0.85), "Δ Dice vs best (median)": None,
+             "verdict": "best mean", BUDGET: "10 × 100 × 12; 1,234 GPU-s", "status": "ok"},
+            {"rank": 2, "architecture": "smp_unet", "loss": "dice_focal", "Dice": 0.7, "95% CI": (0.6, 0.8),
+             "Δ Dice vs best (median)": -0.1, "verdict": "significantly lower than the best",
+             BUDGET: "12 × 19 × 8; 72 CPU-s", "status": "ok"}]
+    metrics = pd.DataFrame({"HD95 (px)": [10.0, 12.0], "NSD": [0.6, 0.5]})
+    (tmp_path / "t.tex").write_text(latex.table(pd.DataFrame(rows), metrics, "px", statistics, "synthetic"))
+    done = subprocess.run([PDFLATEX, "-interaction=nonstopmode", "-halt-on-error", "t.tex"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "Overfull" not in done.stdout, done.stdout[-3000:]
+    text = " ".join(pages(tmp_path / "t.pdf")[0].split())
+    assert all(word in text for word in ("ResEnc", "(0.4 % of", "(baseline)", "72 CPU-s", "1,234", "GPU-s")), text
+    assert "budget: epochs × it. × batch; device-s" in md  # the sweep's own table has the column too
+
+
 @pytest.mark.skipif(not SOFFICE or not POPPLER, reason="LibreOffice (Debian's libreoffice-calc) or poppler-utils "
                                                        "is not installed")
 def test_libreoffice_prints_every_sheet_one_page_wide(eighteen, tmp_path):

@@ -1,7 +1,7 @@
 """comparison.tex: the comparison as a LaTeX table for a paper (booktabs rules, no vertical ones; mean Dice with
 its 95% CI in one cell; the best in bold; marks explained in the caption). A complete document that
 compiles with pdflatex as it is; the table between its ``% --- table`` lines goes into a paper as it is
-(it needs ``\\usepackage{booktabs}``, and ``longtable`` for more than ``ONE_PAGE`` pairs)."""
+(it needs ``\\usepackage{array}`` and ``{booktabs}``, and ``longtable`` for more than ``ONE_PAGE`` pairs)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import math
 
 import pandas as pd
 
-from segbench.report.tables import count
+from segbench.report.tables import BUDGET, count
 
 ONE_PAGE = 40  # rows a table float holds; more go in a longtable that breaks across pages
 MARKS = {"significantly lower": r"$^\dagger$", "higher than the mean-best": r"$^\ddagger$"}
@@ -19,7 +19,7 @@ def escape(text: str) -> str:
     """``text`` safe in LaTeX (underscores, ampersands, percent, ...)."""
     for plain, latex in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"),
                          ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"),
-                         ("^", r"\textasciicircum{}")):
+                         ("^", r"\textasciicircum{}"), ("×", r"$\times$")):
         text = text.replace(plain, latex)
     return text
 
@@ -47,11 +47,14 @@ def table(comparison: pd.DataFrame, metrics: pd.DataFrame, units: str, statistic
                  "--" if row["verdict"] == "best mean" else _number(row["Δ Dice vs best (median)"])]
         cells += [_number(extra[boundary], 1)] if boundary else []
         cells += [_number(extra[nsd])] if nsd else []
+        cells += [escape(row[BUDGET])]
         rows.append(" & ".join(cells) + r" \\")
     head = ["Rank", "Architecture", "Loss", "Dice [95\\% CI]", r"$\Delta$ vs best"]
     head += [f"HD95 ({units})"] if boundary else []
     head += ["NSD"] if nsd else []
-    columns = "rll" + "r" * (len(head) - 3)
+    head += ["Budget"]
+    wrapped = r">{\raggedright\arraybackslash}p"  # a long name (a baseline's schedule) wraps in its cell
+    columns = f"r{wrapped}{{2.5cm}}l" + "r" * (len(head) - 4) + f"{wrapped}{{2.1cm}}"
     caption = (f"Test results on {escape(dataset)}: mean Dice over the {count(statistics['n_images'], 'test image')}"
                f" with a lesion, with its 95\\% bootstrap confidence interval; best mean in bold. "
                r"$\Delta$: Hodges--Lehmann estimate of the median per-image difference from the best. "
@@ -61,7 +64,9 @@ def table(comparison: pd.DataFrame, metrics: pd.DataFrame, units: str, statistic
                rf"$\alpha = {versus['alpha']}$). ")
     caption += r"$^\ast$ did not learn the task (see the report); not ranked. " if any(
         comparison["status"] != "ok") else ""
-    caption += (f"HD95 in {units}; a missed lesion counts as the image diagonal." if boundary else "")
+    caption += (f"HD95 in {units}; a missed lesion counts as the image diagonal. " if boundary else "")
+    caption += (r"Budget: epochs $\times$ iterations per epoch $\times$ batch of one training run, and the "
+                r"device-seconds of all its runs.")
     long = len(rows) > ONE_PAGE
     body = [r"\toprule", " & ".join(head) + r" \\", r"\midrule", *rows, r"\bottomrule"]
     if long:
@@ -70,6 +75,7 @@ def table(comparison: pd.DataFrame, metrics: pd.DataFrame, units: str, statistic
     else:
         tabular = [r"\begin{table}[ht]", r"\centering", r"\small", rf"\caption{{{caption}}}",
                    rf"\begin{{tabular}}{{{columns}}}", *body, r"\end{tabular}", r"\end{table}"]
-    return "\n".join([r"\documentclass{article}", r"\usepackage[margin=2cm]{geometry}", r"\usepackage{booktabs}",
+    return "\n".join([r"\documentclass{article}", r"\usepackage[margin=2cm]{geometry}", r"\usepackage{array}",
+                      r"\usepackage{booktabs}",
                       r"\usepackage{longtable}", r"\pagestyle{empty}", r"\begin{document}", "% --- table",
                       *tabular, "% --- table", r"\end{document}", ""])
