@@ -86,12 +86,13 @@ def _check_names(params: dict, source: str) -> None:
     from segbench.losses import check_spec
     from segbench.models import MODELS
 
+    built_in = load_schema()["properties"]["baselines"]["properties"]  # the rest take their entry's options
     for name in params["sweep"]["baselines"]:
         if name not in BASELINES:
             raise SegbenchError(f"{source}: sweep.baselines: {name!r} is not a baseline; baselines: "
                                 f"{list(BASELINES)}{did_you_mean(name, list(BASELINES))}")
         entry = BASELINES.entry(name)
-        if name not in load_schema()["properties"]["baselines"]["properties"]:  # its options: the entry's
+        if name not in built_in:
             if name not in params["baselines"]:
                 raise SegbenchError(f"{source}: sweep.baselines: {name!r}: add `{name}: {{}}` under 'baselines:' "
                                     "(dvc.yaml tracks each baseline's options by that key; {} takes the entry's "

@@ -21,6 +21,7 @@ import ast
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from itertools import product
@@ -80,6 +81,7 @@ class Stage:
     help: str = ""              # `segbench <stage> --help`'s line
     run: str = ""               # "module:function" taking (params, args): the command; default apps.stages:<name>
     options: tuple[Option, ...] = ()
+    runtime: Callable[[dict, dict], int] | None = None  # (params view, fields) -> minutes a cluster job may run
 
     @property
     def runner(self) -> str:
@@ -92,10 +94,11 @@ class Stage:
 BASELINE_SECONDS_PER_ITERATION = 0.3  # nnU-Net 2d: a training step and its share of validation on a mid-range GPU
 
 
-def baseline_runtime(options: dict) -> int:
+def baseline_runtime(params: dict, fields: dict) -> int:
     """Minutes a cluster job of one baseline fold may run: its iterations at BASELINE_SECONDS_PER_ITERATION, plus
     30 for its start and its final validation (nnU-Net's full 1000 x (250 + 50): 1,530 min); 60 for a baseline
     without such a schedule."""
+    options = params["baselines"][fields["baseline"]]
     if not {"epochs", "iterations_per_epoch"} <= set(options):
         return 60
     iterations = options["epochs"] * (options["iterations_per_epoch"] + options.get("val_iterations_per_epoch", 0))
@@ -164,7 +167,8 @@ STAGES = (
           help="a baseline's own data from segbench's split (nnU-Net: its dataset, plan and preprocessing)"),
     Stage("baseline_train", ("dataset", "baseline", "fold"), ("baselines.{baseline}", "preprocess.size"),
           (*_PROCESSED, Input(paths.SPLIT), Input(paths.BASELINE_DATA)), (Output(BASELINE_FOLD, directory=True),),
-          "segbench.baselines", ("baseline",), gpu=True, help="train a baseline on one fold of segbench's split"),
+          "segbench.baselines", ("baseline",), gpu=True, help="train a baseline on one fold of segbench's split",
+          runtime=baseline_runtime),
     Stage("baseline_evaluate", ("dataset", "baseline"), ("evaluate", "dataset.spacing_mm", "sweep.folds"),
           (*_PROCESSED, Input(paths.SPLIT), Input(paths.SPLIT_LEAKAGE),
            Input(BASELINE_FOLD, ("fold",), f"{BASELINE_SEED}/folds"), *_EXTERNAL),

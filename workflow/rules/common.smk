@@ -12,7 +12,6 @@ from segbench.config import dataset_params, load_params, typed, validate_params
 from segbench.io import atomic_path
 from segbench.pipeline import (
     STAGES,
-    baseline_runtime,
     fill,
     job_code,
     job_entries,
@@ -141,12 +140,12 @@ def threads(stage):
 
 
 def resources(stage):
-    """A GPU counted for the jobs that use one: `--resources gpu=N` runs N at once, each leasing its own. A
-    baseline's training gets a runtime scaled from its budget (a cluster kills a job at its runtime).
+    """A GPU counted for the jobs that use one: `--resources gpu=N` runs N at once, each leasing its own; a
+    stage's runtime where it has one (a baseline's training, scaled from its budget: a cluster kills a job then).
     """
     out = {"gpu": 1} if stage.gpu else {}
-    if stage.name == "baseline_train":
-        out["runtime"] = lambda w: baseline_runtime(view(w)["baselines"][w.baseline])
+    if stage.runtime:
+        out["runtime"] = lambda w: stage.runtime(view(w), dict(w))
     return out
 
 

@@ -309,7 +309,6 @@ def record_in_snakemake(stage, params: dict, args) -> None:
     import shutil
     import subprocess
     import sys
-    from pathlib import Path
 
     from segbench import pipeline
 

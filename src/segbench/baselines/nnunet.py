@@ -29,6 +29,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -97,16 +98,8 @@ def folders(raw: Path | None = None, preprocessed: Path | None = None, results: 
     values["nnUNet_extTrainer"] = TRAINERS
     if augmentation_workers is not None:
         values["nnUNet_n_proc_DA"] = str(augmentation_workers)
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
+    with mock.patch.dict(os.environ, values):  # restores the environment as it found it
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def check(data: Processed, folds: list[int]) -> None:
