@@ -5,7 +5,8 @@
 Copies the workflow into a scratch folder, runs `snakemake --cores all --configfile workflow/params/domains.yaml`
 there (as the README does), and prints the heading (time, commit, cores), the digest of the code the numbers
 depend on (every job's code: training, evaluation, report), the wall time and the summary's table
-(``cross_dataset.md``). Recorded in ``benchmarks/results/domains.md``, which the README and the how-to embed.
+(``cross_dataset.md``), the held-out dataset's gap at equal training size and every report's Generalisation section.
+Recorded in ``benchmarks/results/domains.md``, which the README and the how-to embed.
 ``--check`` recomputes the digest and fails when the code changed since the recorded run: rerun this script.
 ``--quick``: the same on tiny datasets, one pair, one epoch.
 """
@@ -27,6 +28,7 @@ from segbench.provenance import code_digest
 REPO = bench.REPO
 RECORDED = REPO / "benchmarks/results/domains.md"
 CONFIG = REPO / "workflow/params/domains.yaml"
+EQUAL_SIZE = "Held-out group: the gap at equal training size"  # its table's title (report.tables)
 QUICK = {"synthetic": {"n_images": 40}, "train": {"epochs": 1}, "preprocess": {"size": 32},
          "sweep": {"architectures": ["attention_unet"], "losses": ["dice"]}}
 
@@ -77,6 +79,9 @@ def main() -> None:
                         f"{code}"))
     print("\n<!-- part: summary -->\n")
     print(table.split("\n", 2)[2].split("\n## ")[0].strip())  # the verdict, the caveats and the table
+    print("\n<!-- part: equal_size -->\n")  # the held-out report's gap at equal training size
+    print("\n\n".join(block.strip() for text in shifts.values() for block in re.split(r"\n(?=\*\w)", text)
+                      if block.startswith(f"*{EQUAL_SIZE}")))
     print("\n<!-- part: generalisation -->")
     for dataset, text in shifts.items():
         print(f"\n**{dataset}**: its report's Generalisation section\n\n{text}" if text else "")

@@ -37,20 +37,20 @@ def _with_defaults(validator_class):
 OVERRIDABLE = ("synthetic", "preprocess", "split")  # sections a `datasets:` entry may override for itself
 
 
-def _without_defaults(schema):
-    """A copy of ``schema`` with no ``default``: an override leaves unset keys to the section it overrides."""
-    if isinstance(schema, dict):
-        return {k: _without_defaults(v) for k, v in schema.items() if k != "default"}
-    if isinstance(schema, list):
-        return [_without_defaults(v) for v in schema]
-    return schema
+def _overriding(section: dict) -> dict:
+    """A section's schema as a ``datasets:`` entry overrides it: its keys without their defaults (an unset key is
+    the section's), their nested keys with theirs (an override's value replaces the section's whole)."""
+    out = {k: v for k, v in copy.deepcopy(section).items() if k != "default"}
+    for key in out.get("properties", {}).values():
+        key.pop("default", None)
+    return out
 
 
 def load_schema() -> dict:
     """The params schema; a ``datasets:`` entry takes the dataset section's keys plus partial overrides."""
     schema = yaml.safe_load(files("segbench").joinpath(SCHEMA).read_text())
     entry = copy.deepcopy(schema["definitions"]["dataset"])
-    entry["properties"].update({k: _without_defaults(schema["properties"][k]) for k in OVERRIDABLE})
+    entry["properties"].update({k: _overriding(schema["properties"][k]) for k in OVERRIDABLE})
     schema["definitions"]["dataset_entry"] = entry
     return schema
 
@@ -160,6 +160,17 @@ def _check_external(params: dict, source: str) -> None:
                                         f"{a}: models trained on {key!r} are scored on {name!r} as they are")
 
 
+def _check_references(params: dict, source: str) -> None:
+    """``sweep.references`` names datasets of the sweep that hold out groups (``split.holdout``)."""
+    for name in params["sweep"]["references"]:
+        if name not in params["sweep"]["datasets"]:
+            raise SegbenchError(f"{source}: sweep.references: {name!r} is not in sweep.datasets "
+                                f"{params['sweep']['datasets']}{did_you_mean(name, params['sweep']['datasets'])}")
+        if not dataset_params(params, name)["split"]["holdout"]:
+            raise SegbenchError(f"{source}: sweep.references: {name!r} has no split.holdout; the references train "
+                                "in its held-out groups: set split.holdout: {by: <column>, values: [...]} for it")
+
+
 def _named_datasets(params: dict, source: str) -> None:
     """The one ``dataset:`` section becomes ``datasets: {<its name>: ...}`` run by ``sweep.datasets``; every
     name ``sweep.datasets`` lists must be defined."""
@@ -215,6 +226,7 @@ def validate_params(params: dict, source: str = "params.yaml") -> dict:
     _check_names(params, source)
     _check_replicates(params, source)
     _check_external(params, source)
+    _check_references(params, source)
     for name, options in params["architectures"].items():
         options.setdefault("family", name)  # an entry's options, or a variant of the entry 'family' names
     return params

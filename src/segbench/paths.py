@@ -57,6 +57,11 @@ TEST_PREDICTIONS, VAL_PREDICTIONS, TEST_PROBABILITIES = ("test_predictions.npz",
 EVALUATE_FILES = (PER_IMAGE, METRICS, TEST_PREDICTIONS, VAL_PREDICTIONS, TEST_PROBABILITIES)
 GENERALISATION = "generalisation"  # a seed folder's other test sets: in_group.csv, <external dataset>.csv
 IN_GROUP = "in_group"  # the split's subset of in-group test images, with a group hold-out
+# split.holdout.reference: split.csv's columns of the trainings that measure the gap at equal training size (a
+# model trained in the held-out groups, one trained on as many of the others' images), and their seed folder
+REFERENCES = {"in": "reference_in", "out": "reference_out"}
+REFERENCE = SEED + "/reference"
+REFERENCE_SCORES, REFERENCE_SUMMARY = "scores.csv", "reference.json"
 # the report folder
 PAGE, MARKDOWN, LATEX, WORKBOOK = "report.html", "comparison.md", "comparison.tex", "comparison.xlsx"
 STATISTICS, SUMMARY = "statistics.json", "summary.json"
@@ -90,14 +95,14 @@ class RunId:
     arch: str
     loss: str
     seed: int | None = None
-    fold: int | None = None
+    fold: int | str | None = None  # str: a reference training (a column of REFERENCES)
 
     def __str__(self) -> str:
         name = f"{self.arch}{PAIR_SEPARATOR}{self.loss}"
         if self.seed is not None:
             name += f"/seed{self.seed}"
         if self.fold is not None:
-            name += f"/fold{self.fold}"
+            name += f"/fold{self.fold}" if isinstance(self.fold, int) else f"/{self.fold}"
         return name
 
     @property
@@ -182,6 +187,10 @@ class Sweep:
     def fold(self, arch: str, loss: str, seed: int, fold: int) -> Path:
         """One training run: the model trained with ``seed`` on every fold but ``fold``."""
         return self._at(FOLD, arch=arch, loss=loss, seed=seed, fold=fold)
+
+    def reference(self, arch: str, loss: str, seed: int) -> Path:
+        """The seed's reference trainings (``split.holdout.reference``), one folder per side of ``REFERENCES``."""
+        return self._at(REFERENCE, arch=arch, loss=loss, seed=seed)
 
 
 def trained_folds(seed_dir: Path) -> list[Path]:

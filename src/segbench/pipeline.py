@@ -37,6 +37,7 @@ CATALOGS = ("segbench.models.catalog", "segbench.losses.catalog", "segbench.base
 # a wildcard -> the params key listing its values
 AXES = {"dataset": "sweep.datasets", "arch": "sweep.architectures", "loss": "sweep.losses", "seed": "sweep.seeds",
         "fold": "sweep.folds", "baseline": "sweep.baselines", "external": "evaluate.external"}
+REFERENCES = "sweep.references"  # the datasets whose pairs train references (the gap at equal training size)
 # the dataset view's sections that DVC reads from the dataset's entry of `datasets:` as well
 PER_DATASET = ("dataset", "synthetic", "preprocess", "split")
 
@@ -56,6 +57,7 @@ class Input:
     pattern: str
     over: tuple[str, ...] = ()  # fields Snakemake expands over the sweep's lists
     dvc: str | None = None      # the folder DVC depends on instead (it cannot list a matrix's outputs)
+    datasets: str = AXES["dataset"]  # a job of a dataset this params list holds reads it (Snakemake)
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ class Stage:
     run: str = ""               # "module:function" taking (params, args): the command; default apps.stages:<name>
     options: tuple[Option, ...] = ()
     runtime: Callable[[dict, dict], int] | None = None  # (params view, fields) -> minutes a cluster job may run
+    datasets: str = AXES["dataset"]  # the params list of the datasets it runs on (DVC's matrix)
 
     @property
     def runner(self) -> str:
@@ -158,6 +161,13 @@ STAGES = (
           (*_files(paths.SEED, paths.EVALUATE_FILES, **{"metrics.json": {"cache": False}}),
            Output(f"{paths.SEED}/{paths.GENERALISATION}", directory=True)),
           "segbench.evaluation.evaluate", ("arch",), gpu=True, help="score one pair's seed on the test images"),
+    Stage("reference", ("dataset", "arch", "loss", "seed"),
+          ("train", "architectures.{arch}", "losses.{loss}", "evaluate", "dataset.spacing_mm"),
+          (*_PROCESSED, Input(paths.SPLIT)), (Output(paths.REFERENCE, directory=True),),
+          "segbench.evaluation.reference", ("arch", "loss"), gpu=True, threads="train.threads",
+          help="train the pair in the held-out groups and on as many of the others' images, for the "
+               "generalisation gap at equal training size (the datasets of sweep.references)",
+          datasets=REFERENCES),
     Stage("latency", ("dataset", "arch"), ("architectures.{arch}", "preprocess"),
           (Input(f"{paths.PROCESSED}/{paths.INFO}"),), (Output(paths.LATENCY),), "segbench.evaluation.latency",
           ("arch",), gpu=True, help="time an architecture at the dataset's input size (one thread)"),
@@ -185,6 +195,7 @@ STAGES = (
            Input(BASELINE_LATENCY, ("baseline",), f"{paths.SWEEP}/latency"),
            *(Input(f"{BASELINE_SEED}/{name}", ("baseline",), f"{paths.SWEEP}/runs") for name in _SCORED),
            Input(f"{paths.SEED}/{paths.GENERALISATION}", ("arch", "loss", "seed"), f"{paths.SWEEP}/runs"),
+           Input(paths.REFERENCE, ("arch", "loss", "seed"), f"{paths.SWEEP}/runs", REFERENCES),
            Input(f"{BASELINE_SEED}/{paths.GENERALISATION}", ("baseline",), f"{paths.SWEEP}/runs"),
            Input(BASELINE_FOLD, ("baseline", "fold"), f"{paths.SWEEP}/runs")),
           (*_files(paths.REPORT, paths.REPORT_FILES, **{"statistics.json": {"cache": False},
@@ -343,6 +354,8 @@ def job_inputs(stage_: Stage, params: dict, fields: dict) -> list[str]:
     """A job's input files: each input pattern expanded over its ``over`` fields' lists in the params (``AXES``)."""
     files = []
     for item in stage_.inputs:
+        if "dataset" in fields and fields["dataset"] not in _get(params, item.datasets):
+            continue
         for values in product(*(_get(params, AXES[f]) for f in item.over)):
             files.append(fill(item.pattern, params, **fields, **dict(zip(item.over, values))))
     return files
@@ -386,7 +399,8 @@ def _dvc_path(pattern: str) -> str:
 def _dvc_stage(stage_: Stage) -> dict:
     out: dict = {}
     if stage_.fields:
-        out["matrix"] = {field: f"${{{AXES[field]}}}" for field in stage_.fields}
+        out["matrix"] = {field: f"${{{stage_.datasets if field == 'dataset' else AXES[field]}}}"
+                         for field in stage_.fields}
     out["cmd"] = stage_.command(lambda field: f"${{item.{field}}}")
     deps = [_dvc_path(i.dvc or i.pattern) for i in stage_.inputs]
     out["deps"] = list(dict.fromkeys(deps)) + stage_code(stage_)

@@ -23,7 +23,7 @@ class TrainRecord:
     arch: str
     loss: str
     seed: int
-    fold: int
+    fold: int | str  # str: a reference training (paths.REFERENCES)
     epochs: int
     best_epoch: int
     best_val_dice: float

@@ -27,6 +27,7 @@ def two_domains(tmp_path_factory):
                                                        "normal_fraction": 0.0}},
     }
     params["sweep"]["datasets"] = ["synth_a", "synth_b"]
+    params["sweep"]["references"] = ["synth_a"]  # the gap at equal training size on the held-out centre
     params["evaluate"]["external"] = ["synth_a", "synth_b"]
     params["train"]["epochs"] = 8
     params["tracking"] = {"mlflow": False}  # tested with the demo sweep (tests/e2e/test_pipeline.py)
@@ -68,6 +69,34 @@ def test_the_held_out_center_is_only_in_test_and_generalises_worse(two_domains):
     assert best["gap"] == pytest.approx(best["reference"] - best["other"])
     page = (two_domains / paths.Sweep("synth_a", SWEEP).report / "report.html").read_text()
     assert "In-group test images against held-out group (the test images)" in page
+
+
+def test_the_held_out_group_reports_the_gap_at_equal_training_size_beside_the_raw_gap(two_domains):
+    """sweep.references: per pair, a model trained in centre 3 and one trained on as many images of centres 1 and 2
+    score the centre-3 images the first never saw; recomputed here from their per-image scores. synth_b, not
+    listed, trains none."""
+    where = paths.Sweep("synth_a", SWEEP)
+    statistics = json.loads((two_domains / where.report / "statistics.json").read_text())
+    equal = statistics["equal_size"]
+    leakage = json.loads((two_domains / "data/splits/synth_a_leakage.json").read_text())
+    assert equal["sizes"]["in"] == equal["sizes"]["out"] and not equal["failed"]
+    assert 0 < equal["sizes"]["in"]["train"] < equal["sizes"]["sweep"]["train"]  # centre 3 is the smaller
+    assert set(equal["pairs"]) == set(statistics["ranking"])
+    for pair in equal["pairs"]:
+        arch, loss = pair.split(paths.PAIR_SEPARATOR)
+        scores = pd.read_csv(two_domains / where.reference(arch, loss, 0) / "scores.csv").astype({"sample_id": str})
+        scores = scores[scores["lesion"] & ~scores["sample_id"].isin(leakage["reference_leaked_images"])]
+        dice = scores.pivot(index="sample_id", columns="model", values="dice")
+        sweep = pd.read_csv(two_domains / where.seed(arch, loss, 0) / paths.PER_IMAGE).astype({"sample_id": str})
+        sweep = sweep.set_index("sample_id").loc[dice.index, "dice_raw"]
+        found = equal["pairs"][pair]
+        assert found["n"] == len(dice) > 5
+        assert found["gap"] == pytest.approx(dice["in"].mean() - dice["out"].mean())
+        assert found["raw_gap"] == pytest.approx(dice["in"].mean() - sweep.mean())
+        assert found["gap_low"] <= found["gap"] <= found["gap_high"]
+    page = (two_domains / where.report / "report.html").read_text()
+    assert "gap at equal size" in page and "raw gap" in page
+    assert not (two_domains / paths.Sweep("synth_b", SWEEP).reference("attention_unet", "dice", 0)).exists()
 
 
 def test_every_pair_is_scored_out_of_domain_with_its_gap(two_domains):

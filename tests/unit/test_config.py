@@ -145,6 +145,20 @@ def test_a_dataset_overrides_the_global_sections_for_itself_only():
         dataset_params(params, "smal")
 
 
+def test_a_held_out_dataset_override_gets_its_nested_defaults_and_references_need_a_hold_out():
+    params = copy.deepcopy(TINY)
+    params["datasets"]["held"] = {"name": "synthetic", "split": {"holdout": {"by": "center", "values": [3]}}}
+    params["sweep"].update(datasets=["synthetic", "held"], references=["held"])
+    held = dataset_params(validate_params(copy.deepcopy(params)), "held")
+    assert held["split"]["holdout"] == {"by": "center", "values": [3], "reference": 0.5}  # the override's default
+    assert held["split"]["test_fraction"] == TINY["split"]["test_fraction"]  # the section's, not the schema's
+    for references, message in ((["synthetic"], "'synthetic' has no split.holdout"),
+                                (["hold"], "'hold' is not in sweep.datasets.*did you mean 'held'")):
+        params["sweep"]["references"] = references
+        with pytest.raises(SegbenchError, match=f"sweep.references: {message}"):
+            validate_params(copy.deepcopy(params))
+
+
 def test_snakemakes_string_config_values_get_their_yaml_types():
     assert typed({"train": {"epochs": "2", "lr": "1.0e-3", "amp": "false", "scheduler": "none"},
                   "sweep": {"seeds": ["0", "1"], "name": "demo"}}) == {

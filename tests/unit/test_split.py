@@ -160,6 +160,33 @@ def test_a_held_out_center_is_the_test_subset_and_absent_from_train_and_val():
         split(meta, 42, 0.1, 0.2, "tumor_type", holdout={"by": "site", "values": [1]})
 
 
+@pytest.mark.parametrize("held, share", [([3], 0.5), ([1], 0.9)], ids=["small-held-out-group", "large-held-out-group"])
+def test_the_references_train_as_many_images_in_the_held_out_group_as_elsewhere(held, share):
+    """reference_in trains on ``share`` of the held-out group (whole groups) and tests on the rest; reference_out on
+    as many of the sweep's own train and val images; neither on more than the sweep's models."""
+    meta = btxrd_like(120)
+    meta["center"] = [1, 1, 2, 3] * (len(meta) // 4) + [1] * (len(meta) % 4)  # centre 1: half the images
+    groups = groups_of(meta)
+    assignment = split(meta, 42, 0.1, 0.2, "tumor_type", groups=groups,
+                       holdout={"by": "center", "values": held, "reference": share})[0].set_index("sample_id")
+    inside, outside, subset = assignment["reference_in"], assignment["reference_out"], assignment["subset"]
+    assert set(inside[subset == "test"].dropna()) <= {"train", "val", "test"} and inside[subset != "test"].isna().all()
+    assert set(outside.dropna()) == {"train", "val"}
+    assert ((subset[outside == "train"] == "train").all() and (subset[outside == "val"] == "val").all())
+    for part in ("train", "val"):
+        assert (inside == part).sum() == (outside == part).sum() <= (subset == part).sum() > 0
+    tested = groups[inside == "test"]
+    assert not set(tested) & set(groups[inside.isin(["train", "val"])])  # whole groups on each side
+    assert (inside == "test").sum() == pytest.approx((subset == "test").sum() * (1 - share), rel=0.3)
+    if held == [1]:  # a held-out group larger than the sweep's training: capped at the sweep's sizes
+        assert (inside == "train").sum() == (subset == "train").sum()
+    again = split(meta, 42, 0.1, 0.2, "tumor_type", groups=groups,
+                  holdout={"by": "center", "values": held, "reference": share})[0].set_index("sample_id")
+    assert again.equals(assignment)
+    plain = split(meta, 42, 0.1, 0.2, "tumor_type", holdout={"by": "center", "values": held, "reference": None})[0]
+    assert "reference_in" not in plain
+
+
 def test_leave_one_group_out_makes_one_fold_per_group_and_names_what_it_cannot_split():
     meta = btxrd_like()
     meta["site"] = (["b", "a", "c"] * len(meta))[:len(meta)]

@@ -222,3 +222,20 @@ def test_friedman_over_few_blocks_is_exact():
     result = st.friedman_nemenyi(scores, blocks="datasets")
     assert result["p_value"] == pytest.approx(1 / 36) and result["p_method"].startswith("exact (36 permutations")
     assert result["p_value"] != pytest.approx(stats.friedmanchisquare(*scores.T.to_numpy()).pvalue)
+
+
+def test_the_verdict_says_nothing_against_the_baseline_when_every_other_pair_failed():
+    from segbench.report.analysis import verdict
+
+    pair = {"mean": 0.02, "ci_method": "BCa", "ci_low": 0.0, "ci_high": 0.05, "failed": ["predicts no lesion"]}
+    statistics = {
+        "n_images": 20, "labels": {"nnunet__default": "nnU-Net 2d"},
+        "per_pair": {"nnunet__default": {**pair, "mean": 0.5, "failed": []}, "a__dice": pair},
+        "rank_stability": {"nnunet__default": {"rank_low": 1, "rank_high": 1}},
+        "versus_best": {"best": "nnunet__default", "tied": ["nnunet__default"], "comparisons": 0, "alpha": 0.05,
+                        "pairs": {"nnunet__default": {"verdict": "best"}, "a__dice": {"verdict": "failed"}}},
+        "versus_baseline": {"best": "nnunet__default", "pairs": {"a__dice": {"verdict": "failed"}}}}
+    text = verdict(statistics)
+    assert text.startswith("Best pair: nnunet__default (nnU-Net 2d)") and "Against the baseline" not in text
+    assert text.endswith("Did not learn the task, so left out of every test and ranking: a__dice (predicts no "
+                         "lesion).")

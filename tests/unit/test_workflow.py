@@ -80,6 +80,7 @@ STAGE_CODE = {
               "training.checkpoint",
               "training.device", "training.optim", "training.trainer", "training.validation"},
     "evaluate": _SCORE,
+    "reference": set(),  # train's and evaluate's code: below
     "latency": {*_PREDICT, "evaluation", "evaluation.latency", *_DATA},
     "baseline_prepare": {"baselines", "segbench"},
     "baseline_train": {"baselines", "segbench"},
@@ -87,6 +88,8 @@ STAGE_CODE = {
     "report": _REPORT,
     "summary": {*_REPORT, "report.cross_dataset"},
 }
+
+STAGE_CODE["reference"] = STAGE_CODE["train"] | _SCORE | {"evaluation.reference"}
 
 
 def test_each_stage_runs_exactly_its_own_code_and_no_side_channel():
@@ -140,9 +143,9 @@ def test_jobs_read_the_params_of_their_own_entries():
 
 
 def test_every_stage_runs_one_segbench_command_over_its_fields():
-    assert [s.name for s in pipeline.STAGES] == ["download", "preprocess", "split", "train", "evaluate", "latency",
-                                                 "baseline_prepare", "baseline_train", "baseline_evaluate", "report",
-                                                 "summary"]
+    assert [s.name for s in pipeline.STAGES] == ["download", "preprocess", "split", "train", "evaluate", "reference",
+                                                 "latency", "baseline_prepare", "baseline_train", "baseline_evaluate",
+                                                 "report", "summary"]
     assert pipeline.stage("train").command() == ("segbench train --dataset {dataset} --arch {arch} --loss {loss} "
                                                  "--seed {seed} --fold {fold}")
     with pytest.raises(Exception, match="unknown stage 'deploy'"):

@@ -153,6 +153,25 @@ def evaluate(params: dict, args) -> None:
              metrics["units"])
 
 
+def reference(params: dict, args) -> None:
+    check_pair(params, args)
+    view, where = view_of(params, args)
+    if where.dataset not in params["sweep"]["references"]:
+        raise SegbenchError(f"--dataset {where.dataset}: not in sweep.references {params['sweep']['references']} of "
+                            f"{params_source(args)}: list it there (it needs split.holdout) to train its references")
+    seed, _ = seed_fold(params, args)
+    device = device_for(view, args)
+    view["train"]["threads"] = job_threads(args, view["train"]["threads"])
+    from segbench.evaluation.reference import reference_replicate
+
+    set_threads(view["train"]["threads"])
+    summary = reference_replicate(args.arch, args.loss, seed, view, where.reference(args.arch, args.loss, seed),
+                                  paths.processed_dir(where.dataset),
+                                  paths.split_csv(where.dataset), device)
+    log.info("reference trainings of %d train + %d val images each; %d held-out images tested",
+             summary["sizes"]["in"]["train"], summary["sizes"]["in"]["val"], summary["tested"])
+
+
 def check_baseline(params: dict, args):
     """The registry entry of ``--baseline``, one that sweep.baselines lists."""
     if args.baseline not in params["sweep"]["baselines"]:

@@ -90,7 +90,7 @@ class Processed:
                 raise SegbenchError(f"{path}: missing; run the stage that makes it first")
         meta = pd.read_csv(processed_dir / paths.META)
         assignment = pd.read_csv(split_csv).set_index("sample_id")
-        for column in [c for c in ("subset", "fold") if c in assignment]:
+        for column in [c for c in ("subset", "fold", *paths.REFERENCES.values()) if c in assignment]:
             meta[column] = meta["sample_id"].map(assignment[column])
         if meta["subset"].isna().any():
             missing = meta.loc[meta["subset"].isna(), "sample_id"].head(3).tolist()
@@ -135,10 +135,17 @@ class Processed:
             chosen &= self.meta["fold"].to_numpy() != fold
         return np.flatnonzero(chosen)
 
-    def fold_indices(self, fold: int) -> tuple[np.ndarray, np.ndarray]:
+    def fold_indices(self, fold: int | str) -> tuple[np.ndarray, np.ndarray]:
         """(train, val) indices of the run that validates on ``fold``: with ``split.folds`` the other folds
         train it; leave-one-group-out: the train and val images of the other groups; without folds, the only
-        fold is 0, and its train and val are the split's subsets."""
+        fold is 0, and its train and val are the split's subsets. A reference training (``fold``: a column of
+        ``paths.REFERENCES``) takes the images that column marks train and val."""
+        if isinstance(fold, str):
+            if fold not in self.meta:
+                raise SegbenchError(f"the split has no {fold} column: set split.holdout.reference and rerun "
+                                    "`segbench split`")
+            marks = self.meta[fold].to_numpy()
+            return np.flatnonzero(marks == "train"), np.flatnonzero(marks == "val")
         if self.leave_one_group_out:
             folds, subset = self.meta["fold"].to_numpy(), self.meta["subset"].to_numpy()
             if fold not in folds:

@@ -33,6 +33,7 @@ from segbench.io import read_json, write_csv, write_json
 log = logging.getLogger(__name__)
 SUBSETS = ["train", "val", "test"]
 IN_GROUP = paths.IN_GROUP  # with split.holdout: test images from the groups the models train on
+REFERENCES = paths.REFERENCES  # with split.holdout: split.csv's columns of the two reference trainings
 
 
 def _strata(labels: pd.Series, n_held: int, n_rest: int, stage: str) -> pd.Series | None:
@@ -155,12 +156,51 @@ def split(meta: pd.DataFrame, seed: int, test_fraction: float, val_fraction: flo
     assignment = pd.DataFrame({"sample_id": indexed.index, "subset": subset.to_numpy()})
     if fold is not None:
         assignment["fold"] = assignment["sample_id"].map(fold).fillna(-1).astype(int)  # -1: test
+    if holdout and holdout.get("reference"):  # the references' images (the trainings: sweep.references)
+        references = _references(labels, groups, subset, holdout["reference"], val_fraction, seed)
+        assignment = assignment.join(references, on="sample_id")
 
     columns = SUBSETS + ([IN_GROUP] if len(in_group) else [])
     counts = pd.crosstab(labels.rename(stratify or "all"), subset).reindex(columns=columns, fill_value=0)
     counts["total"] = counts.sum(axis=1)
     counts.loc["total"] = counts.sum()
     return assignment, counts.reset_index()
+
+
+def _references(labels: pd.Series, groups: pd.Series | None, subset: pd.Series, share: float, val_fraction: float,
+                seed: int) -> pd.DataFrame:
+    """``split.holdout.reference``: the two trainings that measure the generalisation gap at equal training size,
+    as columns ``reference_in`` and ``reference_out`` (train, val, test or blank, by sample id).
+
+    ``reference_in`` trains inside the held-out groups, on ``share`` of their images (whole groups; val as
+    ``val_fraction`` says) and is tested on the rest; ``reference_out`` trains on a stratified subsample of the
+    sweep's own train and val images of the same sizes. Neither trains on more than the sweep's models do. Both
+    score ``reference_in``'s test images: their difference is the domain shift at equal training size, paired.
+    """
+    held = subset.index[subset == "test"]
+    held_groups = groups.loc[held] if groups is not None else None
+    pool, test = _held_out(labels.loc[held], held_groups, 1 - share, seed, "reference test split (split.holdout)")
+    train, val = _held_out(labels.loc[pool], held_groups.loc[pool] if held_groups is not None else None,
+                           val_fraction, seed, "reference val split (split.holdout)")
+    train = _subsample(train, labels, (subset == "train").sum(), seed)
+    val = _subsample(val, labels, (subset == "val").sum(), seed)
+    out = pd.DataFrame(index=subset.index, columns=list(REFERENCES.values()), dtype=object)
+    out.loc[train, REFERENCES["in"]], out.loc[val, REFERENCES["in"]] = "train", "val"
+    out.loc[test, REFERENCES["in"]] = "test"
+    out.loc[_subsample(subset.index[subset == "train"], labels, len(train), seed), REFERENCES["out"]] = "train"
+    out.loc[_subsample(subset.index[subset == "val"], labels, len(val), seed), REFERENCES["out"]] = "val"
+    log.info("split.holdout.reference: in the held-out groups, %d train + %d val images, %d tested; the other "
+             "groups' subsample of the same sizes, from the sweep's %d + %d", len(train), len(val), len(test),
+             (subset == "train").sum(), (subset == "val").sum())
+    return out
+
+
+def _subsample(ids: pd.Index, labels: pd.Series, size: int, seed: int) -> pd.Index:
+    """``size`` of ``ids``, stratified on ``labels`` as far as the counts allow; all of them when they are fewer."""
+    if size >= len(ids):
+        return ids
+    strata = _strata(labels.loc[ids], len(ids) - size, size, "reference subsample (split.holdout)")
+    return pd.Index(train_test_split(ids.to_series(), train_size=size, random_state=seed, stratify=strata)[0])
 
 
 def group_values(column: pd.Series) -> list:
@@ -302,6 +342,10 @@ def split_stage(options: dict, processed_dir, split_csv, counts_csv, leakage_jso
         report["without_grouping"] = {k: plain[k] for k in ("pairs_across_subsets", "groups_across_subsets",
                                                             "leaked_test_images", "leaked_test_images_by_side")
                                       if k in plain}
+    if REFERENCES["in"] in assignment:  # reference_in's test images that its own training images flatter
+        side = pd.Series(assignment[REFERENCES["in"]].fillna(IN_GROUP).to_numpy(),  # unseen: as if tested
+                         index=assignment["sample_id"].astype(str))
+        report["reference_leaked_images"] = audit(meta, pairs, side, columns)["leaked_test_images"]
     write_csv(split_csv, assignment)
     write_csv(counts_csv, counts)
     write_json(leakage_json, report)

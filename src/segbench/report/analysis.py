@@ -85,6 +85,36 @@ def generalisation(results: Results, leaked_in_group: list[str] = ()) -> dict:
     return out
 
 
+def equal_size(results: Results, leaked: list[str] = ()) -> dict:
+    """The generalisation gap at equal training size (``sweep.references``), per pair, on the held-out images
+    the in-domain reference never saw (with a lesion; each image's Dice averaged over seeds): the reference trained
+    there minus the one trained on as many of the other groups' images, the shift alone; beside it the raw gap, the
+    reference trained there minus the sweep's own models (their Dice without post-processing, as the references
+    are scored). Both paired (``statistics.gap_ci``). Images with a near-duplicate or group mate among the in-domain
+    reference's training images (``leaked``) are left out: they would flatter it. A pair with a failed reference
+    training is listed apart."""
+    if results.references.empty:
+        return {}
+    rows = results.references[results.references["lesion"]]
+    left_out = sorted(set(rows["sample_id"]) & set(leaked))
+    scores = rows[~rows["sample_id"].isin(left_out)].pivot_table(index="sample_id", columns=["pair", "model"],
+                                                                 values="dice", aggfunc="mean")
+    sweep = results.per_image.pivot_table(index="sample_id", columns="pair", values="dice_raw", aggfunc="mean")
+    failed = {pair: [f"seed {seed}: the reference {side} failed ({why})" for side, why in found["failed"].items()]
+              for (pair, seed), found in results.reference.items() if found["failed"]}
+    out = {}
+    for pair in dict.fromkeys(results.references["pair"]):
+        if pair in failed:
+            continue
+        shifted = st.gap_ci(scores[(pair, "in")], scores[(pair, "out")])
+        raw = st.gap_ci(scores[(pair, "in")], sweep[pair].loc[scores.index])
+        out[pair] = {"in": shifted["reference"], "out": shifted["other"], "sweep": raw["other"],
+                     "n": shifted["n_reference"], **{k: _num(shifted[k]) for k in ("gap", "gap_low", "gap_high")},
+                     **{f"raw_{k}": _num(raw[k]) for k in ("gap", "gap_low", "gap_high")}}
+    return {"sizes": next(iter(results.reference.values()))["sizes"], "left_out": left_out, "pairs": out,
+            "failed": failed}
+
+
 def labels(results: Results) -> dict[str, str]:
     """Each baseline's name with its schedule (its train.json's ``baseline_settings.label``), by pair."""
     rows = results.training[results.training["pair"].isin(results.baselines)]
@@ -92,9 +122,10 @@ def labels(results: Results) -> dict[str, str]:
             if isinstance(s, dict) and s.get("label")}
 
 
-def analyse(results: Results, options: dict, leaked: list[str] = (), leaked_in_group: list[str] = ()) -> dict:
+def analyse(results: Results, options: dict, leaked: list[str] = (), leaked_in_group: list[str] = (),
+            leaked_reference: list[str] = ()) -> dict:
     """statistics.json from the results, ``params.yaml: statistics`` and the leakage audit's leaked test (and
-    in-group test) images.
+    in-group test, and reference test) images.
 
     Pairs that did not learn the task (``results.failed``) are listed apart (``failed``) and left out of every
     test and ranking: the comparisons, Friedman, Nemenyi, the critical difference, the bootstrap ranks and
@@ -136,6 +167,7 @@ def analyse(results: Results, options: dict, leaked: list[str] = (), leaked_in_g
                                        order, alpha, margin)} if results.baselines else {}),
         "friedman": friedman,
         "generalisation": generalisation(results, leaked_in_group),
+        "equal_size": equal_size(results, leaked_reference),
         "rank_stability": stability.loc[ranked].to_dict(orient="index"),
         "rank_stability_method": "ranks by mean Dice on 1,000 bootstrap resamples of the test images",
         "loss_rankings": {"ranks": ranks.to_dict(orient="index"), "kendall_w": kendall},
@@ -184,8 +216,9 @@ def verdict(statistics: dict) -> str:
             if pair != baseline and not per_pair[pair]["failed"]:
                 against.setdefault(row["verdict"].removesuffix(" than the baseline").removesuffix(" from the baseline"),
                                    []).append(pair)
-        text.append(f"Against the baseline {named([baseline])[0]} (mean {per_pair[baseline]['mean']:.3f}): "
-                    + "; ".join(f"{words}: {', '.join(pairs)}" for words, pairs in against.items()) + ".")
+        if against:  # none when every other pair failed: they are listed below
+            text.append(f"Against the baseline {named([baseline])[0]} (mean {per_pair[baseline]['mean']:.3f}): "
+                        + "; ".join(f"{words}: {', '.join(pairs)}" for words, pairs in against.items()) + ".")
     failed = {p: r["failed"] for p, r in per_pair.items() if r["failed"]}
     if failed:
         text.append(("Did not learn the task, so left out of every test and ranking: " if len(failed) < len(per_pair)

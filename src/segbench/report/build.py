@@ -41,7 +41,11 @@ GENERALISATION = ("Zero-shot scores of the same models (each seed's fold ensembl
                   "test sets: with split.holdout, the in-group test images against the held-out group's (the test "
                   "images); with evaluate.external, the test images of another dataset. The gap is the reference "
                   "set's mean Dice (images with a lesion) minus the other's; its 95% percentile bootstrap CI "
-                  "resamples the images, paired where both sets hold the same images.")
+                  "resamples the images, paired where both sets hold the same images. With "
+                  "sweep.references, two more models per pair and seed, one trained in the held-out group "
+                  "and one on as many of the other groups' images, score the held-out images the first never saw: "
+                  "their gap is the domain shift at equal training size, paired, beside the raw gap of the sweep's "
+                  "own models, which trained on more images (all three scored without post-processing).")
 
 
 def loss_definition(spec: list[dict]) -> str:
@@ -402,7 +406,7 @@ def build_report(params: dict, where: paths.Sweep, tracker=None, declared: list[
     leakage = inputs.read(paths.split_leakage_json(key), "split")
     counts = inputs.read(paths.split_counts_csv(key), "split", pd.read_csv)
     statistics = analyse(results, params["statistics"], leakage["leaked_test_images"],
-                         leakage.get("leaked_in_group_images", []))
+                         leakage.get("leaked_in_group_images", []), leakage.get("reference_leaked_images", []))
     statistics["colours"] = figures.Palette(statistics["ranking"], (), results.pairs).colours  # every figure's
     c = Contents.gather(params, results, statistics, leakage, data.info, counts)
 

@@ -29,6 +29,9 @@ class Results:
     baselines:  the rows that are baselines (``<baseline>__default``), last in ``pairs``.
     other_tests: one row per (pair, seed, other test set, image): the seed folder's generalisation/*.csv
                 (``test set``: in_group, or an external dataset's key).
+    references: one row per (pair, seed, reference model, image): the seed's reference/scores.csv
+                (split.holdout.reference), with ``model`` in and out.
+    reference:  a pair's reference.json (sizes, failed trainings) by (pair, seed); empty without references.
     """
 
     pairs: list[str]
@@ -40,6 +43,8 @@ class Results:
     failed: dict[str, list[str]]
     baselines: list[str] = field(default_factory=list)
     other_tests: pd.DataFrame = field(default_factory=pd.DataFrame)
+    references: pd.DataFrame = field(default_factory=pd.DataFrame)
+    reference: dict[tuple[str, int], dict] = field(default_factory=dict)
 
     def image_scores(self, metric: str = "dice") -> pd.DataFrame:
         """(test images with a lesion x pairs): each image's ``metric`` averaged over the pair's seeds."""
@@ -94,11 +99,14 @@ def load_results(params: dict, where: paths.Sweep, inputs: Inputs | None = None)
     sweep = params["sweep"]
     _read = (inputs or Inputs()).read
     replicates, per_image, training, history, metrics, failed, other_tests = [], [], [], [], {}, {}, []
+    references, reference = [], {}
     members = paths.members(sweep)
     latency = {arch: {k: v for k, v in _read(where.latency(arch), f"latency --arch {arch}").items()
                       if k.startswith(("latency_", "memory_", "weights_", "activations_")) or k == "gpu"}
                for arch in dict.fromkeys(a for a, _, _ in members)}
     pairs = [run_name(a, l) for a, l, _ in members]
+    baselines = [run_name(b, paths.BASELINE_LOSS) for b in sweep["baselines"]]
+    with_references = where.dataset in sweep["references"]
     for arch, loss, seeds in members:
         pair = run_name(arch, loss)
         for seed in seeds:
@@ -113,6 +121,10 @@ def load_results(params: dict, where: paths.Sweep, inputs: Inputs | None = None)
             per_image.append(_read(seed_dir / paths.PER_IMAGE, evaluate, pd.read_csv).assign(**keys))
             other_tests += [_read(f, evaluate, pd.read_csv).assign(**keys, **{"test set": f.stem})
                             for f in sorted((seed_dir / paths.GENERALISATION).glob("*.csv"))]
+            if with_references and pair not in baselines:
+                folder, what = where.reference(arch, loss, seed), f"reference --arch {arch} --loss {loss} --seed {seed}"
+                reference[(pair, seed)] = _read(folder / paths.REFERENCE_SUMMARY, what)
+                references.append(_read(folder / paths.REFERENCE_SCORES, what, pd.read_csv).assign(**keys))
             for fold in sweep["folds"]:
                 fold_dir = where.fold(arch, loss, seed, fold)
                 what = f"train --arch {arch} --loss {loss} --seed {seed} --fold {fold}"
@@ -122,9 +134,12 @@ def load_results(params: dict, where: paths.Sweep, inputs: Inputs | None = None)
     images = pd.concat(per_image, ignore_index=True).astype({"sample_id": str})
     return Results(pairs, pd.DataFrame(replicates), images, pd.DataFrame(training),
                    pd.concat(history, ignore_index=True), metrics, failed,
-                   [run_name(b, paths.BASELINE_LOSS) for b in sweep["baselines"]],
-                   pd.concat(other_tests, ignore_index=True).astype({"sample_id": str}) if other_tests
-                   else pd.DataFrame())
+                   baselines, _frame(other_tests), _frame(references), reference)
+
+
+def _frame(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """Per-image tables in one, sample ids as text; empty when there are none."""
+    return pd.concat(tables, ignore_index=True).astype({"sample_id": str}) if tables else pd.DataFrame()
 
 
 def pair_summary(results: Results, metric_names: list[str]) -> pd.DataFrame:

@@ -229,6 +229,22 @@ def generalisation_tables(statistics: dict) -> dict[str, pd.DataFrame]:
     """Per other test set (a held-out group, an external dataset): every pair's Dice there and on the reference
     set, and the gap with its 95% bootstrap CI, in the report's ranking."""
     tables = {}
+    if equal := statistics.get("equal_size"):
+        sizes = {side: f"{n['train']} + {n['val']}" for side, n in equal["sizes"].items()}
+        rows = [{"pair": pair, "Dice, trained in the held-out group": g["in"],
+                 "Dice, trained on the other groups, as many images": g["out"], "gap at equal size": g["gap"],
+                 "gap at equal size 95% CI": None if g["gap_low"] is None else (g["gap_low"], g["gap_high"]),
+                 "Dice, the sweep's models": g["sweep"], "raw gap": g["raw_gap"],
+                 "raw gap 95% CI": None if g["raw_gap_low"] is None else (g["raw_gap_low"], g["raw_gap_high"]),
+                 "images": g["n"]}
+                for pair in statistics["ranking"] if (g := equal["pairs"].get(pair))]
+        left_out = len(equal["left_out"])
+        tables[f"Held-out group: the gap at equal training size ({sizes['in']} train + val images each) beside the "
+               f"raw gap (the sweep's models: {sizes['sweep']})"
+               + (f" ({count(left_out, 'image')} with a near-duplicate or group mate in the in-domain training left "
+                  "out)" if left_out else "")
+               + "".join(f"; {pair} left out: {'; '.join(why)}" for pair, why in equal["failed"].items())
+               ] = pd.DataFrame(rows)
     for found in statistics["generalisation"].values():
         rows = [{"pair": pair, f"Dice, {found['reference']}": g["reference"], f"Dice, {found['other']}": g["other"],
                  "gap": g["gap"], "gap 95% CI": None if g["gap_low"] is None else

@@ -81,7 +81,7 @@ def batch_loss(loss_fn, outputs, batch: dict, dev: torch.device) -> torch.Tensor
     return loss_fn(outputs, batch["mask"].to(dev), None if distance is None else distance.to(dev))
 
 
-def fingerprint(params: dict, arch: str, loss: str, seed: int, fold: int, processed_dir: Path,
+def fingerprint(params: dict, arch: str, loss: str, seed: int, fold: int | str, processed_dir: Path,
                 split_csv: Path) -> str:
     """What a resumed run must share with the killed one: recipe, model, loss, seed, fold and data."""
     digest = hashlib.sha256(json.dumps([params["train"], params["architectures"][arch], params["losses"][loss],
@@ -281,7 +281,7 @@ class Prepared:
     meta: dict
 
 
-def prepare(arch: str, loss: str, params: dict, processed_dir: Path, split_csv: Path, seed: int, fold: int,
+def prepare(arch: str, loss: str, params: dict, processed_dir: Path, split_csv: Path, seed: int, fold: int | str,
             pair: str) -> Prepared:
     """Load the processed dataset and build the loss, datasets and validation of fold ``fold``.
 
@@ -314,8 +314,9 @@ def prepare(arch: str, loss: str, params: dict, processed_dir: Path, split_csv: 
 
 
 def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_csv: Path, out_dir: Path,
-               seed: int = 0, fold: int = 0, tracker=None, device: str | None = None) -> dict:
-    """Train ``arch`` with ``loss`` from ``seed``, validating on ``fold``; write the fold folder
+               seed: int = 0, fold: int | str = 0, tracker=None, device: str | None = None) -> dict:
+    """Train ``arch`` with ``loss`` from ``seed``, validating on ``fold`` (or on the images a reference training's
+    split column marks val: ``paths.REFERENCES``); write the fold folder
     ``out_dir``; return the train.json summary. ``params``: one dataset's (``config.dataset_params``);
     ``device``: as ``segbench.devices.device`` takes it (default: train.device)."""
     recipe, pair = params["train"], str(paths.RunId(arch, loss, seed, fold))
