@@ -79,9 +79,9 @@ def test_the_held_out_group_reports_the_gap_at_equal_training_size_beside_the_ra
     statistics = json.loads((two_domains / where.report / "statistics.json").read_text())
     equal = statistics["equal_size"]
     leakage = json.loads((two_domains / "data/splits/synth_a_leakage.json").read_text())
-    assert equal["sizes"]["in"] == equal["sizes"]["out"] and not equal["failed"]
+    assert equal["sizes"]["in"] == equal["sizes"]["out"]
     assert 0 < equal["sizes"]["in"]["train"] < equal["sizes"]["sweep"]["train"]  # centre 3 is the smaller
-    assert set(equal["pairs"]) == set(statistics["ranking"])
+    assert set(equal["pairs"]) | set(equal["failed"]) == set(statistics["ranking"]) and equal["pairs"]
     for pair in equal["pairs"]:
         arch, loss = pair.split(paths.PAIR_SEPARATOR)
         scores = pd.read_csv(two_domains / where.reference(arch, loss, 0) / "scores.csv").astype({"sample_id": str})

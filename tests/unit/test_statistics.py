@@ -239,3 +239,30 @@ def test_the_verdict_says_nothing_against_the_baseline_when_every_other_pair_fai
     assert text.startswith("Best pair: nnunet__default (nnU-Net 2d)") and "Against the baseline" not in text
     assert text.endswith("Did not learn the task, so left out of every test and ranking: a__dice (predicts no "
                          "lesion).")
+
+
+def test_the_gap_at_equal_training_size_pairs_the_images_and_leaves_out_a_reference_that_did_not_learn():
+    from segbench.report.analysis import equal_size
+    from segbench.report.collect import Results
+
+    rng = np.random.default_rng(0)
+    ids = [f"img{i}" for i in range(30)]
+    scores = {"in": rng.uniform(0.5, 0.9, 30), "out": rng.uniform(0.2, 0.6, 30)}
+    references = pd.concat([pd.DataFrame({"pair": pair, "seed": 0, "sample_id": ids, "lesion": True, "model": side,
+                                          "dice": scores[side]}) for pair in ("a__dice", "b__dice")
+                            for side in ("in", "out")])
+    per_image = pd.concat([pd.DataFrame({"pair": pair, "seed": 0, "sample_id": ids, "lesion": True,
+                                         "dice_raw": np.full(30, 0.4)}) for pair in ("a__dice", "b__dice")])
+    sizes = {"in": {"train": 31, "val": 8}, "out": {"train": 31, "val": 8}, "sweep": {"train": 84, "val": 22}}
+    reference = {("a__dice", 0): {"sizes": sizes, "failed": {}},
+                 ("b__dice", 0): {"sizes": sizes, "failed": {"in": ["predicts nothing on 95% of the test images"]}}}
+    results = Results(["a__dice", "b__dice"], pd.DataFrame(), per_image, pd.DataFrame(), pd.DataFrame(), {}, {},
+                      references=references, reference=reference)
+    found = equal_size(results, leaked=["img0"])
+    a = found["pairs"]["a__dice"]
+    assert a["n"] == 29 and found["left_out"] == ["img0"] and found["sizes"] == sizes
+    assert a["gap"] == pytest.approx(np.mean(scores["in"][1:] - scores["out"][1:]))
+    assert a["raw_gap"] == pytest.approx(np.mean(scores["in"][1:]) - 0.4) and a["gap_low"] < a["gap"] < a["gap_high"]
+    assert "b__dice" not in found["pairs"]
+    assert found["failed"] == {"b__dice": ["seed 0, trained in the held-out group: predicts nothing on 95% of the "
+                                           "test images"]}

@@ -21,6 +21,7 @@ import pandas as pd
 from segbench import SegbenchError, devices, paths
 from segbench.data.processed import Processed
 from segbench.evaluation.evaluate import Protocol, Scored, score
+from segbench.evaluation.summary import degenerate
 from segbench.io import write_csv, write_json
 from segbench.predict.predictor import Predictor
 from segbench.training.trainer import train_pair
@@ -38,8 +39,9 @@ def sizes(data: Processed) -> dict[str, dict[str, int]]:
 def reference_replicate(arch: str, loss: str, seed: int, params: dict, out_dir: Path, processed_dir: Path,
                         split_csv: Path, device: str | None = None) -> dict:
     """Train the pair's two reference models of ``seed`` into ``out_dir/<side>`` and score both on the reference's
-    test images: ``scores.csv`` (sample_id, lesion, model, dice) and ``reference.json`` (the sizes; a training
-    that failed), written last. ``params``: one dataset's. Returns reference.json.
+    test images: ``scores.csv`` (sample_id, lesion, model, dice) and ``reference.json`` (the sizes; why a reference
+    did not learn, as ``summary.degenerate`` says of a pair), written last. ``params``: one dataset's. Returns
+    reference.json.
 
     Raises:
         SegbenchError: the split has no reference columns (no split.holdout when it ran).
@@ -49,28 +51,28 @@ def reference_replicate(arch: str, loss: str, seed: int, params: dict, out_dir: 
         raise SegbenchError(f"{split_csv}: no reference columns; rerun `segbench split` with split.holdout set")
     trained = {side: train_pair(arch, loss, params, processed_dir, split_csv, out_dir / side, seed, column,
                                 device=device) for side, column in paths.REFERENCES.items()}
-    failed = {side: t["failed"]["reason"] if t["failed"] else f"the loss went non-finite at epoch "
-                                                               f"{t['diverged']['epoch']}"
-              for side, t in trained.items() if t["failed"] or t["diverged"]}
     tested = np.flatnonzero(data.meta[paths.REFERENCES["in"]].to_numpy() == "test")
-    protocol, tables = Protocol.of(params, data.class_names), []
+    protocol, tables, failed = Protocol.of(params, data.class_names), [], {}
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".forward-") as folder:
         with devices.device(device or params["train"]["device"]) as dev:
-            for side in paths.REFERENCES:
-                if side in failed:
+            for side, record in trained.items():
+                if record["failed"] or record["diverged"]:  # stopped early: no model worth scoring
+                    failed[side] = degenerate(pd.DataFrame({"lesion": [], "foreground_fraction": []}), [record])
                     continue
                 scored = Scored(f"reference {side}", data, tested,
                                 Predictor.from_folds([out_dir / side], source=str(out_dir / side), map_location=dev))
                 scored.forward(params["train"]["batch_size"], Path(folder))
                 scored.predictor = None
-                tables.append(score(scored, {"name": "none"}, protocol, [])[["sample_id", "lesion", "dice"]]
-                              .assign(model=side))
+                table = score(scored, {"name": "none"}, protocol, [])
+                if reasons := degenerate(table, [record]):  # as the report marks a pair that did not learn
+                    failed[side] = reasons
+                tables.append(table[["sample_id", "lesion", "dice"]].assign(model=side))
     write_csv(out_dir / paths.REFERENCE_SCORES,
               pd.concat(tables) if tables else pd.DataFrame(columns=["sample_id", "lesion", "dice", "model"]))
     summary = {"reference": params["split"]["holdout"]["reference"], "sizes": sizes(data), "tested": len(tested),
                "failed": failed}
     write_json(out_dir / paths.REFERENCE_SUMMARY, summary)
-    for side, reason in failed.items():
-        log.error("%s__%s seed %d: the reference %s failed (%s); the report leaves the pair out of the gap at "
-                  "equal training size", arch, loss, seed, side, reason)
+    for side, reasons in failed.items():
+        log.error("%s__%s seed %d: the reference %s did not learn (%s); the report leaves the pair out of the gap at "
+                  "equal training size", arch, loss, seed, side, "; ".join(reasons))
     return summary

@@ -85,14 +85,17 @@ def generalisation(results: Results, leaked_in_group: list[str] = ()) -> dict:
     return out
 
 
+SIDES = {"in": "in the held-out group", "out": "on the other groups"}  # the reference trainings, in words
+
+
 def equal_size(results: Results, leaked: list[str] = ()) -> dict:
     """The generalisation gap at equal training size (``sweep.references``), per pair, on the held-out images
     the in-domain reference never saw (with a lesion; each image's Dice averaged over seeds): the reference trained
     there minus the one trained on as many of the other groups' images, the shift alone; beside it the raw gap, the
     reference trained there minus the sweep's own models (their Dice without post-processing, as the references
     are scored). Both paired (``statistics.gap_ci``). Images with a near-duplicate or group mate among the in-domain
-    reference's training images (``leaked``) are left out: they would flatter it. A pair with a failed reference
-    training is listed apart."""
+    reference's training images (``leaked``) are left out: they would flatter it. A pair with a reference that did
+    not learn is listed apart, with why: its gap would measure that failure, not the shift."""
     if results.references.empty:
         return {}
     rows = results.references[results.references["lesion"]]
@@ -100,8 +103,11 @@ def equal_size(results: Results, leaked: list[str] = ()) -> dict:
     scores = rows[~rows["sample_id"].isin(left_out)].pivot_table(index="sample_id", columns=["pair", "model"],
                                                                  values="dice", aggfunc="mean")
     sweep = results.per_image.pivot_table(index="sample_id", columns="pair", values="dice_raw", aggfunc="mean")
-    failed = {pair: [f"seed {seed}: the reference {side} failed ({why})" for side, why in found["failed"].items()]
-              for (pair, seed), found in results.reference.items() if found["failed"]}
+    failed: dict[str, list[str]] = {}
+    for (pair, seed), found in results.reference.items():
+        failed.setdefault(pair, []).extend(f"seed {seed}, trained {SIDES[side]}: {'; '.join(why)}"
+                                           for side, why in found["failed"].items())
+    failed = {pair: reasons for pair, reasons in failed.items() if reasons}
     out = {}
     for pair in dict.fromkeys(results.references["pair"]):
         if pair in failed:

@@ -243,7 +243,8 @@ def generalisation_tables(statistics: dict) -> dict[str, pd.DataFrame]:
                f"raw gap (the sweep's models: {sizes['sweep']})"
                + (f" ({count(left_out, 'image')} with a near-duplicate or group mate in the in-domain training left "
                   "out)" if left_out else "")
-               + "".join(f"; {pair} left out: {'; '.join(why)}" for pair, why in equal["failed"].items())
+               + "".join(f"; {pair} left out, a reference did not learn ({', '.join(why)})"
+                         for pair, why in equal["failed"].items())
                ] = pd.DataFrame(rows)
     for found in statistics["generalisation"].values():
         rows = [{"pair": pair, f"Dice, {found['reference']}": g["reference"], f"Dice, {found['other']}": g["other"],
