@@ -39,8 +39,10 @@ def with_nnunet(tmp_path_factory):
 
 def test_the_report_has_the_baseline_row_on_the_same_test_images(with_nnunet):
     statistics = json.loads((with_nnunet / SWEEP.report / "statistics.json").read_text())
-    assert PAIR in statistics["ranking"] and statistics["versus_baseline"]["best"] == PAIR
-    assert all(row["verdict"] for row in statistics["versus_baseline"]["pairs"].values())
+    assert PAIR in statistics["ranking"]
+    assert set(statistics["versus_baselines"]) == {PAIR, "nnunet_resenc_m__default"}  # each its own family
+    for baseline, tests in statistics["versus_baselines"].items():
+        assert tests["best"] == baseline and all(row["verdict"] for row in tests["pairs"].values())
     ids = {pair: set(pd.read_csv(with_nnunet / SWEEP.seed(*pair.split("__"), 0) / "per_image.csv")["sample_id"]
                      .astype(str)) for pair in ["smp_unet__dice", PAIR]}
     assert ids[PAIR] == ids["smp_unet__dice"] and ids[PAIR]
@@ -48,6 +50,7 @@ def test_the_report_has_the_baseline_row_on_the_same_test_images(with_nnunet):
     label = "nnU-Net 2d, 1 × 4 it. (0.0016 % of default)"  # its schedule wherever its name appears
     assert f"{label} (baseline)" in page and f"Against the baseline nnunet__default ({label})" in page
     assert "nnU-Net ResEnc M 2d, 1 × 4 it. (0.0016 % of default) (baseline)" in page
+    assert "Against the baseline nnunet_resenc_m__default (nnU-Net ResEnc M 2d" in page
     assert "it predicts with its final checkpoint" in page and "nnUNetResEncUNetMPlans 2d plan" in page
     assert "(sliding window, with test-time mirroring)" in page  # nnunet's default; resenc_m: tta false
     assert "(sliding window, without test-time mirroring, as the pairs)" in page

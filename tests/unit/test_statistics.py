@@ -234,7 +234,8 @@ def test_the_verdict_says_nothing_against_the_baseline_when_every_other_pair_fai
         "rank_stability": {"nnunet__default": {"rank_low": 1, "rank_high": 1}},
         "versus_best": {"best": "nnunet__default", "tied": ["nnunet__default"], "comparisons": 0, "alpha": 0.05,
                         "pairs": {"nnunet__default": {"verdict": "best"}, "a__dice": {"verdict": "failed"}}},
-        "versus_baseline": {"best": "nnunet__default", "pairs": {"a__dice": {"verdict": "failed"}}}}
+        "versus_baselines": {"nnunet__default": {"best": "nnunet__default",
+                                                 "pairs": {"a__dice": {"verdict": "failed"}}}}}
     text = verdict(statistics)
     assert text.startswith("Best pair: nnunet__default (nnU-Net 2d)") and "Against the baseline" not in text
     assert text.endswith("Did not learn the task, so left out of every test and ranking: a__dice (predicts no "

@@ -169,8 +169,8 @@ def analyse(results: Results, options: dict, leaked: list[str] = (), leaked_in_g
               "test images only: not the variance between training seeds, nor the selection of the best pair out "
               "of all of them.",
         "versus_best": _versus(versus, order, alpha, margin),
-        **({"versus_baseline": _versus(st.versus_best(scores, alpha, margin, failed, reference=results.baselines[0]),
-                                       order, alpha, margin)} if results.baselines else {}),
+        "versus_baselines": {b: _versus(st.versus_best(scores, alpha, margin, failed, reference=b), order, alpha,
+                                        margin) for b in results.baselines},  # one family per baseline
         "friedman": friedman,
         "generalisation": generalisation(results, leaked_in_group),
         "equal_size": equal_size(results, leaked_reference),
@@ -216,9 +216,9 @@ def verdict(statistics: dict) -> str:
     how = f"two-sided Wilcoxon, Holm over {m} pairwise comparison{'s' if m != 1 else ''}, alpha {versus['alpha']}"
     for words, pairs in groups.items():
         text.append(f"{words[0].upper()}{words[1:]} ({how}): {', '.join(named(pairs))}.")
-    if "versus_baseline" in statistics:
-        baseline, against = statistics["versus_baseline"]["best"], {}
-        for pair, row in statistics["versus_baseline"]["pairs"].items():
+    for baseline, tests in statistics.get("versus_baselines", {}).items():
+        against: dict[str, list[str]] = {}
+        for pair, row in tests["pairs"].items():
             if pair != baseline and not per_pair[pair]["failed"]:
                 against.setdefault(row["verdict"].removesuffix(" than the baseline").removesuffix(" from the baseline"),
                                    []).append(pair)

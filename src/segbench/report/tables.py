@@ -86,7 +86,6 @@ def comparison_table(results: Results, statistics: dict) -> pd.DataFrame:
     rows = []
     for pair in statistics["ranking"]:
         v, ci = versus[pair], per_pair[pair]
-        baseline = statistics.get("versus_baseline")
         architecture = labels.get(pair) or names[pair][0]
         rows.append({"rank": ranks[pair], "architecture": architecture + (" (baseline)" if pair in
                                                                           results.baselines else ""),
@@ -95,8 +94,9 @@ def comparison_table(results: Results, statistics: dict) -> pd.DataFrame:
                      "Δ 95% CI": (v["difference_low"], v["difference_high"]) if v["difference_low"] is not None
                      else None,
                      "p (Holm)": v["p_holm"], "verdict": v["verdict"],
-                     **({f"Δ vs {baseline['best']} (median)": baseline["pairs"][pair]["median_difference"],
-                         f"vs {baseline['best']}": baseline["pairs"][pair]["verdict"]} if baseline else {}),
+                     **{column: value for b, tests in statistics.get("versus_baselines", {}).items()
+                        for column, value in ((f"Δ vs {b} (median)", tests["pairs"][pair]["median_difference"]),
+                                              (f"vs {b}", tests["pairs"][pair]["verdict"]))},
                      BUDGET: budget(summary.loc[pair]), "status": _status(statistics, pair)})
     return pd.DataFrame(rows)
 
@@ -173,9 +173,8 @@ def statistics_tables(statistics: dict) -> dict[str, pd.DataFrame]:
                      "verdict": test["verdict"], "note": test.get("note") or None})
     out = {f"Every pair against the best ({versus['best']}): {versus['test']}; {versus['correction']}; Δ: "
            f"{versus['effect']}": pd.DataFrame(rows)}
-    if "versus_baseline" in statistics:  # "better than nnU-Net?"
-        baseline = statistics["versus_baseline"]
-        out[f"Every pair against the baseline {baseline['best']}: the same tests"] = pd.DataFrame([
+    for name, baseline in statistics.get("versus_baselines", {}).items():  # "better than nnU-Net?"
+        out[f"Every pair against the baseline {name}: the same tests"] = pd.DataFrame([
             {"pair": pair, "Δ median": test["median_difference"],
              "Δ 95% CI": (test["difference_low"], test["difference_high"]) if test["difference_low"] is not None
              else None, "p (Holm)": test["p_holm"], "verdict": test["verdict"],
