@@ -80,7 +80,7 @@ def table(frame: pd.DataFrame, rows_failed: list[bool] | None = None) -> str:
         return "<p>(none)</p>"
     shown = display(frame)
     text = [_is_text(frame[c]) for c in frame.columns]
-    head = "".join(f'<th class="{"text" if t else "num"}">{_breakable(html.escape(str(c)))}</th>'
+    head = "".join(f'<th class="{"text" if t else "num"}">{html.escape(str(c))}</th>'
                    for c, t in zip(frame.columns, text))
     body = []
     for i in range(len(frame)):
@@ -89,18 +89,12 @@ def table(frame: pd.DataFrame, rows_failed: list[bool] | None = None) -> str:
             value = _sort_value(frame.iloc[i, j])
             attribute = f' data-v="{value}"' if value is not None else ""
             content = html.escape(shown.iloc[i, j])
-            if text[j]:
-                content = _breakable(content)
+            if text[j]:  # long names break after an underscore or a slash, not inside a word
+                content = content.replace("_", "_<wbr>").replace("/", "/<wbr>")
             cells.append(f'<td class="{"text" if text[j] else "num"}"{attribute}>{content}</td>')
         shade = ' class="failed"' if rows_failed and rows_failed[i] else ""
         body.append(f"<tr{shade}>{''.join(cells)}</tr>")
     return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
-
-
-def _breakable(text: str) -> str:
-    """Escaped ``text`` whose long names (a pair's, a baseline's in a column header) break after an underscore or
-    a slash, not inside a word."""
-    return text.replace("_", "_<wbr>").replace("/", "/<wbr>")
 
 
 def definitions(items: dict) -> str:
