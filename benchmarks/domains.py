@@ -24,11 +24,11 @@ import yaml
 from segbench import pipeline
 from segbench.config import load_params, validate_params
 from segbench.provenance import code_digest
+from segbench.report.tables import EQUAL_SIZE
 
 REPO = bench.REPO
 RECORDED = REPO / "benchmarks/results/domains.md"
 CONFIG = REPO / "workflow/params/domains.yaml"
-EQUAL_SIZE = "Held-out group: the gap at equal training size"  # its table's title (report.tables)
 QUICK = {"synthetic": {"n_images": 40}, "train": {"epochs": 1}, "preprocess": {"size": 32},
          "sweep": {"architectures": ["attention_unet"], "losses": ["dice"]}}
 

@@ -142,8 +142,7 @@ class Processed:
         ``paths.REFERENCES``) takes the images that column marks train and val."""
         if isinstance(fold, str):
             if fold not in self.meta:
-                raise SegbenchError(f"the split has no {fold} column: set split.holdout.reference and rerun "
-                                    "`segbench split`")
+                raise SegbenchError(f"the split has no {fold} column: set split.holdout and rerun `segbench split`")
             marks = self.meta[fold].to_numpy()
             return np.flatnonzero(marks == "train"), np.flatnonzero(marks == "val")
         if self.leave_one_group_out:

@@ -182,16 +182,16 @@ def _references(labels: pd.Series, groups: pd.Series | None, subset: pd.Series, 
     pool, test = _held_out(labels.loc[held], held_groups, 1 - share, seed, "reference test split (split.holdout)")
     train, val = _held_out(labels.loc[pool], held_groups.loc[pool] if held_groups is not None else None,
                            val_fraction, seed, "reference val split (split.holdout)")
-    train = _subsample(train, labels, (subset == "train").sum(), seed)
-    val = _subsample(val, labels, (subset == "val").sum(), seed)
+    sweep_train, sweep_val = subset.index[subset == "train"], subset.index[subset == "val"]
+    train, val = _subsample(train, labels, len(sweep_train), seed), _subsample(val, labels, len(sweep_val), seed)
     out = pd.DataFrame(index=subset.index, columns=list(REFERENCES.values()), dtype=object)
     out.loc[train, REFERENCES["in"]], out.loc[val, REFERENCES["in"]] = "train", "val"
     out.loc[test, REFERENCES["in"]] = "test"
-    out.loc[_subsample(subset.index[subset == "train"], labels, len(train), seed), REFERENCES["out"]] = "train"
-    out.loc[_subsample(subset.index[subset == "val"], labels, len(val), seed), REFERENCES["out"]] = "val"
+    out.loc[_subsample(sweep_train, labels, len(train), seed), REFERENCES["out"]] = "train"
+    out.loc[_subsample(sweep_val, labels, len(val), seed), REFERENCES["out"]] = "val"
     log.info("split.holdout.reference: in the held-out groups, %d train + %d val images, %d tested; the other "
              "groups' subsample of the same sizes, from the sweep's %d + %d", len(train), len(val), len(test),
-             (subset == "train").sum(), (subset == "val").sum())
+             len(sweep_train), len(sweep_val))
     return out
 
 

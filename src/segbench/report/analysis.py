@@ -105,9 +105,8 @@ def equal_size(results: Results, leaked: list[str] = ()) -> dict:
     sweep = results.per_image.pivot_table(index="sample_id", columns="pair", values="dice_raw", aggfunc="mean")
     failed: dict[str, list[str]] = {}
     for (pair, seed), found in results.reference.items():
-        failed.setdefault(pair, []).extend(f"seed {seed}, trained {SIDES[side]}: {'; '.join(why)}"
-                                           for side, why in found["failed"].items())
-    failed = {pair: reasons for pair, reasons in failed.items() if reasons}
+        for side, why in found["failed"].items():
+            failed.setdefault(pair, []).append(f"seed {seed}, trained {SIDES[side]}: {'; '.join(why)}")
     out = {}
     for pair in dict.fromkeys(results.references["pair"]):
         if pair in failed:

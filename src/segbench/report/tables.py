@@ -224,6 +224,9 @@ def leakage_tables(leakage: dict, statistics: dict) -> dict[str, pd.DataFrame]:
             "(Δ: with minus without; above 0, the leak inflates the score)": dice}
 
 
+EQUAL_SIZE = "Held-out group: the gap at equal training size"  # its table's title, as benchmarks/domains.py finds it
+
+
 def generalisation_tables(statistics: dict) -> dict[str, pd.DataFrame]:
     """Per other test set (a held-out group, an external dataset): every pair's Dice there and on the reference
     set, and the gap with its 95% bootstrap CI, in the report's ranking."""
@@ -238,8 +241,8 @@ def generalisation_tables(statistics: dict) -> dict[str, pd.DataFrame]:
                  "images": g["n"]}
                 for pair in statistics["ranking"] if (g := equal["pairs"].get(pair))]
         left_out = len(equal["left_out"])
-        tables[f"Held-out group: the gap at equal training size ({sizes['in']} train + val images each) beside the "
-               f"raw gap (the sweep's models: {sizes['sweep']})"
+        tables[f"{EQUAL_SIZE} ({sizes['in']} train + val images each) beside the raw gap (the sweep's models: "
+               f"{sizes['sweep']})"
                + (f" ({count(left_out, 'image')} with a near-duplicate or group mate in the in-domain training left "
                   "out)" if left_out else "")
                + "".join(f"; {pair} left out, a reference did not learn ({', '.join(why)})"
