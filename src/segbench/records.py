@@ -46,6 +46,7 @@ class TrainRecord:
     baseline_settings: dict = field(default_factory=dict)
     iterations_per_epoch: int | None = None  # optimiser steps per epoch
     batch_size: int | None = None
+    pruned: dict | None = None  # sweep.budget: the rung that stopped the run ({"rung", "epochs", "val_dice"})
 
     def write(self, path: Path) -> dict:
         """Write train.json (atomically); returns it as a dict."""

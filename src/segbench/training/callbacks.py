@@ -20,7 +20,7 @@ import torch
 
 from segbench import paths
 from segbench.io import atomic_path, write_csv
-from segbench.training.checkpoint import Checkpointer, to_cpu
+from segbench.training.checkpoint import Checkpointer, link_or_copy, to_cpu
 
 TIMING = ("seconds", "train_seconds", "val_seconds", "peak_memory_mb")  # timing.csv's columns, not history.csv's
 
@@ -49,10 +49,11 @@ class EarlyStopping(Callback):
 class Checkpoints(Callback):
     """model_best.pt when val Dice improves (resume_best.pt its second name, which outlives a failed job),
     resume.pt when ``every_minutes`` have passed and an epoch follows; model_last.pt at the end. Written in the
-    background (``Checkpointer``), atomically."""
+    background (``Checkpointer``), atomically. ``pause``: a part of a run (a rung of successive halving) whose end
+    writes resume.pt and keeps it, for the next part."""
 
-    def __init__(self, out_dir: Path, meta: dict, key: str, every_minutes: float):
-        self.out_dir, self.meta, self.key, self.every = out_dir, meta, key, every_minutes * 60
+    def __init__(self, out_dir: Path, meta: dict, key: str, every_minutes: float, pause: bool = False):
+        self.out_dir, self.meta, self.key, self.every, self.pause = out_dir, meta, key, every_minutes * 60, pause
         self.writer, self.written = Checkpointer(), time.time()
 
     def epoch_end(self, run, row: dict, last: bool) -> None:
@@ -80,8 +81,15 @@ class Checkpoints(Callback):
                 torch.save({"model": weights, "epoch": 0, **self.meta}, tmp)
         with atomic_path(self.out_dir / paths.LAST) as tmp:
             torch.save({"model": weights, "epoch": len(run.history), **self.meta}, tmp)
+        if self.pause:
+            with atomic_path(self.out_dir / paths.RESUME) as tmp:
+                torch.save(run.state(self.key), tmp)
+            if not (self.out_dir / paths.RESUME_BEST).exists():  # no epoch was better than none: the weights above
+                link_or_copy(self.out_dir / paths.CHECKPOINT, self.out_dir / paths.RESUME_BEST)
 
     def closed(self, run) -> None:
+        if self.pause:
+            return
         (self.out_dir / paths.RESUME).unlink(missing_ok=True)
         (self.out_dir / paths.RESUME_BEST).unlink(missing_ok=True)
 
@@ -99,8 +107,13 @@ class History(Callback):
         write_csv(self.out_dir / paths.TIMING, history[["epoch", *TIMING]])
 
     def closed(self, run) -> None:
-        """A run stopped before its first epoch (out of memory, diverged) still leaves both files, empty."""
-        if not run.history:
+        """A job that trained no epoch (stopped before its first: out of memory, diverged; or resumed where the
+        run had already stopped) still leaves both files: the run's history, or none."""
+        if (self.out_dir / paths.HISTORY).exists():
+            return
+        if run.history:
+            self.epoch_end(run, run.history[-1], True)
+        else:
             write_csv(self.out_dir / paths.HISTORY, pd.DataFrame(columns=["epoch", "train_loss", "val_loss",
                                                                           "val_dice", "lr"]))
             write_csv(self.out_dir / paths.TIMING, pd.DataFrame(columns=["epoch", *TIMING]))

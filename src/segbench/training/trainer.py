@@ -107,6 +107,13 @@ class Session:
         self.stale = 0  # epochs since the best
         self.non_finite = 0  # non-finite losses in a row
         self.run_id: str | None = None
+        self.stopped: dict = {}  # what stopped the run early (``fit``'s return), kept across a resume
+        self.seconds_before, self.started = 0.0, time.time()  # the seconds earlier jobs of this run trained
+
+    @property
+    def seconds(self) -> float:
+        """Seconds this run has trained, over every job that trained it (a resumed run's, a rung's)."""
+        return self.seconds_before + time.time() - self.started
 
     def state(self, key: str) -> dict:
         """All but the best model's weights, which live in model_best.pt / resume_best.pt."""
@@ -116,7 +123,7 @@ class Session:
                 "scaler": self.scaler.state_dict(), "rng": rng_state(self.generator, self.acc.device),
                 "precision": self.acc.precision,
                 "history": self.history, "best": {k: v for k, v in self.best.items() if k != "model"},
-                "stale": self.stale, "mlflow_run_id": self.run_id}
+                "stale": self.stale, "mlflow_run_id": self.run_id, "stopped": self.stopped, "seconds": self.seconds}
 
     def load(self, state: dict) -> None:
         self.net.load_state_dict(state["model"])
@@ -128,6 +135,7 @@ class Session:
         restore_rng_state(state["rng"], self.generator, self.acc.device)
         self.history, self.best, self.stale, self.run_id = state["history"], state["best"], state["stale"], \
             state["mlflow_run_id"]
+        self.stopped, self.seconds_before = state.get("stopped", {}), state.get("seconds", 0.0)
 
     def record(self, row: dict) -> None:
         """Append an epoch's ``row``; keep a copy of the weights when its val Dice is the best so far."""
@@ -232,12 +240,20 @@ def out_of_memory(pair: str, recipe: dict, acc: Accelerator) -> str:
 
 
 def fit(run: Session, loader: DataLoader, val_loader: DataLoader, loss_fn, validate: Validation, recipe: dict,
-        pair: str, callbacks: list) -> dict:
-    """Epochs from the run's next to ``train.epochs``: train, validate, step the schedule, record; then each
-    callback's ``epoch_end``. Returns {} or what stopped it: {"diverged": {"epoch", "loss"}} (a non-finite loss),
-    or {"failed": {"epoch", "reason"}} (out of GPU memory)."""
+        pair: str, callbacks: list, until: int | None = None) -> dict:
+    """Epochs from the run's next to ``train.epochs`` (or to ``until``, a rung's end: the schedule is still the
+    one of ``train.epochs``): train, validate, step the schedule, record; then each callback's ``epoch_end``.
+    Returns {} or what stopped it (also ``run.stopped``, so a resumed run stays stopped): {"diverged": {"epoch",
+    "loss"}} (a non-finite loss), or {"failed": {"epoch", "reason"}} (out of GPU memory)."""
+    run.stopped = run.stopped or _fit(run, loader, val_loader, loss_fn, validate, recipe, pair, callbacks,
+                                      min(until or recipe["epochs"], recipe["epochs"]))
+    return run.stopped
+
+
+def _fit(run: Session, loader: DataLoader, val_loader: DataLoader, loss_fn, validate: Validation, recipe: dict,
+         pair: str, callbacks: list, until: int) -> dict:
     stopping = EarlyStopping(recipe["early_stopping_patience"])
-    for epoch in range(len(run.history) + 1, recipe["epochs"] + 1):
+    for epoch in range(len(run.history) + 1, until + 1):
         if stopping.stop(run):
             log.info("%s: early stop, no better val Dice for %d epochs", pair, run.stale)
             break
@@ -314,11 +330,16 @@ def prepare(arch: str, loss: str, params: dict, processed_dir: Path, split_csv: 
 
 
 def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_csv: Path, out_dir: Path,
-               seed: int = 0, fold: int | str = 0, tracker=None, device: str | None = None) -> dict:
+               seed: int = 0, fold: int | str = 0, tracker=None, device: str | None = None, until: int | None = None,
+               pause: bool = False, pruned: dict | None = None) -> dict:
     """Train ``arch`` with ``loss`` from ``seed``, validating on ``fold`` (or on the images a reference training's
     split column marks val: ``paths.REFERENCES``); write the fold folder
     ``out_dir``; return the train.json summary. ``params``: one dataset's (``config.dataset_params``);
-    ``device``: as ``segbench.devices.device`` takes it (default: train.device)."""
+    ``device``: as ``segbench.devices.device`` takes it (default: train.device).
+
+    Successive halving (``training.halving``) trains a run in parts: ``until`` stops it after that epoch, and
+    ``pause`` keeps its state (resume.pt) for the next part to resume; ``pruned`` is recorded in train.json (the
+    rung that stopped the run)."""
     recipe, pair = params["train"], str(paths.RunId(arch, loss, seed, fold))
     seed_everything(seed)
     job = prepare(arch, loss, params, processed_dir, split_csv, seed, fold, pair)
@@ -340,7 +361,7 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
 
         key = fingerprint(params, arch, loss, seed, fold, processed_dir, split_csv)
         run.resume(out_dir, key, pair)
-        checkpoints = Checkpoints(out_dir, meta, key, recipe["resume_every_minutes"])
+        checkpoints = Checkpoints(out_dir, meta, key, recipe["resume_every_minutes"], pause)
         callbacks = [checkpoints, History(out_dir)]
         if tracker:
             checksum = data.info.get("source_checksum")
@@ -354,10 +375,9 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
         else:
             run.run_id = None  # a resumed run's MLflow id means nothing to an untracked rerun
 
-        started = time.time()
         try:
             with sigterm_interrupts():
-                stopped = fit(run, loader, val_loader, job.loss_fn, job.validate, recipe, pair, callbacks)
+                stopped = fit(run, loader, val_loader, job.loss_fn, job.validate, recipe, pair, callbacks, until)
                 checkpoints.finish(run)
         except BaseException as exc:
             for callback in callbacks:
@@ -365,11 +385,11 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
             raise
         summary = TrainRecord(
             arch, loss, seed, fold, len(run.history), run.best["epoch"], run.best["val_dice"],
-            round(time.time() - started, 1), str(dev), data.size, data.channels, efficiency["parameters"],
+            round(run.seconds, 1), str(dev), data.size, data.channels, efficiency["parameters"],
             efficiency["gflops"], data.size, meta["mean"], meta["std"], trivial_val_dice=job.validate.trivial_dice(),
             diverged=stopped.get("diverged"), failed=stopped.get("failed"), mlflow_run_id=run.run_id,
             git_commit=git_commit(), iterations_per_epoch=len(loader),
-            batch_size=recipe["batch_size"]).write(out_dir / paths.TRAINED)
+            batch_size=recipe["batch_size"], pruned=pruned).write(out_dir / paths.TRAINED)
         for callback in callbacks:
             callback.closed(run)
     return summary
