@@ -97,15 +97,17 @@ def degenerate(table: pd.DataFrame, trained: list[dict]) -> list[str]:
     """
     reasons = []
     for run in trained:
+        # the fold by its number; a reference training (its fold a split column) is named by its caller
+        fold = f"fold {run['fold']}" if isinstance(run["fold"], int) else None
+        in_fold = f" ({fold})" if fold else ""
         if run.get("diverged"):
-            reasons.append(f"the loss went non-finite at epoch {run['diverged']['epoch']} (fold {run['fold']})")
+            reasons.append(f"the loss went non-finite at epoch {run['diverged']['epoch']}{in_fold}")
         if run.get("failed"):
-            reasons.append(f"training stopped at epoch {run['failed']['epoch']}, {run['failed']['reason']} "
-                           f"(fold {run['fold']})")
+            reasons.append(f"training stopped at epoch {run['failed']['epoch']}, {run['failed']['reason']}{in_fold}")
         trivial = run.get("trivial_val_dice")
         if trivial is not None and run["best_val_dice"] <= trivial + TRIVIAL_MARGIN:
             reasons.append(f"best val Dice {run['best_val_dice']:.3f} never beat predicting everything as "
-                           f"foreground ({trivial:.3f}; fold {run['fold']})")
+                           f"foreground ({'; '.join(filter(None, (f'{trivial:.3f}', fold)))})")
     lesion = table["lesion"].to_numpy(bool)
     everything = float((table["foreground_fraction"] >= ALL_FOREGROUND).mean())
     if everything >= MOSTLY:
