@@ -20,6 +20,7 @@ from PIL import Image
 
 from segbench import paths
 from support import REPO, SWEEP, TINY, new_project, run, tool_env
+from support.browser import BROWSER, SCREENSHOTS
 
 PAIR = "nnunet__default"
 
@@ -66,6 +67,19 @@ def test_the_report_has_the_baseline_row_on_the_same_test_images(with_nnunet):
     assert "own_postprocessing" in trained["baseline_settings"]  # nnU-Net's own choice, beside segbench's
     assert json.loads((with_nnunet / SWEEP.seed("nnunet", "default", 0) / "metrics.json").read_text())[
         "postprocessing"]["name"]
+
+
+@pytest.mark.skipif(not BROWSER, reason="Chromium (Debian's chromium) is not installed")
+def test_the_columns_against_two_baselines_fit_the_page(with_nnunet):
+    """Two columns per baseline, headed by its name: the page still fits 1,280 px (a header's long name breaks)."""
+    from support.browser import open_page
+
+    with open_page((with_nnunet / SWEEP.report / "report.html").as_uri(), width=1280, height=900) as page:
+        width, visible = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        assert width <= visible, f"the page scrolls sideways: {width} px in a {visible} px window"
+        assert page.locator("#comparison table th", has_text="resenc").count() == 2
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.locator("#comparison").screenshot(path=str(SCREENSHOTS / "report-two-baselines.png"))
 
 
 def test_nnunet_trained_on_segbench_split(with_nnunet):

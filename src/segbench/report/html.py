@@ -80,8 +80,7 @@ def table(frame: pd.DataFrame, rows_failed: list[bool] | None = None) -> str:
         return "<p>(none)</p>"
     shown = display(frame)
     text = [_is_text(frame[c]) for c in frame.columns]
-    head = "".join(f'<th class="{"text" if t else "num"}">{html.escape(str(c))}</th>'
-                   for c, t in zip(frame.columns, text))
+    head = "".join(f'<th class="{"text" if t else "num"}">{_header(str(c))}</th>' for c, t in zip(frame.columns, text))
     body = []
     for i in range(len(frame)):
         cells = []
@@ -95,6 +94,16 @@ def table(frame: pd.DataFrame, rows_failed: list[bool] | None = None) -> str:
         shade = ' class="failed"' if rows_failed and rows_failed[i] else ""
         body.append(f"<tr{shade}>{''.join(cells)}</tr>")
     return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+
+LONG_NAME = 14  # characters: a longer name in a header (a baseline's run, "nnunet_resenc_m__default") may break
+
+
+def _header(name: str) -> str:
+    """A column header, escaped; its long names break after an underscore (the columns against a baseline are
+    headed by its name: two baselines' would widen the page past 1,280 px)."""
+    return " ".join(word.replace("_", "_<wbr>") if len(word) > LONG_NAME else word
+                    for word in html.escape(name).split(" "))
 
 
 def definitions(items: dict) -> str:
