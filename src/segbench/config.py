@@ -171,6 +171,15 @@ def _check_references(params: dict, source: str) -> None:
                                 "in its held-out groups: set split.holdout: {by: <column>, values: [...]} for it")
 
 
+def _check_budget(params: dict, source: str) -> None:
+    """``sweep.budget`` leaves at least one rung before the full schedule."""
+    budget = params["sweep"]["budget"]
+    if budget and budget["min_epochs"] >= params["train"]["epochs"]:
+        raise SegbenchError(f"{source}: sweep.budget.min_epochs {budget['min_epochs']} is not below train.epochs "
+                            f"{params['train']['epochs']}: no pair would be pruned; lower it, or set "
+                            "sweep.budget: null")
+
+
 def _named_datasets(params: dict, source: str) -> None:
     """The one ``dataset:`` section becomes ``datasets: {<its name>: ...}`` run by ``sweep.datasets``; every
     name ``sweep.datasets`` lists must be defined."""
@@ -227,6 +236,7 @@ def validate_params(params: dict, source: str = "params.yaml") -> dict:
     _check_replicates(params, source)
     _check_external(params, source)
     _check_references(params, source)
+    _check_budget(params, source)
     for name, options in params["architectures"].items():
         options.setdefault("family", name)  # an entry's options, or a variant of the entry 'family' names
     return params

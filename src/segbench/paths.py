@@ -62,6 +62,11 @@ IN_GROUP = "in_group"  # the split's subset of in-group test images, with a grou
 REFERENCES = {"in": "reference_in", "out": "reference_out"}
 REFERENCE = SEED + "/reference"
 REFERENCE_SCORES, REFERENCE_SUMMARY = "scores.csv", "reference.json"
+# sweep.budget (successive halving): a run's state after each rung (its fold folder's files, with resume.pt), and
+# each rung's decision (which pairs go on), kept in git
+RUNGS = SWEEP + "/rungs"
+RUNG = RUNGS + "/rung{rung}/{arch}__{loss}/seed{seed}/fold{fold}"
+SELECTION = RUNGS + "/selection{rung}.json"
 # the report folder
 PAGE, MARKDOWN, LATEX, WORKBOOK = "report.html", "comparison.md", "comparison.tex", "comparison.xlsx"
 STATISTICS, SUMMARY = "statistics.json", "summary.json"
@@ -187,6 +192,14 @@ class Sweep:
     def fold(self, arch: str, loss: str, seed: int, fold: int) -> Path:
         """One training run: the model trained with ``seed`` on every fold but ``fold``."""
         return self._at(FOLD, arch=arch, loss=loss, seed=seed, fold=fold)
+
+    def rung(self, rung: int, arch: str, loss: str, seed: int, fold: int) -> Path:
+        """A run's state after rung ``rung`` of successive halving (``sweep.budget``)."""
+        return self._at(RUNG, rung=rung, arch=arch, loss=loss, seed=seed, fold=fold)
+
+    def selection(self, rung: int) -> Path:
+        """Which pairs rung ``rung`` promoted and which it pruned."""
+        return self._at(SELECTION, rung=rung)
 
     def reference(self, arch: str, loss: str, seed: int) -> Path:
         """The seed's reference trainings (``split.holdout.reference``), one folder per side of ``REFERENCES``."""

@@ -58,6 +58,7 @@ class Input:
     over: tuple[str, ...] = ()  # fields Snakemake expands over the sweep's lists
     dvc: str | None = None      # the folder DVC depends on instead (it cannot list a matrix's outputs)
     datasets: str = AXES["dataset"]  # a job of a dataset this params list holds reads it (Snakemake)
+    budget: bool = False        # read only under sweep.budget; {previous}: the rung before the job's (none at 0)
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ class Stage:
     options: tuple[Option, ...] = ()
     runtime: Callable[[dict, dict], int] | None = None  # (params view, fields) -> minutes a cluster job may run
     datasets: str = AXES["dataset"]  # the params list of the datasets it runs on (DVC's matrix)
+    budget: bool = False        # a stage of sweep.budget's rungs: none without one, one per rung in dvc.yaml
 
     @property
     def runner(self) -> str:
@@ -135,6 +137,10 @@ BASELINE_FOLD, BASELINE_SEED = _baseline(paths.FOLD), _baseline(paths.SEED)
 BASELINE_LATENCY = _baseline(paths.LATENCY)
 _SCORED = tuple(name for name in paths.EVALUATE_FILES if name != paths.VAL_PREDICTIONS)  # what the report reads
 
+# sweep.budget: a rung's run resumes the previous rung's, once that rung's selection has promoted it
+_PREVIOUS = tuple(Input(pattern.replace("{rung}", "{previous}"), budget=True) for pattern in (paths.SELECTION,
+                                                                                              paths.RUNG))
+
 STAGES = (
     Stage("download", ("dataset",), ("dataset.name", "dataset.source", "dataset.checksum", "synthetic"), (),
           (Output(paths.RAW, directory=True),), "segbench.data.sources", help="fetch, verify and extract the dataset"),
@@ -146,12 +152,28 @@ STAGES = (
                                               Input(f"{paths.PROCESSED}/info.json")),
           (Output(paths.SPLIT), Output(paths.SPLIT_COUNTS), Output(paths.SPLIT_LEAKAGE)), "segbench.data.split",
           help="stratified train/val/test split (and folds), and its leakage audit"),
+    Stage("rung", ("dataset", "arch", "loss", "seed", "fold", "rung"),
+          ("train", "architectures.{arch}", "losses.{loss}", "evaluate.resolution", "sweep.budget.min_epochs",
+           "sweep.budget.eta"),
+          (*_PROCESSED, Input(paths.SPLIT), *_PREVIOUS), (Output(paths.RUNG, directory=True),),
+          "segbench.training.halving", ("arch", "loss"), gpu=True, threads="train.threads",
+          help="sweep.budget: train one pair for one seed and fold to a rung's epochs, if the rung before promoted "
+               "it", budget=True),
+    Stage("select", ("dataset", "rung"), ("sweep.budget",),
+          (Input(paths.RUNG, ("arch", "loss", "seed", "fold"), paths.RUNGS + "/rung{rung}"),
+           Input(paths.SELECTION.replace("{rung}", "{previous}"), budget=True)),
+          (Output(paths.SELECTION, cache=False),), "segbench.budget",
+          help="sweep.budget: the pairs a rung promotes (the best 1/eta by mean val Dice) and those it prunes",
+          budget=True),
     Stage("train", ("dataset", "arch", "loss", "seed", "fold"),
           ("train", "architectures.{arch}", "losses.{loss}", "evaluate.resolution"),
-          (*_PROCESSED, Input(paths.SPLIT)),
+          (*_PROCESSED, Input(paths.SPLIT),
+           Input(paths.SELECTION.replace("{rung}", "{last}"), dvc=paths.RUNGS, budget=True),
+           Input(paths.RUNG, ("rung",), paths.RUNGS, budget=True)),
           _files(paths.FOLD, paths.TRAIN_FILES, **{"history.csv": {"cache": False, "plot": True}}),
-          "segbench.training.trainer", ("arch", "loss"), gpu=True, threads="train.threads",
-          help="train one pair for one seed and fold"),
+          "segbench.training.halving", ("arch", "loss"), gpu=True, threads="train.threads",
+          help="train one pair for one seed and fold (under sweep.budget: on from its last rung, or its pruned "
+               "model)"),
     Stage("evaluate", ("dataset", "arch", "loss", "seed"),
           ("evaluate", "dataset.spacing_mm", "sweep.folds"),
           (*_PROCESSED, Input(paths.SPLIT), Input(paths.SPLIT_LEAKAGE),
@@ -350,14 +372,38 @@ def fill(pattern: str, params: dict, **fields) -> str:
     return pattern.format_map(_Fields(fields, sweep=params["sweep"]["name"], first=params["sweep"]["datasets"][0]))
 
 
+def rung_count(params: dict) -> int:
+    """The rungs of sweep.budget's successive halving before the final training (0 without a budget)."""
+    from segbench.budget import rungs
+
+    return len(rungs(params))
+
+
+def _values(params: dict, field: str) -> list:
+    """The values of a field in the sweep's params: its list (``AXES``), or the rungs' numbers."""
+    return list(range(rung_count(params))) if field == "rung" else _get(params, AXES[field])
+
+
+def _budget_fields(item: Input, params: dict, fields: dict) -> dict | None:
+    """The rung fields of an input read under sweep.budget, {} for another input; None when the job does not read
+    it (no budget, or rung 0's previous rung)."""
+    if not item.budget:
+        return {}
+    count, rung = rung_count(params), int(fields.get("rung", 0))
+    if not count or ("{previous}" in item.pattern and rung == 0):
+        return None
+    return {"previous": rung - 1, "last": count - 1}
+
+
 def job_inputs(stage_: Stage, params: dict, fields: dict) -> list[str]:
     """A job's input files: each input pattern expanded over its ``over`` fields' lists in the params (``AXES``)."""
     files = []
     for item in stage_.inputs:
-        if "dataset" in fields and fields["dataset"] not in _get(params, item.datasets):
+        budget = _budget_fields(item, params, fields)
+        if budget is None or "dataset" in fields and fields["dataset"] not in _get(params, item.datasets):
             continue
-        for values in product(*(_get(params, AXES[f]) for f in item.over)):
-            files.append(fill(item.pattern, params, **fields, **dict(zip(item.over, values))))
+        for values in product(*(_values(params, f) for f in item.over)):
+            files.append(fill(item.pattern, params, **fields, **budget, **dict(zip(item.over, values))))
     return files
 
 
@@ -370,14 +416,21 @@ def _get(view: dict, key: str):
     return value
 
 
+FIRST_RUNG_IGNORES = "sweep.budget.eta"  # rung 0 trains to min_epochs whatever eta is: changing eta keeps it
+
+
+def _reads(stage_: Stage, fields: dict) -> tuple[str, ...]:
+    return tuple(k for k in stage_.params if not (k == FIRST_RUNG_IGNORES and str(fields.get("rung")) == "0"))
+
+
 def job_params(stage_: Stage, view: dict, fields: dict) -> dict:
     """The values of the params a job reads (``view``: the dataset's params): a change to one reruns it."""
-    return {(filled := key.format(**fields)): _get(view, filled) for key in stage_.params}
+    return {(filled := key.format(**fields)): _get(view, filled) for key in _reads(stage_, fields)}
 
 
-def _dvc_params(stage_: Stage) -> list[str]:
+def _dvc_params(stage_: Stage, fixed: dict) -> list[str]:
     keys = []
-    for key in stage_.params:
+    for key in _reads(stage_, fixed):
         section = key.split(".")[0]
         if section in PER_DATASET:  # an entry of datasets: holds the dataset section and its overrides
             keys += ["datasets.${item.dataset}"] + ([section] if section != "dataset" else [])
@@ -396,15 +449,28 @@ def _dvc_path(pattern: str) -> str:
     return re.sub(r"\{(\w+)\}", _dvc_field, pattern)
 
 
-def _dvc_stage(stage_: Stage) -> dict:
+def _dvc_stages(stage_: Stage, params: dict) -> dict[str, dict]:
+    """A stage's entries in dvc.yaml: one, or one per rung of sweep.budget for a rung's stage (a matrix item
+    cannot name the rung before its own), none of those without a budget."""
+    if not stage_.budget:
+        return {stage_.name: _dvc_stage(stage_, params, {})}
+    return {f"{stage_.name}{r}": _dvc_stage(stage_, params, {"rung": r}) for r in range(rung_count(params))}
+
+
+def _dvc_stage(stage_: Stage, params: dict, fixed: dict) -> dict:
+    """A matrix stage over the stage's fields but those ``fixed``, whose values are written in."""
     out: dict = {}
     if stage_.fields:
         out["matrix"] = {field: f"${{{stage_.datasets if field == 'dataset' else AXES[field]}}}"
-                         for field in stage_.fields}
-    out["cmd"] = stage_.command(lambda field: f"${{item.{field}}}")
-    deps = [_dvc_path(i.dvc or i.pattern) for i in stage_.inputs]
+                         for field in stage_.fields if field not in fixed}
+    out["cmd"] = stage_.command(lambda field: fixed.get(field, f"${{item.{field}}}"))
+    deps = []
+    for item in stage_.inputs:
+        budget = _budget_fields(item, params, fixed)
+        if budget is not None:
+            deps.append(_dvc_path((item.dvc or item.pattern).format_map(_Fields(fixed, **budget))))
     out["deps"] = list(dict.fromkeys(deps)) + stage_code(stage_)
-    out["params"] = _dvc_params(stage_)
+    out["params"] = _dvc_params(stage_, fixed)
     kinds: dict[str, list] = {"outs": [], "metrics": [], "plots": []}
     # One output kept while the stage reruns (persist): DVC then never restores the stage from its run cache
     # without running its command, which would leave Snakemake's record of the files stale (the command records
@@ -412,7 +478,7 @@ def _dvc_stage(stage_: Stage) -> dict:
     persist = next((o for o in stage_.outputs if not o.directory and not o.plot and not o.figure and not o.metric),
                    None)
     for output in stage_.outputs:
-        path = _dvc_path(output.pattern)
+        path = _dvc_path(output.pattern.format_map(_Fields(fixed)))
         if output is persist:
             kinds["outs"].append({path: {"persist": True, **({} if output.cache else {"cache": False})}})
         elif output.plot:
@@ -434,16 +500,18 @@ HEADER = """\
 """
 
 
-def dvc_yaml() -> str:
-    """dvc.yaml's text: one matrix stage per stage, iterating over the sweep's lists in params.yaml."""
-    stages = {s.name: _dvc_stage(s) for s in STAGES}
+def dvc_yaml(params: dict) -> str:
+    """dvc.yaml's text: one matrix stage per stage, iterating over the sweep's lists in params.yaml; the rungs of
+    its sweep.budget spelled out."""
+    stages = {name: entry for s in STAGES for name, entry in _dvc_stages(s, params).items()}
     return HEADER + yaml.safe_dump({"stages": stages}, sort_keys=False, width=120)
 
 
-def check_dvc_yaml(path: Path = Path("dvc.yaml")) -> None:
-    """Raises: SegbenchError when ``path`` is not what the pipeline definition generates."""
-    if not path.exists() or path.read_text() != dvc_yaml():
-        raise SegbenchError(f"{path}: not what the pipeline definition generates; run `segbench dag --write`")
+def check_dvc_yaml(params: dict, path: Path = Path("dvc.yaml"), source: str = "params.yaml") -> None:
+    """Raises: SegbenchError when ``path`` is not what the pipeline definition generates for ``params``."""
+    if not path.exists() or path.read_text() != dvc_yaml(params):
+        raise SegbenchError(f"{path}: not what the pipeline definition generates for {source} (its sweep.budget's "
+                            "rungs, or the code changed); run `segbench dag --write`")
 
 
 def summary() -> str:

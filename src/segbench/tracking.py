@@ -211,6 +211,27 @@ class Tracker:
             self.client.log_artifacts(run_id, str(model_dir), "model")
             self.client.create_model_version(self.model_name, f"runs:/{run_id}/model", run_id, tags=tags)
 
+    def log_rung(self, run_id: str, decision: dict, pair: str, val_dice: float) -> None:
+        """Successive halving's rung ``decision`` (``budget.select``) on one training run: a run nested under it
+        with the rung's val Dice, tagged with the decision; a pruned run's own run tagged with its rung too."""
+        from mlflow.exceptions import MlflowException
+
+        verdict = "promoted" if pair in decision["promoted"] else "pruned"
+        with self._lock:
+            try:
+                self.client.get_run(run_id)
+            except MlflowException as exc:  # e.g. the run was made against another tracking store
+                log.warning("MLflow run %s: rung not mirrored (%s)", run_id, exc.message)
+                return
+            rung = self.client.create_run(self.experiment_id(), run_name=f"rung{decision['rung']}", tags={
+                "mlflow.parentRunId": run_id, ROLE: "rung", "segbench.rung": str(decision["rung"]),
+                "segbench.decision": verdict, "segbench.dataset": self.dataset, "segbench.sweep": self.sweep})
+            self.client.log_metric(rung.info.run_id, "val_dice", val_dice, step=decision["epochs"])
+            self.client.log_metric(rung.info.run_id, "epochs", decision["epochs"])
+            self.client.set_terminated(rung.info.run_id)
+            if verdict == "pruned":
+                self.client.set_tag(run_id, "segbench.pruned_at_rung", str(decision["rung"]))
+
     def end(self, run_id: str, status: str = "FINISHED") -> None:
         with self._lock:
             self.client.set_terminated(run_id, status)

@@ -64,6 +64,9 @@ def test_sweep_name_missing_from_definitions_suggests_the_closest():
     ({"losses": {"dice": [{"term": "tversky", "alpha": 0, "beta": 0}]}}, r"losses.dice\[0\].beta: .*alpha \+ beta"),
     ({"sweep": {"folds": [1]}}, r"sweep.folds: \[1\] not among the split's folds \[0\].*set split.folds"),
     ({"sweep": {"folds": "all"}}, r"sweep.folds: list the folds, e.g. \[0, 1, 2, 3, 4\]"),
+    ({"sweep": {"budget": {"strategy": "successive_halving", "min_epochs": 1}}},
+     r"sweep.budget.min_epochs 1 is not below train.epochs 1: no pair would be pruned"),
+    ({"sweep": {"budget": {"strategy": "hyperband"}}}, r"sweep.budget.strategy: .*successive_halving"),
 ])
 def test_mistakes_are_named_with_a_hint_before_anything_heavy_is_imported(patch, message):
     import subprocess

@@ -242,6 +242,32 @@ def test_the_verdict_says_nothing_against_the_baseline_when_every_other_pair_fai
                          "lesion).")
 
 
+def test_the_verdict_names_the_pruned_pairs_apart_from_those_that_did_not_learn():
+    from segbench.report.analysis import verdict
+
+    pair = {"mean": 0.3, "ci_method": "BCa", "ci_low": 0.2, "ci_high": 0.4, "failed": [], "pruned": None}
+    statistics = {
+        "n_images": 20, "per_pair": {"a__dice": pair, "b__dice": {**pair, "pruned": "pruned at rung 0 (1 epoch, val "
+                                                                                  "Dice 0.100)"},
+                                     "c__dice": {**pair, "failed": ["predicts no lesion"]}},
+        "rank_stability": {"a__dice": {"rank_low": 1, "rank_high": 1}},
+        "versus_best": {"best": "a__dice", "tied": ["a__dice"], "comparisons": 0, "alpha": 0.05,
+                        "pairs": {"a__dice": {"verdict": "best mean"}, "b__dice": {"verdict": "not compared"},
+                                  "c__dice": {"verdict": "not compared"}}}}
+    text = verdict(statistics)
+    assert "Pruned by successive halving (sweep.budget), so not ranked: b__dice (pruned at rung 0 (1 epoch, val " \
+           "Dice 0.100))." in text
+    assert text.endswith("Did not learn the task, so left out of every test and ranking: c__dice (predicts no "
+                         "lesion).")
+
+
+def test_a_number_that_rounds_to_zero_shows_without_a_sign():
+    from segbench.report.tables import display
+
+    shown = display(pd.DataFrame({"gap": [-0.0004, -0.02], "gap 95% CI": [(-0.0002, 0.005), (-0.03, -0.01)]}))
+    assert shown.to_dict("list") == {"gap": ["0.000", "-0.020"], "gap 95% CI": ["0.000–0.005", "-0.030 to -0.010"]}
+
+
 def test_the_gap_at_equal_training_size_pairs_the_images_and_leaves_out_a_reference_that_did_not_learn():
     from segbench.report.analysis import equal_size
     from segbench.report.collect import Results

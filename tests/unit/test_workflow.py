@@ -38,7 +38,54 @@ def package(module: str) -> str:
 
 
 def test_dvc_yaml_is_what_the_pipeline_definition_generates():
-    pipeline.check_dvc_yaml(REPO / "dvc.yaml")  # else: `segbench dag --write`
+    from segbench.config import load_params
+
+    pipeline.check_dvc_yaml(load_params(REPO / "params.yaml"), REPO / "dvc.yaml")  # else: `segbench dag --write`
+
+
+def budgeted(eta: int = 3) -> dict:
+    params = tiny_params(epochs=9)
+    params["sweep"]["budget"] = {"strategy": "successive_halving", "eta": eta, "min_epochs": 1}
+    return params
+
+
+def test_dvc_yaml_spells_out_the_rungs_of_a_budget_and_names_the_rung_before(tmp_path):
+    """eta 3 and 9 epochs: rungs 0 (1 epoch) and 1 (3 epochs) before train; rung 0 does not read eta, so changing it
+    keeps rung 0's runs; a dvc.yaml of another budget is refused, naming the fix."""
+    import yaml
+
+    stages = yaml.safe_load(pipeline.dvc_yaml(budgeted()))["stages"]
+    assert [s for s in stages if s.startswith(("rung", "select"))] == ["rung0", "rung1", "select0", "select1"]
+    assert stages["rung1"]["cmd"].endswith("--rung 1") and "rung" not in stages["rung1"]["matrix"]
+    deps = stages["rung1"]["deps"]
+    assert "results/${item.dataset}/${sweep.name}/rungs/selection0.json" in deps
+    assert "results/${item.dataset}/${sweep.name}/rungs/rung0/${item.arch}__${item.loss}/seed${item.seed}/" \
+           "fold${item.fold}" in deps
+    assert "sweep.budget.eta" not in stages["rung0"]["params"] and "sweep.budget.eta" in stages["rung1"]["params"]
+    assert "results/${item.dataset}/${sweep.name}/rungs/rung1" in stages["select1"]["deps"]
+    assert "results/${item.dataset}/${sweep.name}/rungs" in stages["train"]["deps"]
+    unbudgeted = yaml.safe_load(pipeline.dvc_yaml(tiny_params()))["stages"]
+    assert "rung0" not in unbudgeted
+    assert "results/${item.dataset}/${sweep.name}/rungs" not in unbudgeted["train"]["deps"]
+    (tmp_path / "dvc.yaml").write_text(pipeline.dvc_yaml(budgeted(3)))
+    pipeline.check_dvc_yaml(budgeted(3), tmp_path / "dvc.yaml")
+    with pytest.raises(Exception, match=r"dvc.yaml: not what the pipeline definition generates .*segbench dag --write"):
+        pipeline.check_dvc_yaml(budgeted(2), tmp_path / "dvc.yaml")
+
+
+def test_snakemake_jobs_of_a_budget_read_the_rung_before():
+    params = budgeted()
+    fields = {"dataset": "synthetic", "arch": "smp_unet", "loss": "dice", "seed": 0, "fold": 0}
+    rung0 = pipeline.job_inputs(pipeline.stage("rung"), params, {**fields, "rung": "0"})
+    rung1 = pipeline.job_inputs(pipeline.stage("rung"), params, {**fields, "rung": "1"})
+    assert not [f for f in rung0 if "/rungs/" in f]
+    assert {f for f in rung1 if "/rungs/" in f} == {str(SWEEP.selection(0)), str(SWEEP.rung(0, "smp_unet", "dice", 0,
+                                                                                              0))}
+    train = [f for f in pipeline.job_inputs(pipeline.stage("train"), params, fields) if "/rungs/" in f]
+    assert train == [str(SWEEP.selection(1)), *(str(SWEEP.rung(r, "smp_unet", "dice", 0, 0)) for r in (0, 1))]
+    assert not [f for f in pipeline.job_inputs(pipeline.stage("train"), tiny_params(), fields) if "/rungs/" in f]
+    assert "sweep.budget.eta" not in pipeline.job_params(pipeline.stage("rung"), params, {**fields, "rung": "0"})
+    assert "sweep.budget.eta" in pipeline.job_params(pipeline.stage("rung"), params, {**fields, "rung": "1"})
 
 
 def train_code(arch: str, loss: str, **architectures) -> set[str]:
@@ -78,7 +125,10 @@ STAGE_CODE = {
               "losses.weighted_sum", "metrics", "metrics.overlap", "models", "models.complexity", "paths", "predict",
               "predict.outputs", "provenance", "records", "registry", "training", "training.callbacks",
               "training.checkpoint",
-              "training.device", "training.optim", "training.trainer", "training.validation"},
+              "training.device", "training.optim", "training.trainer", "training.validation", "training.halving",
+              "budget"},
+    "rung": set(),  # train's: below
+    "select": {"budget", "io", "paths", "segbench"},
     "evaluate": _SCORE,
     "reference": set(),  # train's and evaluate's code: below
     "latency": {*_PREDICT, "evaluation", "evaluation.latency", *_DATA},
@@ -89,7 +139,10 @@ STAGE_CODE = {
     "summary": {*_REPORT, "report.cross_dataset"},
 }
 
-STAGE_CODE["reference"] = STAGE_CODE["train"] | _SCORE | {"evaluation.reference"}
+STAGE_CODE["reference"] = (STAGE_CODE["train"] - {"training.halving", "budget"}) | _SCORE | {"evaluation.reference"}
+STAGE_CODE["rung"] = STAGE_CODE["train"]
+STAGE_CODE["report"] = STAGE_CODE["report"] | {"budget"}
+STAGE_CODE["summary"] = STAGE_CODE["summary"] | {"budget"}
 
 
 def test_each_stage_runs_exactly_its_own_code_and_no_side_channel():
@@ -143,9 +196,9 @@ def test_jobs_read_the_params_of_their_own_entries():
 
 
 def test_every_stage_runs_one_segbench_command_over_its_fields():
-    assert [s.name for s in pipeline.STAGES] == ["download", "preprocess", "split", "train", "evaluate", "reference",
-                                                 "latency", "baseline_prepare", "baseline_train", "baseline_evaluate",
-                                                 "report", "summary"]
+    assert [s.name for s in pipeline.STAGES] == ["download", "preprocess", "split", "rung", "select", "train",
+                                                 "evaluate", "reference", "latency", "baseline_prepare",
+                                                 "baseline_train", "baseline_evaluate", "report", "summary"]
     assert pipeline.stage("train").command() == ("segbench train --dataset {dataset} --arch {arch} --loss {loss} "
                                                  "--seed {seed} --fold {fold}")
     with pytest.raises(Exception, match="unknown stage 'deploy'"):

@@ -7,11 +7,12 @@ import sys
 import snakemake.utils
 from functools import partial
 
-from segbench import paths, visible_gpus
+from segbench import SegbenchError, paths, visible_gpus
 from segbench.config import dataset_params, load_params, typed, validate_params
 from segbench.io import atomic_path
 from segbench.pipeline import (
     STAGES,
+    check_dvc_yaml,
     fill,
     job_code,
     job_entries,
@@ -67,6 +68,7 @@ wildcard_constraints:
     baseline="|".join(SWEEP["baselines"]) or "(?!)",
     seed=r"\d+",
     fold=r"\d+",
+    rung=r"\d+",
 
 
 def inputs(stage, wildcards):
@@ -162,6 +164,11 @@ def record_in_dvc():
             "which records params.yaml's runs, is left as it was",
             file=sys.stderr,
         )
+        return
+    try:
+        check_dvc_yaml(config)
+    except SegbenchError as exc:
+        print(f"segbench: {exc}: dvc.lock is left as it was", file=sys.stderr)
         return
     done = subprocess.run(
         ["dvc", "commit", "--force", "--no-relink", "--quiet"],

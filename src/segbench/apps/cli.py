@@ -40,17 +40,20 @@ def cmd_results(params: dict, args) -> None:
         print(f"MLflow: mlflow ui --backend-store-uri {tracking_uri()}")
 
 
-def cmd_dag(params: dict | None, args) -> None:
+def cmd_dag(params: dict, args) -> None:
     from segbench import pipeline
 
+    if (args.write or args.check) and (args.configfile or args.config):
+        raise SegbenchError("dag: dvc.yaml is generated from the params file DVC reads (--params); --configfile and "
+                            "--config do not apply")
     if args.write:
         from segbench.io import atomic_path
 
         with atomic_path(args.dvc_yaml) as tmp:
-            tmp.write_text(pipeline.dvc_yaml())
+            tmp.write_text(pipeline.dvc_yaml(params))
         print(f"wrote {args.dvc_yaml}")
     elif args.check:
-        pipeline.check_dvc_yaml(args.dvc_yaml)
+        pipeline.check_dvc_yaml(params, args.dvc_yaml, str(args.params))
         print(f"{args.dvc_yaml} is what the pipeline definition generates")
     else:
         print(pipeline.summary())
@@ -148,6 +151,7 @@ FIELD_OPTIONS = {
     "seed": {"type": int, "help": "training seed (default: the first of sweep.seeds)"},
     "fold": {"type": int, "help": "the fold validated on (default: the first of sweep.folds)"},
     "baseline": {"required": True, "help": "a name in sweep.baselines (segbench's baseline registry)"},
+    "rung": {"type": int, "required": True, "help": "a rung of sweep.budget's successive halving, from 0"},
 }
 
 
@@ -156,9 +160,14 @@ def _run(stage):
     (``dvc repro``, by hand), recorded as Snakemake's own run (``record_in_snakemake``)."""
     def command(params: dict, args):
         import importlib
+        import os
 
         from segbench.apps.stages import record_in_snakemake
 
+        if os.environ.get("DVC_STAGE"):  # dvc repro: its dvc.yaml must be this params file's (sweep.budget's rungs)
+            from segbench.pipeline import check_dvc_yaml
+
+            check_dvc_yaml(params, source=str(args.params))
         module, _, function = stage.runner.partition(":")
         status = getattr(importlib.import_module(module), function)(params, args)
         record_in_snakemake(stage, params, args)
@@ -203,7 +212,6 @@ def build_parser() -> argparse.ArgumentParser:
     dag.add_argument("--write", action="store_true", help="write dvc.yaml from the pipeline definition")
     dag.add_argument("--check", action="store_true", help="fail if dvc.yaml is not what the definition generates")
     dag.add_argument("--dvc-yaml", type=Path, default=Path("dvc.yaml"))
-    dag.set_defaults(needs_params=False)
     export = command("export", cmd_export, "write a trained model as ONNX", dataset=False)
     for field in ("dataset", "arch", "loss", "seed", "fold"):
         export.add_argument(f"--{field}", **FIELD_OPTIONS[field])

@@ -122,18 +122,58 @@ def train(params: dict, args) -> None:
     view, where = view_of(params, args)
     device = device_for(view, args)
     view["train"]["threads"] = job_threads(args, view["train"]["threads"])
-    from segbench.training.trainer import train_pair
+    from segbench.training import halving
 
     set_threads(view["train"]["threads"])
     seed, fold = seed_fold(params, args)
-    summary = train_pair(args.arch, args.loss, view, paths.processed_dir(where.dataset),
-                         paths.split_csv(where.dataset), where.fold(args.arch, args.loss, seed, fold), seed, fold,
-                         tracker_for(where) if view["tracking"]["mlflow"] else None, device)
+    summary = halving.train_final(view, where, args.arch, args.loss, seed, fold, device=device,
+                                  tracker=tracker_for(where) if view["tracking"]["mlflow"] else None)
+    _log_trained(summary, args)
+
+
+def _log_trained(summary: dict, args) -> None:
+    if summary["pruned"]:
+        pruned = summary["pruned"]
+        log.info("pruned at rung %d (%d epochs, val Dice %.4f)", pruned["rung"], pruned["epochs"], pruned["val_dice"])
+        return
     log.info("best val Dice %.4f at epoch %d", summary["best_val_dice"], summary["best_epoch"])
     if summary["failed"] or summary["diverged"]:  # recorded for the report, which marks the pair: the sweep goes on
         reason = summary["failed"]["reason"] if summary["failed"] else f"the loss went non-finite at epoch " \
                                                                       f"{summary['diverged']['epoch']}"
         log.error("%s__%s failed, recorded: %s", args.arch, args.loss, reason)
+
+
+def check_rung(params: dict, args) -> None:
+    """--rung names a rung of sweep.budget's schedule."""
+    from segbench.budget import rungs
+
+    count = len(rungs(params))
+    if not count:
+        raise SegbenchError(f"--rung {args.rung}: sweep.budget is null in {params_source(args)}: no rungs")
+    if not 0 <= args.rung < count:
+        raise SegbenchError(f"--rung {args.rung}: sweep.budget in {params_source(args)} has rungs 0 to {count - 1}")
+
+
+def rung(params: dict, args) -> None:
+    check_pair(params, args)
+    check_rung(params, args)
+    view, where = view_of(params, args)
+    device = device_for(view, args)
+    view["train"]["threads"] = job_threads(args, view["train"]["threads"])
+    from segbench.training import halving
+
+    set_threads(view["train"]["threads"])
+    seed, fold = seed_fold(params, args)
+    _log_trained(halving.train_rung(view, where, args.rung, args.arch, args.loss, seed, fold, device=device,
+                                    tracker=tracker_for(where) if view["tracking"]["mlflow"] else None), args)
+
+
+def select(params: dict, args) -> None:
+    check_rung(params, args)
+    view, where = view_of(params, args)
+    from segbench.budget import select as choose
+
+    choose(view, where, args.rung, tracker_for(where) if view["tracking"]["mlflow"] else None)
 
 
 def evaluate(params: dict, args) -> None:

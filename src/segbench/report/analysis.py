@@ -17,10 +17,13 @@ from segbench.report.collect import Results
 from segbench.report.tables import count, dice_matrix
 
 
-def ranking(means: pd.Series, failed: set[str]) -> list[str]:
-    """The pairs best mean first, the ones that failed to learn last (in the same order among themselves)."""
+def ranking(means: pd.Series, failed: set[str], pruned=frozenset()) -> list[str]:
+    """The pairs best mean first, then the pruned ones (sweep.budget), then the ones that failed to learn (each in
+    the same order among themselves)."""
     order = means.sort_values(ascending=False, kind="stable").index
-    return [p for p in order if p not in failed] + [p for p in order if p in failed]
+    return ([p for p in order if p not in failed and p not in pruned] + [p for p in order if p in pruned
+                                                                            and p not in failed]
+            + [p for p in order if p in failed])
 
 
 def _num(value):
@@ -36,14 +39,18 @@ def leakage_effect(results: Results, leaked: list[str], order: list[str]) -> dic
                              if len(clean) else None, "n_without_leaked": int(len(clean))} for p in order}}
 
 
-def _versus(table, order: list[str], alpha: float, margin) -> dict:
-    """``statistics.versus_best``'s table as statistics.json holds it, pairs in rank order."""
+PRUNED = "not compared: pruned by successive halving"
+
+
+def _versus(table, order: list[str], alpha: float, margin, pruned=()) -> dict:
+    """``statistics.versus_best``'s table as statistics.json holds it, pairs in rank order (a ``pruned`` pair's verdict
+    says so)."""
     return {"best": table.attrs["best"], "tied": table.attrs["tied"], "test": table.attrs["test"],
             "effect": table.attrs["effect"], "correction": table.attrs["correction"],
             "comparisons": table.attrs["comparisons"], "smallest_holm_p": table.attrs["smallest_holm_p"],
             "alpha": alpha, "margin": margin,
             "pairs": {p: {**{k: _num(v) for k, v in row.items() if k not in ("verdict", "note")},
-                          "verdict": row["verdict"], "note": row["note"]}
+                          "verdict": PRUNED if p in pruned else row["verdict"], "note": row["note"]}
                       for p, row in table.loc[order].iterrows()}}
 
 
@@ -134,13 +141,16 @@ def analyse(results: Results, options: dict, leaked: list[str] = (), leaked_in_g
 
     Pairs that did not learn the task (``results.failed``) are listed apart (``failed``) and left out of every
     test and ranking: the comparisons, Friedman, Nemenyi, the critical difference, the bootstrap ranks and
-    Kendall's W; unless every pair failed.
+    Kendall's W; unless every pair failed. So are the pairs successive halving pruned (``pruned``): they trained
+    fewer epochs than the others.
     """
     scores = results.image_scores("dice")
     alpha, margin = options["alpha"], options["noninferiority_margin"]
     ci = st.bootstrap_ci(scores, options["bootstrap_resamples"], options["seed"])
-    failed = set(results.failed)
-    order = ranking(ci["mean"], failed)
+    pruned = results.pruned  # what stopped them: that they did not learn in a few epochs says little
+    not_learned = {p: why for p, why in results.failed.items() if p not in pruned}
+    order = ranking(ci["mean"], set(not_learned), set(pruned))
+    failed = set(not_learned) | set(pruned)  # left out of every test and ranking
     ranked = [p for p in order if p not in failed] or order
     versus = st.versus_best(scores, alpha, margin, failed)
     best = versus.attrs["best"]
@@ -157,19 +167,20 @@ def analyse(results: Results, options: dict, leaked: list[str] = (), leaked_in_g
         "n_images": int(len(scores)), "seeds": seeds, "best": best, "tied_best": versus.attrs["tied"],
         "labels": labels(results),
         "ranking": order, "ranked": ranked,
-        "failed": {p: results.failed[p] for p in order if p in failed},
+        "failed": {p: not_learned[p] for p in order if p in not_learned},
+        "pruned": {p: pruned[p] for p in order if p in pruned},
         "per_pair": {p: {"mean": float(ci.loc[p, "mean"]), "ci_low": float(ci.loc[p, "ci_low"]),
                          "ci_high": float(ci.loc[p, "ci_high"]), "ci_method": ci.loc[p, "ci_method"],
                          "sd_across_seeds": _num(float(sd_seeds.get(p, np.nan))),
-                         "failed": results.failed.get(p, [])} for p in order},
+                         "failed": not_learned.get(p, []), "pruned": pruned.get(p)} for p in order},
         "ci": "95% bootstrap confidence interval of the mean (scipy.stats.bootstrap, "
               f"{options['bootstrap_resamples']:,} resamples of the test images, the same ones for every pair; "
               "BCa, percentile where BCa is degenerate, as each pair's ci_method says). It covers the sampling of "
               "test images only: not the variance between training seeds, nor the selection of the best pair out "
               "of all of them.",
-        "versus_best": _versus(versus, order, alpha, margin),
+        "versus_best": _versus(versus, order, alpha, margin, pruned),
         "versus_baselines": {b: _versus(st.versus_best(scores, alpha, margin, failed, reference=b), order, alpha,
-                                        margin) for b in results.baselines},  # one family per baseline
+                                        margin, pruned) for b in results.baselines},  # one family per baseline
         "friedman": friedman,
         "generalisation": generalisation(results, leaked_in_group),
         "equal_size": equal_size(results, leaked_reference),
@@ -182,6 +193,11 @@ def analyse(results: Results, options: dict, leaked: list[str] = (), leaked_in_g
             "(in train or val); the Leakage section gives every pair's Dice without them."] if leaked else []),
         "leakage": leakage_effect(results, list(leaked), order),
     }
+
+
+def left_out(row: dict) -> bool:
+    """Whether a pair (its ``per_pair`` entry) is left out of the tests and ranking: it failed, or was pruned."""
+    return bool(row["failed"] or row.get("pruned"))
 
 
 def _and(names: list[str]) -> str:
@@ -200,7 +216,7 @@ def verdict(statistics: dict) -> str:
     ci, stability = per_pair[best], statistics["rank_stability"][best]
     groups: dict[str, list[str]] = {}
     for pair, row in versus["pairs"].items():
-        if pair not in tied and not per_pair[pair]["failed"]:
+        if pair not in tied and not left_out(per_pair[pair]):
             groups.setdefault(row["verdict"], []).append(pair)
     images = f"{statistics['n_images']} image{'s' if statistics['n_images'] != 1 else ''}"
     if len(tied) > 1:
@@ -218,12 +234,16 @@ def verdict(statistics: dict) -> str:
     for baseline, tests in statistics.get("versus_baselines", {}).items():
         against: dict[str, list[str]] = {}
         for pair, row in tests["pairs"].items():
-            if pair != baseline and not per_pair[pair]["failed"]:
+            if pair != baseline and not left_out(per_pair[pair]):
                 against.setdefault(row["verdict"].removesuffix(" than the baseline").removesuffix(" from the baseline"),
                                    []).append(pair)
         if against:  # none when every other pair failed: they are listed below
             text.append(f"Against the baseline {named([baseline])[0]} (mean {per_pair[baseline]['mean']:.3f}): "
                         + "; ".join(f"{words}: {', '.join(pairs)}" for words, pairs in against.items()) + ".")
+    pruned = {p: r["pruned"] for p, r in per_pair.items() if r.get("pruned")}
+    if pruned:
+        text.append("Pruned by successive halving (sweep.budget), so not ranked: "
+                    + "; ".join(f"{p} ({why})" for p, why in pruned.items()) + ".")
     failed = {p: r["failed"] for p, r in per_pair.items() if r["failed"]}
     if failed:
         text.append(("Did not learn the task, so left out of every test and ranking: " if len(failed) < len(per_pair)

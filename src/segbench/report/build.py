@@ -12,10 +12,11 @@ import numpy as np
 import pandas as pd
 
 from segbench import paths
+from segbench.budget import rungs
 from segbench.io import atomic_path, write_json
 from segbench.paths import run_name
 from segbench.report import figures, html, latex, workbook
-from segbench.report.analysis import analyse, verdict
+from segbench.report.analysis import analyse, left_out, verdict
 from segbench.report.collect import Inputs, Results, load_results
 from segbench.report.tables import (
     DETECTION,
@@ -95,7 +96,30 @@ def setup(params: dict, results: Results) -> dict[str, str]:
                       "latency job alone on its device; weights and activations (peak above the weights) apart"
                       if "gpu" in results.replicates and results.replicates["gpu"].notna().any() else ""),
         **({"baseline": _baseline(results)} if results.baselines else {}),
+        "compute": compute(params, results),
     }
+
+
+def compute(params: dict, results: Results) -> str:
+    """What the sweep's trainings spent (every row's, baselines included) and, under sweep.budget, what successive
+    halving saved against training every pair's runs to train.epochs."""
+    runs = results.training
+    steps = (runs["epochs"] * runs["iterations_per_epoch"]).sum()
+    devices = "GPU" if runs["device"].astype(str).str.startswith("cuda").all() else "device"
+    text = (f"{runs['epochs'].sum():,} epochs ({steps:,.0f} optimiser steps) in {runs['train_seconds'].sum():,.0f} "
+            f"{devices}-s over {count(len(runs), 'training run')}")
+    budget = params["sweep"]["budget"]
+    if not budget:
+        return text
+    pairs = runs[~runs["pair"].isin(results.baselines)]
+    full = len(pairs) * params["train"]["epochs"]
+    pruned = pairs[pairs["pruned"].notna()] if "pruned" in pairs else pairs.iloc[:0]
+    pace = pruned["train_seconds"] / pruned["epochs"].clip(lower=1)
+    saved = ((params["train"]["epochs"] - pruned["epochs"]) * pace).sum()
+    return (text + f". Successive halving (eta {budget['eta']}; rungs at {rungs(params)} epochs, then "
+            f"{params['train']['epochs']}) trained the pairs {pairs['epochs'].sum():,} of the {full:,} epochs "
+            f"training each in full takes ({pairs['epochs'].sum() / full:.0%}); the pruned runs' missing epochs would "
+            f"have taken about {saved:,.0f} device-s more at each run's own pace")
 
 
 def _baseline(results: Results) -> str:
@@ -202,7 +226,7 @@ def qualitative(results: Results, statistics: dict, params: dict, where: paths.S
 def make_figures(results: Results, statistics: dict, efficiency: pd.DataFrame, strata: pd.DataFrame,
                  params: dict, where: paths.Sweep, data, leakage: dict, inputs: Inputs) -> dict[str, figures.Figure]:
     palette = figures.Palette(statistics["ranking"], [p for p, r in statistics["per_pair"].items() if r["failed"]],
-                              results.pairs)
+                              results.pairs, [p for p, r in statistics["per_pair"].items() if r.get("pruned")])
     matrix = dice_matrix(results)
     per_pair = statistics["per_pair"]
     ci = {(a, l): (per_pair[run_name(a, l)]["ci_low"], per_pair[run_name(a, l)]["ci_high"])
@@ -289,7 +313,7 @@ class Contents:
                    leakage_tables(leakage, statistics), generalisation_tables(statistics), setup(params, results),
                    {l: loss_definition(params["losses"][l]) for l in params["sweep"]["losses"]},
                    provenance(params, results, info), audit_summary(leakage),
-                   [bool(statistics["per_pair"][p]["failed"]) for p in statistics["ranking"]])
+                   [left_out(statistics["per_pair"][p]) for p in statistics["ranking"]])
 
     def definitions(self) -> dict[str, str]:
         return definitions(self.units, self.penalty)
@@ -302,7 +326,7 @@ def headline(c: Contents) -> dict:
     return {"best_pair": best, "best_dice": per_pair[best]["mean"], "best_dice_ci_low": per_pair[best]["ci_low"],
             "best_dice_ci_high": per_pair[best]["ci_high"], "pairs": len(c.results.pairs),
             "pairs_significantly_lower": sum(v.startswith("significantly lower") for v in verdicts),
-            "pairs_failed": sum(c.failed)}
+            "pairs_failed": len(c.statistics["failed"]), "pairs_pruned": len(c.statistics.get("pruned", {}))}
 
 
 def markdown_text(c: Contents) -> str:

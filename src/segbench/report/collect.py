@@ -32,6 +32,7 @@ class Results:
     references: one row per (pair, seed, reference model, image): the seed's reference/scores.csv
                 (split.holdout.reference), with ``model`` in and out.
     reference:  a pair's reference.json (sizes, failed trainings) by (pair, seed); empty without references.
+    pruned:     pair -> the rung of sweep.budget's successive halving that stopped it, in words; only pruned pairs.
     """
 
     pairs: list[str]
@@ -45,6 +46,7 @@ class Results:
     other_tests: pd.DataFrame = field(default_factory=pd.DataFrame)
     references: pd.DataFrame = field(default_factory=pd.DataFrame)
     reference: dict[tuple[str, int], dict] = field(default_factory=dict)
+    pruned: dict[str, str] = field(default_factory=dict)
 
     def image_scores(self, metric: str = "dice") -> pd.DataFrame:
         """(test images with a lesion x pairs): each image's ``metric`` averaged over the pair's seeds."""
@@ -99,7 +101,7 @@ def load_results(params: dict, where: paths.Sweep, inputs: Inputs | None = None)
     sweep = params["sweep"]
     _read = (inputs or Inputs()).read
     replicates, per_image, training, history, metrics, failed, other_tests = [], [], [], [], {}, {}, []
-    references, reference = [], {}
+    references, reference, pruned = [], {}, {}
     members = paths.members(sweep)
     latency = {arch: {k: v for k, v in _read(where.latency(arch), f"latency --arch {arch}").items()
                       if k.startswith(("latency_", "memory_", "weights_", "activations_")) or k == "gpu"}
@@ -128,13 +130,22 @@ def load_results(params: dict, where: paths.Sweep, inputs: Inputs | None = None)
             for fold in sweep["folds"]:
                 fold_dir = where.fold(arch, loss, seed, fold)
                 what = f"train --arch {arch} --loss {loss} --seed {seed} --fold {fold}"
-                training.append({**keys, "fold": fold, **_read(fold_dir / paths.TRAINED, what)})
+                training.append({**keys, "fold": fold, **(record := _read(fold_dir / paths.TRAINED, what))})
+                if record.get("pruned"):
+                    pruned[pair] = pruned_at(record["pruned"])
                 history.append(_read(fold_dir / paths.HISTORY, what, pd.read_csv).merge(
                     _read(fold_dir / paths.TIMING, what, pd.read_csv), on="epoch").assign(**keys, fold=fold))
     images = pd.concat(per_image, ignore_index=True).astype({"sample_id": str})
     return Results(pairs, pd.DataFrame(replicates), images, pd.DataFrame(training),
                    pd.concat(history, ignore_index=True), metrics, failed,
-                   baselines, _frame(other_tests), _frame(references), reference)
+                   baselines, _frame(other_tests), _frame(references), reference, pruned)
+
+
+def pruned_at(pruned: dict) -> str:
+    """train.json's ``pruned`` in words: "pruned at rung 0 (1 epoch, val Dice 0.312)"."""
+    epochs = pruned["epochs"]
+    return f"pruned at rung {pruned['rung']} ({epochs} epoch{'s' if epochs != 1 else ''}, val Dice " \
+           f"{pruned['val_dice']:.3f})"
 
 
 def _frame(tables: list[pd.DataFrame]) -> pd.DataFrame:

@@ -38,9 +38,9 @@ def load(sweep: dict) -> dict[str, dict]:
 
 
 def failures(statistics: dict[str, dict]) -> pd.DataFrame:
-    """One row per (pair, dataset) where the pair did not learn the task, with the reasons."""
-    rows = [{"pair": p, "dataset": d, "why": "; ".join(r["failed"])}
-            for d, s in statistics.items() for p, r in s["per_pair"].items() if r["failed"]]
+    """One row per (pair, dataset) where the pair did not learn the task or was pruned (sweep.budget), with why."""
+    rows = [{"pair": p, "dataset": d, "why": "; ".join(r["failed"]) or r["pruned"]}
+            for d, s in statistics.items() for p, r in s["per_pair"].items() if r["failed"] or r.get("pruned")]
     return pd.DataFrame(rows, columns=["pair", "dataset", "why"])
 
 
@@ -113,7 +113,7 @@ def verdict(friedman: dict, ranking: pd.DataFrame, n: int, failed: pd.DataFrame)
     if len(failed) and set(failed["pair"]) & set(ranking["pair"]):
         out = "No pair learned the task on every dataset, so all are ranked: the ranks compare failed runs. " + out
     elif len(failed):
-        out += (f" Left out of the ranking, as they did not learn the task on some dataset: "
+        out += (f" Left out of the ranking, as they did not learn the task (or were pruned) on some dataset: "
                 f"{', '.join(dict.fromkeys(failed['pair']))}.")
     return out
 

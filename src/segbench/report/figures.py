@@ -50,15 +50,15 @@ class Palette:
     """One colour per pair for every figure: with at most ``TOP`` pairs, each pair's Okabe-Ito colour follows its
     place in the sweep's own order (``order``), so a pair keeps its colour on every page of a sweep, whatever its
     rank on a dataset; with more, the best ``TOP`` of ``ranking`` are coloured and the rest grey. A pair that failed to
-    learn is labelled so (``label``)."""
+    learn, or that successive halving pruned, is labelled so (``label``)."""
 
-    def __init__(self, ranking: list[str], failed=(), order: list[str] | None = None):
-        self.ranking, self.failed = list(ranking), set(failed)
+    def __init__(self, ranking: list[str], failed=(), order: list[str] | None = None, pruned=()):
+        self.ranking, self.failed, self.pruned = list(ranking), set(failed), set(pruned)
         named = order if order is not None and len(order) <= TOP else self.ranking
         self.colours = {pair: OKABE_ITO[i] if i < TOP else GREY for i, pair in enumerate(named)}
 
     def label(self, pair: str) -> str:
-        return f"{pair} (failed)" if pair in self.failed else pair
+        return f"{pair} (failed)" if pair in self.failed else f"{pair} (pruned)" if pair in self.pruned else pair
 
     def __call__(self, pair: str) -> str:
         return self.colours.get(pair, GREY)

@@ -56,12 +56,13 @@ def dice_matrix(results: Results, metric: str = "dice") -> pd.DataFrame:
 
 
 def _status(statistics: dict, pair: str) -> str:
-    failed = statistics["per_pair"][pair]["failed"]
-    return "failed: " + "; ".join(failed) if failed else "ok"
+    row = statistics["per_pair"][pair]
+    return "failed: " + "; ".join(row["failed"]) if row["failed"] else row.get("pruned") or "ok"
 
 
 def _ranks(statistics: dict) -> dict[str, int | None]:
-    ranked = [p for p in statistics["ranking"] if not statistics["per_pair"][p]["failed"]]
+    ranked = [p for p in statistics["ranking"] if not (statistics["per_pair"][p]["failed"]
+                                                       or statistics["per_pair"][p].get("pruned"))]
     return {p: ranked.index(p) + 1 if p in ranked else None for p in statistics["ranking"]}
 
 
@@ -202,6 +203,10 @@ def statistics_tables(statistics: dict) -> dict[str, pd.DataFrame]:
     if failed:
         out["Left out of every test and ranking: did not learn the task"] = pd.DataFrame(
             [{"pair": p, "why": "; ".join(reasons)} for p, reasons in failed.items()])
+    pruned = statistics.get("pruned", {})
+    if pruned:
+        out["Left out of every test and ranking: pruned by successive halving (sweep.budget)"] = pd.DataFrame(
+            [{"pair": p, "why": why} for p, why in pruned.items()])
     return out
 
 
@@ -284,7 +289,8 @@ def _cell(column: str, value) -> str:
     if isinstance(value, tuple):
         if "rank" in column:
             return f"{value[0]:g}–{value[1]:g}"
-        return f"{value[0]:.3f} to {value[1]:.3f}" if value[0] < 0 or value[1] < 0 else f"{value[0]:.3f}–{value[1]:.3f}"
+        low, high = (_unsigned_zero(v) for v in value)
+        return f"{low:.3f} to {high:.3f}" if low < 0 or high < 0 else f"{low:.3f}–{high:.3f}"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, str):
@@ -297,7 +303,12 @@ def _cell(column: str, value) -> str:
         return format_p(value)
     if column.startswith("Δ"):
         return f"{value:+.3f}" if round(value, 3) else "0.000"
-    return f"{value:,.3f}" if abs(value) < 1000 else f"{value:,.0f}"
+    return f"{_unsigned_zero(value):,.3f}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def _unsigned_zero(value: float) -> float:
+    """0.0 for a value that rounds to zero at 3 decimals, so it never shows as "-0.000"."""
+    return value if round(value, 3) else 0.0
 
 
 def display(frame: pd.DataFrame) -> pd.DataFrame:
