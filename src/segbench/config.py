@@ -180,6 +180,30 @@ def _check_budget(params: dict, source: str) -> None:
                             "sweep.budget: null")
 
 
+def _check_tune(params: dict, source: str) -> None:
+    """``sweep.tune`` names train options, each candidate a valid recipe; not with ``sweep.budget`` (yet)."""
+    from segbench.tuning import candidates, with_candidate
+
+    grid = params["sweep"]["tune"]
+    if not grid:
+        return
+    if params["sweep"]["budget"]:
+        raise SegbenchError(f"{source}: sweep.tune with sweep.budget: successive halving within each pair's "
+                            "candidates is not supported yet; use one of them")
+    options = load_schema()["properties"]["train"]["properties"]
+    for key in grid:
+        name = key.removeprefix("train.")
+        if name not in options:
+            raise SegbenchError(f"{source}: sweep.tune: {key!r} is not a train option{did_you_mean(name, options)}")
+    for index, settings in enumerate(candidates(params)):
+        trial = with_candidate(params, index)
+        trial["sweep"]["tune"] = {}
+        try:
+            validate_params(trial, source)
+        except SegbenchError as exc:
+            raise SegbenchError(f"{source}: sweep.tune: candidate {index} ({settings}): {exc}") from None
+
+
 def _named_datasets(params: dict, source: str) -> None:
     """The one ``dataset:`` section becomes ``datasets: {<its name>: ...}`` run by ``sweep.datasets``; every
     name ``sweep.datasets`` lists must be defined."""
@@ -237,6 +261,7 @@ def validate_params(params: dict, source: str = "params.yaml") -> dict:
     _check_external(params, source)
     _check_references(params, source)
     _check_budget(params, source)
+    _check_tune(params, source)
     for name, options in params["architectures"].items():
         options.setdefault("family", name)  # an entry's options, or a variant of the entry 'family' names
     return params

@@ -67,6 +67,9 @@ REFERENCE_SCORES, REFERENCE_SUMMARY = "scores.csv", "reference.json"
 RUNGS = SWEEP + "/rungs"
 RUNG = RUNGS + "/rung{rung}/{arch}__{loss}/seed{seed}/fold{fold}"
 SELECTION = RUNGS + "/selection{rung}.json"
+# sweep.tune: a pair's training with each candidate configuration, and the candidate it keeps (kept in git)
+TUNE = PAIR + "/tuning/candidate{candidate}/seed{seed}/fold{fold}"
+TUNING = PAIR + "/tuning.json"
 # the report folder
 PAGE, MARKDOWN, LATEX, WORKBOOK = "report.html", "comparison.md", "comparison.tex", "comparison.xlsx"
 STATISTICS, SUMMARY = "statistics.json", "summary.json"
@@ -200,6 +203,14 @@ class Sweep:
     def selection(self, rung: int) -> Path:
         """Which pairs rung ``rung`` promoted and which it pruned."""
         return self._at(SELECTION, rung=rung)
+
+    def tune(self, arch: str, loss: str, candidate: int, seed: int, fold: int) -> Path:
+        """One run of a pair's tuning candidate (``sweep.tune``)."""
+        return self._at(TUNE, arch=arch, loss=loss, candidate=candidate, seed=seed, fold=fold)
+
+    def tuning(self, arch: str, loss: str) -> Path:
+        """The candidates' val Dice and the one the pair keeps."""
+        return self._at(TUNING, arch=arch, loss=loss)
 
     def reference(self, arch: str, loss: str, seed: int) -> Path:
         """The seed's reference trainings (``split.holdout.reference``), one folder per side of ``REFERENCES``."""

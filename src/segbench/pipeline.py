@@ -58,7 +58,8 @@ class Input:
     over: tuple[str, ...] = ()  # fields Snakemake expands over the sweep's lists
     dvc: str | None = None      # the folder DVC depends on instead (it cannot list a matrix's outputs)
     datasets: str = AXES["dataset"]  # a job of a dataset this params list holds reads it (Snakemake)
-    budget: bool = False        # read only under sweep.budget; {previous}: the rung before the job's (none at 0)
+    when: str | None = None     # read only when this params key is set (sweep.budget, sweep.tune); {previous}: the
+                                # rung before the job's (none at 0)
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,8 @@ class Stage:
     options: tuple[Option, ...] = ()
     runtime: Callable[[dict, dict], int] | None = None  # (params view, fields) -> minutes a cluster job may run
     datasets: str = AXES["dataset"]  # the params list of the datasets it runs on (DVC's matrix)
-    budget: bool = False        # a stage of sweep.budget's rungs: none without one, one per rung in dvc.yaml
+    when: str | None = None     # jobs only when this params key is set: sweep.budget's rungs (one stage per rung in
+                                # dvc.yaml), sweep.tune's candidates
 
     @property
     def runner(self) -> str:
@@ -138,8 +140,9 @@ BASELINE_LATENCY = _baseline(paths.LATENCY)
 _SCORED = tuple(name for name in paths.EVALUATE_FILES if name != paths.VAL_PREDICTIONS)  # what the report reads
 
 # sweep.budget: a rung's run resumes the previous rung's, once that rung's selection has promoted it
-_PREVIOUS = tuple(Input(pattern.replace("{rung}", "{previous}"), budget=True) for pattern in (paths.SELECTION,
-                                                                                              paths.RUNG))
+BUDGET, TUNE = "sweep.budget", "sweep.tune"
+_PREVIOUS = tuple(Input(pattern.replace("{rung}", "{previous}"), when=BUDGET) for pattern in (paths.SELECTION,
+                                                                                             paths.RUNG))
 
 STAGES = (
     Stage("download", ("dataset",), ("dataset.name", "dataset.source", "dataset.checksum", "synthetic"), (),
@@ -158,22 +161,32 @@ STAGES = (
           (*_PROCESSED, Input(paths.SPLIT), *_PREVIOUS), (Output(paths.RUNG, directory=True),),
           "segbench.training.halving", ("arch", "loss"), gpu=True, threads="train.threads",
           help="sweep.budget: train one pair for one seed and fold to a rung's epochs, if the rung before promoted "
-               "it", budget=True),
+               "it", when=BUDGET),
     Stage("select", ("dataset", "rung"), ("sweep.budget",),
           (Input(paths.RUNG, ("arch", "loss", "seed", "fold"), paths.RUNGS + "/rung{rung}"),
-           Input(paths.SELECTION.replace("{rung}", "{previous}"), budget=True)),
+           Input(paths.SELECTION.replace("{rung}", "{previous}"), when=BUDGET)),
           (Output(paths.SELECTION, cache=False),), "segbench.budget",
           help="sweep.budget: the pairs a rung promotes (the best 1/eta by mean val Dice) and those it prunes",
-          budget=True),
+          when=BUDGET),
+    Stage("tune", ("dataset", "arch", "loss", "seed", "fold", "candidate"),
+          ("train", "architectures.{arch}", "losses.{loss}", "evaluate.resolution", TUNE),
+          (*_PROCESSED, Input(paths.SPLIT)), (Output(paths.TUNE, directory=True),), "segbench.training.tuned",
+          ("arch", "loss"), gpu=True, threads="train.threads",
+          help="sweep.tune: train one pair for one seed and fold with one candidate configuration", when=TUNE),
+    Stage("choose", ("dataset", "arch", "loss"), (TUNE,),
+          (Input(paths.TUNE, ("candidate", "seed", "fold"), paths.PAIR + "/tuning"),),
+          (Output(paths.TUNING, cache=False),), "segbench.tuning",
+          help="sweep.tune: the pair's candidate with the best mean val Dice (test images unread)", when=TUNE),
     Stage("train", ("dataset", "arch", "loss", "seed", "fold"),
           ("train", "architectures.{arch}", "losses.{loss}", "evaluate.resolution"),
           (*_PROCESSED, Input(paths.SPLIT),
-           Input(paths.SELECTION.replace("{rung}", "{last}"), dvc=paths.RUNGS, budget=True),
-           Input(paths.RUNG, ("rung",), paths.RUNGS, budget=True)),
+           Input(paths.SELECTION.replace("{rung}", "{last}"), dvc=paths.RUNGS, when=BUDGET),
+           Input(paths.RUNG, ("rung",), paths.RUNGS, when=BUDGET),
+           Input(paths.TUNING, when=TUNE), Input(paths.TUNE, ("candidate",), paths.PAIR + "/tuning", when=TUNE)),
           _files(paths.FOLD, paths.TRAIN_FILES, **{"history.csv": {"cache": False, "plot": True}}),
           "segbench.training.halving", ("arch", "loss"), gpu=True, threads="train.threads",
           help="train one pair for one seed and fold (under sweep.budget: on from its last rung, or its pruned "
-               "model)"),
+               "model; under sweep.tune: its chosen candidate's run)"),
     Stage("evaluate", ("dataset", "arch", "loss", "seed"),
           ("evaluate", "dataset.spacing_mm", "sweep.folds"),
           (*_PROCESSED, Input(paths.SPLIT), Input(paths.SPLIT_LEAKAGE),
@@ -218,6 +231,7 @@ STAGES = (
            *(Input(f"{BASELINE_SEED}/{name}", ("baseline",), f"{paths.SWEEP}/runs") for name in _SCORED),
            Input(f"{paths.SEED}/{paths.GENERALISATION}", ("arch", "loss", "seed"), f"{paths.SWEEP}/runs"),
            Input(paths.REFERENCE, ("arch", "loss", "seed"), f"{paths.SWEEP}/runs", REFERENCES),
+           Input(paths.TUNING, ("arch", "loss"), f"{paths.SWEEP}/runs", when=TUNE),
            Input(f"{BASELINE_SEED}/{paths.GENERALISATION}", ("baseline",), f"{paths.SWEEP}/runs"),
            Input(BASELINE_FOLD, ("baseline", "fold"), f"{paths.SWEEP}/runs")),
           (*_files(paths.REPORT, paths.REPORT_FILES, **{"statistics.json": {"cache": False},
@@ -330,6 +344,8 @@ def sweep_code(params: dict) -> list[str]:
     the code its results depend on, for a recorded figure to say when it went stale."""
     sweep, modules = params["sweep"], set()
     for stage_ in STAGES:
+        if not _is_set(params, stage_.when):
+            continue
         if "baseline" in stage_.fields:
             jobs = [{"baseline": b} for b in sweep["baselines"]]
         else:
@@ -379,27 +395,44 @@ def rung_count(params: dict) -> int:
     return len(rungs(params))
 
 
+def candidate_count(params: dict) -> int:
+    """The candidates of sweep.tune's grid (0 without tuning)."""
+    from segbench.tuning import candidates
+
+    return len(candidates(params))
+
+
 def _values(params: dict, field: str) -> list:
-    """The values of a field in the sweep's params: its list (``AXES``), or the rungs' numbers."""
-    return list(range(rung_count(params))) if field == "rung" else _get(params, AXES[field])
+    """The values of a field in the sweep's params: its list (``AXES``), the rungs' or the candidates' numbers."""
+    if field == "rung":
+        return list(range(rung_count(params)))
+    if field == "candidate":
+        return list(range(candidate_count(params)))
+    return _get(params, AXES[field])
 
 
-def _budget_fields(item: Input, params: dict, fields: dict) -> dict | None:
+def _is_set(params: dict, key: str | None) -> bool:
+    return key is None or bool(_values(params, "rung" if key == BUDGET else "candidate"))
+
+
+def _input_fields(item: Input, params: dict, fields: dict) -> dict | None:
     """The rung fields of an input read under sweep.budget, {} for another input; None when the job does not read
-    it (no budget, or rung 0's previous rung)."""
-    if not item.budget:
-        return {}
-    count, rung = rung_count(params), int(fields.get("rung", 0))
-    if not count or ("{previous}" in item.pattern and rung == 0):
+    it (its ``when`` unset, or rung 0's previous rung)."""
+    if not _is_set(params, item.when):
         return None
-    return {"previous": rung - 1, "last": count - 1}
+    if item.when != BUDGET:
+        return {}
+    rung = int(fields.get("rung", 0))
+    if "{previous}" in item.pattern and rung == 0:
+        return None
+    return {"previous": rung - 1, "last": rung_count(params) - 1}
 
 
 def job_inputs(stage_: Stage, params: dict, fields: dict) -> list[str]:
     """A job's input files: each input pattern expanded over its ``over`` fields' lists in the params (``AXES``)."""
     files = []
     for item in stage_.inputs:
-        budget = _budget_fields(item, params, fields)
+        budget = _input_fields(item, params, fields)
         if budget is None or "dataset" in fields and fields["dataset"] not in _get(params, item.datasets):
             continue
         for values in product(*(_values(params, f) for f in item.over)):
@@ -451,8 +484,10 @@ def _dvc_path(pattern: str) -> str:
 
 def _dvc_stages(stage_: Stage, params: dict) -> dict[str, dict]:
     """A stage's entries in dvc.yaml: one, or one per rung of sweep.budget for a rung's stage (a matrix item
-    cannot name the rung before its own), none of those without a budget."""
-    if not stage_.budget:
+    cannot name the rung before its own); none for a stage whose ``when`` is unset."""
+    if not _is_set(params, stage_.when):
+        return {}
+    if stage_.when != BUDGET:
         return {stage_.name: _dvc_stage(stage_, params, {})}
     return {f"{stage_.name}{r}": _dvc_stage(stage_, params, {"rung": r}) for r in range(rung_count(params))}
 
@@ -461,12 +496,13 @@ def _dvc_stage(stage_: Stage, params: dict, fixed: dict) -> dict:
     """A matrix stage over the stage's fields but those ``fixed``, whose values are written in."""
     out: dict = {}
     if stage_.fields:
-        out["matrix"] = {field: f"${{{stage_.datasets if field == 'dataset' else AXES[field]}}}"
+        out["matrix"] = {field: _values(params, field) if field == "candidate" else  # the grid's, numbered
+                         f"${{{stage_.datasets if field == 'dataset' else AXES[field]}}}"
                          for field in stage_.fields if field not in fixed}
     out["cmd"] = stage_.command(lambda field: fixed.get(field, f"${{item.{field}}}"))
     deps = []
     for item in stage_.inputs:
-        budget = _budget_fields(item, params, fixed)
+        budget = _input_fields(item, params, fixed)
         if budget is not None:
             deps.append(_dvc_path((item.dvc or item.pattern).format_map(_Fields(fixed, **budget))))
     out["deps"] = list(dict.fromkeys(deps)) + stage_code(stage_)
@@ -501,8 +537,8 @@ HEADER = """\
 
 
 def dvc_yaml(params: dict) -> str:
-    """dvc.yaml's text: one matrix stage per stage, iterating over the sweep's lists in params.yaml; the rungs of
-    its sweep.budget spelled out."""
+    """dvc.yaml's text: one matrix stage per stage, iterating over the sweep's lists in params.yaml; its
+    sweep.budget's rungs and sweep.tune's candidates written out."""
     stages = {name: entry for s in STAGES for name, entry in _dvc_stages(s, params).items()}
     return HEADER + yaml.safe_dump({"stages": stages}, sort_keys=False, width=120)
 
@@ -510,8 +546,8 @@ def dvc_yaml(params: dict) -> str:
 def check_dvc_yaml(params: dict, path: Path = Path("dvc.yaml"), source: str = "params.yaml") -> None:
     """Raises: SegbenchError when ``path`` is not what the pipeline definition generates for ``params``."""
     if not path.exists() or path.read_text() != dvc_yaml(params):
-        raise SegbenchError(f"{path}: not what the pipeline definition generates for {source} (its sweep.budget's "
-                            "rungs, or the code changed); run `segbench dag --write`")
+        raise SegbenchError(f"{path}: not what the pipeline definition generates for {source} (sweep.budget's rungs, "
+                            "sweep.tune's candidates, or the code changed); run `segbench dag --write`")
 
 
 def summary() -> str:

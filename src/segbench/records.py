@@ -47,6 +47,7 @@ class TrainRecord:
     iterations_per_epoch: int | None = None  # optimiser steps per epoch
     batch_size: int | None = None
     pruned: dict | None = None  # sweep.budget: the rung that stopped the run ({"rung", "epochs", "val_dice"})
+    tuned: dict | None = None  # sweep.tune: the candidate this run is ({"candidate", "settings", "val_dice"})
 
     def write(self, path: Path) -> dict:
         """Write train.json (atomically); returns it as a dict."""

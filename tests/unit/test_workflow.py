@@ -126,9 +126,11 @@ STAGE_CODE = {
               "predict.outputs", "provenance", "records", "registry", "training", "training.callbacks",
               "training.checkpoint",
               "training.device", "training.optim", "training.trainer", "training.validation", "training.halving",
-              "budget"},
+              "training.tuned", "budget", "tuning"},
     "rung": set(),  # train's: below
     "select": {"budget", "io", "paths", "segbench"},
+    "tune": set(),  # train's: below
+    "choose": {"tuning", "io", "paths", "segbench"},
     "evaluate": _SCORE,
     "reference": set(),  # train's and evaluate's code: below
     "latency": {*_PREDICT, "evaluation", "evaluation.latency", *_DATA},
@@ -139,10 +141,12 @@ STAGE_CODE = {
     "summary": {*_REPORT, "report.cross_dataset"},
 }
 
-STAGE_CODE["reference"] = (STAGE_CODE["train"] - {"training.halving", "budget"}) | _SCORE | {"evaluation.reference"}
+STAGE_CODE["reference"] = (STAGE_CODE["train"] - {"training.halving", "training.tuned", "budget", "tuning"}) | _SCORE \
+    | {"evaluation.reference"}
 STAGE_CODE["rung"] = STAGE_CODE["train"]
-STAGE_CODE["report"] = STAGE_CODE["report"] | {"budget"}
-STAGE_CODE["summary"] = STAGE_CODE["summary"] | {"budget"}
+STAGE_CODE["tune"] = STAGE_CODE["train"] - {"training.halving", "budget"}
+STAGE_CODE["report"] = STAGE_CODE["report"] | {"budget", "tuning"}
+STAGE_CODE["summary"] = STAGE_CODE["summary"] | {"budget", "tuning"}
 
 
 def test_each_stage_runs_exactly_its_own_code_and_no_side_channel():
@@ -196,8 +200,8 @@ def test_jobs_read_the_params_of_their_own_entries():
 
 
 def test_every_stage_runs_one_segbench_command_over_its_fields():
-    assert [s.name for s in pipeline.STAGES] == ["download", "preprocess", "split", "rung", "select", "train",
-                                                 "evaluate", "reference", "latency", "baseline_prepare",
+    assert [s.name for s in pipeline.STAGES] == ["download", "preprocess", "split", "rung", "select", "tune", "choose",
+                                                 "train", "evaluate", "reference", "latency", "baseline_prepare",
                                                  "baseline_train", "baseline_evaluate", "report", "summary"]
     assert pipeline.stage("train").command() == ("segbench train --dataset {dataset} --arch {arch} --loss {loss} "
                                                  "--seed {seed} --fold {fold}")
@@ -268,3 +272,18 @@ def test_every_figure_has_a_section_a_caption_and_its_outputs():
     for name, section in paths.FIGURES.items():
         assert section in sections and captions.joinpath(f"{name}.rst").is_file(), name
         assert [o.figure for o in report.outputs if o.figure == name] == [name]  # one png shown by Snakemake's report
+
+
+def test_a_tuned_sweep_trains_every_candidate_and_its_train_jobs_read_the_choice():
+    import yaml
+
+    params = tiny_params()
+    params["sweep"]["tune"] = {"train.lr": [1.0e-3, 1.0e-2], "train.batch_size": [4]}
+    stages = yaml.safe_load(pipeline.dvc_yaml(params))["stages"]
+    assert stages["tune"]["matrix"]["candidate"] == [0, 1] and "sweep.tune" in stages["tune"]["params"]
+    assert "results/${item.dataset}/${sweep.name}/runs/${item.arch}__${item.loss}/tuning" in stages["choose"]["deps"]
+    fields = {"dataset": "synthetic", "arch": "smp_unet", "loss": "dice", "seed": 0, "fold": 0}
+    train = pipeline.job_inputs(pipeline.stage("train"), params, fields)
+    assert str(SWEEP.tuning("smp_unet", "dice")) in train
+    assert {str(SWEEP.tune("smp_unet", "dice", c, 0, 0)) for c in (0, 1)} <= set(train)
+    assert "tune" not in yaml.safe_load(pipeline.dvc_yaml(tiny_params()))["stages"]

@@ -69,6 +69,7 @@ wildcard_constraints:
     seed=r"\d+",
     fold=r"\d+",
     rung=r"\d+",
+    candidate=r"\d+",
 
 
 def inputs(stage, wildcards):

@@ -176,6 +176,27 @@ def select(params: dict, args) -> None:
     choose(view, where, args.rung, tracker_for(where) if view["tracking"]["mlflow"] else None)
 
 
+def tune(params: dict, args) -> None:
+    check_pair(params, args)
+    view, where = view_of(params, args)
+    device = device_for(view, args)
+    view["train"]["threads"] = job_threads(args, view["train"]["threads"])
+    from segbench.training.tuned import train_candidate
+
+    set_threads(view["train"]["threads"])
+    seed, fold = seed_fold(params, args)
+    _log_trained(train_candidate(view, where, args.arch, args.loss, args.candidate, seed, fold, device=device,
+                                 tracker=tracker_for(where) if view["tracking"]["mlflow"] else None), args)
+
+
+def choose(params: dict, args) -> None:
+    check_pair(params, args)
+    view, where = view_of(params, args)
+    from segbench.tuning import choose as keep_best
+
+    keep_best(view, where, args.arch, args.loss)
+
+
 def evaluate(params: dict, args) -> None:
     check_pair(params, args)
     view, where = view_of(params, args)

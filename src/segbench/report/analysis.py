@@ -169,6 +169,7 @@ def analyse(results: Results, options: dict, leaked: list[str] = (), leaked_in_g
         "ranking": order, "ranked": ranked,
         "failed": {p: not_learned[p] for p in order if p in not_learned},
         "pruned": {p: pruned[p] for p in order if p in pruned},
+        "tuning": {p: results.tuning[p] for p in order if p in results.tuning},
         "per_pair": {p: {"mean": float(ci.loc[p, "mean"]), "ci_low": float(ci.loc[p, "ci_low"]),
                          "ci_high": float(ci.loc[p, "ci_high"]), "ci_method": ci.loc[p, "ci_method"],
                          "sd_across_seeds": _num(float(sd_seeds.get(p, np.nan))),

@@ -34,6 +34,7 @@ from segbench.report.tables import (
     statistics_tables,
     strata_table,
 )
+from segbench.tuning import describe
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,9 @@ def setup(params: dict, results: Results) -> dict[str, str]:
         "preprocessing": f"longest side to {params['preprocess']['size']} px, zero-padded to a square",
         "training": f"{train['epochs']} epochs max, batch {train['batch_size']}, {train['optimizer']} "
                     f"lr {train['lr']}, weight decay {train['weight_decay']}, {train['scheduler']} schedule, "
-                    f"early stopping after {train['early_stopping_patience']} epochs without a better val Dice",
+                    f"early stopping after {train['early_stopping_patience']} epochs without a better val Dice"
+                    + (f"; {', '.join(k.removeprefix('train.') for k in params['sweep']['tune'])} tuned per pair "
+                       "(sweep.tune: the comparison's 'tuned' column)" if params["sweep"]["tune"] else ""),
         "augmentation": ", ".join(f"{k} {v}" for k, v in sorted(train["augment"].items())),
         "replicates": f"seeds {params['sweep']['seeds']}, folds {params['sweep']['folds']} "
                       "(the test images are predicted by the mean of a seed's fold models)",
@@ -101,13 +104,20 @@ def setup(params: dict, results: Results) -> dict[str, str]:
 
 
 def compute(params: dict, results: Results) -> str:
-    """What the sweep's trainings spent (every row's, baselines included) and, under sweep.budget, what successive
-    halving saved against training every pair's runs to train.epochs."""
+    """What the sweep's trainings spent (every row's, baselines included; under sweep.tune, every candidate's) and,
+    under sweep.budget, what successive halving saved against training every pair's runs to train.epochs."""
     runs = results.training
     steps = (runs["epochs"] * runs["iterations_per_epoch"]).sum()
     devices = "GPU" if runs["device"].astype(str).str.startswith("cuda").all() else "device"
     text = (f"{runs['epochs'].sum():,} epochs ({steps:,.0f} optimiser steps) in {runs['train_seconds'].sum():,.0f} "
             f"{devices}-s over {count(len(runs), 'training run')}")
+    if results.tuning:
+        tried = [c for decision in results.tuning.values() for c in decision["candidates"]]
+        grid = next(iter(results.tuning.values()))["candidates"]
+        text += (f". Equal tuning: every pair tried the same {count(len(grid), 'candidate')} "
+                 f"({'; '.join(describe(c['settings']) for c in grid)}); all candidates' runs took "
+                 f"{sum(c['epochs'] for c in tried):,} epochs in {sum(c['train_seconds'] for c in tried):,.0f} "
+                 f"{devices}-s, the chosen ones' included (the runs above are the chosen ones)")
     budget = params["sweep"]["budget"]
     if not budget:
         return text

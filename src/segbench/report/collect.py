@@ -33,6 +33,7 @@ class Results:
                 (split.holdout.reference), with ``model`` in and out.
     reference:  a pair's reference.json (sizes, failed trainings) by (pair, seed); empty without references.
     pruned:     pair -> the rung of sweep.budget's successive halving that stopped it, in words; only pruned pairs.
+    tuning:     pair -> its tuning.json (sweep.tune: its candidates' val Dice, the chosen one); empty without.
     """
 
     pairs: list[str]
@@ -47,6 +48,7 @@ class Results:
     references: pd.DataFrame = field(default_factory=pd.DataFrame)
     reference: dict[tuple[str, int], dict] = field(default_factory=dict)
     pruned: dict[str, str] = field(default_factory=dict)
+    tuning: dict[str, dict] = field(default_factory=dict)
 
     def image_scores(self, metric: str = "dice") -> pd.DataFrame:
         """(test images with a lesion x pairs): each image's ``metric`` averaged over the pair's seeds."""
@@ -101,7 +103,7 @@ def load_results(params: dict, where: paths.Sweep, inputs: Inputs | None = None)
     sweep = params["sweep"]
     _read = (inputs or Inputs()).read
     replicates, per_image, training, history, metrics, failed, other_tests = [], [], [], [], {}, {}, []
-    references, reference, pruned = [], {}, {}
+    references, reference, pruned, tuning = [], {}, {}, {}
     members = paths.members(sweep)
     latency = {arch: {k: v for k, v in _read(where.latency(arch), f"latency --arch {arch}").items()
                       if k.startswith(("latency_", "memory_", "weights_", "activations_")) or k == "gpu"}
@@ -120,6 +122,8 @@ def load_results(params: dict, where: paths.Sweep, inputs: Inputs | None = None)
             for reason in m.get("degenerate", []):
                 failed.setdefault(pair, []).append(f"seed {seed}: {reason}" if len(seeds) > 1 else reason)
             replicates.append({**keys, **_flat(m), **latency[arch]})
+            if sweep["tune"] and pair not in baselines and pair not in tuning:
+                tuning[pair] = _read(where.tuning(arch, loss), f"choose --arch {arch} --loss {loss}")
             per_image.append(_read(seed_dir / paths.PER_IMAGE, evaluate, pd.read_csv).assign(**keys))
             other_tests += [_read(f, evaluate, pd.read_csv).assign(**keys, **{"test set": f.stem})
                             for f in sorted((seed_dir / paths.GENERALISATION).glob("*.csv"))]
@@ -138,7 +142,7 @@ def load_results(params: dict, where: paths.Sweep, inputs: Inputs | None = None)
     images = pd.concat(per_image, ignore_index=True).astype({"sample_id": str})
     return Results(pairs, pd.DataFrame(replicates), images, pd.DataFrame(training),
                    pd.concat(history, ignore_index=True), metrics, failed,
-                   baselines, _frame(other_tests), _frame(references), reference, pruned)
+                   baselines, _frame(other_tests), _frame(references), reference, pruned, tuning)
 
 
 def pruned_at(pruned: dict) -> str:

@@ -8,6 +8,7 @@ import math
 import pandas as pd
 
 from segbench.report.collect import Results, pair_summary
+from segbench.tuning import describe
 
 MISSING = "–"
 P_FLOOR = 1e-4
@@ -67,6 +68,8 @@ def _ranks(statistics: dict) -> dict[str, int | None]:
 
 
 BUDGET = "budget: epochs × it. × batch; device-s"
+TUNING = ("Equal tuning (sweep.tune): every pair's candidates by mean val Dice over its seeds and folds; the chosen "
+          "one (the best on val, test images unread) is the pair's in every other table")
 
 
 def budget(row: pd.Series) -> str:
@@ -98,6 +101,8 @@ def comparison_table(results: Results, statistics: dict) -> pd.DataFrame:
                      **{column: value for b, tests in statistics.get("versus_baselines", {}).items()
                         for column, value in ((f"Δ vs {b} (median)", tests["pairs"][pair]["median_difference"]),
                                               (f"vs {b}", tests["pairs"][pair]["verdict"]))},
+                     **({"tuned": describe(statistics["tuning"][pair]["settings"]) if pair in statistics["tuning"]
+                         else None} if statistics.get("tuning") else {}),
                      BUDGET: budget(summary.loc[pair]), "status": _status(statistics, pair)})
     return pd.DataFrame(rows)
 
@@ -203,6 +208,11 @@ def statistics_tables(statistics: dict) -> dict[str, pd.DataFrame]:
     if failed:
         out["Left out of every test and ranking: did not learn the task"] = pd.DataFrame(
             [{"pair": p, "why": "; ".join(reasons)} for p, reasons in failed.items()])
+    tuning = statistics.get("tuning", {})
+    if tuning:
+        out[TUNING] = pd.DataFrame([{"pair": p, "chosen": describe(d["settings"]),
+                                     **{describe(c["settings"]): c["val_dice"] for c in d["candidates"]}}
+                                    for p, d in tuning.items()])
     pruned = statistics.get("pruned", {})
     if pruned:
         out["Left out of every test and ranking: pruned by successive halving (sweep.budget)"] = pd.DataFrame(

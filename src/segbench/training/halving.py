@@ -19,6 +19,8 @@ from segbench import paths
 from segbench.budget import pruned_record, rungs
 from segbench.io import atomic_path, read_json, write_json
 from segbench.paths import run_name
+from segbench.training.tuned import use_chosen
+from segbench.tuning import candidates
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +71,10 @@ def train_rung(params: dict, where: paths.Sweep, rung: int, arch: str, loss: str
 
 def train_final(params: dict, where: paths.Sweep, arch: str, loss: str, seed: int, fold: int, **train) -> dict:
     """The ``train`` stage's run, to ``train.epochs``. Under ``sweep.budget`` a survivor resumes its last rung, and
-    a pruned run's fold folder gets the model of the rung that pruned it (no epoch more), marked pruned."""
+    a pruned run's fold folder gets the model of the rung that pruned it (no epoch more), marked pruned. Under
+    ``sweep.tune`` it is the pair's chosen candidate's run (``tuned.use_chosen``)."""
+    if candidates(params):
+        return use_chosen(where, arch, loss, seed, fold)
     out_dir = where.fold(arch, loss, seed, fold)
     folder, pruned = fate(where, len(rungs(params)), arch, loss, seed, fold)
     start_from(folder, out_dir)

@@ -331,7 +331,7 @@ def prepare(arch: str, loss: str, params: dict, processed_dir: Path, split_csv: 
 
 def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_csv: Path, out_dir: Path,
                seed: int = 0, fold: int | str = 0, tracker=None, device: str | None = None, until: int | None = None,
-               pause: bool = False, pruned: dict | None = None) -> dict:
+               pause: bool = False, pruned: dict | None = None, tracked_as: str | None = None) -> dict:
     """Train ``arch`` with ``loss`` from ``seed``, validating on ``fold`` (or on the images a reference training's
     split column marks val: ``paths.REFERENCES``); write the fold folder
     ``out_dir``; return the train.json summary. ``params``: one dataset's (``config.dataset_params``);
@@ -339,7 +339,8 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
 
     Successive halving (``training.halving``) trains a run in parts: ``until`` stops it after that epoch, and
     ``pause`` keeps its state (resume.pt) for the next part to resume; ``pruned`` is recorded in train.json (the
-    rung that stopped the run)."""
+    rung that stopped the run). ``tracked_as``: the fold name MLflow files the run under (a tuning candidate's:
+    "0/candidate1"), default ``fold``."""
     recipe, pair = params["train"], str(paths.RunId(arch, loss, seed, fold))
     seed_everything(seed)
     job = prepare(arch, loss, params, processed_dir, split_csv, seed, fold, pair)
@@ -366,7 +367,7 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
         if tracker:
             checksum = data.info.get("source_checksum")
             tracking = Tracking(tracker)
-            tracking.open(run, (arch, loss, seed, fold), {
+            tracking.open(run, (arch, loss, seed, tracked_as or fold), {
                 "arch": arch, "loss": loss, "seed": seed, "fold": fold, "architecture": meta["arch_cfg"],
                 "loss_terms": params["losses"][loss], "train": recipe, "preprocess": params["preprocess"],
                 "split": params["split"], "dataset": params["dataset"], "n_params": efficiency["parameters"],
