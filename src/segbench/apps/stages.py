@@ -117,18 +117,24 @@ def device_for(view: dict, args) -> str:
     return devices.check(getattr(args, "device", None) or view["train"]["device"])
 
 
-def train(params: dict, args) -> None:
+def training_job(params: dict, args) -> tuple[dict, paths.Sweep, int, int, dict]:
+    """What a job that trains a pair needs, checked before torch loads: the dataset's params (its thread count
+    this job's), where its sweep's results go, its seed and fold, and ``train_pair``'s device and tracker."""
     check_pair(params, args)
     view, where = view_of(params, args)
     device = device_for(view, args)
     view["train"]["threads"] = job_threads(args, view["train"]["threads"])
-    from segbench.training import halving
-
     set_threads(view["train"]["threads"])
     seed, fold = seed_fold(params, args)
-    summary = halving.train_final(view, where, args.arch, args.loss, seed, fold, device=device,
-                                  tracker=tracker_for(where) if view["tracking"]["mlflow"] else None)
-    _log_trained(summary, args)
+    return view, where, seed, fold, {"device": device,
+                                     "tracker": tracker_for(where) if view["tracking"]["mlflow"] else None}
+
+
+def train(params: dict, args) -> None:
+    view, where, seed, fold, options = training_job(params, args)
+    from segbench.training import halving
+
+    _log_trained(halving.train_final(view, where, args.arch, args.loss, seed, fold, **options), args)
 
 
 def _log_trained(summary: dict, args) -> None:
@@ -155,46 +161,34 @@ def check_rung(params: dict, args) -> None:
 
 
 def rung(params: dict, args) -> None:
-    check_pair(params, args)
     check_rung(params, args)
-    view, where = view_of(params, args)
-    device = device_for(view, args)
-    view["train"]["threads"] = job_threads(args, view["train"]["threads"])
+    view, where, seed, fold, options = training_job(params, args)
     from segbench.training import halving
 
-    set_threads(view["train"]["threads"])
-    seed, fold = seed_fold(params, args)
-    _log_trained(halving.train_rung(view, where, args.rung, args.arch, args.loss, seed, fold, device=device,
-                                    tracker=tracker_for(where) if view["tracking"]["mlflow"] else None), args)
+    _log_trained(halving.train_rung(view, where, args.rung, args.arch, args.loss, seed, fold, **options), args)
 
 
 def select(params: dict, args) -> None:
     check_rung(params, args)
     view, where = view_of(params, args)
-    from segbench.budget import select as choose
+    from segbench import budget
 
-    choose(view, where, args.rung, tracker_for(where) if view["tracking"]["mlflow"] else None)
+    budget.select(view, where, args.rung, tracker_for(where) if view["tracking"]["mlflow"] else None)
 
 
 def tune(params: dict, args) -> None:
-    check_pair(params, args)
-    view, where = view_of(params, args)
-    device = device_for(view, args)
-    view["train"]["threads"] = job_threads(args, view["train"]["threads"])
+    view, where, seed, fold, options = training_job(params, args)
     from segbench.training.tuned import train_candidate
 
-    set_threads(view["train"]["threads"])
-    seed, fold = seed_fold(params, args)
-    _log_trained(train_candidate(view, where, args.arch, args.loss, args.candidate, seed, fold, device=device,
-                                 tracker=tracker_for(where) if view["tracking"]["mlflow"] else None), args)
+    _log_trained(train_candidate(view, where, args.arch, args.loss, args.candidate, seed, fold, **options), args)
 
 
 def choose(params: dict, args) -> None:
     check_pair(params, args)
     view, where = view_of(params, args)
-    from segbench.tuning import choose as keep_best
+    from segbench import tuning
 
-    keep_best(view, where, args.arch, args.loss)
+    tuning.choose(view, where, args.arch, args.loss)
 
 
 def evaluate(params: dict, args) -> None:
