@@ -88,9 +88,11 @@ def test_no_time_in_the_prose_is_typed_by_hand():
     assert typed == []
 
 
-def test_the_recorded_cross_dataset_tables_come_from_todays_training_and_report_code():
-    """domains.py --check: the README's and the how-to's tables were recorded on the code that runs now."""
-    checked = subprocess.run([sys.executable, str(REPO / "benchmarks/domains.py"), "--check"], cwd=REPO,
+@pytest.mark.parametrize("script", ["domains.py", "budget.py"])
+def test_the_recorded_sweeps_come_from_todays_training_and_report_code(script):
+    """--check: the tables the README and the how-tos embed (the cross-dataset summary; halving against the full
+    sweep) were recorded on the code that runs now."""
+    checked = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), "--check"], cwd=REPO,
                              capture_output=True, text=True, timeout=300)
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
