@@ -22,10 +22,12 @@ def test_snakefile_and_dvc_yaml_have_the_same_stages_and_outputs(tmp_path):
     snakemake = {tuple(line.split("\t")[:3:2]) for line in summary[header + 1:] if "\t" in line}
     dvc = {(str(out.def_path), stage.name.split("@")[0]) for stage in Repo(root).index.stages for out in stage.outs}
     assert snakemake == dvc
-    # no baseline and no reference stage has a job here (tests/e2e/test_baseline.py and test_datasets.py run them)
+    # no baseline, reference, rung or tuning stage has a job here (tests/e2e/test_baseline.py, test_datasets.py,
+    # test_budget.py and test_tune.py run them)
     assert not TINY["sweep"]["baselines"] and not TINY["sweep"].get("references")
+    assert not TINY["sweep"].get("budget") and not TINY["sweep"].get("tune")
     assert {stage for _, stage in dvc} == {s.name for s in pipeline.STAGES if "baseline" not in s.fields
-                                           and s.datasets == pipeline.AXES["dataset"]}
+                                           and s.datasets == pipeline.AXES["dataset"] and s.when is None}
 
 
 def test_dvc_exp_run_set_param_reaches_the_job(tmp_path):
