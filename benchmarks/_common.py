@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -43,6 +44,22 @@ def heading(what: str) -> str:
 def minutes(seconds: float) -> str:
     whole, rest = divmod(round(seconds), 60)
     return f"{whole} min {rest:02d} s"
+
+
+def overlay(base: dict, extra: dict) -> dict:
+    """``base`` updated by ``extra`` key by key, nested sections merged (Snakemake's --configfile)."""
+    return {k: overlay(base.get(k) or {}, v) if isinstance(v, dict) else v for k, v in {**base, **extra}.items()}
+
+
+def check_recording(recorded: Path, code: str) -> None:
+    """``--check``: exits unless ``recorded`` (benchmarks/results/<name>.md) was recorded on the code digest
+    ``code``, naming the command that records it again."""
+    found = re.search(r"code digest (\w+)", recorded.read_text()) if recorded.exists() else None
+    name = recorded.relative_to(REPO)
+    if not found or found[1] != code:
+        sys.exit(f"{name}: recorded for code digest {found[1] if found else 'none'}, the code is now {code}: rerun "
+                 f"`python benchmarks/{recorded.stem}.py > {name}`")
+    print(f"{name} is current (code digest {code})")
 
 
 def scratch_project(root: Path) -> Path:

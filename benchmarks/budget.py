@@ -14,9 +14,7 @@ in ``benchmarks/results/budget.md``, which the docs embed; ``--check`` fails whe
 from __future__ import annotations
 
 import json
-import re
 import resource
-import sys
 import tempfile
 from pathlib import Path
 
@@ -40,19 +38,15 @@ QUICK = {"synthetic": {"n_images": 40}, "preprocess": {"size": 32}, "train": {"e
 HALVING = {"strategy": "successive_halving", "eta": 3, "min_epochs": 1}
 
 
-def overlay(base: dict, extra: dict) -> dict:
-    return {k: overlay(base.get(k) or {}, v) if isinstance(v, dict) else v for k, v in {**base, **extra}.items()}
-
-
 def sweep_params(quick: bool, budget: dict | None) -> dict:
     grid = QUICK if quick else GRID
-    return overlay(grid, {"sweep": {"budget": budget}})
+    return bench.overlay(grid, {"sweep": {"budget": budget}})
 
 
 def run_sweep(root: Path, extra: dict) -> dict:
     """One sweep in the scratch project ``root``: its params, wall and CPU seconds, and its results."""
     (root / "overlay.yaml").write_text(yaml.safe_dump(extra))
-    params = validate_params(overlay(load_params(root / "params.yaml"), extra), "params.yaml + overlay")
+    params = validate_params(bench.overlay(load_params(root / "params.yaml"), extra), "params.yaml + overlay")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall = bench.run_tool(root, ["snakemake", "--cores", "all", "--configfile", "overlay.yaml"], "snakemake")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -84,15 +78,10 @@ def main() -> None:
     parser.add_argument("--check", action="store_true", help="fail if the code changed since the recorded run")
     parser.set_defaults(quick_run=False)
     args = bench.parse(parser)
-    halving_params = validate_params(overlay(load_params(REPO / "params.yaml"), sweep_params(args.quick_run, HALVING)))
-    code = digest(halving_params)
+    code = digest(validate_params(bench.overlay(load_params(REPO / "params.yaml"),
+                                                sweep_params(args.quick_run, HALVING))))
     if args.check:
-        recorded = re.search(r"code digest (\w+)", RECORDED.read_text()) if RECORDED.exists() else None
-        if not recorded or recorded[1] != code:
-            name = RECORDED.relative_to(REPO)
-            sys.exit(f"{name}: recorded for code digest {recorded[1] if recorded else 'none'}, the code is now {code}: "
-                     f"rerun `python benchmarks/budget.py > {name}`")
-        print(f"{RECORDED.relative_to(REPO)} is current (code digest {code})")
+        bench.check_recording(RECORDED, code)
         return
     with tempfile.TemporaryDirectory() as tmp:
         sweeps = {}

@@ -14,7 +14,6 @@ Recorded in ``benchmarks/results/domains.md``, which the README and the how-to e
 from __future__ import annotations
 
 import re
-import sys
 import tempfile
 from pathlib import Path
 
@@ -33,14 +32,10 @@ QUICK = {"synthetic": {"n_images": 40}, "train": {"epochs": 1}, "preprocess": {"
          "sweep": {"architectures": ["attention_unet"], "losses": ["dice"]}}
 
 
-def overlay(base: dict, extra: dict) -> dict:
-    return {k: overlay(base.get(k, {}), v) if isinstance(v, dict) else v for k, v in {**base, **extra}.items()}
-
-
 def config(quick: bool) -> dict:
     """The README's overlay (domains.yaml), tiny with ``quick``."""
     params = yaml.safe_load(CONFIG.read_text())
-    return overlay(params, QUICK) if quick else params
+    return bench.overlay(params, QUICK) if quick else params
 
 
 def digest(params: dict) -> str:
@@ -58,16 +53,11 @@ def main() -> None:
         root = bench.scratch_project(Path(tmp))
         (root / "overlay.yaml").write_text(yaml.safe_dump(overlay_params))
         params = load_params(root / "params.yaml")
-        merged = overlay(params, overlay_params)
+        merged = bench.overlay(params, overlay_params)
         merged = validate_params(merged, "params.yaml + domains.yaml")
         code = digest(merged)
         if args.check:
-            recorded = re.search(r"code digest (\w+)", RECORDED.read_text()) if RECORDED.exists() else None
-            if not recorded or recorded[1] != code:
-                name = RECORDED.relative_to(REPO)
-                sys.exit(f"{name}: recorded for code digest {recorded[1] if recorded else 'none'}, the code is now "
-                         f"{code}: rerun `python benchmarks/domains.py > {name}`")
-            print(f"{RECORDED.relative_to(REPO)} is current (code digest {code})")
+            bench.check_recording(RECORDED, code)
             return
         seconds = bench.run_tool(root, ["snakemake", "--cores", "all", "--configfile", "overlay.yaml"], "snakemake")
         sweep = merged["sweep"]

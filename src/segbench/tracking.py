@@ -199,14 +199,10 @@ class Tracker:
     def register(self, run_id: str, model_dir: Path, tags: dict[str, str]) -> None:
         """Log a saved MLflow model folder on ``run_id`` and register it as a version of this (dataset, sweep)'s
         model, tagged with ``tags``; a warning instead when this store lacks the run (a mirror: the job goes on)."""
-        from mlflow.exceptions import MlflowException
 
         self.sweep_run()  # the registered model exists once its parent run does
         with self._lock:
-            try:
-                self.client.get_run(run_id)
-            except MlflowException as exc:  # e.g. the run was made against another tracking store
-                log.warning("MLflow run %s: model not registered (%s)", run_id, exc.message)
+            if not self._has(run_id, "model not registered"):
                 return
             self.client.log_artifacts(run_id, str(model_dir), "model")
             self.client.create_model_version(self.model_name, f"runs:/{run_id}/model", run_id, tags=tags)
@@ -214,14 +210,9 @@ class Tracker:
     def log_rung(self, run_id: str, decision: dict, pair: str, val_dice: float) -> None:
         """Successive halving's rung ``decision`` (``budget.select``) on one training run: a run nested under it
         with the rung's val Dice, tagged with the decision; a pruned run's own run tagged with its rung too."""
-        from mlflow.exceptions import MlflowException
-
         verdict = "promoted" if pair in decision["promoted"] else "pruned"
         with self._lock:
-            try:
-                self.client.get_run(run_id)
-            except MlflowException as exc:  # e.g. the run was made against another tracking store
-                log.warning("MLflow run %s: rung not mirrored (%s)", run_id, exc.message)
+            if not self._has(run_id, "rung not mirrored"):
                 return
             rung = self.client.create_run(self.experiment_id(), run_name=f"rung{decision['rung']}", tags={
                 "mlflow.parentRunId": run_id, ROLE: "rung", "segbench.rung": str(decision["rung"]),
@@ -231,6 +222,18 @@ class Tracker:
             self.client.set_terminated(rung.info.run_id)
             if verdict == "pruned":
                 self.client.set_tag(run_id, "segbench.pruned_at_rung", str(decision["rung"]))
+
+    def _has(self, run_id: str, otherwise: str) -> bool:
+        """Whether this store has run ``run_id``; a warning saying ``otherwise`` when it does not (e.g. the run was
+        made against another tracking store: a mirror, the job goes on)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_run(run_id)
+        except MlflowException as exc:
+            log.warning("MLflow run %s: %s (%s)", run_id, otherwise, exc.message)
+            return False
+        return True
 
     def end(self, run_id: str, status: str = "FINISHED") -> None:
         with self._lock:
