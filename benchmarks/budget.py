@@ -2,13 +2,13 @@
 
     python benchmarks/budget.py [--quick] [--check]
 
-Runs the demo dataset (64 px, the demo's 12 epochs) with 6 architectures x 3 losses twice, each in its own scratch
-copy of the workflow: every pair to train.epochs, then with successive halving (eta 3, min_epochs 1: rungs at 1, 3
-and 9 epochs). Prints the epochs and the training's device-seconds each used (train.json), the pipeline's wall and
-CPU time, whether the best pair is the same, and Kendall's tau between the full sweep's order (mean test Dice) and
-halving's (the rung a pair reached, then its val Dice there) of the pairs that survived the first rung. Recorded
-in ``benchmarks/results/budget.md``, which the docs embed; ``--check`` fails when the code changed since.
-``--quick``: 2 x 2 pairs on a tiny dataset, 3 epochs.
+Runs the demo dataset (64 px, the demo's 12 epochs) with 6 architectures x 3 losses, each sweep in its own scratch
+copy of the workflow: every pair to train.epochs, then with successive halving at eta 3 and min_epochs 1 (rungs at
+1, 3 and 9 epochs) and 2 (rungs at 2 and 6). Prints the epochs and the training's device-seconds each used
+(train.json), the pipeline's wall and CPU time, whether the best pair is the same, and Kendall's tau between the
+full sweep's order (mean test Dice) and halving's (the rung a pair reached, then its val Dice there) of the pairs
+that survived the first rung. Recorded in ``benchmarks/results/budget.md``, which the docs embed; ``--check`` fails
+when the code changed since. ``--quick``: 2 x 2 pairs on a tiny dataset, 3 epochs, min_epochs 1 only.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ GRID = {"sweep": {"name": "budget", "architectures": ["smp_unet", "attention_une
 QUICK = {"synthetic": {"n_images": 40}, "preprocess": {"size": 32}, "train": {"epochs": 3},
          "sweep": {"name": "budget", "architectures": ["smp_unet", "attention_unet"], "losses": ["dice", "dice_focal"]},
          "tracking": {"mlflow": False}}
-HALVING = {"strategy": "successive_halving", "eta": 3, "min_epochs": 1}
+HALVINGS = [{"strategy": "successive_halving", "eta": 3, "min_epochs": m} for m in (1, 2)]
 
 
 def sweep_params(quick: bool, budget: dict | None) -> dict:
@@ -79,61 +79,63 @@ def main() -> None:
     parser.set_defaults(quick_run=False)
     args = bench.parse(parser)
     code = digest(validate_params(bench.overlay(load_params(REPO / "params.yaml"),
-                                                sweep_params(args.quick_run, HALVING))))
+                                                sweep_params(args.quick_run, HALVINGS[0]))))
     if args.check:
         bench.check_recording(RECORDED, code)
         return
     with tempfile.TemporaryDirectory() as tmp:
-        sweeps = {}
-        for name, budget in (("full", None), ("halving", HALVING)):
-            (Path(tmp) / name).mkdir()
-            sweeps[name] = run_sweep(bench.scratch_project(Path(tmp) / name), sweep_params(args.quick_run, budget))
-        full, halved = sweeps["full"], sweeps["halving"]
-    print(report(full, halved, code, args.quick_run))
+        sweeps = []
+        for index, budget in enumerate([None, *(HALVINGS[:1] if args.quick_run else HALVINGS)]):
+            (Path(tmp) / str(index)).mkdir()
+            sweeps.append(run_sweep(bench.scratch_project(Path(tmp) / str(index)),
+                                    sweep_params(args.quick_run, budget)))
+    print(report(sweeps[0], sweeps[1:], code, args.quick_run))
 
 
-def report(full: dict, halved: dict, code: str, quick: bool) -> str:
-    params = halved["params"]
-    epochs = {k: sum(r["epochs"] for r in s["runs"].values()) for k, s in (("full", full), ("halving", halved))}
-    seconds = {k: sum(r["train_seconds"] for r in s["runs"].values()) for k, s in (("full", full),
-                                                                                    ("halving", halved))}
-    survivor = next(p for p, r in halved["runs"].items() if not r["pruned"])
+def report(full: dict, halvings: list[dict], code: str, quick: bool) -> str:
+    params = full["params"]
+    names = [f"halving, min_epochs {h['params']['sweep']['budget']['min_epochs']}" for h in halvings]
     best = full["statistics"]["best"]
-    order = halving_order(halved["decisions"], survivor)
-    first = halved["decisions"][0]["promoted"]  # the pairs that survived the first rung
-    full_order = [p for p in full["statistics"]["ranking"] if p in first]
-    tau = kendalltau([full_order.index(p) for p in first], [order.index(p) for p in first])
-    budget = params["sweep"]["budget"]
     lines = [bench.heading(f"`benchmarks/budget.py{' --quick' if quick else ''}`: "
                            f"{len(full['runs'])} pairs ({len(params['sweep']['architectures'])} architectures x "
                            f"{len(params['sweep']['losses'])} losses), {params['preprocess']['size']} px, "
-                           f"train.epochs {params['train']['epochs']}; code digest {code}"), "",
-             "| | full sweep | successive halving (eta {eta}, min_epochs {m}) | halving / full |".format(
-                 eta=budget["eta"], m=budget["min_epochs"]),
-             "| --- | ---: | ---: | ---: |",
-             f"| epochs trained | {epochs['full']:,} | {epochs['halving']:,} | "
-             f"{epochs['halving'] / epochs['full']:.2f} |",
-             f"| training device-seconds (train.json) | {seconds['full']:,.0f} | {seconds['halving']:,.0f} | "
-             f"{seconds['halving'] / seconds['full']:.2f} |",
-             f"| pipeline CPU-seconds (every job) | {full['cpu']:,.0f} | {halved['cpu']:,.0f} | "
-             f"{halved['cpu'] / full['cpu']:.2f} |",
-             f"| pipeline wall time | {bench.minutes(full['wall'])} | {bench.minutes(halved['wall'])} | "
-             f"{halved['wall'] / full['wall']:.2f} |", "",
-             f"Best pair: {best} in the full sweep (mean test Dice "
-             f"{full['statistics']['per_pair'][best]['mean']:.3f}), "
-             f"{survivor} with halving ({'the same' if best == survivor else 'a different pair'}; its test Dice in the "
-             f"full sweep {full['statistics']['per_pair'][survivor]['mean']:.3f}).", "",
-             f"The {len(first)} pairs that survived the first rung, in the full sweep's order (mean test Dice) and in "
-             f"halving's (rung reached, then val Dice): Kendall's tau {tau.statistic:.2f} (p = {tau.pvalue:.2g}).", "",
-             "| pair | full sweep: rank, test Dice | halving: rung reached, val Dice there |",
-             "| --- | --- | --- |"]
-    reached = {p: (d["rung"], s) for d in halved["decisions"] for p, s in d["val_dice"].items()}
-    for pair in full["statistics"]["ranking"]:
-        rank = full["statistics"]["ranking"].index(pair) + 1
-        rung, score = reached[pair]
-        fate = "survived, trained in full" if pair == survivor else f"pruned at rung {rung}"
-        lines.append(f"| {pair} | {rank}, {full['statistics']['per_pair'][pair]['mean']:.3f} | {fate}, "
-                     f"{score:.3f} |")
+                           f"train.epochs {params['train']['epochs']}, successive halving at eta "
+                           f"{halvings[0]['params']['sweep']['budget']['eta']}; code digest {code}"), "",
+             "| | full sweep | " + " | ".join(f"{n} | / full" for n in names) + " |",
+             "| --- | ---: |" + " ---: | ---: |" * len(names)]
+    measures = (("epochs trained", lambda s: sum(r["epochs"] for r in s["runs"].values()), "{:,}".format),
+                ("training device-seconds (train.json)", lambda s: sum(r["train_seconds"] for r in s["runs"].values()),
+                 "{:,.0f}".format),
+                ("pipeline CPU-seconds (every job)", lambda s: s["cpu"], "{:,.0f}".format),
+                ("pipeline wall time", lambda s: s["wall"], bench.minutes))
+    for label, measure, text in measures:
+        lines.append(f"| {label} | {text(measure(full))} | " + " | ".join(
+            f"{text(measure(h))} | {measure(h) / measure(full):.2f}" for h in halvings) + " |")
+    lines += ["", f"Best pair of the full sweep: {best} (mean test Dice "
+                  f"{full['statistics']['per_pair'][best]['mean']:.3f})."]
+    survivors, reached = [], []
+    for name, halved in zip(names, halvings):
+        survivor = next(p for p, r in halved["runs"].items() if not r["pruned"])
+        first = halved["decisions"][0]["promoted"]  # the pairs that survived the first rung
+        order = halving_order(halved["decisions"], survivor)
+        full_order = [p for p in full["statistics"]["ranking"] if p in first]
+        tau = kendalltau([full_order.index(p) for p in first], [order.index(p) for p in first])
+        lines.append(f"With {name}: {survivor} ({'the same pair' if best == survivor else 'a different pair'}; "
+                     f"its test Dice in the full sweep {full['statistics']['per_pair'][survivor]['mean']:.3f}, rank "
+                     f"{full['statistics']['ranking'].index(survivor) + 1}). The {len(first)} pairs that survived "
+                     f"its first rung, in the full sweep's order (mean test Dice) and in halving's (rung reached, "
+                     f"then val Dice): Kendall's tau {tau.statistic:.2f} (p = {tau.pvalue:.2g}).")
+        survivors.append(survivor)
+        reached.append({p: (d["rung"], d["epochs"], s) for d in halved["decisions"] for p, s in d["val_dice"].items()})
+    lines += ["", "| pair | full sweep: rank, test Dice | " + " | ".join(
+        f"{n}: rung reached (epochs), val Dice there" for n in names) + " |", "| --- | --- |" + " --- |" * len(names)]
+    for rank, pair in enumerate(full["statistics"]["ranking"], 1):
+        fates = [f"survived, trained in full (rung {r[pair][0]}: {r[pair][2]:.3f})" if pair == survivor
+                 else f"pruned at rung {r[pair][0]} ({r[pair][1]} epoch{'s' if r[pair][1] != 1 else ''}), "
+                      f"{r[pair][2]:.3f}"
+                 for survivor, r in zip(survivors, reached)]
+        lines.append(f"| {pair} | {rank}, {full['statistics']['per_pair'][pair]['mean']:.3f} | "
+                     + " | ".join(fates) + " |")
     return "\n".join(lines)
 
 

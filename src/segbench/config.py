@@ -181,15 +181,16 @@ def _check_budget(params: dict, source: str) -> None:
 
 
 def _check_tune(params: dict, source: str) -> None:
-    """``sweep.tune`` names train options, each candidate a valid recipe; not with ``sweep.budget`` (yet)."""
+    """``sweep.tune`` names train options, each candidate a valid recipe."""
     from segbench.tuning import candidates, with_candidate
 
     grid = params["sweep"]["tune"]
     if not grid:
         return
-    if params["sweep"]["budget"]:
-        raise SegbenchError(f"{source}: sweep.tune with sweep.budget: successive halving within each pair's "
-                            "candidates is not supported yet; use one of them")
+    if params["sweep"]["budget"] and "train.epochs" in grid:
+        raise SegbenchError(f"{source}: sweep.tune: 'train.epochs' with sweep.budget: the rungs are set by "
+                            "train.epochs, so every candidate must share it; tune another option or set "
+                            "sweep.budget: null")
     options = load_schema()["properties"]["train"]["properties"]
     for key in grid:
         name = key.removeprefix("train.")

@@ -62,23 +62,25 @@ IN_GROUP = "in_group"  # the split's subset of in-group test images, with a grou
 REFERENCES = {"in": "reference_in", "out": "reference_out"}
 REFERENCE = SEED + "/reference"
 REFERENCE_SCORES, REFERENCE_SUMMARY = "scores.csv", "reference.json"
-# sweep.budget (successive halving): a run's state after each rung (its fold folder's files, with resume.pt), and
-# each rung's decision (which pairs go on), kept in git
+# sweep.budget (successive halving): a run's state after each rung (its fold folder's files, with resume.pt; under
+# sweep.tune, one such folder per candidate in it), and each rung's decision (which pairs go on), kept in git
 RUNGS = SWEEP + "/rungs"
 RUNG = RUNGS + "/rung{rung}/{arch}__{loss}/seed{seed}/fold{fold}"
+CANDIDATE = "candidate{candidate}"
 SELECTION = RUNGS + "/selection{rung}.json"
 # sweep.tune: a pair's training with each candidate configuration, and the candidate it keeps (kept in git)
-TUNE = PAIR + "/tuning/candidate{candidate}/seed{seed}/fold{fold}"
+TUNE = PAIR + "/tuning/" + CANDIDATE + "/seed{seed}/fold{fold}"
 TUNING = PAIR + "/tuning.json"
 # the report folder
 PAGE, MARKDOWN, LATEX, WORKBOOK = "report.html", "comparison.md", "comparison.tex", "comparison.xlsx"
 STATISTICS, SUMMARY = "statistics.json", "summary.json"
 REPORT_FILES = (PAGE, MARKDOWN, LATEX, WORKBOOK, STATISTICS, SUMMARY)
 # every figure of a report, in page order: name -> the report section it ends (its file figures/<name>.<format>, its
-# caption segbench/report/captions/<name>.rst, its builder report.build.make_figures's entry of the name)
+# caption segbench/report/captions/<name>.rst, its builder report.build.make_figures's entry of the name); "tuning"
+# only under sweep.tune
 FIGURES = {"dice_matrix": "comparison", "distributions": "distributions", "strata": "distributions",
-           "critical_difference": "statistics", "rank_stability": "statistics", "pareto": "cost",
-           "learning_curves": "training", "cases": "cases", "leakage": "leakage"}
+           "critical_difference": "statistics", "rank_stability": "statistics", "tuning": "statistics",
+           "pareto": "cost", "learning_curves": "training", "cases": "cases", "leakage": "leakage"}
 FIGURE_FORMATS = ("png", "svg", "pdf")  # png for pages, svg and pdf for papers
 
 
@@ -196,12 +198,15 @@ class Sweep:
         """One training run: the model trained with ``seed`` on every fold but ``fold``."""
         return self._at(FOLD, arch=arch, loss=loss, seed=seed, fold=fold)
 
-    def rung(self, rung: int, arch: str, loss: str, seed: int, fold: int) -> Path:
-        """A run's state after rung ``rung`` of successive halving (``sweep.budget``)."""
-        return self._at(RUNG, rung=rung, arch=arch, loss=loss, seed=seed, fold=fold)
+    def rung(self, rung: int, arch: str, loss: str, seed: int, fold: int, candidate: int | None = None) -> Path:
+        """A run's state after rung ``rung`` of successive halving (``sweep.budget``): the pair's, or under
+        ``sweep.tune`` its candidate ``candidate``'s."""
+        out = self._at(RUNG, rung=rung, arch=arch, loss=loss, seed=seed, fold=fold)
+        return out if candidate is None else out / CANDIDATE.format(candidate=candidate)
 
     def selection(self, rung: int) -> Path:
-        """Which pairs rung ``rung`` promoted and which it pruned."""
+        """Which pairs (under ``sweep.tune``: which of each pair's candidates) rung ``rung`` promoted and which it
+        pruned."""
         return self._at(SELECTION, rung=rung)
 
     def tune(self, arch: str, loss: str, candidate: int, seed: int, fold: int) -> Path:

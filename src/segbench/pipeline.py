@@ -50,6 +50,7 @@ class Output:
     plot: bool = False        # DVC plot of val Dice per epoch (history.csv)
     directory: bool = False
     figure: str | None = None  # a report figure: Snakemake's report() shows it with its caption
+    when: str | None = None    # written only when this params key is set (sweep.tune's figure)
 
 
 @dataclass(frozen=True)
@@ -117,8 +118,10 @@ def _files(pattern: str, names, **flags) -> tuple[Output, ...]:
 
 
 _PROCESSED = tuple(Input(f"{paths.PROCESSED}/{name}") for name in paths.PROCESSED_FILES)
-_FIGURES = tuple(Output(f"{paths.REPORT}/figures/{name}.{suffix}", figure=name if suffix == "png" else None)
-                 for name in paths.FIGURES for suffix in paths.FIGURE_FORMATS)
+BUDGET, TUNE = "sweep.budget", "sweep.tune"
+_FIGURE_WHEN = {"tuning": TUNE}  # a figure of what the sweep does only under a params key
+_FIGURES = tuple(Output(f"{paths.REPORT}/figures/{name}.{suffix}", figure=name if suffix == "png" else None,
+                        when=_FIGURE_WHEN.get(name)) for name in paths.FIGURES for suffix in paths.FIGURE_FORMATS)
 
 def _baseline(pattern: str) -> str:
     """A pair's path pattern for a baseline's row: <baseline>__default, seed 0."""
@@ -140,9 +143,11 @@ BASELINE_LATENCY = _baseline(paths.LATENCY)
 _SCORED = tuple(name for name in paths.EVALUATE_FILES if name != paths.VAL_PREDICTIONS)  # what the report reads
 
 # sweep.budget: a rung's run resumes the previous rung's, once that rung's selection has promoted it
-BUDGET, TUNE = "sweep.budget", "sweep.tune"
 _PREVIOUS = tuple(Input(pattern.replace("{rung}", "{previous}"), when=BUDGET) for pattern in (paths.SELECTION,
                                                                                              paths.RUNG))
+# a run to train.epochs (train; under sweep.tune, tune) starts from its last rung, or its pruned one
+_LAST_RUNG = (Input(paths.SELECTION.replace("{rung}", "{last}"), dvc=paths.RUNGS, when=BUDGET),
+              Input(paths.RUNG, ("rung",), paths.RUNGS, when=BUDGET))
 
 STAGES = (
     Stage("download", ("dataset",), ("dataset.name", "dataset.source", "dataset.checksum", "synthetic"), (),
@@ -157,34 +162,34 @@ STAGES = (
           help="stratified train/val/test split (and folds), and its leakage audit"),
     Stage("rung", ("dataset", "arch", "loss", "seed", "fold", "rung"),
           ("train", "architectures.{arch}", "losses.{loss}", "evaluate.resolution", "sweep.budget.min_epochs",
-           "sweep.budget.eta"),
+           "sweep.budget.eta", TUNE),
           (*_PROCESSED, Input(paths.SPLIT), *_PREVIOUS), (Output(paths.RUNG, directory=True),),
           "segbench.training.halving", ("arch", "loss"), gpu=True, threads="train.threads",
-          help="sweep.budget: train one pair for one seed and fold to a rung's epochs, if the rung before promoted "
-               "it", when=BUDGET),
-    Stage("select", ("dataset", "rung"), ("sweep.budget",),
+          help="sweep.budget: train one pair for one seed and fold (under sweep.tune: each of its candidates) to a "
+               "rung's epochs, if the rung before promoted it", when=BUDGET),
+    Stage("select", ("dataset", "rung"), ("sweep.budget", TUNE),
           (Input(paths.RUNG, ("arch", "loss", "seed", "fold"), paths.RUNGS + "/rung{rung}"),
            Input(paths.SELECTION.replace("{rung}", "{previous}"), when=BUDGET)),
           (Output(paths.SELECTION, cache=False),), "segbench.budget",
-          help="sweep.budget: the pairs a rung promotes (the best 1/eta by mean val Dice) and those it prunes",
+          help="sweep.budget: the pairs (under sweep.tune: each pair's candidates) a rung promotes (the best 1/eta by "
+               "mean val Dice) and those it prunes",
           when=BUDGET),
     Stage("tune", ("dataset", "arch", "loss", "seed", "fold", "candidate"),
           ("train", "architectures.{arch}", "losses.{loss}", "evaluate.resolution", TUNE),
-          (*_PROCESSED, Input(paths.SPLIT)), (Output(paths.TUNE, directory=True),), "segbench.training.tuned",
-          ("arch", "loss"), gpu=True, threads="train.threads",
-          help="sweep.tune: train one pair for one seed and fold with one candidate configuration", when=TUNE),
+          (*_PROCESSED, Input(paths.SPLIT), *_LAST_RUNG), (Output(paths.TUNE, directory=True),),
+          "segbench.training.halving", ("arch", "loss"), gpu=True, threads="train.threads",
+          help="sweep.tune: train one pair for one seed and fold with one candidate configuration (under "
+               "sweep.budget: on from its last rung, or its pruned model)", when=TUNE),
     Stage("choose", ("dataset", "arch", "loss"), (TUNE,),
           (Input(paths.TUNE, ("candidate", "seed", "fold"), paths.PAIR + "/tuning"),),
           (Output(paths.TUNING, cache=False),), "segbench.tuning",
           help="sweep.tune: the pair's candidate with the best mean val Dice (test images unread)", when=TUNE),
     Stage("train", ("dataset", "arch", "loss", "seed", "fold"),
           ("train", "architectures.{arch}", "losses.{loss}", "evaluate.resolution"),
-          (*_PROCESSED, Input(paths.SPLIT),
-           Input(paths.SELECTION.replace("{rung}", "{last}"), dvc=paths.RUNGS, when=BUDGET),
-           Input(paths.RUNG, ("rung",), paths.RUNGS, when=BUDGET),
+          (*_PROCESSED, Input(paths.SPLIT), *_LAST_RUNG,
            Input(paths.TUNING, when=TUNE), Input(paths.TUNE, ("candidate",), paths.PAIR + "/tuning", when=TUNE)),
           _files(paths.FOLD, paths.TRAIN_FILES, **{"history.csv": {"cache": False, "plot": True}}),
-          "segbench.training.halving", ("arch", "loss"), gpu=True, threads="train.threads",
+          "segbench.training.final", ("arch", "loss"), gpu=True, threads="train.threads",
           help="train one pair for one seed and fold (under sweep.budget: on from its last rung, or its pruned "
                "model; under sweep.tune: its chosen candidate's run)"),
     Stage("evaluate", ("dataset", "arch", "loss", "seed"),
@@ -415,6 +420,16 @@ def _is_set(params: dict, key: str | None) -> bool:
     return key is None or bool(_values(params, "rung" if key == BUDGET else "candidate"))
 
 
+def outputs(stage_: Stage, params: dict) -> list[Output]:
+    """The stage's outputs a sweep of ``params`` writes (those whose ``when`` is set)."""
+    return [output for output in stage_.outputs if _is_set(params, output.when)]
+
+
+def figures(params: dict) -> list[str]:
+    """The report figures a sweep of ``params`` draws (``paths.FIGURES``' names), in page order."""
+    return [name for name in paths.FIGURES if _is_set(params, _FIGURE_WHEN.get(name))]
+
+
 def _input_fields(item: Input, params: dict, fields: dict) -> dict | None:
     """The rung fields of an input read under sweep.budget, {} for another input; None when the job does not read
     it (its ``when`` unset, or rung 0's previous rung)."""
@@ -513,7 +528,7 @@ def _dvc_stage(stage_: Stage, params: dict, fixed: dict) -> dict:
     # each run in Snakemake's metadata: apps.stages.record_in_snakemake). Files are written atomically anyway.
     persist = next((o for o in stage_.outputs if not o.directory and not o.plot and not o.figure and not o.metric),
                    None)
-    for output in stage_.outputs:
+    for output in outputs(stage_, params):
         path = _dvc_path(output.pattern.format_map(_Fields(fixed)))
         if output is persist:
             kinds["outs"].append({path: {"persist": True, **({} if output.cache else {"cache": False})}})

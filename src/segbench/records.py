@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from segbench.io import write_json
+from segbench import SegbenchError, paths
+from segbench.io import read_json, write_json
 
 
 @dataclass
@@ -54,3 +55,20 @@ class TrainRecord:
         record = asdict(self)
         write_json(path, record)
         return record
+
+
+def read_runs(runs: list[Path], command: str) -> list[dict]:
+    """The train.json of each run folder in ``runs``.
+
+    Raises:
+        SegbenchError: one is missing, naming it and ``command``, the job that writes it.
+    """
+    missing = [run / paths.TRAINED for run in runs if not (run / paths.TRAINED).exists()]
+    if missing:
+        raise SegbenchError(f"{missing[0]}: missing; run {command}")
+    return [read_json(run / paths.TRAINED) for run in runs]
+
+
+def mean_val_dice(records: list[dict]) -> float:
+    """The score successive halving and tuning rank by: the mean over runs of each one's best val Dice so far."""
+    return sum(r["best_val_dice"] for r in records) / len(records)

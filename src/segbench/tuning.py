@@ -4,8 +4,9 @@ best mean val Dice over its seeds and folds.
 The choice is nested inside the sweep's split: candidates are compared on the val images only, so the test images
 never inform it ("nnU-Net Revisited", Isensee et al., MICCAI 2024, on baselines run at someone else's settings).
 The pair then competes with its chosen candidate's models, on the same test images, through the same statistics.
-Each candidate is one training per (seed, fold) in ``paths.TUNE`` (``segbench.training.tuned``); the decision is
-``paths.TUNING``, kept in git.
+Each candidate is one training per (seed, fold) in ``paths.TUNE`` (``segbench.training.halving``); the decision is
+``paths.TUNING``, kept in git. Under ``sweep.budget``, successive halving races each pair's candidates
+(``segbench.budget``): the choice is among those it trained in full.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import logging
 from itertools import product
 
 from segbench import SegbenchError, paths
-from segbench.io import read_json, write_json
+from segbench.io import write_json
+from segbench.records import mean_val_dice, read_runs
 
 log = logging.getLogger(__name__)
 
@@ -52,24 +54,21 @@ def describe(settings: dict) -> str:
 
 def choose(params: dict, where: paths.Sweep, arch: str, loss: str) -> dict:
     """The pair's decision from its candidates' train.json: each candidate's mean val Dice over seeds and folds (and
-    the epochs and seconds its runs took), and the best (the first listed on a tie); written to ``paths.TUNING``.
+    the epochs and seconds its runs took; under ``sweep.budget``, the rung that pruned it), and the best of those
+    trained in full (the first listed on a tie); written to ``paths.TUNING``.
 
     Raises:
         SegbenchError: a candidate's run has no train.json (its tune job did not finish).
     """
     sweep, rows = params["sweep"], []
     for index, settings in enumerate(candidates(params)):
-        runs = [where.tune(arch, loss, index, s, f) / paths.TRAINED for s in sweep["seeds"] for f in sweep["folds"]]
-        missing = [str(r) for r in runs if not r.exists()]
-        if missing:
-            raise SegbenchError(f"{missing[0]}: missing; run `segbench tune --candidate {index}` for "
-                                f"{paths.run_name(arch, loss)}")
-        records = [read_json(r) for r in runs]
-        rows.append({"candidate": index, "settings": settings,
-                     "val_dice": round(sum(r["best_val_dice"] for r in records) / len(records), 6),
+        runs = [where.tune(arch, loss, index, s, f) for s in sweep["seeds"] for f in sweep["folds"]]
+        records = read_runs(runs, f"`segbench tune --candidate {index}` for {paths.run_name(arch, loss)}")
+        rows.append({"candidate": index, "settings": settings, "val_dice": round(mean_val_dice(records), 6),
                      "epochs": sum(r["epochs"] for r in records),
-                     "train_seconds": round(sum(r["train_seconds"] for r in records), 1)})
-    best = max(rows, key=lambda r: r["val_dice"])  # max keeps the first of equals
+                     "train_seconds": round(sum(r["train_seconds"] for r in records), 1),
+                     "pruned": records[0].get("pruned")})
+    best = max((r for r in rows if not r["pruned"]), key=lambda r: r["val_dice"])  # max keeps the first of equals
     decision = {"pair": paths.run_name(arch, loss), "score": "mean over seeds and folds of the best val Dice",
                 "candidates": rows, "chosen": best["candidate"], "settings": best["settings"]}
     write_json(where.tuning(arch, loss), decision)

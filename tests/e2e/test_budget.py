@@ -50,6 +50,7 @@ def test_halving_trains_at_most_half_the_epochs_and_the_report_marks_the_pruned(
     assert "Successive halving (eta 3; rungs at [1, 3] epochs, then 9)" in text
     decisions = [json.loads((budgeted / WHERE.selection(r)).read_text()) for r in range(2)]
     assert [len(d["promoted"]) for d in decisions] == [2, 1] and decisions[1]["promoted"] == survivors
+    assert not (budgeted / WHERE.report / "figures" / "tuning.png").exists()  # sweep.tune's figure only
 
 
 def test_nothing_left_to_do_and_dvc_repro_makes_the_same_decisions(budgeted, tmp_path):

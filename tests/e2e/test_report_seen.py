@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from segbench import paths
-from support import SWEEP
+from segbench import pipeline
+from support import SWEEP, TINY
 from support.browser import BROWSER, SCREENSHOTS
 from support.results import fabricate
 
@@ -52,7 +52,7 @@ def test_the_page_fits_1280_pixels_with_every_figure(swept, eighteen, which):
         width, visible = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
         assert width <= visible, f"the page scrolls sideways: {width} px in a {visible} px window"
         images = page.evaluate("[...document.images].map(i => [i.complete, i.naturalWidth])")
-        assert len(images) == len(paths.FIGURES) and all(done and width > 100 for done, width in images)
+        assert len(images) == len(pipeline.figures(TINY)) and all(done and width > 100 for done, width in images)
         assert page.locator("p.verdict").inner_text().split(":")[0] in ("Best pair", "No pair learned the task; the "
                                                                                      "highest mean")
         first = page.locator("#comparison table tbody tr td:nth-child(2)").first.inner_text()

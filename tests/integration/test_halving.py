@@ -55,7 +55,7 @@ def test_a_survivor_ends_with_the_unpruned_model_and_the_pruned_keep_their_rung(
     scores = first["val_dice"]
     assert min(scores[p] for p in first["promoted"]) >= max(scores[p] for p in first["pruned"])
     for arch, loss in pairs:
-        halving.train_final(view, SWEEP, arch, loss, 0, 0)
+        halving.train_run(view, SWEEP, arch, loss, 0, 0)
 
     winner = second["promoted"][0]
     for arch, loss in pairs:

@@ -9,9 +9,9 @@ import pandas as pd
 from openpyxl import load_workbook
 from PIL import Image
 
-from segbench import paths
+from segbench import paths, pipeline
 from segbench.report import figures
-from support import PAIRS, SWEEP
+from support import PAIRS, SWEEP, TINY
 from support.results import fabricate
 
 
@@ -49,6 +49,23 @@ def test_every_figure_draws_from_a_tiny_table(tmp_path):
     noise = np.random.default_rng(0).integers(0, 255, (20, 30), np.uint8)
     shown = png(figures.plot_leakage([("x (train)\ny (test)\n3 bits", noise, noise)] * 4), tmp_path / "k.png")
     assert shown.shape[0] > 2 * figures.plot_leakage([]).get_size_inches()[1] * 60  # two rows; "none found": a line
+
+
+def test_the_tuning_figure_rings_each_pairs_choice_and_draws_a_pruned_candidate_hollow(tmp_path):
+    candidates = pd.DataFrame({"pair": ["a"] * 3 + ["b"] * 3, "candidate": ["lr 0.001", "lr 0.01", "lr 0.1"] * 2,
+                               "val_dice": [0.5, 0.7, 0.2, 0.6, 0.4, 0.3],
+                               "chosen": [False, True, False, True, False, False],
+                               "pruned": [False, False, True, False, True, True]})
+    figure = figures.plot_tuning(candidates, figures.Palette(["a", "b"]))
+    ax = figure.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["lr 0.001", "lr 0.01", "lr 0.1"]
+    rings = [(line.get_xdata()[0], line.get_ydata()[0]) for line in ax.lines if line.get_markersize() == 11]
+    assert sorted(rings) == [(0, 0.6), (1, 0.7)]  # the "chosen" flags, at their candidates
+    hollow = [(line.get_xdata()[0], line.get_ydata()[0]) for line in ax.lines
+              if line.get_markersize() == 5 and line.get_markerfacecolor() == "white"]
+    assert sorted(hollow) == [(1, 0.4), (2, 0.2), (2, 0.3)]
+    assert [t.get_text() for t in figure.legends[0].get_texts()] == ["a", "b", "chosen", "pruned by successive halving"]
+    png(figure, tmp_path / "t.png")
 
 
 def test_every_figure_stays_readable_at_440_pairs(tmp_path):
@@ -109,9 +126,10 @@ def test_the_report_has_every_part(swept):
                     "Lesion sensitivity", "FP / image", "Read with care", "One training seed",
                     "different power", "Hodges-Lehmann"):
         assert section in page, section
-    assert page.count("data:image/png;base64,") == len(paths.FIGURES)
+    drawn = pipeline.figures(TINY)
+    assert page.count("data:image/png;base64,") == len(drawn) == len(paths.FIGURES) - 1  # all but sweep.tune's
     assert not re.search(r"""(src|href)=["']?https?:|url\(""", page)
-    for figure in paths.FIGURES:
+    for figure in drawn:
         assert (report / "figures" / f"{figure}.png").stat().st_size > 1000
         assert (report / "figures" / f"{figure}.svg").read_text().startswith("<?xml")
         assert (report / "figures" / f"{figure}.pdf").read_bytes().startswith(b"%PDF")

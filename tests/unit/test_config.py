@@ -69,8 +69,8 @@ def test_sweep_name_missing_from_definitions_suggests_the_closest():
     ({"sweep": {"budget": {"strategy": "hyperband"}}}, r"sweep.budget.strategy: .*successive_halving"),
     ({"sweep": {"tune": {"train.lrr": [0.1]}}}, r"sweep.tune: 'train.lrr' is not a train option.*did you mean 'lr'"),
     ({"sweep": {"tune": {"train.lr": [0.001, -1]}}}, r"sweep.tune: candidate 1 \(\{'train.lr': -1\}\): .*train.lr"),
-    ({"sweep": {"tune": {"train.lr": [0.1]}, "budget": {"strategy": "successive_halving"}}, "train": {"epochs": 3}},
-     r"sweep.tune with sweep.budget: .*not supported yet"),
+    ({"sweep": {"tune": {"train.epochs": [3, 9]}, "budget": {"strategy": "successive_halving"}},
+      "train": {"epochs": 3}}, r"sweep.tune: 'train.epochs' with sweep.budget: the rungs are set by train.epochs"),
 ])
 def test_mistakes_are_named_with_a_hint_before_anything_heavy_is_imported(patch, message):
     import subprocess

@@ -126,11 +126,11 @@ STAGE_CODE = {
               "predict.outputs", "provenance", "records", "registry", "training", "training.callbacks",
               "training.checkpoint",
               "training.device", "training.optim", "training.trainer", "training.validation", "training.halving",
-              "training.tuned", "budget", "tuning"},
+              "training.final", "budget", "tuning"},
     "rung": set(),  # train's: below
-    "select": {"budget", "io", "paths", "segbench"},
+    "select": {"budget", "io", "paths", "records", "segbench", "tuning"},
     "tune": set(),  # train's: below
-    "choose": {"tuning", "io", "paths", "segbench"},
+    "choose": {"tuning", "io", "paths", "records", "segbench"},
     "evaluate": _SCORE,
     "reference": set(),  # train's and evaluate's code: below
     "latency": {*_PREDICT, "evaluation", "evaluation.latency", *_DATA},
@@ -141,12 +141,11 @@ STAGE_CODE = {
     "summary": {*_REPORT, "report.cross_dataset"},
 }
 
-STAGE_CODE["reference"] = (STAGE_CODE["train"] - {"training.halving", "training.tuned", "budget", "tuning"}) | _SCORE \
+STAGE_CODE["reference"] = (STAGE_CODE["train"] - {"training.halving", "training.final", "budget", "tuning"}) | _SCORE \
     | {"evaluation.reference"}
-STAGE_CODE["rung"] = STAGE_CODE["train"]
-STAGE_CODE["tune"] = STAGE_CODE["train"] - {"training.halving", "budget"}
-STAGE_CODE["report"] = STAGE_CODE["report"] | {"budget", "tuning"}
-STAGE_CODE["summary"] = STAGE_CODE["summary"] | {"budget", "tuning"}
+STAGE_CODE["rung"] = STAGE_CODE["tune"] = STAGE_CODE["train"] - {"training.final"}
+STAGE_CODE["report"] = STAGE_CODE["report"] | {"budget", "records", "tuning"}
+STAGE_CODE["summary"] = STAGE_CODE["summary"] | {"budget", "records", "tuning"}
 
 
 def test_each_stage_runs_exactly_its_own_code_and_no_side_channel():

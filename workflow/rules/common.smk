@@ -19,6 +19,7 @@ from segbench.pipeline import (
     job_inputs,
     job_params,
 )
+from segbench.pipeline import outputs as stage_outputs
 
 import yaml
 
@@ -83,7 +84,7 @@ def inputs(stage, wildcards):
 
 def outputs(stage):
     out = []
-    for item in stage.outputs:
+    for item in stage_outputs(stage, config):
         path = fill(item.pattern, config)
         if item.directory:
             path = directory(path)

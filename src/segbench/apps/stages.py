@@ -132,9 +132,9 @@ def training_job(params: dict, args) -> tuple[dict, paths.Sweep, int, int, dict]
 
 def train(params: dict, args) -> None:
     view, where, seed, fold, options = training_job(params, args)
-    from segbench.training import halving
+    from segbench.training.final import train_final
 
-    _log_trained(halving.train_final(view, where, args.arch, args.loss, seed, fold, **options), args)
+    _log_trained(train_final(view, where, args.arch, args.loss, seed, fold, **options), args)
 
 
 def _log_trained(summary: dict, args) -> None:
@@ -165,7 +165,8 @@ def rung(params: dict, args) -> None:
     view, where, seed, fold, options = training_job(params, args)
     from segbench.training import halving
 
-    _log_trained(halving.train_rung(view, where, args.rung, args.arch, args.loss, seed, fold, **options), args)
+    for record in halving.train_rung(view, where, args.rung, args.arch, args.loss, seed, fold, **options):
+        _log_trained(record, args)
 
 
 def select(params: dict, args) -> None:
@@ -178,9 +179,9 @@ def select(params: dict, args) -> None:
 
 def tune(params: dict, args) -> None:
     view, where, seed, fold, options = training_job(params, args)
-    from segbench.training.tuned import train_candidate
+    from segbench.training.halving import train_run
 
-    _log_trained(train_candidate(view, where, args.arch, args.loss, args.candidate, seed, fold, **options), args)
+    _log_trained(train_run(view, where, args.arch, args.loss, seed, fold, args.candidate, **options), args)
 
 
 def choose(params: dict, args) -> None:
@@ -391,7 +392,7 @@ def record_in_snakemake(stage, params: dict, args) -> None:
             args.config or not Path(snakemake).exists():
         return
     fields = job_fields(stage, params, args)
-    outputs = [pipeline.fill(o.pattern, params, **fields) for o in stage.outputs]
+    outputs = [pipeline.fill(o.pattern, params, **fields) for o in pipeline.outputs(stage, params)]
     done = subprocess.run([snakemake, *outputs, "--touch", "--force", "--cores", "1", "--allowed-rules", stage.name,
                            "--quiet", "all"], capture_output=True, text=True,
                           env={**os.environ, "PATH": f"{Path(snakemake).parent}{os.pathsep}{os.environ['PATH']}"})

@@ -14,7 +14,7 @@ from segbench import paths
 from segbench.evaluation import statistics as st
 from segbench.paths import run_name
 from segbench.report.collect import Results
-from segbench.report.tables import count, dice_matrix
+from segbench.report.tables import count, dice_matrix, pruned_at
 
 
 def ranking(means: pd.Series, failed: set[str], pruned=frozenset()) -> list[str]:
@@ -147,7 +147,7 @@ def analyse(results: Results, options: dict, leaked: list[str] = (), leaked_in_g
     scores = results.image_scores("dice")
     alpha, margin = options["alpha"], options["noninferiority_margin"]
     ci = st.bootstrap_ci(scores, options["bootstrap_resamples"], options["seed"])
-    pruned = results.pruned  # what stopped them: that they did not learn in a few epochs says little
+    pruned = {p: pruned_at(r) for p, r in results.pruned.items()}  # not learned in a few epochs says little
     not_learned = {p: why for p, why in results.failed.items() if p not in pruned}
     order = ranking(ci["mean"], set(not_learned), set(pruned))
     failed = set(not_learned) | set(pruned)  # left out of every test and ranking

@@ -121,15 +121,21 @@ def compute(params: dict, results: Results) -> str:
     budget = params["sweep"]["budget"]
     if not budget:
         return text
-    pairs = runs[~runs["pair"].isin(results.baselines)]
-    full = len(pairs) * params["train"]["epochs"]
-    pruned = pairs[pairs["pruned"].notna()] if "pruned" in pairs else pairs.iloc[:0]
+    epochs, sweep = params["train"]["epochs"], params["sweep"]
+    if results.tuning:  # the race is among each pair's candidates: each row of tuning.json, all its seeds and folds
+        racers, who = pd.DataFrame([{**c, "runs": len(sweep["seeds"]) * len(sweep["folds"])}
+                                    for decision in results.tuning.values() for c in decision["candidates"]]), \
+            "the pairs' candidates"
+    else:
+        racers, who = runs[~runs["pair"].isin(results.baselines)].assign(runs=1), "the pairs"
+    full = racers["runs"].sum() * epochs
+    pruned = racers[racers["pruned"].notna()] if "pruned" in racers else racers.iloc[:0]
     pace = pruned["train_seconds"] / pruned["epochs"].clip(lower=1)
-    saved = ((params["train"]["epochs"] - pruned["epochs"]) * pace).sum()
+    saved = ((pruned["runs"] * epochs - pruned["epochs"]) * pace).sum()
     return (text + f". Successive halving (eta {budget['eta']}; rungs at {rungs(params)} epochs, then "
-            f"{params['train']['epochs']}) trained the pairs {pairs['epochs'].sum():,} of the {full:,} epochs "
-            f"training each in full takes ({pairs['epochs'].sum() / full:.0%}); the pruned runs' missing epochs would "
-            f"have taken about {saved:,.0f} device-s more at each run's own pace")
+            f"{epochs}) trained {who} {racers['epochs'].sum():,} of the {full:,} epochs training each in full "
+            f"takes ({racers['epochs'].sum() / full:.0%}); the pruned runs' missing epochs would have taken about "
+            f"{saved:,.0f} device-s more at each run's own pace")
 
 
 def _baseline(results: Results) -> str:
@@ -259,7 +265,17 @@ def make_figures(results: Results, statistics: dict, efficiency: pd.DataFrame, s
         "cases": figures.plot_cases(qualitative(results, statistics, params, where, data, inputs)),
         "leakage": figures.plot_leakage(leaked_pairs(leakage, data)),
     }
-    return {name: built[name] for name in paths.FIGURES}  # every figure the contract names, in its order
+    if results.tuning:
+        built["tuning"] = figures.plot_tuning(tuning_candidates(results.tuning), palette)
+    return {name: built[name] for name in paths.FIGURES if name in built}  # the contract's figures, in its order
+
+
+def tuning_candidates(tuning: dict[str, dict]) -> pd.DataFrame:
+    """Every pair's candidates (``Results.tuning``) in one table: pair, candidate (its settings in words), val_dice,
+    chosen, pruned."""
+    return pd.DataFrame([{"pair": pair, "candidate": describe(c["settings"]), "val_dice": c["val_dice"],
+                          "chosen": c["candidate"] == decision["chosen"], "pruned": bool(c.get("pruned"))}
+                         for pair, decision in tuning.items() for c in decision["candidates"]])
 
 
 def run_columns(results: Results, statistics: dict, efficiency: pd.DataFrame) -> dict[str, dict[str, float]]:
@@ -394,7 +410,7 @@ def page_html(c: Contents, figure_files: dict[str, Path], stratified: str) -> st
 
     def figures_of(section: str) -> str:
         return "".join(html.figure(name, figure_files[name]) for name, where in paths.FIGURES.items()
-                       if where == section)
+                       if where == section and name in figure_files)
 
     sections = [
         ("comparison", "Comparison", html.table(c.comparison, failed)),

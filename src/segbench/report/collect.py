@@ -32,7 +32,8 @@ class Results:
     references: one row per (pair, seed, reference model, image): the seed's reference/scores.csv
                 (split.holdout.reference), with ``model`` in and out.
     reference:  a pair's reference.json (sizes, failed trainings) by (pair, seed); empty without references.
-    pruned:     pair -> the rung of sweep.budget's successive halving that stopped it, in words; only pruned pairs.
+    pruned:     pair -> the rung of sweep.budget's successive halving that stopped it (train.json's ``pruned``);
+                only pruned pairs.
     tuning:     pair -> its tuning.json (sweep.tune: its candidates' val Dice, the chosen one); empty without.
     """
 
@@ -47,7 +48,7 @@ class Results:
     other_tests: pd.DataFrame = field(default_factory=pd.DataFrame)
     references: pd.DataFrame = field(default_factory=pd.DataFrame)
     reference: dict[tuple[str, int], dict] = field(default_factory=dict)
-    pruned: dict[str, str] = field(default_factory=dict)
+    pruned: dict[str, dict] = field(default_factory=dict)
     tuning: dict[str, dict] = field(default_factory=dict)
 
     def image_scores(self, metric: str = "dice") -> pd.DataFrame:
@@ -113,6 +114,8 @@ def load_results(params: dict, where: paths.Sweep, inputs: Inputs | None = None)
     with_references = where.dataset in sweep["references"]
     for arch, loss, seeds in members:
         pair = run_name(arch, loss)
+        if sweep["tune"] and pair not in baselines:
+            tuning[pair] = _read(where.tuning(arch, loss), f"choose --arch {arch} --loss {loss}")
         for seed in seeds:
             seed_dir = where.seed(arch, loss, seed)
             keys = {"pair": pair, "architecture": arch, "loss": loss, "seed": seed}
@@ -122,8 +125,6 @@ def load_results(params: dict, where: paths.Sweep, inputs: Inputs | None = None)
             for reason in m.get("degenerate", []):
                 failed.setdefault(pair, []).append(f"seed {seed}: {reason}" if len(seeds) > 1 else reason)
             replicates.append({**keys, **_flat(m), **latency[arch]})
-            if sweep["tune"] and pair not in baselines and pair not in tuning:
-                tuning[pair] = _read(where.tuning(arch, loss), f"choose --arch {arch} --loss {loss}")
             per_image.append(_read(seed_dir / paths.PER_IMAGE, evaluate, pd.read_csv).assign(**keys))
             other_tests += [_read(f, evaluate, pd.read_csv).assign(**keys, **{"test set": f.stem})
                             for f in sorted((seed_dir / paths.GENERALISATION).glob("*.csv"))]
@@ -136,20 +137,13 @@ def load_results(params: dict, where: paths.Sweep, inputs: Inputs | None = None)
                 what = f"train --arch {arch} --loss {loss} --seed {seed} --fold {fold}"
                 training.append({**keys, "fold": fold, **(record := _read(fold_dir / paths.TRAINED, what))})
                 if record.get("pruned"):
-                    pruned[pair] = pruned_at(record["pruned"])
+                    pruned[pair] = record["pruned"]
                 history.append(_read(fold_dir / paths.HISTORY, what, pd.read_csv).merge(
                     _read(fold_dir / paths.TIMING, what, pd.read_csv), on="epoch").assign(**keys, fold=fold))
     images = pd.concat(per_image, ignore_index=True).astype({"sample_id": str})
     return Results(pairs, pd.DataFrame(replicates), images, pd.DataFrame(training),
                    pd.concat(history, ignore_index=True), metrics, failed,
                    baselines, _frame(other_tests), _frame(references), reference, pruned, tuning)
-
-
-def pruned_at(pruned: dict) -> str:
-    """train.json's ``pruned`` in words: "pruned at rung 0 (1 epoch, val Dice 0.312)"."""
-    epochs = pruned["epochs"]
-    return f"pruned at rung {pruned['rung']} ({epochs} epoch{'s' if epochs != 1 else ''}, val Dice " \
-           f"{pruned['val_dice']:.3f})"
 
 
 def _frame(tables: list[pd.DataFrame]) -> pd.DataFrame:

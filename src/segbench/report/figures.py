@@ -298,6 +298,39 @@ def plot_rank_stability(stability: pd.DataFrame, palette: Palette, ax=None) -> F
     return figure
 
 
+@styled
+def plot_tuning(candidates: pd.DataFrame, palette: Palette, ax=None) -> Figure:
+    """Equal tuning (``sweep.tune``): each pair's mean val Dice per candidate (``candidates``: one row per pair and
+    candidate, with columns pair, candidate (its settings in words, the grid's order), val_dice, chosen, pruned),
+    the chosen one ringed, one that successive halving pruned hollow (its val Dice at the rung that pruned it)."""
+    labels = list(dict.fromkeys(candidates["candidate"]))
+    order = [p for p in palette.ranking if p in set(candidates["pair"])]
+    figure, ax = _axes(ax, (WIDTH, 3.2))
+    at = {label: i for i, label in enumerate(labels)}
+    for pair in reversed(order):  # the best drawn last, on top
+        rows = candidates[candidates["pair"] == pair]
+        x, colour = rows["candidate"].map(at).to_numpy(), palette(pair)
+        ax.plot(x, rows["val_dice"], color=colour, lw=1, zorder=1)
+        for xi, row in zip(x, rows.itertuples()):
+            ax.plot(xi, row.val_dice, "o", ms=5, color=colour, mfc="white" if row.pruned else colour, zorder=2)
+            if row.chosen:
+                ax.plot(xi, row.val_dice, "o", ms=11, mfc="none", mec=colour, mew=1.5, zorder=3)
+    handles = [Line2D([], [], color=palette(p), marker="o", ms=5, label=palette.label(p)) for p in palette.shown(order)]
+    handles.append(Line2D([], [], ls="", marker="o", ms=11, mfc="none", mec=DARK, mew=1.5, label="chosen"))
+    if candidates["pruned"].any():
+        handles.append(Line2D([], [], ls="", marker="o", ms=5, color=DARK, mfc="white",
+                              label="pruned by successive halving"))
+    ax.set_xticks(range(len(labels)), labels, rotation=20 if len(labels) > 4 else 0,
+                  ha="right" if len(labels) > 4 else "center")
+    ax.set_xlabel("candidate configuration (sweep.tune)")
+    ax.set_ylabel("mean val Dice\n(seeds and folds)")
+    more = f"; the best {len(palette.shown(order))} of {len(order)} pairs in colour" \
+        if len(order) > len(palette.shown(order)) else ""
+    ax.set_title(f"Equal tuning: val Dice per candidate{more}")
+    _legend_below(figure, handles)
+    return figure
+
+
 STRATA_PAIRS = 12
 
 

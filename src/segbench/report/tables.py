@@ -68,8 +68,8 @@ def _ranks(statistics: dict) -> dict[str, int | None]:
 
 
 BUDGET = "budget: epochs × it. × batch; device-s"
-TUNING = ("Equal tuning (sweep.tune): every pair's candidates by mean val Dice over its seeds and folds; the chosen "
-          "one (the best on val, test images unread) is the pair's in every other table")
+TUNING = ("Equal tuning (sweep.tune): every pair's candidates by mean val Dice over its seeds and folds (a pruned "
+          "one's at its rung); the chosen one (the best on val, test images unread) is the pair's in every other table")
 
 
 def budget(row: pd.Series) -> str:
@@ -211,7 +211,12 @@ def statistics_tables(statistics: dict) -> dict[str, pd.DataFrame]:
     tuning = statistics.get("tuning", {})
     if tuning:
         out[TUNING] = pd.DataFrame([{"pair": p, "chosen": describe(d["settings"]),
-                                     **{describe(c["settings"]): c["val_dice"] for c in d["candidates"]}}
+                                     **{describe(c["settings"]): c["val_dice"] for c in d["candidates"]},
+                                     **({"pruned (sweep.budget)": "; ".join(
+                                         f"{describe(c['settings'])}: {pruned_at(c['pruned'])}"
+                                         for c in d["candidates"] if c.get("pruned")) or "none"}
+                                        if any(c.get("pruned") for t in tuning.values() for c in t["candidates"])
+                                        else {})}
                                     for p, d in tuning.items()])
     pruned = statistics.get("pruned", {})
     if pruned:
@@ -279,6 +284,11 @@ def generalisation_tables(statistics: dict) -> dict[str, pd.DataFrame]:
 def count(n: int, noun: str) -> str:
     """"1 test image", "2 test images": ``noun`` singular, pluralised with an s."""
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def pruned_at(pruned: dict) -> str:
+    """train.json's ``pruned`` in words: "pruned at rung 0 (1 epoch, val Dice 0.312)"."""
+    return f"pruned at rung {pruned['rung']} ({count(pruned['epochs'], 'epoch')}, val Dice {pruned['val_dice']:.3f})"
 
 
 def p_text(value) -> str:

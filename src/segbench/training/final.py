@@ -1,5 +1,5 @@
-"""A tuned pair's trainings (``sweep.tune``; the grid and the choice: ``segbench.tuning``): one run per candidate,
-seed and fold, and the pair's own run, which is its chosen candidate's."""
+"""The ``train`` stage's run: a pair's own training (``segbench.training.halving``), or under ``sweep.tune`` its
+chosen candidate's run (the grid and the choice: ``segbench.tuning``)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,15 @@ import shutil
 
 from segbench import paths
 from segbench.io import atomic_path, read_json, write_json
-from segbench.training.trainer import train_pair
-from segbench.tuning import with_candidate
+from segbench.training.halving import train_run
+from segbench.tuning import candidates
 
 
-def train_candidate(params: dict, where: paths.Sweep, arch: str, loss: str, candidate: int, seed: int, fold: int,
-                    **train) -> dict:
-    """One run of a pair's candidate (``train``: ``trainer.train_pair``'s other arguments)."""
-    return train_pair(arch, loss, with_candidate(params, candidate), paths.processed_dir(where.dataset),
-                      paths.split_csv(where.dataset), where.tune(arch, loss, candidate, seed, fold), seed, fold,
-                      tracked_as=f"{fold}/candidate{candidate}", **train)
+def train_final(params: dict, where: paths.Sweep, arch: str, loss: str, seed: int, fold: int, **train) -> dict:
+    """The pair's run for the comparison (``train``: ``trainer.train_pair``'s other arguments)."""
+    if candidates(params):
+        return use_chosen(where, arch, loss, seed, fold)
+    return train_run(params, where, arch, loss, seed, fold, **train)
 
 
 def use_chosen(where: paths.Sweep, arch: str, loss: str, seed: int, fold: int) -> dict:
