@@ -416,8 +416,11 @@ def _values(params: dict, field: str) -> list:
     return _get(params, AXES[field])
 
 
+_WHEN_FIELD = {BUDGET: "rung", TUNE: "candidate"}  # a ``when`` key is set when its field has values
+
+
 def _is_set(params: dict, key: str | None) -> bool:
-    return key is None or bool(_values(params, "rung" if key == BUDGET else "candidate"))
+    return key is None or bool(_values(params, _WHEN_FIELD[key]))
 
 
 def outputs(stage_: Stage, params: dict) -> list[Output]:

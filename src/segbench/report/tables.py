@@ -210,19 +210,24 @@ def statistics_tables(statistics: dict) -> dict[str, pd.DataFrame]:
             [{"pair": p, "why": "; ".join(reasons)} for p, reasons in failed.items()])
     tuning = statistics.get("tuning", {})
     if tuning:
-        out[TUNING] = pd.DataFrame([{"pair": p, "chosen": describe(d["settings"]),
-                                     **{describe(c["settings"]): c["val_dice"] for c in d["candidates"]},
-                                     **({"pruned (sweep.budget)": "; ".join(
-                                         f"{describe(c['settings'])}: {pruned_at(c['pruned'])}"
-                                         for c in d["candidates"] if c.get("pruned")) or "none"}
-                                        if any(c.get("pruned") for t in tuning.values() for c in t["candidates"])
-                                        else {})}
-                                    for p, d in tuning.items()])
+        halved = any(c.get("pruned") for d in tuning.values() for c in d["candidates"])
+        out[TUNING] = pd.DataFrame([_tuning_row(p, d, halved) for p, d in tuning.items()])
     pruned = statistics.get("pruned", {})
     if pruned:
         out["Left out of every test and ranking: pruned by successive halving (sweep.budget)"] = pd.DataFrame(
             [{"pair": p, "why": why} for p, why in pruned.items()])
     return out
+
+
+def _tuning_row(pair: str, decision: dict, halved: bool) -> dict:
+    """A pair's row of the tuning table: its choice, each candidate's val Dice and, when successive halving raced
+    the candidates (``halved``), those it pruned."""
+    row = {"pair": pair, "chosen": describe(decision["settings"]),
+           **{describe(c["settings"]): c["val_dice"] for c in decision["candidates"]}}
+    if halved:
+        row["pruned (sweep.budget)"] = "; ".join(f"{describe(c['settings'])}: {pruned_at(c['pruned'])}"
+                                                 for c in decision["candidates"] if c.get("pruned")) or "none"
+    return row
 
 
 def leakage_tables(leakage: dict, statistics: dict) -> dict[str, pd.DataFrame]:
