@@ -18,6 +18,7 @@ BUDGET = {"strategy": "successive_halving", "eta": 3, "min_epochs": 1}
 def budgeted(tmp_path_factory):
     """3 architectures x 2 losses, train.epochs 9, eta 3: rungs at 1 and 3 epochs keep 2 pairs, then 1."""
     params = copy.deepcopy(TINY)
+    params["synthetic"]["n_images"] = 150  # enough to learn in 9 epochs: the survivor is ranked
     params["train"]["epochs"] = 9
     params["sweep"].update(architectures=["smp_unet", "attention_unet", "unet"], budget=BUDGET)
     params["architectures"]["unet"] = {"base_channels": 4}

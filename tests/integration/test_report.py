@@ -208,6 +208,25 @@ def test_a_loss_that_cannot_learn_is_marked_never_best_and_out_of_every_ranking(
     assert "did not learn the task" in summary.read_text()
 
 
+def test_a_budgeted_sweep_whose_survivor_did_not_learn_never_ranks_the_pruned_against_it(swept, tmp_path,
+                                                                                           monkeypatch):
+    from segbench.io import read_json, write_json
+    from segbench.report import build_report
+
+    ids = pd.read_csv(swept / "data/processed/synthetic/meta.csv").astype({"sample_id": str})["sample_id"][:20]
+    dice = pd.DataFrame({"a__dice": np.full(20, 0.05), "b__dice": np.linspace(0.3, 0.6, 20),
+                         "c__dice": np.linspace(0.2, 0.5, 20)}, index=ids)
+    monkeypatch.chdir(tmp_path)
+    view, where = fabricate(swept, tmp_path, dice, failed={"a__dice": ["predicts no lesion"]})
+    for arch in ("b", "c"):  # pruned at rung 0: their higher test Dice is of fewer epochs
+        path = where.fold(arch, "dice", 0, 0) / paths.TRAINED
+        write_json(path, {**read_json(path), "pruned": {"rung": 0, "epochs": 1, "val_dice": 0.1}})
+    build_report(view, where)
+    statistics = json.loads((where.report / "statistics.json").read_text())
+    assert statistics["ranked"] == ["a__dice"] and set(statistics["pruned"]) == {"b__dice", "c__dice"}
+    assert statistics["versus_best"]["comparisons"] == 0 and set(statistics["rank_stability"]) == {"a__dice"}
+
+
 def test_a_report_of_eighteen_pairs_is_ordered_and_readable(swept, tmp_path, monkeypatch):
     """6 architectures x 3 losses: every table and figure in rank order, the best 8 in their own colours."""
     from segbench.report import build_report

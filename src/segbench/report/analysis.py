@@ -151,8 +151,9 @@ def analyse(results: Results, options: dict, leaked: list[str] = (), leaked_in_g
     not_learned = {p: why for p, why in results.failed.items() if p not in pruned}
     order = ranking(ci["mean"], set(not_learned), set(pruned))
     failed = set(not_learned) | set(pruned)  # left out of every test and ranking
-    ranked = [p for p in order if p not in failed] or order
-    versus = st.versus_best(scores, alpha, margin, failed)
+    # unless every pair failed: then the pairs that trained in full are ranked, never a pruned one against them
+    ranked = [p for p in order if p not in failed] or [p for p in order if p not in pruned] or order
+    versus = st.versus_best(scores, alpha, margin, set(order) - set(ranked))
     best = versus.attrs["best"]
     stability = st.rank_stability(scores[ranked], seed=options["seed"])
     matrix, left_out = ranked_matrix(dice_matrix(results), failed)
