@@ -1,26 +1,24 @@
-"""Successive halving's schedule and decisions (``sweep.budget``; Jamieson & Talwalkar, AISTATS 2016, the inner
-loop of Hyperband, Li et al., JMLR 2018): the rungs' epochs, and after each rung the pairs that go on.
+"""Successive halving's schedule (``sweep.budget``; Jamieson & Talwalkar, AISTATS 2016, the inner loop of
+Hyperband, Li et al., JMLR 2018): the rungs' epochs, who races whom, and what a pruned run records.
 
 Rung r trains every pair still in the race to ``min_epochs * eta**r`` epochs (``rungs``); after it, the best
 ``ceil(n / eta)`` pairs by mean val Dice over their seeds and folds (the best epoch so far; test images are never
-read) go on, the rest are pruned (``select``). The final rung is the ``train`` stage itself, to ``train.epochs``.
+read) go on, the rest are pruned (``segbench.evaluation.selection``). The final rung is the ``train`` stage
+itself, to ``train.epochs``.
 Under ``sweep.tune`` the race is within each pair, among its candidates (``races``): the same budget per pair, and
 the final rung is the ``tune`` stage.
+
+``strategy: race`` keeps the rungs but not the fraction: after each rung, an entrant is dropped only when the
+report's own test says it is worse than the leader on the val images (Maron & Moore's racing, NIPS 1993, with a
+paired test in place of Hoeffding bounds), so a pair the data cannot yet tell apart goes on.
 How a run trains through the rungs: ``segbench.training.halving``.
 """
 
 from __future__ import annotations
 
-import logging
-import math
-
 from segbench import paths
-from segbench.io import read_json, write_json
 from segbench.paths import run_name
-from segbench.records import mean_val_dice, read_runs
 from segbench.tuning import candidates
-
-log = logging.getLogger(__name__)
 
 
 def rungs(params: dict) -> list[int]:
@@ -50,44 +48,7 @@ def races(params: dict) -> list[list[tuple[str, str, int | None]]]:
     return [[(a, l, k) for k in range(count)] for a, l in pairs]
 
 
-def select(params: dict, where: paths.Sweep, rung: int, tracker=None) -> dict:
-    """Rung ``rung``'s decision from its runs' train.json: in each race, the entrants that go on and those pruned,
-    with each one's mean val Dice; written to ``paths.SELECTION``, and mirrored to each run's MLflow run
-    (``tracker``).
-
-    Raises:
-        SegbenchError: a run of an entrant has no train.json (its rung job did not finish).
-    """
-    sweep = params["sweep"]
-    alive = set(read_json(where.selection(rung - 1))["promoted"]) if rung else None
-    scores, records, promoted, pruned = {}, {}, [], []
-    for race in races(params):
-        entrants = {}
-        for arch, loss, candidate in race:
-            name = entrant(arch, loss, candidate)
-            if alive is not None and name not in alive:
-                continue
-            runs = [where.rung(rung, arch, loss, s, f, candidate) for s in sweep["seeds"] for f in sweep["folds"]]
-            records[name] = read_runs(runs, f"`segbench rung --rung {rung}` for {run_name(arch, loss)}")
-            entrants[name] = mean_val_dice(records[name])
-        order = sorted(entrants, key=lambda e: -entrants[e])  # stable: a tie keeps the sweep's order
-        kept = math.ceil(len(order) / sweep["budget"]["eta"])
-        promoted += order[:kept]
-        pruned += order[kept:]
-        scores |= {e: round(entrants[e], 6) for e in order}
-    decision = {"rung": rung, "epochs": rungs(params)[rung], "eta": sweep["budget"]["eta"],
-                "score": "mean over seeds and folds of the best val Dice so far",
-                "val_dice": scores, "promoted": promoted, "pruned": pruned}
-    write_json(where.selection(rung), decision)
-    for name, runs in records.items():
-        for record in runs:
-            if tracker and record.get("mlflow_run_id"):
-                tracker.log_rung(record["mlflow_run_id"], decision, name, record["best_val_dice"])
-    log.info("rung %d (%d epochs): %s go on; pruned: %s", rung, decision["epochs"], decision["promoted"],
-             decision["pruned"] or "none")
-    return decision
-
-
 def pruned_record(decision: dict, name: str) -> dict:
-    """What train.json records of an entrant (``entrant``) ``decision`` pruned."""
-    return {"rung": decision["rung"], "epochs": decision["epochs"], "val_dice": decision["val_dice"][name]}
+    """What train.json records of an entrant (``entrant``) ``decision`` pruned (in a race, with its p)."""
+    return {"rung": decision["rung"], "epochs": decision["epochs"], "val_dice": decision["val_dice"][name],
+            **({"p_holm": decision["p_holm"][name]} if "p_holm" in decision else {})}

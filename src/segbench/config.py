@@ -172,8 +172,11 @@ def _check_references(params: dict, source: str) -> None:
 
 
 def _check_budget(params: dict, source: str) -> None:
-    """``sweep.budget`` leaves at least one rung before the full schedule."""
+    """``sweep.budget`` leaves at least one rung before the full schedule; only a race has an alpha."""
     budget = params["sweep"]["budget"]
+    if budget and "alpha" in budget and budget["strategy"] != "race":
+        raise SegbenchError(f"{source}: sweep.budget.alpha: only strategy race tests its entrants; "
+                            f"{budget['strategy']} keeps the best 1/eta: remove alpha, or set strategy: race")
     if budget and budget["min_epochs"] >= params["train"]["epochs"]:
         raise SegbenchError(f"{source}: sweep.budget.min_epochs {budget['min_epochs']} is not below train.epochs "
                             f"{params['train']['epochs']}: no pair would be pruned; lower it, or set "

@@ -170,9 +170,10 @@ STAGES = (
     Stage("select", ("dataset", "rung"), ("sweep.budget", TUNE),
           (Input(paths.RUNG, ("arch", "loss", "seed", "fold"), paths.RUNGS + "/rung{rung}"),
            Input(paths.SELECTION.replace("{rung}", "{previous}"), when=BUDGET)),
-          (Output(paths.SELECTION, cache=False),), "segbench.budget",
-          help="sweep.budget: the pairs (under sweep.tune: each pair's candidates) a rung promotes (the best 1/eta by "
-               "mean val Dice) and those it prunes",
+          (Output(paths.SELECTION, cache=False),), "segbench.evaluation.selection",
+          help="sweep.budget: the pairs (under sweep.tune: each pair's candidates) a rung promotes (successive "
+               "halving: the best 1/eta by mean val Dice; a race: all but those tested worse than the leader) and "
+               "those it prunes",
           when=BUDGET),
     Stage("tune", ("dataset", "arch", "loss", "seed", "fold", "candidate"),
           ("train", "architectures.{arch}", "losses.{loss}", "evaluate.resolution", TUNE),

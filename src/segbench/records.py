@@ -49,6 +49,7 @@ class TrainRecord:
     batch_size: int | None = None
     pruned: dict | None = None  # sweep.budget: the rung that stopped the run ({"rung", "epochs", "val_dice"})
     tuned: dict | None = None  # sweep.tune: the candidate this run is ({"candidate", "settings", "val_dice"})
+    best_val_images: dict[str, float] | None = None  # the best epoch's Dice of each val image (sample id)
 
     def write(self, path: Path) -> dict:
         """Write train.json (atomically); returns it as a dict."""

@@ -208,8 +208,8 @@ class Tracker:
             self.client.create_model_version(self.model_name, f"runs:/{run_id}/model", run_id, tags=tags)
 
     def log_rung(self, run_id: str, decision: dict, pair: str, val_dice: float) -> None:
-        """Successive halving's rung ``decision`` (``budget.select``) on one training run: a run nested under it
-        with the rung's val Dice, tagged with the decision; a pruned run's own run tagged with its rung too."""
+        """A rung's ``decision`` (``evaluation.selection.select``) on one training run: a run nested under it with
+        the rung's val Dice, tagged with the decision; a pruned run's own run tagged with its rung too."""
         verdict = "promoted" if pair in decision["promoted"] else "pruned"
         with self._lock:
             if not self._has(run_id, "rung not mirrored"):

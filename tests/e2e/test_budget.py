@@ -1,5 +1,5 @@
 """sweep.budget through the real orchestrators: a 3 x 2 sweep with successive halving run by `snakemake`, then
-by `dvc repro` from the same dvc.yaml, and what the report says of the pruned pairs."""
+by `dvc repro` from the same dvc.yaml, and what the report says of the pruned pairs; the same pairs in a race."""
 
 import copy
 import json
@@ -29,9 +29,9 @@ def budgeted(tmp_path_factory):
     return root
 
 
-def trained(root) -> dict:
+def trained(root, architectures=("smp_unet", "attention_unet", "unet")) -> dict:
     return {paths.run_name(a, l): json.loads((root / WHERE.fold(a, l, 0, 0) / paths.TRAINED).read_text())
-            for a in ("smp_unet", "attention_unet", "unet") for l in ("dice", "dice_focal")}
+            for a in architectures for l in ("dice", "dice_focal")}
 
 
 def test_halving_trains_at_most_half_the_epochs_and_the_report_marks_the_pruned(budgeted):
@@ -47,7 +47,7 @@ def test_halving_trains_at_most_half_the_epochs_and_the_report_marks_the_pruned(
         if record["pruned"]:
             rung = record["pruned"]["rung"]
             assert f"pruned at rung {rung} ({[1, 3][rung]} epoch" in text
-    assert "Pruned by successive halving (sweep.budget), so not ranked" in text
+    assert "Pruned early (sweep.budget), so not ranked" in text
     assert "Successive halving (eta 3; rungs at [1, 3] epochs, then 9)" in text
     decisions = [json.loads((budgeted / WHERE.selection(r)).read_text()) for r in range(2)]
     assert [len(d["promoted"]) for d in decisions] == [2, 1] and decisions[1]["promoted"] == survivors
@@ -84,6 +84,43 @@ def test_dvc_refuses_a_dvc_yaml_of_another_budget(budgeted, tmp_path):
     (project / "params.yaml").write_text(params)
     done = run_failing(project, "dvc", "repro")
     assert "dvc.yaml: not what the pipeline definition generates" in done and "segbench dag --write" in done
+
+
+@pytest.fixture(scope="module")
+def raced(tmp_path_factory):
+    """A race over 6 pairs, train.epochs 3 (one rung, at 1 epoch), 150 images: enough val images for the test to
+    tell pairs apart. smp_unet_twin is smp_unet under another name: it trains the same model, level with it."""
+    params = copy.deepcopy(TINY)
+    params["synthetic"]["n_images"] = 150
+    params["train"]["epochs"] = 3
+    params["sweep"].update(architectures=["smp_unet", "smp_unet_twin", "attention_unet"],
+                           budget={"strategy": "race", "eta": 3, "min_epochs": 1})
+    params["architectures"]["smp_unet_twin"] = {"family": "smp_unet", **params["architectures"]["smp_unet"]}
+    params["tracking"] = {"mlflow": False}
+    root = new_project(tmp_path_factory.mktemp("race"), params)
+    run(root, "snakemake", "--cores", "2")
+    return root
+
+
+def test_a_race_drops_the_pairs_tested_worse_than_the_leader_and_trains_the_rest_in_full(raced):
+    decision = json.loads((raced / WHERE.selection(0)).read_text())
+    runs = trained(raced, ("smp_unet", "smp_unet_twin", "attention_unet"))
+    assert decision["strategy"] == "race" and set(decision["p_holm"]) == set(runs) - set(decision["leaders"])
+    leader = decision["leaders"][0]
+    twin = leader.replace("smp_unet", "smp_unet_twin") if "twin" not in leader else leader.replace("_twin", "")
+    assert twin in decision["promoted"] and decision["p_holm"][twin] == 1.0  # level with the leader: it goes on
+    assert decision["pruned"]
+    for pair, record in runs.items():
+        if pair in decision["pruned"]:
+            assert decision["p_holm"][pair] < 0.05 and record["epochs"] == 1
+            assert record["pruned"] == {"rung": 0, "epochs": 1, "val_dice": decision["val_dice"][pair],
+                                        "p_holm": decision["p_holm"][pair]}
+        else:
+            assert record["pruned"] is None and record["epochs"] == 3
+    text = (raced / WHERE.report / paths.MARKDOWN).read_text()
+    assert "A race (dropped when worse than the leader at Holm p < 0.05; rungs at [1] epochs, then 3)" in text
+    assert "pruned at rung 0 (1 epoch, val Dice" in text and "worse than the leader: Holm p" in text
+    assert "Nothing to be done" in run(raced, "snakemake", "-n", "--cores", "1")
 
 
 def run_failing(cwd, *command) -> str:

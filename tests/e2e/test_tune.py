@@ -93,7 +93,7 @@ def test_halving_races_each_pairs_candidates_and_the_pair_keeps_the_one_it_train
     text = (root / WHERE.report / paths.MARKDOWN).read_text()
     assert "trained the pairs' candidates 10 of the 18 epochs training each in full takes (56%)" in text
     assert re.search(r"\| pruned \(sweep.budget\) +\|", text) and "pruned at rung 0 (1 epoch, val Dice" in text
-    assert "Pruned by successive halving" not in text  # the pairs themselves are all compared
+    assert "Pruned early" not in text  # the pairs themselves are all compared
     assert (root / WHERE.report / "figures" / "tuning.png").stat().st_size > 10_000
     assert "Nothing to be done" in run(root, "snakemake", "-n", "--cores", "1")
     assert "up to date" in run(root, "dvc", "status")

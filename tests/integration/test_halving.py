@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from segbench import SegbenchError, paths
-from segbench.budget import rungs, select
+from segbench.budget import rungs
+from segbench.evaluation.selection import select
 from segbench.io import read_json
 from segbench.training import halving, trainer
 from support import DATASET, SWEEP, tiny_view
@@ -70,6 +71,9 @@ def test_a_survivor_ends_with_the_unpruned_model_and_the_pruned_keep_their_rung(
                                         "val_dice": [first, second][rung]["val_dice"][name]}
             assert record["epochs"] == len(history) == [1, 3][rung]
         assert not (SWEEP.fold(arch, loss, 0, 0) / paths.RESUME).exists()
+        # each val image's Dice at the best epoch (a race tests them), kept across the rungs' resumes
+        assert sum(record["best_val_images"].values()) / len(record["best_val_images"]) == pytest.approx(
+            record["best_val_dice"])
     epochs = sum(read_json(SWEEP.fold(a, l, 0, 0) / paths.TRAINED)["epochs"] for a, l in pairs)
     assert epochs <= len(pairs) * 9 / 2  # 4 x 1 + 2 x 2 + 1 x 6 = 14 of 36
 

@@ -64,7 +64,7 @@ def test_the_tuning_figure_rings_each_pairs_choice_and_draws_a_pruned_candidate_
     hollow = [(line.get_xdata()[0], line.get_ydata()[0]) for line in ax.lines
               if line.get_markersize() == 5 and line.get_markerfacecolor() == "white"]
     assert sorted(hollow) == [(1, 0.4), (2, 0.2), (2, 0.3)]
-    assert [t.get_text() for t in figure.legends[0].get_texts()] == ["a", "b", "chosen", "pruned by successive halving"]
+    assert [t.get_text() for t in figure.legends[0].get_texts()] == ["a", "b", "chosen", "pruned early (sweep.budget)"]
     png(figure, tmp_path / "t.png")
 
 

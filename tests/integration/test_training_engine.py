@@ -177,3 +177,6 @@ def test_val_images_scored_by_threads_while_the_device_predicts_give_the_same_sc
     inline = validate(model, loader, acc, loss, batch_loss)
     threaded = validate(model, loader, acc, loss, batch_loss, workers=3)
     assert threaded == inline and 0 <= inline["val_dice"] <= 1
+    lesion = [str(processed.meta["sample_id"].iat[i]) for i in val if validate.lesion[i]]
+    assert sorted(inline["val_images"]) == sorted(lesion)  # the images val Dice averages, by sample id
+    assert sum(inline["val_images"].values()) / len(lesion) == pytest.approx(inline["val_dice"])

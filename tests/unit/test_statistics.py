@@ -255,7 +255,7 @@ def test_the_verdict_names_the_pruned_pairs_apart_from_those_that_did_not_learn(
                         "pairs": {"a__dice": {"verdict": "best mean"}, "b__dice": {"verdict": "not compared"},
                                   "c__dice": {"verdict": "not compared"}}}}
     text = verdict(statistics)
-    assert "Pruned by successive halving (sweep.budget), so not ranked: b__dice (pruned at rung 0 (1 epoch, val " \
+    assert "Pruned early (sweep.budget), so not ranked: b__dice (pruned at rung 0 (1 epoch, val " \
            "Dice 0.100))." in text
     assert text.endswith("Did not learn the task, so left out of every test and ranking: c__dice (predicts no "
                          "lesion).")

@@ -128,7 +128,8 @@ STAGE_CODE = {
               "training.device", "training.optim", "training.trainer", "training.validation", "training.halving",
               "training.final", "budget", "tuning"},
     "rung": set(),  # train's: below
-    "select": {"budget", "io", "paths", "records", "segbench", "tuning"},
+    "select": {"budget", "evaluation", "evaluation.selection", "evaluation.statistics", "io", "paths", "records",
+               "segbench", "tuning"},
     "tune": set(),  # train's: below
     "choose": {"tuning", "io", "paths", "records", "segbench"},
     "evaluate": _SCORE,

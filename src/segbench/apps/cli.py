@@ -151,7 +151,7 @@ FIELD_OPTIONS = {
     "seed": {"type": int, "help": "training seed (default: the first of sweep.seeds)"},
     "fold": {"type": int, "help": "the fold validated on (default: the first of sweep.folds)"},
     "baseline": {"required": True, "help": "a name in sweep.baselines (segbench's baseline registry)"},
-    "rung": {"type": int, "required": True, "help": "a rung of sweep.budget's successive halving, from 0"},
+    "rung": {"type": int, "required": True, "help": "a rung of sweep.budget, from 0"},
     "candidate": {"type": int, "required": True, "help": "a candidate of sweep.tune's grid, from 0"},
 }
 

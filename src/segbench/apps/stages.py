@@ -172,9 +172,9 @@ def rung(params: dict, args) -> None:
 def select(params: dict, args) -> None:
     check_rung(params, args)
     view, where = view_of(params, args)
-    from segbench import budget
+    from segbench.evaluation.selection import select as select_rung
 
-    budget.select(view, where, args.rung, tracker_for(where) if view["tracking"]["mlflow"] else None)
+    select_rung(view, where, args.rung, tracker_for(where) if view["tracking"]["mlflow"] else None)
 
 
 def tune(params: dict, args) -> None:

@@ -39,7 +39,7 @@ def leakage_effect(results: Results, leaked: list[str], order: list[str]) -> dic
                              if len(clean) else None, "n_without_leaked": int(len(clean))} for p in order}}
 
 
-PRUNED = "not compared: pruned by successive halving"
+PRUNED = "not compared: pruned early (sweep.budget)"
 
 
 def _versus(table, order: list[str], alpha: float, margin, pruned=()) -> dict:
@@ -141,7 +141,7 @@ def analyse(results: Results, options: dict, leaked: list[str] = (), leaked_in_g
 
     Pairs that did not learn the task (``results.failed``) are listed apart (``failed``) and left out of every
     test and ranking: the comparisons, Friedman, Nemenyi, the critical difference, the bootstrap ranks and
-    Kendall's W; unless every pair failed. So are the pairs successive halving pruned (``pruned``): they trained
+    Kendall's W; unless every pair failed. So are the pairs sweep.budget pruned (``pruned``): they trained
     fewer epochs than the others.
     """
     scores = results.image_scores("dice")
@@ -244,7 +244,7 @@ def verdict(statistics: dict) -> str:
                         + "; ".join(f"{words}: {', '.join(pairs)}" for words, pairs in against.items()) + ".")
     pruned = {p: r["pruned"] for p, r in per_pair.items() if r.get("pruned")}
     if pruned:
-        text.append("Pruned by successive halving (sweep.budget), so not ranked: "
+        text.append("Pruned early (sweep.budget), so not ranked: "
                     + "; ".join(f"{p} ({why})" for p, why in pruned.items()) + ".")
     failed = {p: r["failed"] for p, r in per_pair.items() if r["failed"]}
     if failed:

@@ -105,7 +105,7 @@ def setup(params: dict, results: Results) -> dict[str, str]:
 
 def compute(params: dict, results: Results) -> str:
     """What the sweep's trainings spent (every row's, baselines included; under sweep.tune, every candidate's) and,
-    under sweep.budget, what successive halving saved against training every pair's runs to train.epochs."""
+    under sweep.budget, what pruning (halving or a race) saved against training every pair's runs to train.epochs."""
     runs = results.training
     steps = (runs["epochs"] * runs["iterations_per_epoch"]).sum()
     devices = "GPU" if runs["device"].astype(str).str.startswith("cuda").all() else "device"
@@ -132,7 +132,9 @@ def compute(params: dict, results: Results) -> str:
     pruned = racers[racers["pruned"].notna()] if "pruned" in racers else racers.iloc[:0]
     pace = pruned["train_seconds"] / pruned["epochs"].clip(lower=1)
     saved = ((pruned["runs"] * epochs - pruned["epochs"]) * pace).sum()
-    return (text + f". Successive halving (eta {budget['eta']}; rungs at {rungs(params)} epochs, then "
+    how = (f"Successive halving (eta {budget['eta']}" if budget["strategy"] == "successive_halving" else
+           f"A race (dropped when worse than the leader at Holm p < {budget['alpha']:g}")
+    return (text + f". {how}; rungs at {rungs(params)} epochs, then "
             f"{epochs}) trained {who} {racers['epochs'].sum():,} of the {full:,} epochs training each in full "
             f"takes ({racers['epochs'].sum() / full:.0%}); the pruned runs' missing epochs would have taken about "
             f"{saved:,.0f} device-s more at each run's own pace")

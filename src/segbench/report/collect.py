@@ -32,7 +32,7 @@ class Results:
     references: one row per (pair, seed, reference model, image): the seed's reference/scores.csv
                 (split.holdout.reference), with ``model`` in and out.
     reference:  a pair's reference.json (sizes, failed trainings) by (pair, seed); empty without references.
-    pruned:     pair -> the rung of sweep.budget's successive halving that stopped it (train.json's ``pruned``);
+    pruned:     pair -> the rung of sweep.budget that stopped it (train.json's ``pruned``);
                 only pruned pairs.
     tuning:     pair -> its tuning.json (sweep.tune: its candidates' val Dice, the chosen one); empty without.
     """

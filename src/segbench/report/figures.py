@@ -50,7 +50,7 @@ class Palette:
     """One colour per pair for every figure: with at most ``TOP`` pairs, each pair's Okabe-Ito colour follows its
     place in the sweep's own order (``order``), so a pair keeps its colour on every page of a sweep, whatever its
     rank on a dataset; with more, the best ``TOP`` of ``ranking`` are coloured and the rest grey. A pair that failed to
-    learn, or that successive halving pruned, is labelled so (``label``)."""
+    learn, or that sweep.budget pruned, is labelled so (``label``)."""
 
     def __init__(self, ranking: list[str], failed=(), order: list[str] | None = None, pruned=()):
         self.ranking, self.failed, self.pruned = list(ranking), set(failed), set(pruned)
@@ -302,7 +302,7 @@ def plot_rank_stability(stability: pd.DataFrame, palette: Palette, ax=None) -> F
 def plot_tuning(candidates: pd.DataFrame, palette: Palette, ax=None) -> Figure:
     """Equal tuning (``sweep.tune``): each pair's mean val Dice per candidate (``candidates``: one row per pair and
     candidate, with columns pair, candidate (its settings in words, the grid's order), val_dice, chosen, pruned),
-    the chosen one ringed, one that successive halving pruned hollow (its val Dice at the rung that pruned it)."""
+    the chosen one ringed, one that sweep.budget pruned hollow (its val Dice at the rung that pruned it)."""
     labels = list(dict.fromkeys(candidates["candidate"]))
     order = [p for p in palette.ranking if p in set(candidates["pair"])]
     figure, ax = _axes(ax, (WIDTH, 3.2))
@@ -319,7 +319,7 @@ def plot_tuning(candidates: pd.DataFrame, palette: Palette, ax=None) -> Figure:
     handles.append(Line2D([], [], ls="", marker="o", ms=11, mfc="none", mec=DARK, mew=1.5, label="chosen"))
     if candidates["pruned"].any():
         handles.append(Line2D([], [], ls="", marker="o", ms=5, color=DARK, mfc="white",
-                              label="pruned by successive halving"))
+                              label="pruned early (sweep.budget)"))
     ax.set_xticks(range(len(labels)), labels, rotation=20 if len(labels) > 4 else 0,
                   ha="right" if len(labels) > 4 else "center")
     ax.set_xlabel("candidate configuration (sweep.tune)")

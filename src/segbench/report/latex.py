@@ -62,7 +62,7 @@ def table(comparison: pd.DataFrame, metrics: pd.DataFrame, units: str, statistic
                rf"test although its mean is lower (two-sided Wilcoxon signed-rank tests of every pair against "
                rf"every other, Holm-corrected over the {versus['comparisons']} comparisons, "
                rf"$\alpha = {versus['alpha']}$). ")
-    caption += r"$^\ast$ did not learn the task, or pruned by successive halving (see the report); not ranked. " if any(
+    caption += r"$^\ast$ did not learn the task, or pruned early by sweep.budget (see the report); not ranked. " if any(
         comparison["status"] != "ok") else ""
     caption += (f"HD95 in {units}; a missed lesion counts as the image diagonal. " if boundary else "")
     caption += (r"Budget: epochs $\times$ iterations per epoch $\times$ batch of one training run, and the "

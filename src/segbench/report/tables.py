@@ -214,13 +214,13 @@ def statistics_tables(statistics: dict) -> dict[str, pd.DataFrame]:
         out[TUNING] = pd.DataFrame([_tuning_row(p, d, halved) for p, d in tuning.items()])
     pruned = statistics.get("pruned", {})
     if pruned:
-        out["Left out of every test and ranking: pruned by successive halving (sweep.budget)"] = pd.DataFrame(
+        out["Left out of every test and ranking: pruned early (sweep.budget)"] = pd.DataFrame(
             [{"pair": p, "why": why} for p, why in pruned.items()])
     return out
 
 
 def _tuning_row(pair: str, decision: dict, halved: bool) -> dict:
-    """A pair's row of the tuning table: its choice, each candidate's val Dice and, when successive halving raced
+    """A pair's row of the tuning table: its choice, each candidate's val Dice and, when sweep.budget raced
     the candidates (``halved``), those it pruned."""
     row = {"pair": pair, "chosen": describe(decision["settings"]),
            **{describe(c["settings"]): c["val_dice"] for c in decision["candidates"]}}
@@ -292,8 +292,12 @@ def count(n: int, noun: str) -> str:
 
 
 def pruned_at(pruned: dict) -> str:
-    """train.json's ``pruned`` in words: "pruned at rung 0 (1 epoch, val Dice 0.312)"."""
-    return f"pruned at rung {pruned['rung']} ({count(pruned['epochs'], 'epoch')}, val Dice {pruned['val_dice']:.3f})"
+    """train.json's ``pruned`` in words: "pruned at rung 0 (1 epoch, val Dice 0.312)"; a race's adds its test:
+    "(..., worse than the leader: Holm p = 0.003)"."""
+    race = "" if "p_holm" not in pruned else (", no epoch validated" if pruned["p_holm"] is None else
+                                              f", worse than the leader: Holm {p_text(pruned['p_holm'])}")
+    return (f"pruned at rung {pruned['rung']} ({count(pruned['epochs'], 'epoch')}, val Dice "
+            f"{pruned['val_dice']:.3f}{race})")
 
 
 def p_text(value) -> str:

@@ -137,10 +137,12 @@ class Session:
             state["mlflow_run_id"]
         self.stopped, self.seconds_before = state.get("stopped", {}), state.get("seconds", 0.0)
 
-    def record(self, row: dict) -> None:
-        """Append an epoch's ``row``; keep a copy of the weights when its val Dice is the best so far."""
+    def record(self, row: dict, val_images: dict[str, float]) -> None:
+        """Append an epoch's ``row``; keep a copy of the weights, and each val image's Dice (``val_images``), when
+        its val Dice is the best so far."""
         if row["val_dice"] > self.best["val_dice"]:
-            self.best = {"val_dice": row["val_dice"], "epoch": row["epoch"], "model": to_cpu(self.net.state_dict())}
+            self.best = {"val_dice": row["val_dice"], "epoch": row["epoch"], "val_images": val_images,
+                         "model": to_cpu(self.net.state_dict())}
             self.stale = 0
         else:
             self.stale += 1
@@ -264,6 +266,7 @@ def _fit(run: Session, loader: DataLoader, val_loader: DataLoader, loss_fn, vali
             train_loss = run.train_epoch(loader, loss_fn, pair, epoch, recipe["epochs"], recipe["steps_per_epoch"])
             val_tick = time.time()
             scores = validate(run.model, val_loader, run.acc, loss_fn, batch_loss, run.acc.scorers)
+            val_images = scores.pop("val_images")
         except Diverged as exc:  # a failed run, flagged in every table: not a failed sweep
             log.warning("%s: training diverged (%s); stopping, the best epoch so far is kept", pair, exc)
             return {"diverged": {"epoch": exc.epoch, "loss": str(exc.loss)}}
@@ -276,7 +279,7 @@ def _fit(run: Session, loader: DataLoader, val_loader: DataLoader, loss_fn, vali
                "val_seconds": time.time() - val_tick, "peak_memory_mb": run.acc.peak_memory_mb()}
         step_scheduler(run.scheduler, row["val_dice"])
         row["seconds"] = time.time() - tick
-        run.record(row)
+        run.record(row, val_images)
         for callback in callbacks:
             callback.epoch_end(run, row, last=epoch == recipe["epochs"] or stopping.stop(run))
         log.info("%s epoch %d: train_loss %.4f val_loss %.4f val_dice %.4f", pair, epoch, row["train_loss"],
@@ -390,7 +393,8 @@ def train_pair(arch: str, loss: str, params: dict, processed_dir: Path, split_cs
             efficiency["gflops"], data.size, meta["mean"], meta["std"], trivial_val_dice=job.validate.trivial_dice(),
             diverged=stopped.get("diverged"), failed=stopped.get("failed"), mlflow_run_id=run.run_id,
             git_commit=git_commit(), iterations_per_epoch=len(loader),
-            batch_size=recipe["batch_size"], pruned=pruned).write(out_dir / paths.TRAINED)
+            batch_size=recipe["batch_size"], pruned=pruned,
+            best_val_images=run.best.get("val_images")).write(out_dir / paths.TRAINED)
         for callback in callbacks:
             callback.closed(run)
     return summary

@@ -3,7 +3,8 @@
 Probabilities are mapped back to each image's size (``evaluate.resolution``: the original image, or
 the un-padded canvas), thresholded, and compared with the truth at that size (``Processed.truth``) by
 ``metrics.overlap.mean_overlap``. Val Dice, which picks the best epoch, is the mean over the images with
-a lesion, as the test's segmentation Dice is.
+a lesion, as the test's segmentation Dice is; each of those images' own Dice is kept too (``sweep.budget``'s race
+tests them, paired by image).
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ from segbench.predict.outputs import probabilities, to_labels
 
 
 class Validation:
-    """Per-epoch val loss, Dice and IoU of a model on the images ``indices`` of ``data``."""
+    """Per-epoch val loss, Dice and IoU of a model on the images ``indices`` of ``data``, and the Dice of each image
+    the val Dice averages (``val_images``: sample id -> Dice)."""
 
     def __init__(self, data: Processed, indices: np.ndarray, classes: int, original: bool):
         self.data, self.classes, self.original = data, classes, original
         self.geometry = {i: data.geometry(i) for i in indices}
         self.lesion = {i: has_lesion(data.masks[i]) for i in indices}
+        self.sample_ids = {i: str(data.meta["sample_id"].iat[i]) for i in indices}
 
     def trivial_dice(self) -> float:
         """The val Dice of predicting every pixel as foreground (class 1): the floor a model must beat."""
@@ -41,11 +44,11 @@ class Validation:
         return mean_overlap(labels, self.data.truth(index, self.original), self.classes)
 
     def __call__(self, model: torch.nn.Module, loader: DataLoader, acc, loss_fn, batch_loss,
-                 workers: int = 0) -> dict[str, float]:
+                 workers: int = 0) -> dict:
         """The model on every val batch; each image scored at its original size by ``workers`` threads while the
         device predicts the next batches (inline with none: the same scores)."""
         model.eval()
-        total_loss, pending, lesion = 0.0, [], []
+        total_loss, pending, lesion, ids = 0.0, [], [], []
         with torch.no_grad(), ThreadPoolExecutor(workers) if workers else contextlib.nullcontext() as pool:
             for batch in loader:
                 logits = model(acc.images(batch))  # in float32, as evaluation predicts the test images
@@ -53,7 +56,10 @@ class Validation:
                 for index, p in zip(batch["index"].tolist(), probabilities(logits.float()).cpu().numpy()):
                     pending.append(pool.submit(self.score, index, p) if pool else self.score(index, p))
                     lesion.append(self.lesion[index])
+                    ids.append(self.sample_ids[index])
             scores = [s.result() if pool else s for s in pending]
-        chosen = [s for s, keep in zip(scores, lesion) if keep] or scores
-        return {"val_loss": total_loss / len(loader.dataset), "val_dice": float(np.mean([s["dice"] for s in chosen])),
-                "val_iou": float(np.mean([s["iou"] for s in chosen]))}
+        chosen = [(i, s) for i, s, keep in zip(ids, scores, lesion) if keep] or list(zip(ids, scores))
+        return {"val_loss": total_loss / len(loader.dataset),
+                "val_dice": float(np.mean([s["dice"] for _, s in chosen])),
+                "val_iou": float(np.mean([s["iou"] for _, s in chosen])),
+                "val_images": {i: float(s["dice"]) for i, s in chosen}}
