@@ -100,7 +100,8 @@ def flow(value) -> str:
 KEYWORDS = {"$ref", "$schema", "type", "description", "title", "default", "examples", "properties",
             "additionalProperties", "propertyNames", "required", "enum", "const", "oneOf", "anyOf", "allOf", "not",
             "items", "minItems", "maxItems", "uniqueItems", "minimum", "maximum", "exclusiveMinimum",
-            "exclusiveMaximum", "multipleOf", "pattern", "minLength", "maxLength", "format", "definitions", "if", "then", "else"}
+            "exclusiveMaximum", "multipleOf", "pattern", "minLength", "maxLength", "format", "definitions", "if",
+            "then", "else"}
 
 
 class Schema:
